@@ -1,0 +1,68 @@
+"""meterline: self-hosted LLM usage metering and billing.
+
+    import meterline
+    meterline.init()          # optional: sqlite file in the user data dir, or METERLINE_DESTINATION
+    meterline.instrument()    # LiteLLM, Anthropic, Bedrock, OpenAI: whichever is installed
+
+See README.md for metadata, decorators, reports and exports.
+"""
+
+from __future__ import annotations
+
+from meterline._api import flush, get_recorder, init, record, shutdown, stats
+from meterline._version import __version__
+from meterline.context import (
+    current_metadata,
+    metadata,
+    meter,
+    track_agent,
+    track_organization,
+    track_product,
+    track_quality,
+    track_subscriber,
+    track_subscription,
+    track_task,
+    track_trace,
+    with_context,
+)
+from meterline.event import EventValidationError, UsageEvent
+from meterline.integrations import (
+    instrument,
+    instrument_anthropic,
+    instrument_bedrock,
+    instrument_litellm,
+    instrument_openai,
+    uninstrument,
+)
+from meterline.metadata import MetadataError
+
+__all__ = [
+    "EventValidationError",
+    "MetadataError",
+    "UsageEvent",
+    "__version__",
+    "current_metadata",
+    "flush",
+    "get_recorder",
+    "init",
+    "instrument",
+    "instrument_anthropic",
+    "instrument_bedrock",
+    "instrument_litellm",
+    "instrument_openai",
+    "metadata",
+    "meter",
+    "record",
+    "shutdown",
+    "stats",
+    "track_agent",
+    "track_organization",
+    "track_product",
+    "track_quality",
+    "track_subscriber",
+    "track_subscription",
+    "track_task",
+    "track_trace",
+    "uninstrument",
+    "with_context",
+]

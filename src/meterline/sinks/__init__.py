@@ -1,0 +1,36 @@
+"""Sinks take priced batches from the recorder: SQLite (default), PostgreSQL, HTTP collector."""
+
+from __future__ import annotations
+
+from meterline.config import DestinationError, destination_kind, sqlite_path
+from meterline.sinks.base import Sink, SinkError
+
+
+def sink_for(destination: str, *, api_key: str | None = None) -> Sink:
+    """Build the sink for a destination string (see :mod:`meterline.config`)."""
+    kind = destination_kind(destination)
+    if kind == "sqlite":
+        from meterline.sinks.sqlite import SQLiteSink
+
+        return SQLiteSink(sqlite_path(destination))
+    if kind == "postgresql":
+        try:
+            from meterline.sinks.postgres import PostgresSink
+        except ImportError as exc:
+            raise DestinationError(
+                f"destination {destination!r} needs the PostgreSQL driver:"
+                f" pip install 'meterline[postgres]' ({exc})"
+            ) from None
+        sink: Sink = PostgresSink(destination)
+        return sink
+    try:
+        from meterline.sinks.http import HttpSink
+    except ImportError as exc:
+        raise DestinationError(
+            f"destination {destination!r}: the HTTP sink is not available ({exc})"
+        ) from None
+    http_sink: Sink = HttpSink(destination, api_key=api_key)
+    return http_sink
+
+
+__all__ = ["Sink", "SinkError", "sink_for"]

@@ -1,0 +1,37 @@
+"""What every sink promises the recorder."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+from meterline.event import UsageEvent
+
+
+class SinkError(Exception):
+    """A batch could not be written.
+
+    retryable: the same batch may succeed later (5xx, 408, 429, network, a locked database).
+    retry_after: the sink's own hint in seconds (HTTP ``Retry-After``); a minimum for the next try.
+    """
+
+    def __init__(self, message: str, *, retryable: bool = True, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retryable = retryable
+        self.retry_after = retry_after
+
+
+class Sink(Protocol):
+    """Writes batches of priced events. ``write`` must be idempotent on ``event.id``: a batch written
+    twice (a retry after a timeout, a spool replay) stores each event once.
+
+    Returns how many events the sink rejected as invalid (they are not retried); raises
+    :class:`SinkError` when the batch as a whole failed.
+    """
+
+    def write(self, events: Sequence[UsageEvent]) -> int: ...
+
+    def close(self) -> None: ...
+
+    @property
+    def description(self) -> str: ...

@@ -1,0 +1,45 @@
+"""SQLite sink: the embedded default destination."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+from pathlib import Path
+
+from meterline.event import UsageEvent
+from meterline.sinks.base import SinkError
+from meterline.store.sqlite import SQLiteStore
+
+
+class SQLiteSink:
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path).expanduser()
+        self._store: SQLiteStore | None = None
+
+    @property
+    def description(self) -> str:
+        return f"sqlite:///{self.path}"
+
+    @property
+    def store(self) -> SQLiteStore:
+        # Opened on first write, on the recorder's thread: init() stays free of I/O.
+        if self._store is None:
+            try:
+                self._store = SQLiteStore(self.path)
+            except (sqlite3.Error, OSError) as exc:
+                raise SinkError(f"cannot open {self.path}: {exc}") from exc
+        return self._store
+
+    def write(self, events: Sequence[UsageEvent]) -> int:
+        try:
+            self.store.insert(events)
+        except sqlite3.OperationalError as exc:  # locked, disk full, I/O: may pass
+            raise SinkError(str(exc), retryable=True) from exc
+        except sqlite3.Error as exc:
+            raise SinkError(str(exc), retryable=False) from exc
+        return 0
+
+    def close(self) -> None:
+        if self._store is not None:
+            self._store.close()
+            self._store = None

@@ -1,0 +1,229 @@
+"""Dialect-neutral SQL for usage reports and event listings, shared by the SQLite and PostgreSQL stores.
+
+Time buckets: SQL groups by integer arithmetic on microsecond timestamps (``(start_time + offset) /
+unit``), which is exact in both dialects. Zones with a fixed offset bucket directly in SQL; zones with
+daylight saving group by UTC hour (or quarter hour) in SQL and are rolled up to local buckets here.
+Weeks start on Monday; months are calendar months in the requested zone.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from meterline.event import COST_FIELDS
+from meterline.store.schema import COLUMN_NAMES, DIMENSIONS, TABLE, from_micros, from_pico, to_micros
+
+HOUR_US = 3_600_000_000
+DAY_US = 24 * HOUR_US
+BUCKETS = ("hour", "day", "week", "month")
+TOKEN_METRICS = (
+    "input_tokens", "cache_read_tokens", "cache_write_tokens", "output_tokens", "reasoning_tokens",
+    "total_tokens",
+)
+METRICS = ("requests", "errors", "cancelled", "unpriced", *TOKEN_METRICS, *COST_FIELDS)
+
+
+class QueryError(ValueError):
+    """A bad report/listing parameter; the message names it."""
+
+
+@dataclasses.dataclass
+class UsageQuery:
+    group_by: Sequence[str] = ()
+    bucket: str | None = None
+    start: datetime | None = None
+    end: datetime | None = None
+    filters: Mapping[str, str | Sequence[str]] = dataclasses.field(default_factory=dict)
+    tz: str = "UTC"
+
+    def validate(self) -> ZoneInfo:
+        for dim in self.group_by:
+            if dim not in DIMENSIONS:
+                raise QueryError(f"group_by: unknown dimension {dim!r}; use one of {', '.join(DIMENSIONS)}")
+        for dim in self.filters:
+            if dim not in DIMENSIONS:
+                raise QueryError(f"filter: unknown dimension {dim!r}; use one of {', '.join(DIMENSIONS)}")
+        if self.bucket is not None and self.bucket not in BUCKETS:
+            raise QueryError(f"bucket: must be one of {', '.join(BUCKETS)}; got {self.bucket!r}")
+        if self.start and self.end and self.start >= self.end:
+            raise QueryError("start must be before end")
+        try:
+            return ZoneInfo(self.tz)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise QueryError(f"tz: unknown time zone {self.tz!r}") from None
+
+
+@dataclasses.dataclass(frozen=True)
+class Dialect:
+    name: str
+    placeholder: str  # "?" or "%s"
+
+    def bool_value(self, value: bool) -> Any:
+        return value if self.name == "postgresql" else int(value)
+
+
+SQLITE = Dialect("sqlite", "?")
+POSTGRESQL = Dialect("postgresql", "%s")
+
+
+def where_clause(
+    dialect: Dialect,
+    filters: Mapping[str, str | Sequence[str]],
+    start: datetime | None,
+    end: datetime | None,
+) -> tuple[str, list[Any]]:
+    ph = dialect.placeholder
+    parts: list[str] = []
+    params: list[Any] = []
+    if start is not None:
+        parts.append(f"start_time >= {ph}")
+        params.append(to_micros(start))
+    if end is not None:
+        parts.append(f"start_time < {ph}")
+        params.append(to_micros(end))
+    for dim, value in filters.items():
+        values = [value] if isinstance(value, (str, bool)) else list(value)
+        if dim in ("stream", "cache_hit"):
+            values = [dialect.bool_value(str(v).lower() in ("1", "true", "yes")) for v in values]
+        if len(values) == 1:
+            parts.append(f"{dim} = {ph}")
+        else:
+            parts.append(f"{dim} IN ({', '.join([ph] * len(values))})")
+        params.extend(values)
+    return (" WHERE " + " AND ".join(parts)) if parts else "", params
+
+
+def _plan_bucket(bucket: str | None, zone: ZoneInfo) -> tuple[int | None, int, bool]:
+    """(SQL unit in µs, offset in µs, roll up in Python?)."""
+    if bucket is None:
+        return None, 0, False
+    now = datetime.now(timezone.utc)
+    offsets = {
+        zone.utcoffset(datetime(now.year, month, 1)) or timedelta(0) for month in (1, 4, 7, 10)
+    }
+    if len(offsets) == 1:  # fixed offset: bucket in SQL (weeks and months from days)
+        off = int(next(iter(offsets)).total_seconds()) * 1_000_000
+        if bucket == "hour":
+            return HOUR_US, off, False
+        return DAY_US, off, bucket != "day"
+    whole_hours = all(o.total_seconds() % 3600 == 0 for o in offsets)
+    return (HOUR_US if whole_hours else HOUR_US // 4), 0, True
+
+
+def usage_sql(q: UsageQuery, dialect: Dialect) -> tuple[str, list[Any], tuple[int | None, int, bool]]:
+    zone = q.validate()
+    unit, offset, rollup = _plan_bucket(q.bucket, zone)
+    where, params = where_clause(dialect, q.filters, q.start, q.end)
+    select = list(q.group_by)
+    group = list(q.group_by)
+    if unit is not None:
+        select.insert(0, f"(start_time + {offset}) / {unit} AS bucket_key")
+        group.insert(0, "bucket_key")
+    metrics = [
+        "COUNT(*) AS requests",
+        "SUM(CASE WHEN status = 'error' THEN 1 ELSE 0 END) AS errors",
+        "SUM(CASE WHEN status = 'cancelled' THEN 1 ELSE 0 END) AS cancelled",
+        "SUM(CASE WHEN total_cost IS NULL THEN 1 ELSE 0 END) AS unpriced",
+        *(f"SUM({m}) AS {m}" for m in TOKEN_METRICS),
+        *(f"SUM({c}) AS {c}" for c in COST_FIELDS),
+    ]
+    sql = f"SELECT {', '.join([*select, *metrics])} FROM {TABLE}{where}"
+    if group:
+        sql += f" GROUP BY {', '.join(group)} ORDER BY {', '.join(group)}"
+    return sql, params, (unit, offset, rollup)
+
+
+def _bucket_label(key: int, unit: int, offset: int, bucket: str, zone: ZoneInfo, rollup: bool) -> datetime:
+    """Start of the local bucket that SQL bucket ``key`` falls in, as an aware datetime in ``zone``."""
+    utc_start = from_micros(key * unit - offset)
+    local = utc_start.astimezone(zone)
+    if not rollup:
+        return local
+    if bucket == "hour":
+        return local.replace(minute=0, second=0, microsecond=0)
+    day = local.replace(hour=0, minute=0, second=0, microsecond=0, tzinfo=None)
+    if bucket == "week":
+        day -= timedelta(days=day.weekday())
+    elif bucket == "month":
+        day = day.replace(day=1)
+    return day.replace(tzinfo=zone)
+
+
+def shape_usage_rows(
+    q: UsageQuery, columns: Sequence[str], rows: Iterable[Sequence[Any]], plan: tuple[int | None, int, bool]
+) -> list[dict[str, Any]]:
+    """Turn SQL rows into report rows: Decimal costs, bucket start times, rolled-up local buckets."""
+    unit, offset, rollup = plan
+    zone = ZoneInfo(q.tz)
+    merged: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for raw in rows:
+        rec = dict(zip(columns, raw, strict=True))
+        out: dict[str, Any] = {}
+        if unit is not None:
+            assert q.bucket is not None
+            out["bucket"] = _bucket_label(int(rec.pop("bucket_key")), unit, offset, q.bucket, zone, rollup)
+        for dim in q.group_by:
+            v = rec[dim]
+            out[dim] = bool(v) if dim in ("stream", "cache_hit") and v is not None else v
+        key = tuple(out.values())
+        target = merged.get(key)
+        if target is None:
+            target = merged[key] = {**out, **dict.fromkeys(METRICS[:4 + len(TOKEN_METRICS)], 0)}
+            for c in COST_FIELDS:
+                target[c] = Decimal(0)
+        for m in METRICS[: 4 + len(TOKEN_METRICS)]:
+            target[m] += int(rec[m] or 0)
+        for c in COST_FIELDS:
+            if rec[c] is not None:
+                target[c] += from_pico(int(rec[c]))
+    result = list(merged.values())
+    if unit is not None:
+        result.sort(key=lambda r: (r["bucket"], *(str(r[d]) for d in q.group_by)))
+    return result
+
+
+# -- event listings -----------------------------------------------------------------------------
+def encode_cursor(start_us: int, event_id: str) -> str:
+    return base64.urlsafe_b64encode(f"{start_us}:{event_id}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[int, str]:
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        us, _, event_id = base64.urlsafe_b64decode(padded.encode()).decode().partition(":")
+        return int(us), event_id
+    except (ValueError, UnicodeDecodeError):
+        raise QueryError(f"cursor: not a cursor from this API: {cursor!r}") from None
+
+
+def events_sql(
+    dialect: Dialect,
+    *,
+    filters: Mapping[str, str | Sequence[str]] | None = None,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    cursor: str | None = None,
+    limit: int = 100,
+) -> tuple[str, list[Any]]:
+    """Events in (start_time, id) order, ``limit`` of them after ``cursor``."""
+    filters = filters or {}
+    for dim in filters:
+        if dim not in DIMENSIONS:
+            raise QueryError(f"filter: unknown dimension {dim!r}")
+    if limit < 1:
+        raise QueryError("limit: must be at least 1")
+    where, params = where_clause(dialect, filters, start, end)
+    ph = dialect.placeholder
+    if cursor:
+        us, event_id = decode_cursor(cursor)
+        cond = f"(start_time > {ph} OR (start_time = {ph} AND id > {ph}))"
+        where = f"{where} AND {cond}" if where else f" WHERE {cond}"
+        params += [us, us, event_id]
+    columns = ", ".join(COLUMN_NAMES)
+    return f"SELECT {columns} FROM {TABLE}{where} ORDER BY start_time, id LIMIT {int(limit)}", params

@@ -1,0 +1,143 @@
+"""The ``events`` table, one definition for every SQL store (SQLite and PostgreSQL).
+
+Storage forms: times as integer microseconds since the epoch (UTC) so range scans and time buckets are
+integer arithmetic in any dialect; costs as integer pico-dollars (10^-12 USD, exactly the precision of
+the event's Decimal costs) so SQL sums are exact; tags and attributes as JSON text.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from decimal import Decimal
+from typing import Any
+
+from meterline.event import COST_FIELDS, FIELD_NAMES, UsageEvent
+
+TABLE = "events"
+PICO = Decimal(10) ** 12
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+# column kind per field; every other field is TEXT
+_KINDS: dict[str, str] = {
+    "schema_version": "int",
+    "start_time": "time",
+    "end_time": "time",
+    "duration_ms": "real",
+    "time_to_first_token_ms": "real",
+    "stream": "bool",
+    "input_tokens": "int",
+    "cache_read_tokens": "int",
+    "cache_write_tokens": "int",
+    "cache_write_1h_tokens": "int",
+    "output_tokens": "int",
+    "reasoning_tokens": "int",
+    "total_tokens": "int",
+    "response_quality_score": "real",
+    "retry_number": "int",
+    "cache_hit": "bool",
+    "fallback_depth": "int",
+    "tags": "json",
+    "attributes": "json",
+    "input_messages": "json",
+    **dict.fromkeys(COST_FIELDS, "cost"),
+}
+
+COLUMNS: tuple[tuple[str, str], ...] = tuple((name, _KINDS.get(name, "text")) for name in FIELD_NAMES)
+COLUMN_NAMES = tuple(name for name, _ in COLUMNS)
+KIND = dict(COLUMNS)
+
+_SQL_TYPES = {
+    "sqlite": {"text": "TEXT", "int": "INTEGER", "time": "INTEGER", "real": "REAL", "bool": "INTEGER",
+               "json": "TEXT", "cost": "INTEGER"},
+    "postgresql": {"text": "TEXT", "int": "BIGINT", "time": "BIGINT", "real": "DOUBLE PRECISION",
+                   "bool": "BOOLEAN", "json": "TEXT", "cost": "BIGINT"},
+}
+
+# Dimensions a usage query may group or filter by.
+DIMENSIONS = (
+    "provider", "model", "response_model", "operation", "operation_subtype", "status", "stop_reason",
+    "error_type", "stream", "usage_source", "pricing_source", "currency", "integration",
+    "trace_id", "task_type", "subscriber_id", "subscriber_email", "credential_name", "organization_id",
+    "subscription_id", "product_id", "agent", "environment", "region", "credential_alias", "trace_type",
+    "trace_name", "parent_transaction_id", "transaction_name",
+    "api_key_hash", "api_key_alias", "team_id", "user_id", "end_user_id", "model_group", "deployment_id",
+    "api_base", "cache_hit",
+)
+
+INDEXES = (
+    ("ix_events_start", "start_time"),
+    ("ix_events_subscriber", "subscriber_id, start_time"),
+    ("ix_events_org", "organization_id, start_time"),
+    ("ix_events_trace", "trace_id, start_time"),
+    ("ix_events_team", "team_id, start_time"),
+    ("ix_events_model", "model, start_time"),
+)
+
+
+def create_statements(dialect: str) -> list[str]:
+    types = _SQL_TYPES[dialect]
+    cols = ",\n  ".join(
+        f"{name} {types[kind]}{' PRIMARY KEY' if name == 'id' else ''}"
+        f"{' NOT NULL' if name in ('start_time', 'provider', 'model') else ''}"
+        for name, kind in COLUMNS
+    )
+    stmts = [f"CREATE TABLE IF NOT EXISTS {TABLE} (\n  {cols}\n)"]
+    stmts += [f"CREATE INDEX IF NOT EXISTS {ix} ON {TABLE} ({cols_})" for ix, cols_ in INDEXES]
+    return stmts
+
+
+def to_micros(dt: datetime) -> int:
+    delta = dt.astimezone(timezone.utc) - _EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def from_micros(us: int) -> datetime:
+    from datetime import timedelta
+
+    return _EPOCH + timedelta(microseconds=us)
+
+
+def to_pico(value: Decimal) -> int:
+    return int(value * PICO)
+
+
+def from_pico(value: int) -> Decimal:
+    return (Decimal(value) / PICO).quantize(Decimal("1e-12"))
+
+
+def event_to_row(event: UsageEvent, *, native_bool: bool = False) -> tuple[Any, ...]:
+    row: list[Any] = []
+    for name, kind in COLUMNS:
+        v = getattr(event, name)
+        if v is None:
+            row.append(None)
+        elif kind == "time":
+            row.append(to_micros(v))
+        elif kind == "cost":
+            row.append(to_pico(v))
+        elif kind == "json":
+            row.append(json.dumps(v, separators=(",", ":"), default=str))
+        elif kind == "bool":
+            row.append(bool(v) if native_bool else int(v))
+        else:
+            row.append(v)
+    return tuple(row)
+
+
+def row_to_event(row: Any) -> UsageEvent:
+    kw: dict[str, Any] = {}
+    for (name, kind), v in zip(COLUMNS, row, strict=True):
+        if v is None:
+            continue
+        if kind == "time":
+            kw[name] = from_micros(int(v))
+        elif kind == "cost":
+            kw[name] = from_pico(int(v))
+        elif kind == "json":
+            kw[name] = json.loads(v)
+        elif kind == "bool":
+            kw[name] = bool(v)
+        else:
+            kw[name] = v
+    return UsageEvent(**kw)

@@ -1,0 +1,135 @@
+"""The embedded SQLite store (standard library ``sqlite3``): WAL mode, batched idempotent inserts.
+
+One connection per store object guarded by a lock; the recorder's single worker thread is the only
+writer in a process, and ``busy_timeout`` lets several processes share one file.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from meterline.event import UsageEvent
+from meterline.store import query as Q
+from meterline.store.schema import COLUMN_NAMES, TABLE, create_statements, event_to_row, row_to_event
+
+SCHEMA_REVISION = 1
+
+
+class SQLiteStore:
+    dialect = Q.SQLITE
+
+    def __init__(self, path: str | Path, *, timeout_s: float = 30.0) -> None:
+        self.path = Path(path).expanduser()
+        if str(path) != ":memory:":
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._conn = sqlite3.connect(
+            str(self.path) if str(path) != ":memory:" else ":memory:",
+            timeout=timeout_s,
+            check_same_thread=False,
+            isolation_level=None,  # explicit BEGIN/COMMIT
+        )
+        self._conn.execute("PRAGMA journal_mode=WAL")
+        self._conn.execute("PRAGMA synchronous=NORMAL")
+        self._conn.execute(f"PRAGMA busy_timeout={int(timeout_s * 1000)}")
+        self.migrate()
+
+    def migrate(self) -> None:
+        with self._lock:
+            cur = self._conn.cursor()
+            cur.execute("BEGIN IMMEDIATE")
+            try:
+                for stmt in create_statements("sqlite"):
+                    cur.execute(stmt)
+                cur.execute("CREATE TABLE IF NOT EXISTS meterline_meta (key TEXT PRIMARY KEY, value TEXT)")
+                cur.execute(
+                    "INSERT OR IGNORE INTO meterline_meta (key, value) VALUES ('schema_revision', ?)",
+                    (str(SCHEMA_REVISION),),
+                )
+                cur.execute("COMMIT")
+            except BaseException:
+                cur.execute("ROLLBACK")
+                raise
+
+    # -- writes ---------------------------------------------------------------------------------
+    def insert(self, events: Sequence[UsageEvent]) -> int:
+        """Insert events, ignoring ids already stored. Returns how many were new."""
+        if not events:
+            return 0
+        rows = [event_to_row(e) for e in events]
+        placeholders = ", ".join("?" * len(COLUMN_NAMES))
+        sql = f"INSERT OR IGNORE INTO {TABLE} ({', '.join(COLUMN_NAMES)}) VALUES ({placeholders})"
+        with self._lock:
+            before = self._conn.total_changes
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                self._conn.executemany(sql, rows)
+                self._conn.execute("COMMIT")
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            return self._conn.total_changes - before
+
+    # -- reads ----------------------------------------------------------------------------------
+    def _fetch(self, sql: str, params: Sequence[Any]) -> tuple[list[str], list[tuple[Any, ...]]]:
+        with self._lock:
+            cur = self._conn.execute(sql, params)
+            cols = [d[0] for d in cur.description]
+            return cols, cur.fetchall()
+
+    def usage(self, q: Q.UsageQuery) -> list[dict[str, Any]]:
+        sql, params, plan = Q.usage_sql(q, self.dialect)
+        cols, rows = self._fetch(sql, params)
+        return Q.shape_usage_rows(q, cols, rows, plan)
+
+    def events(
+        self,
+        *,
+        filters: Mapping[str, str | Sequence[str]] | None = None,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        cursor: str | None = None,
+        limit: int = 100,
+    ) -> tuple[list[UsageEvent], str | None]:
+        """A page of events in time order and the cursor of the next page (None at the end)."""
+        sql, params = Q.events_sql(
+            self.dialect, filters=filters, start=start, end=end, cursor=cursor, limit=limit
+        )
+        _, rows = self._fetch(sql, params)
+        events = [row_to_event(r) for r in rows]
+        next_cursor = None
+        if len(rows) == limit:
+            last = rows[-1]
+            next_cursor = Q.encode_cursor(int(last[COLUMN_NAMES.index("start_time")]), str(last[0]))
+        return events, next_cursor
+
+    def iter_events(
+        self,
+        *,
+        filters: Mapping[str, str | Sequence[str]] | None = None,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        page_size: int = 1000,
+    ) -> Iterator[UsageEvent]:
+        cursor: str | None = None
+        while True:
+            page, cursor = self.events(filters=filters, start=start, end=end, cursor=cursor, limit=page_size)
+            yield from page
+            if cursor is None:
+                return
+
+    def trace(self, trace_id: str) -> list[UsageEvent]:
+        return list(self.iter_events(filters={"trace_id": trace_id}))
+
+    def count(self) -> int:
+        _, rows = self._fetch(f"SELECT COUNT(*) FROM {TABLE}", ())
+        return int(rows[0][0])
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
