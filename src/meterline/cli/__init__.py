@@ -1,0 +1,68 @@
+"""The ``meterline`` command. Each sub-command lives in its own module with ``register(subparsers)``;
+the module's handler returns the process exit code."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.util
+import sys
+from collections.abc import Sequence
+
+# sub-command modules, in help order; a module not shipped in this build is skipped
+COMMANDS = (
+    "meterline.cli.demo",
+    "meterline.cli.serve",
+    "meterline.cli.report",
+    "meterline.cli.export",
+    "meterline.cli.keys",
+    "meterline.cli.migrate",
+    "meterline.cli.budgets",
+    "meterline.cli.gateway",
+    "meterline.cli.doctor",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from meterline import __version__
+
+    parser = argparse.ArgumentParser(prog="meterline", description="Self-hosted LLM usage metering and billing.")
+    parser.add_argument("--version", action="version", version=f"meterline {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMANDS:
+        if importlib.util.find_spec(name) is None:
+            continue
+        importlib.import_module(name).register(sub)
+    return parser
+
+
+def add_destination_argument(parser: argparse.ArgumentParser) -> None:
+    """``--database``/``--destination``: the store every command reads or writes (see meterline.config)."""
+    parser.add_argument(
+        "--database",
+        "--destination",
+        dest="destination",
+        default=None,
+        help="sqlite:///file.db, postgresql://… or http(s)://collector "
+        "(default: $METERLINE_DESTINATION, else meterline.db in the user data dir)",
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    handler = getattr(args, "handler", None)
+    if handler is None:
+        parser.print_help()
+        return 2
+    try:
+        code = handler(args)
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:  # `meterline export | head`
+        return 0
+    return int(code or 0)
+
+
+def entrypoint() -> None:
+    sys.exit(main())

@@ -1,0 +1,70 @@
+"""Shared test set-up: no network, an isolated data dir, and no meterline internal error left unseen."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+# LiteLLM fetches its price map over the network at import unless told not to.
+os.environ["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"
+# Never touch the developer's real data dir (default SQLite file, spool).
+os.environ.setdefault("METERLINE_HOME", tempfile.mkdtemp(prefix="meterline-test-home-"))
+for _var in ("METERLINE_DESTINATION", "METERLINE_API_KEY", "METERLINE_SELECTIVE_METERING", "METERLINE_PRICES"):
+    os.environ.pop(_var, None)
+
+import pytest  # noqa: E402
+
+import meterline  # noqa: E402
+from meterline import _errors  # noqa: E402
+from meterline.event import UsageEvent  # noqa: E402
+from meterline.store import SQLiteStore  # noqa: E402
+
+
+class MeterDB:
+    """A temp SQLite destination; ``events()`` flushes and reads back what was stored."""
+
+    def __init__(self, root: Path) -> None:
+        self.path = root / "meter.db"
+        self.destination = f"sqlite:///{self.path}"
+        self.spool_dir = root / "spool"
+
+    def init(self, **kwargs: object) -> None:
+        meterline.init(destination=self.destination, spool_dir=self.spool_dir, **kwargs)  # type: ignore[arg-type]
+
+    def events(self, timeout: float = 10.0) -> list[UsageEvent]:
+        assert meterline.flush(timeout), "meterline.flush timed out"
+        if not self.path.exists():
+            return []
+        store = SQLiteStore(self.path)
+        try:
+            return list(store.iter_events())
+        finally:
+            store.close()
+
+    def store(self) -> SQLiteStore:
+        assert meterline.flush(10.0)
+        return SQLiteStore(self.path)
+
+
+@pytest.fixture
+def meter_db(tmp_path: Path) -> Iterator[MeterDB]:
+    db = MeterDB(tmp_path)
+    db.init()
+    yield db
+    meterline.shutdown(5.0)
+
+
+@pytest.fixture(autouse=True)
+def _no_internal_errors(request: pytest.FixtureRequest) -> Iterator[None]:
+    _errors.reset_internal_errors()
+    yield
+    if request.node.get_closest_marker("allow_internal_errors"):
+        return
+    err = _errors.last_internal_error()
+    assert _errors.internal_errors() == 0, f"meterline internal error during the test: {err!r}"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "allow_internal_errors: the test provokes meterline internal errors")
