@@ -1,0 +1,58 @@
+"""``meterline doctor``: where events go, whether that store answers, and what can be instrumented."""
+
+from __future__ import annotations
+
+import argparse
+import importlib.metadata
+import importlib.util
+from typing import Any
+
+from meterline.cli import add_destination_argument
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("doctor", help="check the set-up: destination, store, integrations, spool")
+    add_destination_argument(p)
+    p.set_defaults(handler=run)
+
+
+def _version(dist: str) -> str:
+    try:
+        return importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def run(args: argparse.Namespace) -> int:
+    from meterline import __version__
+    from meterline.config import data_dir, destination_kind, resolve_destination
+    from meterline.integrations import INTEGRATIONS, available
+    from meterline.spool import Spool
+
+    problems = 0
+    dest = resolve_destination(args.destination)
+    print(f"meterline {__version__}")
+    print(f"destination      {dest}")
+    try:
+        kind = destination_kind(dest)
+        if kind == "http":
+            print("store            (collector; `meterline report --database URL` reads it)")
+        else:
+            from meterline.store.open import open_store
+
+            store = open_store(dest)
+            try:
+                print(f"store            ok, {store.count():,} events")
+            finally:
+                store.close()
+    except Exception as exc:  # noqa: BLE001 - doctor reports every failure as text
+        problems += 1
+        print(f"store            PROBLEM: {exc}")
+    spool = Spool(data_dir() / "spool")
+    print(f"spool            {spool.directory} ({spool.pending_files()} files waiting)")
+    ready = set(available())
+    for name, (_, library) in INTEGRATIONS.items():
+        state = "ready" if name in ready else "library not installed"
+        print(f"integration      {name:<10} {state} ({library} {_version(library)})")
+    print(f"pricing          genai-prices {_version('genai-prices')}")
+    return 1 if problems else 0
