@@ -38,7 +38,7 @@ from meterline.spool import Spool
 logger = logging.getLogger("meterline")
 
 COUNTERS = (
-    "submitted",  # accepted by submit()
+    "submitted",  # accepted by submit() (computed: taken by the worker + still queued)
     "written",  # stored by the sink (including replays)
     "rejected",  # refused by the sink as invalid (logged with the reason)
     "dropped_queue_full",
@@ -90,15 +90,16 @@ class Recorder:
 
     # -- runtime state, rebuilt after fork -------------------------------------------------------
     def _init_runtime(self) -> None:
-        self._queue: collections.deque[UsageEvent] = collections.deque()
+        # events, and _FlushMarker objects that flush() appends: a marker is reached only after everything
+        # submitted before it has been written or spooled, with no shared counter to race on
+        self._queue: collections.deque[UsageEvent | _FlushMarker] = collections.deque()
         self._lock = threading.Lock()
-        self._done = threading.Condition(self._lock)
         self._wakeup = threading.Event()
         self._stop = False
+        self._busy = False  # the worker holds a batch it has not finished with
         self._thread: threading.Thread | None = None
         self._pid = os.getpid()
-        self._processed = 0  # events taken off the queue and finished with (written, spooled or dropped)
-        self._accepted = 0
+        self._taken = 0  # events the worker took off the queue (submitted = taken + queued)
         self._deadline: float | None = None  # set by shutdown: retries must not outlive it
         self._sink_down_until = 0.0
 
@@ -125,11 +126,10 @@ class Recorder:
             self._after_fork_in_child()
         q = self._queue
         if len(q) >= self.queue_size:
-            self._counts["dropped_queue_full"] += 1
+            with self._lock:  # rare path; the count must be exact across threads
+                self._counts["dropped_queue_full"] += 1
             return False
         q.append(event)
-        self._accepted += 1
-        self._counts["submitted"] += 1
         if self._thread is None:
             self._ensure_thread()
         elif len(q) >= self.batch_size:
@@ -140,19 +140,13 @@ class Recorder:
         """Wait until every event submitted so far is written (or spooled). True when done in time."""
         if self._pid != os.getpid():
             self._after_fork_in_child()
-        target = self._accepted
-        if self._processed >= target:
+        if not self._queue and not self._busy:
             return True
+        marker = _FlushMarker()
+        self._queue.append(marker)  # markers bypass the size bound: they carry no data
         self._ensure_thread()
-        deadline = None if timeout is None else time.monotonic() + timeout
-        with self._done:
-            while self._processed < target:
-                self._wakeup.set()
-                remaining = None if deadline is None else deadline - time.monotonic()
-                if remaining is not None and remaining <= 0:
-                    return False
-                self._done.wait(0.05 if remaining is None else min(remaining, 0.05))
-        return True
+        self._wakeup.set()
+        return marker.done.wait(timeout)
 
     def shutdown(self, timeout: float | None = 5.0) -> bool:
         """Flush within ``timeout``, stop the thread and close the sink. Events still queued after the
@@ -183,16 +177,22 @@ class Recorder:
         leftover: list[UsageEvent] = []
         while True:
             try:
-                leftover.append(self._queue.popleft())
+                item = self._queue.popleft()
             except IndexError:
                 break
+            if isinstance(item, _FlushMarker):
+                item.done.set()
+            else:
+                leftover.append(item)
         if leftover:
             self._prepare(leftover)
             self._spool_or_drop(leftover)
 
     def stats(self) -> dict[str, int]:
         out = dict(self._counts)
-        out["queued"] = len(self._queue)
+        queued = sum(1 for item in list(self._queue) if not isinstance(item, _FlushMarker))
+        out["submitted"] = self._taken + queued
+        out["queued"] = queued
         out["spool_files"] = self.spool.pending_files() if self.spool else 0
         return out
 
@@ -210,32 +210,37 @@ class Recorder:
             if self._stop and not self._queue:
                 return
 
-    def _take(self) -> list[UsageEvent]:
+    def _take(self) -> tuple[list[UsageEvent], _FlushMarker | None]:
+        """Up to batch_size events, stopping early at a flush marker (returned to be set after the write)."""
         batch: list[UsageEvent] = []
         q = self._queue
         try:
             while len(batch) < self.batch_size:
-                batch.append(q.popleft())
+                item = q.popleft()
+                if isinstance(item, _FlushMarker):
+                    return batch, item
+                batch.append(item)
         except IndexError:
             pass
-        return batch
+        return batch, None
 
     def _drain(self) -> None:
         while True:
-            taken = self._take()
-            if not taken:
-                return
+            self._busy = True
             try:
-                batch = self._prepare(taken)
-                if batch:
-                    self._write_with_retry(batch)
+                taken, marker = self._take()
+                if not taken and marker is None:
+                    return
+                self._taken += len(taken)
+                try:
+                    batch = self._prepare(taken)
+                    if batch:
+                        self._write_with_retry(batch)
+                finally:
+                    if marker is not None:
+                        marker.done.set()
             finally:
-                self._mark_processed(len(taken))
-
-    def _mark_processed(self, n: int) -> None:
-        with self._done:
-            self._processed += n
-            self._done.notify_all()
+                self._busy = False
 
     def _prepare(self, batch: list[UsageEvent]) -> list[UsageEvent]:
         """Price, apply environment fallbacks and the user's hook; drop oversize events (counted)."""
@@ -339,6 +344,13 @@ class Recorder:
         self._counts["written"] += len(events) - rejected
         self._counts["rejected"] += rejected
         self._wakeup.set()  # more files may wait
+
+
+class _FlushMarker:
+    __slots__ = ("done",)
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
 
 
 def _desc(sink: Sink) -> str:
