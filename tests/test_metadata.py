@@ -16,14 +16,34 @@ from meterline.metadata import MetadataError, environment_fallbacks, hash_creden
 
 
 def test_revenium_spellings_are_accepted_and_credentials_hashed() -> None:
-    nested = normalise({"subscriber": {"id": "u1", "email": "a@b.c", "credential": {"name": "prod", "value": "sk-1"}},
-                        "organizationName": "acme", "productId": "search", "taskType": "qa"})
-    flat = normalise({"subscriber.id": "u1", "subscriber.email": "a@b.c", "subscriber_credential_name": "prod",
-                      "subscriber_credential": "sk-1", "organization_name": "acme", "product_id": "search",
-                      "task_type": "qa"})
-    expected = {"subscriber_id": "u1", "subscriber_email": "a@b.c", "credential_name": "prod",
-                "credential_hash": hash_credential("sk-1"), "organization_id": "acme", "product_id": "search",
-                "task_type": "qa"}
+    nested = normalise(
+        {
+            "subscriber": {"id": "u1", "email": "a@b.c", "credential": {"name": "prod", "value": "sk-1"}},
+            "organizationName": "acme",
+            "productId": "search",
+            "taskType": "qa",
+        }
+    )
+    flat = normalise(
+        {
+            "subscriber.id": "u1",
+            "subscriber.email": "a@b.c",
+            "subscriber_credential_name": "prod",
+            "subscriber_credential": "sk-1",
+            "organization_name": "acme",
+            "product_id": "search",
+            "task_type": "qa",
+        }
+    )
+    expected = {
+        "subscriber_id": "u1",
+        "subscriber_email": "a@b.c",
+        "credential_name": "prod",
+        "credential_hash": hash_credential("sk-1"),
+        "organization_id": "acme",
+        "product_id": "search",
+        "task_type": "qa",
+    }
     assert nested == expected
     assert flat == expected
     assert "sk-1" not in repr(nested)
@@ -46,7 +66,10 @@ def test_nesting_inner_wins_tags_concatenate() -> None:
     with meterline.metadata(subscriber_id="outer", product_id="p", tags=["a"], attributes={"x": 1}):
         with meterline.metadata(subscriber_id="inner", tags=["b"], attributes={"y": 2}):
             assert dict(current_metadata()) == {
-                "subscriber_id": "inner", "product_id": "p", "tags": ["a", "b"], "attributes": {"x": 1, "y": 2}
+                "subscriber_id": "inner",
+                "product_id": "p",
+                "tags": ["a", "b"],
+                "attributes": {"x": 1, "y": 2},
             }
         assert current_metadata()["subscriber_id"] == "outer"
     assert dict(current_metadata()) == {}
@@ -135,8 +158,12 @@ def test_environment_fallbacks_order(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AWS_REGION", "eu-west-1")
     monkeypatch.setenv("METERLINE_RETRY_NUMBER", "2")
     monkeypatch.setenv("METERLINE_TRACE_TYPE", "batch")
-    assert environment_fallbacks() == {"environment": "prod", "region": "eu-west-1", "trace_type": "batch",
-                                       "retry_number": 2}
+    assert environment_fallbacks() == {
+        "environment": "prod",
+        "region": "eu-west-1",
+        "trace_type": "batch",
+        "retry_number": 2,
+    }
     monkeypatch.setenv("METERLINE_ENVIRONMENT", "dev")
     assert environment_fallbacks()["environment"] == "dev"
 

@@ -32,15 +32,26 @@ def test_openai_components_add_up_and_match_genai_prices() -> None:
     assert e.cache_write_cost == 0
     assert e.output_cost == 200 * Decimal("0.6") / M
     assert e.total_cost == Decimal("0.0003075")
-    ref = calc_price(Usage(input_tokens=1500, cache_read_tokens=500, output_tokens=200), "gpt-4o-mini",
-                     provider_id="openai", genai_request_timestamp=NOW)
+    ref = calc_price(
+        Usage(input_tokens=1500, cache_read_tokens=500, output_tokens=200),
+        "gpt-4o-mini",
+        provider_id="openai",
+        genai_request_timestamp=NOW,
+    )
     assert e.total_cost == ref.total_price
     assert e.pricing_source is not None and e.pricing_source.startswith("genai-prices@")
 
 
 def test_anthropic_1h_cache_writes_and_long_context_tier() -> None:
-    e = _event("anthropic", "claude-sonnet-4-5", input_tokens=100, cache_read_tokens=300_000,
-               cache_write_tokens=50, cache_write_1h_tokens=20, output_tokens=20)
+    e = _event(
+        "anthropic",
+        "claude-sonnet-4-5",
+        input_tokens=100,
+        cache_read_tokens=300_000,
+        cache_write_tokens=50,
+        cache_write_1h_tokens=20,
+        output_tokens=20,
+    )
     Pricer().price(e)
     # over 200k input tokens the whole request moves to the long-context tier: $6 / $0.6 / $7.5 / $12 (1h) / $22.5
     assert e.input_cost == 100 * Decimal(6) / M
@@ -51,8 +62,11 @@ def test_anthropic_1h_cache_writes_and_long_context_tier() -> None:
 
 
 def test_bedrock_inference_profile_ids_price_like_the_model() -> None:
-    for model in ("anthropic.claude-3-5-sonnet-20240620-v1:0", "us.anthropic.claude-3-5-sonnet-20240620-v1:0",
-                  "bedrock/eu.anthropic.claude-3-5-sonnet-20240620-v1:0"):
+    for model in (
+        "anthropic.claude-3-5-sonnet-20240620-v1:0",
+        "us.anthropic.claude-3-5-sonnet-20240620-v1:0",
+        "bedrock/eu.anthropic.claude-3-5-sonnet-20240620-v1:0",
+    ):
         e = _event("bedrock", model, input_tokens=1000, output_tokens=100)
         Pricer().price(e)
         assert e.total_cost == (1000 * Decimal(3) + 100 * Decimal(15)) / M, model
@@ -98,7 +112,10 @@ def test_caller_supplied_cost_is_kept() -> None:
     [
         ({"input_mtok": "1"}, "price table entry 1: 'model' is required (a name or glob pattern)"),
         ({"model": "x"}, "price table entry 1 (x): needs input_mtok and/or output_mtok"),
-        ({"model": "x", "input_mtok": "-1"}, "price table entry 1 (x).input_mtok: must be a non-negative number, got '-1'"),
+        (
+            {"model": "x", "input_mtok": "-1"},
+            "price table entry 1 (x).input_mtok: must be a non-negative number, got '-1'",
+        ),
         ({"model": "x", "input_mtok": "1", "colour": 1}, "price table entry 1: unknown field 'colour'"),
     ],
 )

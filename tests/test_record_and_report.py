@@ -23,11 +23,16 @@ MINI_IN, MINI_OUT = Decimal("0.15"), Decimal("0.6")  # gpt-4o-mini per MTok
 def test_record_precedence_call_over_inner_over_outer_over_env(meter_db, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("METERLINE_ENVIRONMENT", "env-value")
     monkeypatch.setenv("METERLINE_REGION", "eu-central-1")
-    with meterline.metadata(agent="outer", environment="outer-env", product_id="p-outer"):
-        with meterline.metadata(agent="inner"):
-            meterline.record(provider="openai", model="gpt-4o-mini", input_tokens=1000, output_tokens=100,
-                             usage_metadata={"agent": "call"})
-            meterline.record(provider="openai", model="gpt-4o-mini", input_tokens=1, product_id="p-call")
+    outer = meterline.metadata(agent="outer", environment="outer-env", product_id="p-outer")
+    with outer, meterline.metadata(agent="inner"):
+        meterline.record(
+            provider="openai",
+            model="gpt-4o-mini",
+            input_tokens=1000,
+            output_tokens=100,
+            usage_metadata={"agent": "call"},
+        )
+        meterline.record(provider="openai", model="gpt-4o-mini", input_tokens=1, product_id="p-call")
     meterline.record(provider="openai", model="gpt-4o-mini")
     a, b, c = sorted(meter_db.events(), key=lambda e: e.input_tokens, reverse=True)
     assert (a.agent, a.environment, a.product_id, a.region) == ("call", "outer-env", "p-outer", "eu-central-1")
@@ -55,11 +60,16 @@ def test_record_rejects_bad_input_and_keeps_what_was_accepted(meter_db) -> None:
 def _seed(meter_db) -> None:
     base = datetime(2026, 3, 28, 22, 30, tzinfo=timezone.utc)  # crosses midnight in Paris and the DST switch
     for i in range(6):
-        meterline.record(provider="openai", model="gpt-4o-mini", input_tokens=1000, output_tokens=10,
-                         subscriber_id="acme" if i % 2 else "globex", start_time=base + timedelta(hours=i),
-                         status="error" if i == 5 else "success")
-    meterline.record(provider="openai", model="private-model", input_tokens=50, subscriber_id="acme",
-                     start_time=base)
+        meterline.record(
+            provider="openai",
+            model="gpt-4o-mini",
+            input_tokens=1000,
+            output_tokens=10,
+            subscriber_id="acme" if i % 2 else "globex",
+            start_time=base + timedelta(hours=i),
+            status="error" if i == 5 else "success",
+        )
+    meterline.record(provider="openai", model="private-model", input_tokens=50, subscriber_id="acme", start_time=base)
 
 
 def test_usage_groups_and_exact_sums(meter_db) -> None:
@@ -71,7 +81,9 @@ def test_usage_groups_and_exact_sums(meter_db) -> None:
     assert acme["total_cost"] == 3 * (1000 * MINI_IN + 10 * MINI_OUT) / M
     days = store.usage(UsageQuery(bucket="day", tz="Europe/Paris"))
     assert [(r["bucket"].isoformat(), r["requests"]) for r in days] == [
-        ("2026-03-28T00:00:00+01:00", 2), ("2026-03-29T00:00:00+01:00", 5)]
+        ("2026-03-28T00:00:00+01:00", 2),
+        ("2026-03-29T00:00:00+01:00", 5),
+    ]
     utc_days = store.usage(UsageQuery(bucket="day"))
     assert [r["requests"] for r in utc_days] == [3, 4]
     months = store.usage(UsageQuery(bucket="month", filters={"model": "gpt-4o-mini"}))
@@ -83,8 +95,9 @@ def test_usage_groups_and_exact_sums(meter_db) -> None:
 
 def test_event_pages_have_no_gaps_or_duplicates(meter_db) -> None:
     for i in range(25):
-        meterline.record(provider="openai", model="gpt-4o-mini", input_tokens=i,
-                         start_time=datetime(2026, 1, 1, tzinfo=timezone.utc))  # same time: id breaks ties
+        meterline.record(
+            provider="openai", model="gpt-4o-mini", input_tokens=i, start_time=datetime(2026, 1, 1, tzinfo=timezone.utc)
+        )  # same time: id breaks ties
     store = meter_db.store()
     seen, cursor = [], None
     while True:
@@ -118,7 +131,8 @@ def test_report_and_export_commands(meter_db, capsys: pytest.CaptureFixture[str]
     first = json.loads(lines[0])
     assert first["schema_version"] == 1 and first["provider"] == "openai"
     assert main(["export", "--database", db, "--format", "csv", "-o", str(tmp_path / "e.csv")]) == 0
-    assert len(list(csv.DictReader(open(tmp_path / "e.csv", encoding="utf-8")))) == 7
+    with open(tmp_path / "e.csv", encoding="utf-8") as f:
+        assert len(list(csv.DictReader(f))) == 7
 
     assert main(["report", "--database", db, "-g", "nope"]) == 2
     assert "group_by: unknown dimension 'nope'" in capsys.readouterr().err

@@ -23,8 +23,9 @@ from meterline.store import SQLiteStore
 
 
 def _ev(i: int = 0) -> UsageEvent:
-    return UsageEvent(provider="openai", model="gpt-4o-mini", start_time=datetime.now(timezone.utc),
-                      input_tokens=i, output_tokens=1)
+    return UsageEvent(
+        provider="openai", model="gpt-4o-mini", start_time=datetime.now(timezone.utc), input_tokens=i, output_tokens=1
+    )
 
 
 class FlakySink:
@@ -32,8 +33,15 @@ class FlakySink:
 
     description = "flaky"
 
-    def __init__(self, path: Path, failures: int, *, retryable: bool = True, retry_after: float | None = None,
-                 exc: Exception | None = None) -> None:
+    def __init__(
+        self,
+        path: Path,
+        failures: int,
+        *,
+        retryable: bool = True,
+        retry_after: float | None = None,
+        exc: Exception | None = None,
+    ) -> None:
         self.inner = SQLiteSink(path)
         self.failures = failures
         self.retryable = retryable
@@ -181,25 +189,30 @@ def test_flush_respects_its_deadline(tmp_path: Path) -> None:
 def _run(code: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "METERLINE_HOME": str(tmp_path / "home")}
     env.pop("PYTEST_CURRENT_TEST", None)
-    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], env=env, capture_output=True, text=True,
-                          timeout=60)
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)], env=env, capture_output=True, text=True, timeout=60
+    )
 
 
 def test_exit_flushes_without_an_explicit_flush(tmp_path: Path) -> None:
     db = tmp_path / "m.db"
-    proc = _run(f"""
+    proc = _run(
+        f"""
         import meterline
         meterline.init("sqlite:///{db}", flush_interval=30)
         for i in range(2000):
             meterline.record(provider="openai", model="gpt-4o-mini", input_tokens=i)
-    """, tmp_path)
+    """,
+        tmp_path,
+    )
     assert proc.returncode == 0, proc.stderr
     assert len(_stored_ids(db)) == 2000
 
 
 def test_forked_child_records_its_own_events_only(tmp_path: Path) -> None:
     db = tmp_path / "m.db"
-    proc = _run(f"""
+    proc = _run(
+        f"""
         import os, meterline
         meterline.init("sqlite:///{db}", flush_interval=30)
         for i in range(10):
@@ -213,7 +226,9 @@ def test_forked_child_records_its_own_events_only(tmp_path: Path) -> None:
         _, status = os.waitpid(pid, 0)
         assert os.waitstatus_to_exitcode(status) == 0
         assert meterline.flush(10)
-    """, tmp_path)
+    """,
+        tmp_path,
+    )
     assert proc.returncode == 0, proc.stderr
     store = SQLiteStore(db)
     who = [e.attributes["who"] for e in store.iter_events()]

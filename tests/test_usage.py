@@ -53,7 +53,11 @@ def test_bedrock_converse_shape() -> None:
         {"inputTokens": 11, "outputTokens": 5, "totalTokens": 26, "cacheReadInputTokens": 7, "cacheWriteInputTokens": 3}
     )
     assert (u.input_tokens, u.cache_read_tokens, u.cache_write_tokens, u.output_tokens, u.total_tokens) == (
-        11, 7, 3, 5, 26
+        11,
+        7,
+        3,
+        5,
+        26,
     )
 
 

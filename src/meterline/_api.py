@@ -151,7 +151,7 @@ def emit(event: UsageEvent, scope: Mapping[str, Any], call_metadata: Mapping[str
         apply_metadata(event, scope, call_metadata or {})
         event.sdk_version = __version__
         get_recorder().submit(event)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - meterline must never raise into the caller or kill its worker
         _errors.report("emit", exc)
 
 

@@ -25,9 +25,7 @@ MAX_ERROR_MESSAGE = 2000
 
 OPERATIONS = frozenset({"chat", "completion", "embedding", "image", "audio", "rerank", "other"})
 STATUSES = frozenset({"success", "error", "cancelled"})
-STOP_REASONS = frozenset(
-    {"end", "max_tokens", "stop_sequence", "tool_use", "content_filter", "error", "cancelled"}
-)
+STOP_REASONS = frozenset({"end", "max_tokens", "stop_sequence", "tool_use", "content_filter", "error", "cancelled"})
 USAGE_SOURCES = frozenset({"provider", "estimated"})
 INTEGRATIONS = frozenset(
     {"litellm", "litellm_proxy", "anthropic", "bedrock", "openai", "manual", "revenium", "lago", "otlp"}
@@ -123,9 +121,7 @@ class UsageEvent:
 
     def finalize_totals(self) -> None:
         """Recompute ``total_tokens`` and ``duration_ms`` from their parts."""
-        self.total_tokens = (
-            self.input_tokens + self.cache_read_tokens + self.cache_write_tokens + self.output_tokens
-        )
+        self.total_tokens = self.input_tokens + self.cache_read_tokens + self.cache_write_tokens + self.output_tokens
         if self.end_time is not None and self.duration_ms is None:
             self.duration_ms = round((self.end_time - self.start_time).total_seconds() * 1000.0, 3)
 
@@ -170,8 +166,7 @@ _STRING_LIMITS = {"trace_type": 128, "trace_name": 256, "error_message": MAX_ERR
 STRING_FIELDS = tuple(
     f.name
     for f in dataclasses.fields(UsageEvent)
-    if f.name
-    not in (*COST_FIELDS, *TOKEN_FIELDS, *TIME_FIELDS, *BOOL_FIELDS, *FLOAT_FIELDS, *INT_FIELDS)
+    if f.name not in (*COST_FIELDS, *TOKEN_FIELDS, *TIME_FIELDS, *BOOL_FIELDS, *FLOAT_FIELDS, *INT_FIELDS)
     and f.name not in ("tags", "attributes", "input_messages")
 )
 
@@ -214,7 +209,7 @@ def parse_cost(value: Any, field: str) -> Decimal | None:
         return None
     if isinstance(value, (bool, float)):
         # Floats cannot carry money exactly; the wire form is a decimal string.
-        raise EventValidationError(field, "costs are decimal strings (e.g. \"0.0015\"), not numbers")
+        raise EventValidationError(field, 'costs are decimal strings (e.g. "0.0015"), not numbers')
     try:
         d = Decimal(str(value))
     except InvalidOperation:
@@ -300,17 +295,12 @@ def _from_wire(data: Mapping[str, Any]) -> UsageEvent:
     if event.reasoning_tokens > event.output_tokens:
         raise EventValidationError("reasoning_tokens", "is part of output_tokens and cannot exceed it")
     if event.cache_write_1h_tokens > event.cache_write_tokens:
-        raise EventValidationError(
-            "cache_write_1h_tokens", "is part of cache_write_tokens and cannot exceed it"
-        )
-    expected_total = (
-        event.input_tokens + event.cache_read_tokens + event.cache_write_tokens + event.output_tokens
-    )
+        raise EventValidationError("cache_write_1h_tokens", "is part of cache_write_tokens and cannot exceed it")
+    expected_total = event.input_tokens + event.cache_read_tokens + event.cache_write_tokens + event.output_tokens
     if "total_tokens" in kw and event.total_tokens != expected_total:
         raise EventValidationError(
             "total_tokens",
-            f"must equal input + cache_read + cache_write + output ({expected_total});"
-            f" got {event.total_tokens}",
+            f"must equal input + cache_read + cache_write + output ({expected_total}); got {event.total_tokens}",
         )
     event.finalize_totals()
     return event

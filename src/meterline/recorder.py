@@ -167,7 +167,7 @@ class Recorder:
             self._abandon_queue()
         try:
             self.sink.close()
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - meterline must never raise into the caller or kill its worker
             _errors.report("sink.close", exc, reraise=False)
         _unregister_exit(self._atexit)
         _live.discard(self)
@@ -205,7 +205,7 @@ class Recorder:
                 self._drain()
                 if self.spool is not None and time.monotonic() >= self._sink_down_until:
                     self._replay_one()
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - meterline must never raise into the caller or kill its worker
                 _errors.report("recorder worker", exc, reraise=False)
             if self._stop and not self._queue:
                 return
@@ -268,7 +268,7 @@ class Recorder:
                         self.max_event_bytes,
                     )
                     continue
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - meterline must never raise into the caller or kill its worker
                 _errors.report("preparing event", exc, reraise=False)
             out.append(event)
         return out
@@ -296,16 +296,14 @@ class Recorder:
                         return
                     attempt += 1
                     self._counts["retries"] += 1
-                    logger.warning(
-                        "meterline: write to %s failed (%s); retry in %.2fs", _desc(self.sink), exc, delay
-                    )
+                    logger.warning("meterline: write to %s failed (%s); retry in %.2fs", _desc(self.sink), exc, delay)
                     time.sleep(delay)
                     continue
                 logger.error("meterline: write to %s failed: %s", _desc(self.sink), exc)
                 self._sink_down_until = time.monotonic() + self.backoff_max
                 self._spool_or_drop(batch)
                 return
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - meterline must never raise into the caller or kill its worker
                 _errors.report(f"sink {_desc(self.sink)}", exc, reraise=False)
                 self._spool_or_drop(batch)
                 return
@@ -333,7 +331,7 @@ class Recorder:
             return
         try:
             rejected = self.sink.write(events)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - meterline must never raise into the caller or kill its worker
             self.spool.release(path)
             self._sink_down_until = time.monotonic() + self.backoff_max
             if not isinstance(exc, SinkError):

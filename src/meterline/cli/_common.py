@@ -41,8 +41,12 @@ def add_range_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--since", help="span back from now: 30m, 24h, 7d, 2w")
     p.add_argument("--start", help="ISO start time (inclusive)")
     p.add_argument("--end", help="ISO end time (exclusive)")
-    p.add_argument("--filter", action="append", metavar="DIM=VALUE",
-                   help="only events whose dimension equals the value (repeatable; comma for several values)")
+    p.add_argument(
+        "--filter",
+        action="append",
+        metavar="DIM=VALUE",
+        help="only events whose dimension equals the value (repeatable; comma for several values)",
+    )
 
 
 def range_from_args(args: argparse.Namespace) -> tuple[datetime | None, datetime | None]:

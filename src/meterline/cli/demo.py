@@ -20,8 +20,9 @@ CUSTOMERS = (("acme", "search"), ("globex", "support-bot"), ("initech", "search"
 
 
 def register(sub: Any) -> None:
-    p = sub.add_parser("demo", help="meter real LiteLLM/Anthropic/Bedrock traffic against a local fake provider",
-                       description=__doc__)
+    p = sub.add_parser(
+        "demo", help="meter real LiteLLM/Anthropic/Bedrock traffic against a local fake provider", description=__doc__
+    )
     add_destination_argument(p)
     p.add_argument("--calls", type=int, default=40, help="LiteLLM chat calls to make (default 40)")
     p.set_defaults(handler=run)
@@ -77,21 +78,31 @@ def litellm_traffic(fake_url: str, calls: int) -> int:
         made += 1
     # embeddings
     with meterline.metadata(subscriber_id="globex", product_id="search"):
-        litellm.embedding(model="openai/text-embedding-3-small", api_base=openai_base, api_key="sk-demo",
-                          input=["refund policy", "shipping times", "warranty"])
+        litellm.embedding(
+            model="openai/text-embedding-3-small",
+            api_base=openai_base,
+            api_key="sk-demo",
+            input=["refund policy", "shipping times", "warranty"],
+        )
         made += 1
     # async calls through a Router
-    router = litellm.Router(model_list=[{
-        "model_name": "fast",
-        "litellm_params": {"model": "openai/gpt-4o-mini", "api_base": openai_base, "api_key": "sk-demo"},
-    }])
+    router = litellm.Router(
+        model_list=[
+            {
+                "model_name": "fast",
+                "litellm_params": {"model": "openai/gpt-4o-mini", "api_base": openai_base, "api_key": "sk-demo"},
+            }
+        ]
+    )
 
     async def routed() -> None:
         with meterline.metadata(subscriber_id="initech", product_id="summarizer"):
-            await asyncio.gather(*(
-                router.acompletion(model="fast", messages=[{"role": "user", "content": f"Summarise ticket {n}"}])
-                for n in range(5)
-            ))
+            await asyncio.gather(
+                *(
+                    router.acompletion(model="fast", messages=[{"role": "user", "content": f"Summarise ticket {n}"}])
+                    for n in range(5)
+                )
+            )
 
     asyncio.run(routed())
     made += 5
@@ -107,9 +118,14 @@ def failing_call(fake_url: str, fake: Any) -> None:
     fake.fail_next(429)
     with meterline.metadata(subscriber_id="umbrella", product_id="summarizer"):
         try:
-            litellm.completion(model="openai/gpt-4o-mini", api_base=f"{fake_url}/v1", api_key="sk-demo",
-                               num_retries=0, max_retries=0,
-                               messages=[{"role": "user", "content": "This one is rate limited."}])
+            litellm.completion(
+                model="openai/gpt-4o-mini",
+                api_base=f"{fake_url}/v1",
+                api_key="sk-demo",
+                num_retries=0,
+                max_retries=0,
+                messages=[{"role": "user", "content": "This one is rate limited."}],
+            )
         except Exception as exc:  # noqa: BLE001 - the demo shows the error event, not the exception
             print(f"  (expected) provider refused one call: {type(exc).__name__}")
 
@@ -152,13 +168,17 @@ def run(args: argparse.Namespace) -> int:
     stats = recorder.stats()
     meterline.uninstrument()
     meterline.shutdown()
-    print(f"  {stats['written']} events written, {stats['dropped_queue_full'] + stats['dropped_sink_failure']} "
-          f"dropped{'' if ok else ' (flush timed out)'}\n")
+    print(
+        f"  {stats['written']} events written, {stats['dropped_queue_full'] + stats['dropped_sink_failure']} "
+        f"dropped{'' if ok else ' (flush timed out)'}\n"
+    )
     store = open_store(dest)
     try:
-        for title, group in (("Spend by customer and model", ["subscriber_id", "model"]),
-                             ("Spend by product", ["product_id"]),
-                             ("Requests and errors by provider", ["provider", "status"])):
+        for title, group in (
+            ("Spend by customer and model", ["subscriber_id", "model"]),
+            ("Spend by product", ["product_id"]),
+            ("Requests and errors by provider", ["provider", "status"]),
+        ):
             rows = store.usage(UsageQuery(group_by=group, start=started))
             rows.sort(key=lambda r: (r["total_cost"], r["requests"]), reverse=True)
             print(f"{title}:")

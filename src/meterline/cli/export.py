@@ -14,8 +14,11 @@ from meterline.event import FIELD_NAMES
 
 
 def register(sub: Any) -> None:
-    p = sub.add_parser("export", help="export events as JSONL (schema v1) or CSV",
-                       description="Print stored events, one per line. JSONL is the stable way to read events back.")
+    p = sub.add_parser(
+        "export",
+        help="export events as JSONL (schema v1) or CSV",
+        description="Print stored events, one per line. JSONL is the stable way to read events back.",
+    )
     add_destination_argument(p)
     p.add_argument("--format", choices=("jsonl", "csv"), default="jsonl")
     p.add_argument("--output", "-o", help="write to this file instead of standard output")
@@ -46,8 +49,12 @@ def run(args: argparse.Namespace) -> int:
             w.writerow(FIELD_NAMES)
             for e in events:
                 wire = e.to_wire()
-                w.writerow(["" if wire[f] is None else json.dumps(wire[f]) if isinstance(wire[f], (list, dict))
-                            else wire[f] for f in FIELD_NAMES])
+                w.writerow(
+                    [
+                        "" if wire[f] is None else json.dumps(wire[f]) if isinstance(wire[f], (list, dict)) else wire[f]
+                        for f in FIELD_NAMES
+                    ]
+                )
     except USER_ERRORS as exc:
         return fail(exc)
     finally:

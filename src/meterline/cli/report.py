@@ -21,19 +21,40 @@ from meterline.cli._common import (
 from meterline.event import format_cost
 from meterline.store.query import BUCKETS, UsageQuery
 
-COLUMNS = ("requests", "errors", "input_tokens", "cache_read_tokens", "cache_write_tokens", "output_tokens",
-           "total_tokens", "total_cost")
-_HEAD = {"input_tokens": "input", "cache_read_tokens": "cache_read", "cache_write_tokens": "cache_write",
-         "output_tokens": "output", "total_tokens": "tokens", "total_cost": "cost_usd"}
+COLUMNS = (
+    "requests",
+    "errors",
+    "input_tokens",
+    "cache_read_tokens",
+    "cache_write_tokens",
+    "output_tokens",
+    "total_tokens",
+    "total_cost",
+)
+_HEAD = {
+    "input_tokens": "input",
+    "cache_read_tokens": "cache_read",
+    "cache_write_tokens": "cache_write",
+    "output_tokens": "output",
+    "total_tokens": "tokens",
+    "total_cost": "cost_usd",
+}
 
 
 def register(sub: Any) -> None:
-    p = sub.add_parser("report", help="spend and usage grouped by any dimensions",
-                       description="Spend, tokens, requests and errors grouped by dimensions and time buckets.")
+    p = sub.add_parser(
+        "report",
+        help="spend and usage grouped by any dimensions",
+        description="Spend, tokens, requests and errors grouped by dimensions and time buckets.",
+    )
     add_destination_argument(p)
     p.add_argument("--api-key", default=None, help="for a collector URL (default $METERLINE_API_KEY)")
-    p.add_argument("--group-by", "-g", default="provider,model",
-                   help="comma-separated dimensions, e.g. subscriber_id,model (default provider,model)")
+    p.add_argument(
+        "--group-by",
+        "-g",
+        default="provider,model",
+        help="comma-separated dimensions, e.g. subscriber_id,model (default provider,model)",
+    )
     p.add_argument("--bucket", choices=BUCKETS, help="also group by time bucket")
     p.add_argument("--tz", default="UTC", help="time zone for buckets (default UTC)")
     add_range_arguments(p)
@@ -47,8 +68,9 @@ def run(args: argparse.Namespace) -> int:
     try:
         group_by = [g.strip() for g in args.group_by.split(",") if g.strip()]
         start, end = range_from_args(args)
-        q = UsageQuery(group_by=group_by, bucket=args.bucket, start=start, end=end,
-                       filters=parse_filters(args.filter), tz=args.tz)
+        q = UsageQuery(
+            group_by=group_by, bucket=args.bucket, start=start, end=end, filters=parse_filters(args.filter), tz=args.tz
+        )
         q.validate()
         store = open_store(args.destination, api_key=args.api_key)
         try:
@@ -121,8 +143,10 @@ def table(rows: list[dict[str, Any]], keys: list[str], out: TextIO) -> None:
         out.write("  ".join("-" * w for w in widths) + "\n")
         out.write(line(foot) + "\n")
     if tot["unpriced"]:
-        out.write(f"\n{tot['unpriced']:,} request(s) are unpriced (unknown model): their cost is not in the total; "
-                  "add a price table (METERLINE_PRICES) to price them.\n")
+        out.write(
+            f"\n{tot['unpriced']:,} request(s) are unpriced (unknown model): their cost is not in the total; "
+            "add a price table (METERLINE_PRICES) to price them.\n"
+        )
     if not rows:
         out.write("(no events in range)\n")
 

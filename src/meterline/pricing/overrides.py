@@ -120,7 +120,7 @@ def load_price_table(path: str | Path) -> list[PriceOverride]:
             raise PriceTableError(f"price table {p}: use a .toml, .yaml/.yml or .json file")
     except PriceTableError:
         raise
-    except Exception as exc:  # the parsers' own errors carry line numbers: keep their text
+    except Exception as exc:  # the parsers' own errors carry line numbers: keep their text  # noqa: BLE001 - meterline must never raise into the caller or kill its worker
         raise PriceTableError(f"price table {p}: {exc}") from None
     entries = data.get("model") if isinstance(data, Mapping) else data
     if entries is None and isinstance(data, Mapping):

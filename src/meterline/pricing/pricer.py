@@ -123,7 +123,7 @@ class Pricer:
                 import genai_prices
 
                 self._genai_source = f"genai-prices@{genai_prices.__version__}"
-            except Exception:  # pragma: no cover - genai-prices is a core dependency
+            except Exception:  # pragma: no cover - genai-prices is a core dependency  # noqa: BLE001 - meterline must never raise into the caller or kill its worker
                 self._genai_source = "genai-prices"
         return self._genai_source
 

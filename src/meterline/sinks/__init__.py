@@ -18,17 +18,14 @@ def sink_for(destination: str, *, api_key: str | None = None) -> Sink:
             from meterline.sinks.postgres import PostgresSink
         except ImportError as exc:
             raise DestinationError(
-                f"destination {destination!r} needs the PostgreSQL driver:"
-                f" pip install 'meterline[postgres]' ({exc})"
+                f"destination {destination!r} needs the PostgreSQL driver: pip install 'meterline[postgres]' ({exc})"
             ) from None
         sink: Sink = PostgresSink(destination)
         return sink
     try:
         from meterline.sinks.http import HttpSink
     except ImportError as exc:
-        raise DestinationError(
-            f"destination {destination!r}: the HTTP sink is not available ({exc})"
-        ) from None
+        raise DestinationError(f"destination {destination!r}: the HTTP sink is not available ({exc})") from None
     http_sink: Sink = HttpSink(destination, api_key=api_key)
     return http_sink
 

@@ -23,7 +23,11 @@ HOUR_US = 3_600_000_000
 DAY_US = 24 * HOUR_US
 BUCKETS = ("hour", "day", "week", "month")
 TOKEN_METRICS = (
-    "input_tokens", "cache_read_tokens", "cache_write_tokens", "output_tokens", "reasoning_tokens",
+    "input_tokens",
+    "cache_read_tokens",
+    "cache_write_tokens",
+    "output_tokens",
+    "reasoning_tokens",
     "total_tokens",
 )
 METRICS = ("requests", "errors", "cancelled", "unpriced", *TOKEN_METRICS, *COST_FIELDS)
@@ -104,9 +108,7 @@ def _plan_bucket(bucket: str | None, zone: ZoneInfo) -> tuple[int | None, int, b
     if bucket is None:
         return None, 0, False
     now = datetime.now(timezone.utc)
-    offsets = {
-        zone.utcoffset(datetime(now.year, month, 1)) or timedelta(0) for month in (1, 4, 7, 10)
-    }
+    offsets = {zone.utcoffset(datetime(now.year, month, 1)) or timedelta(0) for month in (1, 4, 7, 10)}
     if len(offsets) == 1:  # fixed offset: bucket in SQL (weeks and months from days)
         off = int(next(iter(offsets)).total_seconds()) * 1_000_000
         if bucket == "hour":
@@ -174,7 +176,7 @@ def shape_usage_rows(
         key = tuple(out.values())
         target = merged.get(key)
         if target is None:
-            target = merged[key] = {**out, **dict.fromkeys(METRICS[:4 + len(TOKEN_METRICS)], 0)}
+            target = merged[key] = {**out, **dict.fromkeys(METRICS[: 4 + len(TOKEN_METRICS)], 0)}
             for c in COST_FIELDS:
                 target[c] = Decimal(0)
         for m in METRICS[: 4 + len(TOKEN_METRICS)]:

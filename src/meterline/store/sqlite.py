@@ -97,9 +97,7 @@ class SQLiteStore:
         limit: int = 100,
     ) -> tuple[list[UsageEvent], str | None]:
         """A page of events in time order and the cursor of the next page (None at the end)."""
-        sql, params = Q.events_sql(
-            self.dialect, filters=filters, start=start, end=end, cursor=cursor, limit=limit
-        )
+        sql, params = Q.events_sql(self.dialect, filters=filters, start=start, end=end, cursor=cursor, limit=limit)
         _, rows = self._fetch(sql, params)
         events = [row_to_event(r) for r in rows]
         next_cursor = None
