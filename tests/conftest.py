@@ -68,3 +68,53 @@ def _no_internal_errors(request: pytest.FixtureRequest) -> Iterator[None]:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "allow_internal_errors: the test provokes meterline internal errors")
+
+
+# -- shared fixtures for integration tests ---------------------------------------------------------
+@pytest.fixture(scope="session")
+def _fake_provider_server() -> Iterator[object]:
+    from meterline.testing import FakeProvider
+
+    with FakeProvider() as server:
+        yield server
+
+
+@pytest.fixture
+def fake_provider(_fake_provider_server: object) -> object:
+    """The project's local fake OpenAI/Anthropic/Bedrock server (one per session), with its recorded
+    requests and queued failures cleared for each test."""
+    _fake_provider_server.clear()  # type: ignore[attr-defined]
+    return _fake_provider_server
+
+
+PG_ADMIN_URL = os.environ.get("METERLINE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+def _postgres_admin() -> object:
+    """A psycopg connection to the test server, or a skip/fail naming why it is unavailable."""
+    try:
+        import psycopg
+    except ImportError:
+        pytest.skip("psycopg is not installed (pip install 'meterline[postgres]')")
+    try:
+        return psycopg.connect(PG_ADMIN_URL, autocommit=True, connect_timeout=3)
+    except Exception as exc:  # noqa: BLE001 - any connection failure means "no server here"
+        reason = f"PostgreSQL at {PG_ADMIN_URL} is unavailable: {exc}"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(reason + " (CI=true: PostgreSQL tests must run)")
+        pytest.skip(reason)
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A fresh, empty PostgreSQL database for one test (dropped afterwards); its URL."""
+    import uuid
+
+    admin = _postgres_admin()
+    name = f"meterline_t_{uuid.uuid4().hex[:12]}"
+    admin.execute(f'CREATE DATABASE "{name}"')  # type: ignore[attr-defined]
+    try:
+        yield PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')  # type: ignore[attr-defined]
+        admin.close()  # type: ignore[attr-defined]
