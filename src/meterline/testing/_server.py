@@ -25,7 +25,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import unquote
 
-from meterline.testing import _anthropic, _bedrock, _openai
+from meterline.testing import _anthropic, _bedrock, _openai, _responses
 from meterline.testing._call import Call
 from meterline.testing._state import (
     STOP_VALUES,
@@ -42,6 +42,7 @@ _OPENAI_ROUTES = {
     "chat/completions": _openai.chat,
     "completions": _openai.completion,
     "embeddings": _openai.embeddings,
+    "responses": _responses.responses,
 }
 _BEDROCK = re.compile(r"^/model/(?P<model>.+)/(?P<op>invoke|invoke-with-response-stream|converse|converse-stream)$")
 _AZURE = re.compile(r"^/openai/deployments/(?P<deployment>[^/]+)/(?P<op>chat/completions|completions|embeddings)$")
