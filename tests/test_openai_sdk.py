@@ -320,3 +320,11 @@ async def test_async_responses_stream(db: Any, fake_provider: Any) -> None:
     assert kinds[0] == "response.created" and kinds[-1] == "response.completed"
     [e] = db.events()
     assert (e.stream, e.status, e.input_tokens, e.output_tokens) == (True, "success", 3, REPLY_WORDS)
+
+
+def test_with_streaming_response(db: Any, fake_provider: Any) -> None:
+    c = client(fake_provider)
+    with c.chat.completions.with_streaming_response.create(model="gpt-4o-mini", messages=MSGS) as resp:
+        assert resp.parse().choices[0].message.content == DEFAULT_REPLY
+    [e] = db.events()
+    assert (e.input_tokens, e.output_tokens) == (9, REPLY_WORDS)

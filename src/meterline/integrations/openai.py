@@ -211,43 +211,30 @@ class Call:
     def result(self, result: Any) -> Any:
         """Record a finished sync call; returns what the caller gets (the same object)."""
         try:
-            if _is_api_response(result):
-                if _from_gateway(result):
-                    return result
-                parsed = result.parse()
-                if self.event.stream:
-                    self._watch_stream(parsed)
-                    return result
-                self.finish(parsed)
-                return result
-            if self.event.stream:
-                self._watch_stream(result)
-            else:
-                self.finish(result)
+            if not _is_api_response(result):
+                self._handle(result)
+            elif not _from_gateway(result):
+                self._handle(result.parse())
         except Exception as exc:  # noqa: BLE001 - meterline must never raise into the caller
             _errors.report("openai: recording a call", exc)
         return result
 
     async def async_result(self, result: Any) -> Any:
         try:
-            if _is_api_response(result):
-                if _from_gateway(result):
-                    return result
-                parsed = result.parse()
-                if inspect.isawaitable(parsed):
-                    parsed = await parsed
-                if self.event.stream:
-                    self._watch_stream(parsed)
-                else:
-                    self.finish(parsed)
-                return result
-            if self.event.stream:
-                self._watch_stream(result)
-            else:
-                self.finish(result)
+            if not _is_api_response(result):
+                self._handle(result)
+            elif not _from_gateway(result):
+                parsed = result.parse()  # a coroutine on AsyncAPIResponse, a value on LegacyAPIResponse
+                self._handle(await parsed if inspect.isawaitable(parsed) else parsed)
         except Exception as exc:  # noqa: BLE001 - meterline must never raise into the caller
             _errors.report("openai: recording a call", exc)
         return result
+
+    def _handle(self, obj: Any) -> None:
+        if self.event.stream:
+            self._watch_stream(obj)
+        else:
+            self.finish(obj)
 
     def _watch_stream(self, stream: Any) -> None:
         from meterline.integrations._openai_stream import watch
