@@ -10,9 +10,9 @@ at the class level so clients created before instrumenting are covered too:
    ``Anthropic``, ``AsyncAnthropic``, ``AnthropicBedrock`` (provider ``bedrock``) and ``AnthropicVertex``
    (``vertex_ai``). Other endpoints (count_tokens, batches, models) pass straight through.
 2. ``create`` / ``stream`` / ``parse`` of the messages resources, only to accept ``usage_metadata=`` and remove
-   it before the SDK sees it. It travels to (1) inside the request options as a private header entry that (1)
-   pops before the request is built, so it also reaches ``messages.stream()``, whose request is made later, in
-   ``__enter__``.
+   it before the SDK sees it. A token for it travels to (1) as a private header entry that (1) pops before the
+   request is built (the provider never sees it), so it also reaches ``messages.stream()``, whose request is
+   made later, in ``__enter__``.
 
 Usage comes from the reply (``message_start`` + ``message_delta`` for streams, see ``_anthropic_stream``);
 errors become one ``error`` event and the SDK's exception is re-raised unchanged. ``meterline.context``'s
@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import functools
 import importlib
+import itertools
 import threading
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -50,26 +51,26 @@ _lock = threading.Lock()
 _patched: list[tuple[type, str, Any]] = []
 
 
-class _MetadataRef(str):
-    """A header value that carries a call's normalised ``usage_metadata`` from the resource method to the
-    request. A ``str`` so that, should it ever escape (instrumentation removed between ``stream()`` and
-    ``__enter__``), it is a harmless empty header, never a crash."""
-
-    __slots__ = ("fields",)
-    fields: Mapping[str, Any]
+# Call metadata waiting for its request, by token. The token travels as a private header entry (a plain
+# string survives the SDK's header merging); the request pops both. A stream() manager that is never
+# entered leaves its entry behind, so the table is bounded.
+_pending: dict[str, Mapping[str, Any]] = {}
+_pending_lock = threading.Lock()
+_tokens = itertools.count(1)
+_MAX_PENDING = 10_000
 
 
 def _with_metadata(kwargs: dict[str, Any]) -> dict[str, Any]:
     raw = kwargs.pop("usage_metadata", None)
     if raw is None:
         return kwargs
-    ref = _MetadataRef("")
-    try:
-        ref.fields = call_metadata(raw)
-    except Exception as exc:  # noqa: BLE001 - bad metadata must not break the call
-        _errors.report("anthropic.usage_metadata", exc)
-        return kwargs
-    kwargs["extra_headers"] = {**(kwargs.get("extra_headers") or {}), _MD_HEADER: ref}
+    fields = call_metadata(raw)
+    token = f"ml-{next(_tokens)}"
+    with _pending_lock:
+        if len(_pending) >= _MAX_PENDING:
+            _pending.pop(next(iter(_pending)))
+        _pending[token] = fields
+    kwargs["extra_headers"] = {**(kwargs.get("extra_headers") or {}), _MD_HEADER: token}
     return kwargs
 
 
@@ -101,8 +102,9 @@ def _is_coroutine(fn: Any) -> bool:
 def _take_metadata(options: Any) -> Mapping[str, Any] | None:
     headers = getattr(options, "headers", None)
     if isinstance(headers, dict) and _MD_HEADER in headers:
-        ref = headers.pop(_MD_HEADER)
-        return getattr(ref, "fields", None)
+        token = headers.pop(_MD_HEADER)
+        with _pending_lock:
+            return _pending.pop(token, None) if isinstance(token, str) else None
     return None
 
 
