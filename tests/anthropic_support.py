@@ -52,7 +52,9 @@ def assert_cost(event: Any, **usage: int) -> None:
     assert event.pricing_source == "override"
 
 
-def assert_tokens(event: Any, input: int, output: int, cache_read: int = 0, cache_write: int = 0, cache_1h: int = 0) -> None:
+def assert_tokens(
+    event: Any, input: int, output: int, cache_read: int = 0, cache_write: int = 0, cache_1h: int = 0
+) -> None:
     got = (
         event.input_tokens,
         event.output_tokens,

@@ -11,9 +11,9 @@ import pytest
 from anthropic import _base_client
 from anthropic.resources.beta.messages import messages as beta_messages
 from anthropic.resources.messages import messages as first_party
-from anthropic_support import ANTHROPIC_MODEL, MSGS, PRICES, assert_cost, assert_tokens
 
 import meterline
+from anthropic_support import ANTHROPIC_MODEL, MSGS, PRICES, assert_cost, assert_tokens
 from meterline import _errors
 from meterline.context import _in_call
 from meterline.integrations import anthropic as ml_anthropic

@@ -14,7 +14,9 @@ from meterline.integrations import bedrock as ml_bedrock
 litellm = pytest.importorskip("litellm")
 
 
-def test_litellm_anthropic_and_bedrock_do_not_go_through_the_sdk_integrations(meter_db: Any, fake_provider: Any) -> None:
+def test_litellm_anthropic_and_bedrock_do_not_go_through_the_sdk_integrations(
+    meter_db: Any, fake_provider: Any
+) -> None:
     ml_anthropic.instrument()
     ml_bedrock.instrument()
     try:

@@ -10,9 +10,9 @@ from typing import Any
 import anthropic
 import httpx2
 import pytest
-from anthropic_support import ANTHROPIC_MODEL, MSGS, PRICES, assert_cost, assert_tokens
 
 import meterline
+from anthropic_support import ANTHROPIC_MODEL, MSGS, PRICES, assert_cost, assert_tokens
 from meterline.integrations import anthropic as ml_anthropic
 
 CACHE = {"input": 10, "output": 20, "cache_read": 300, "cache_write": 50, "cache_write_1h": 20}
@@ -43,8 +43,19 @@ def test_create_exact_cache_tokens_and_costs_5m_vs_1h(db: Any, fake_provider: An
     m = create(client(fake_provider))
     assert m.usage.cache_creation is not None and m.usage.cache_creation.ephemeral_1h_input_tokens == 20
     (e,) = db.events()
-    assert (e.provider, e.model, e.response_model, e.integration) == ("anthropic", ANTHROPIC_MODEL, ANTHROPIC_MODEL, "anthropic")
-    assert (e.status, e.stop_reason, e.stream, e.operation, e.operation_subtype) == ("success", "end", False, "chat", None)
+    assert (e.provider, e.model, e.response_model, e.integration) == (
+        "anthropic",
+        ANTHROPIC_MODEL,
+        ANTHROPIC_MODEL,
+        "anthropic",
+    )
+    assert (e.status, e.stop_reason, e.stream, e.operation, e.operation_subtype) == (
+        "success",
+        "end",
+        False,
+        "chat",
+        None,
+    )
     assert_tokens(e, 10, 20, 300, 50, 20)
     # 30 tokens written at the 5-minute rate, 20 at the 1-hour rate
     assert_cost(e, input=10, output=20, cache_read=300, cache_write=50, cache_write_1h=20)
@@ -126,7 +137,9 @@ def test_beta_messages_and_parse(db: Any, fake_provider: Any) -> None:
 def test_with_raw_response_plain_and_streamed(db: Any, fake_provider: Any) -> None:
     fake_provider.set_usage(input=8, output=2)
     c = client(fake_provider)
-    raw = c.messages.with_raw_response.create(model=ANTHROPIC_MODEL, max_tokens=5, messages=MSGS, usage_metadata={"agent": "r"})
+    raw = c.messages.with_raw_response.create(
+        model=ANTHROPIC_MODEL, max_tokens=5, messages=MSGS, usage_metadata={"agent": "r"}
+    )
     assert raw.headers["request-id"].startswith("req_") and raw.parse().usage.input_tokens == 8
     raw_stream = c.messages.with_raw_response.create(model=ANTHROPIC_MODEL, max_tokens=5, messages=MSGS, stream=True)
     assert [ev.type for ev in raw_stream.parse()][-1] == "message_stop"
@@ -142,7 +155,9 @@ def test_stop_reasons_and_tool_use(db: Any, fake_provider: Any) -> None:
     create(c, stop_sequences=["END"], extra_headers={"x-fake-stop": "stop_sequence"})
     tools = [{"name": "lookup", "input_schema": {"type": "object"}}]
     create(c, tools=tools, extra_headers={"x-fake-tool-use": "1"})
-    with c.messages.stream(model=ANTHROPIC_MODEL, max_tokens=5, messages=MSGS, tools=tools, extra_headers={"x-fake-tool-use": "1"}) as s:  # type: ignore[arg-type]
+    with c.messages.stream(
+        model=ANTHROPIC_MODEL, max_tokens=5, messages=MSGS, tools=tools, extra_headers={"x-fake-tool-use": "1"}
+    ) as s:  # type: ignore[arg-type]
         s.get_final_message()
     # a refusal, answered with HTTP 200 by the fake's verbatim body
     refusal = {
@@ -188,9 +203,7 @@ def test_http_errors_one_error_event_and_the_same_exception(db: Any, fake_provid
 
 def test_retried_call_is_one_event(db: Any, fake_provider: Any) -> None:
     fake_provider.fail_next(status=429, retry_after=0)
-    create(client(fake_provider, max_retries=2) if False else anthropic.Anthropic(
-        base_url=fake_provider.anthropic_base_url, api_key="k", max_retries=2
-    ))
+    create(anthropic.Anthropic(base_url=fake_provider.anthropic_base_url, api_key="k", max_retries=2))
     assert len(fake_provider.requests) == 2
     (e,) = db.events()
     assert e.status == "success" and e.input_tokens == 9
@@ -255,7 +268,9 @@ async def test_async_create_stream_and_helper(db: Any, fake_provider: Any) -> No
     assert "usage_metadata" not in fake_provider.requests[-1].body
     stream = await c.messages.create(model=ANTHROPIC_MODEL, max_tokens=5, messages=MSGS, stream=True)
     assert [ev.type async for ev in stream][-1] == "message_stop"
-    async with c.messages.stream(model=ANTHROPIC_MODEL, max_tokens=5, messages=MSGS, usage_metadata={"agent": "h"}) as s:
+    async with c.messages.stream(
+        model=ANTHROPIC_MODEL, max_tokens=5, messages=MSGS, usage_metadata={"agent": "h"}
+    ) as s:
         await s.get_final_message()
     raw = await c.beta.messages.with_raw_response.create(model=ANTHROPIC_MODEL, max_tokens=5, messages=MSGS)
     await raw.parse()

@@ -9,8 +9,8 @@ from typing import Any
 
 import anthropic
 import pytest
-from anthropic_support import BEDROCK_MODEL, MSGS, PRICES, assert_cost, assert_tokens
 
+from anthropic_support import BEDROCK_MODEL, MSGS, PRICES, assert_cost, assert_tokens
 from meterline.event import UsageEvent
 from meterline.integrations import anthropic as ml_anthropic
 from meterline.integrations import bedrock as ml_bedrock
@@ -32,7 +32,13 @@ def db(meter_db: Any) -> Iterator[Any]:
 
 
 def _kw(fake: Any) -> dict[str, Any]:
-    return {"aws_access_key": "x", "aws_secret_key": "x", "aws_region": "us-east-1", "base_url": fake.url, "max_retries": 0}
+    return {
+        "aws_access_key": "x",
+        "aws_secret_key": "x",
+        "aws_region": "us-east-1",
+        "base_url": fake.url,
+        "max_retries": 0,
+    }
 
 
 def test_anthropic_bedrock_sync_create_and_stream(db: Any, fake_provider: Any) -> None:
@@ -87,7 +93,11 @@ async def test_async_anthropic_bedrock(db: Any, fake_provider: Any) -> None:
             "eu.anthropic.claude-x-v1:0",
             "anthropic.claude-x-v1:0",
         ),
-        ("arn:aws:bedrock:us-east-1::foundation-model/anthropic.claude-x-v1:0", "anthropic.claude-x-v1:0", "anthropic.claude-x-v1:0"),
+        (
+            "arn:aws:bedrock:us-east-1::foundation-model/anthropic.claude-x-v1:0",
+            "anthropic.claude-x-v1:0",
+            "anthropic.claude-x-v1:0",
+        ),
         ("bedrock/converse/us.anthropic.claude-x-v1:0", "us.anthropic.claude-x-v1:0", "anthropic.claude-x-v1:0"),
         ("anthropic.claude-x-v1:0", "anthropic.claude-x-v1:0", "anthropic.claude-x-v1:0"),
     ],
@@ -127,15 +137,24 @@ def test_genai_prices_per_inference_profile_and_requested_id_wins_for_bedrock() 
         pricer.price(e)
         assert e.total_cost == genai(model), model
         assert e.pricing_source is not None and e.pricing_source.startswith("genai-prices")
-    assert genai("global.anthropic.claude-sonnet-4-5-20250929-v1:0") != genai("us.anthropic.claude-sonnet-4-5-20250929-v1:0")
+    assert genai("global.anthropic.claude-sonnet-4-5-20250929-v1:0") != genai(
+        "us.anthropic.claude-sonnet-4-5-20250929-v1:0"
+    )
     opaque = _event("arn:aws:bedrock:eu-west-1:123456789012:application-inference-profile/a1b2c3")
     pricer.price(opaque)
     assert (opaque.pricing_source, opaque.total_cost) == ("unpriced", None)
 
 
 def test_override_for_the_base_id_prices_every_profile_of_it() -> None:
-    pricer = Pricer(parse_entries([{"provider": "bedrock", "model": "anthropic.claude-x-v1:0", "input_mtok": "1", "output_mtok": "2"}]))
-    for model in ("us.anthropic.claude-x-v1:0", "arn:aws:bedrock:us-east-1:1:inference-profile/global.anthropic.claude-x-v1:0"):
+    pricer = Pricer(
+        parse_entries(
+            [{"provider": "bedrock", "model": "anthropic.claude-x-v1:0", "input_mtok": "1", "output_mtok": "2"}]
+        )
+    )
+    for model in (
+        "us.anthropic.claude-x-v1:0",
+        "arn:aws:bedrock:us-east-1:1:inference-profile/global.anthropic.claude-x-v1:0",
+    ):
         e = _event(model)
         pricer.price(e)
         assert (e.pricing_source, e.total_cost) == ("override", Decimal(3))

@@ -10,11 +10,11 @@ from typing import Any
 
 import boto3
 import pytest
-from anthropic_support import BEDROCK_MODEL, PRICES, assert_cost, assert_tokens, aws_env
 from botocore.config import Config
 from botocore.exceptions import ClientError, EventStreamError, ParamValidationError, ReadTimeoutError
 
 import meterline
+from anthropic_support import BEDROCK_MODEL, PRICES, assert_cost, assert_tokens, aws_env
 from meterline.integrations import bedrock as ml_bedrock
 
 MESSAGES = [{"role": "user", "content": [{"text": "hello"}]}]
@@ -27,7 +27,9 @@ CACHE = {"input": 11, "output": 22, "cache_read": 500, "cache_write": 40, "cache
 def bedrock_client(fake: Any, **cfg: Any) -> Any:
     aws_env()
     config = Config(retries={"total_max_attempts": 1, "mode": "standard"}, **cfg)
-    return boto3.client("bedrock-runtime", region_name="us-east-1", endpoint_url=fake.bedrock_endpoint_url, config=config)
+    return boto3.client(
+        "bedrock-runtime", region_name="us-east-1", endpoint_url=fake.bedrock_endpoint_url, config=config
+    )
 
 
 @pytest.fixture
@@ -46,7 +48,13 @@ def test_converse_exact_usage_cost_and_metadata_removed(db: Any, fake_provider: 
     assert r["usage"]["cacheReadInputTokens"] == 500
     assert fake_provider.requests[-1].body == {"messages": MESSAGES}  # nothing of ours went upstream
     (e,) = db.events()
-    assert (e.provider, e.integration, e.model, e.operation, e.stream) == ("bedrock", "bedrock", BEDROCK_MODEL, "chat", False)
+    assert (e.provider, e.integration, e.model, e.operation, e.stream) == (
+        "bedrock",
+        "bedrock",
+        BEDROCK_MODEL,
+        "chat",
+        False,
+    )
     assert (e.status, e.stop_reason, e.subscriber_id, e.product_id) == ("success", "end", "cust-1", "p1")
     # Converse does not report the 1-hour split: all 40 cache-write tokens at the 5-minute rate
     assert_tokens(e, 11, 22, 500, 40, 0)
@@ -66,7 +74,9 @@ def test_converse_stream_to_the_end(db: Any, fake_provider: Any) -> None:
 
 def test_invoke_model_reads_anthropic_usage_with_1h_split_and_body_still_readable(db: Any, fake_provider: Any) -> None:
     fake_provider.set_usage(**CACHE)
-    r = bedrock_client(fake_provider).invoke_model(modelId=BEDROCK_MODEL, body=INVOKE_BODY, usage_metadata={"agent": "inv"})
+    r = bedrock_client(fake_provider).invoke_model(
+        modelId=BEDROCK_MODEL, body=INVOKE_BODY, usage_metadata={"agent": "inv"}
+    )
     body = json.loads(r["body"].read())
     assert body["usage"]["cache_creation"]["ephemeral_1h_input_tokens"] == 15
     assert "usage_metadata" not in fake_provider.requests[-1].body
@@ -130,7 +140,7 @@ def test_stream_failures_midway(db: Any, fake_provider: Any) -> None:
     with pytest.raises(EventStreamError):
         list(c.invoke_model_with_response_stream(modelId=BEDROCK_MODEL, body=INVOKE_BODY)["body"])
     fake_provider.fail_stream_after(2, mode="disconnect")
-    with pytest.raises(Exception) as dropped:  # noqa: PT011 - botocore/urllib3's own error, whatever it is
+    with pytest.raises(Exception) as dropped:  # botocore/urllib3 raise their own error type
         list(c.converse_stream(modelId=BEDROCK_MODEL, messages=MESSAGES)["stream"])
     events = db.events()
     assert [(e.status, e.stream) for e in events] == [("error", True), ("error", True)]

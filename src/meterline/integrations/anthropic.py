@@ -110,11 +110,7 @@ def _take_metadata(options: Any) -> Mapping[str, Any] | None:
 
 def _is_messages_call(options: Any) -> bool:
     url = getattr(options, "url", "")
-    return (
-        getattr(options, "method", "") == "post"
-        and isinstance(url, str)
-        and url.partition("?")[0] == _MESSAGES_PATH
-    )
+    return getattr(options, "method", "") == "post" and isinstance(url, str) and url.partition("?")[0] == _MESSAGES_PATH
 
 
 def _provider(client: Any) -> str:

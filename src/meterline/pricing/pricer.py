@@ -205,7 +205,9 @@ class Pricer:
         plan = None
         # Bedrock: the requested id carries the inference profile ("global." vs regional prices differ),
         # the reply's model name does not.
-        order = (event.model, event.response_model) if event.provider in _BEDROCK else (event.response_model, event.model)
+        order = (
+            (event.model, event.response_model) if event.provider in _BEDROCK else (event.response_model, event.model)
+        )
         for model in order:
             if model:
                 plan = self.resolve(event.provider, model, event.start_time)
