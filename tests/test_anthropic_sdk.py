@@ -306,3 +306,18 @@ async def test_async_errors_and_abandoned_stream(db: Any, fake_provider: Any) ->
         ("error", "APIStatusError"),
     ]
     assert events[1].input_tokens == 9 and events[2].input_tokens == 9
+
+
+def test_with_streaming_response(db: Any, fake_provider: Any) -> None:
+    fake_provider.set_usage(input=4, output=3)
+    c = client(fake_provider)
+    with c.messages.with_streaming_response.create(model=ANTHROPIC_MODEL, max_tokens=5, messages=MSGS) as resp:
+        assert json.loads(b"".join(resp.iter_bytes()))["usage"]["input_tokens"] == 4
+    with c.messages.with_streaming_response.create(
+        model=ANTHROPIC_MODEL, max_tokens=5, messages=MSGS, stream=True
+    ) as resp:
+        assert [ev.type for ev in resp.parse()][-1] == "message_stop"
+    events = db.events()
+    assert [(e.stream, e.status) for e in events] == [(False, "success"), (True, "success")]
+    for e in events:
+        assert_tokens(e, 4, 3)
