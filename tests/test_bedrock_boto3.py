@@ -24,9 +24,9 @@ INVOKE_BODY = json.dumps(
 CACHE = {"input": 11, "output": 22, "cache_read": 500, "cache_write": 40, "cache_write_1h": 15}
 
 
-def bedrock_client(fake: Any, **cfg: Any) -> Any:
+def bedrock_client(fake: Any, attempts: int = 1, **cfg: Any) -> Any:
     aws_env()
-    config = Config(retries={"total_max_attempts": 1, "mode": "standard"}, **cfg)
+    config = Config(retries={"total_max_attempts": attempts, "mode": "standard"}, **cfg)
     return boto3.client(
         "bedrock-runtime", region_name="us-east-1", endpoint_url=fake.bedrock_endpoint_url, config=config
     )
@@ -192,7 +192,7 @@ def test_clients_before_and_after_instrumenting_and_exact_uninstrument(meter_db:
 
 
 def test_threads_share_one_client(db: Any, fake_provider: Any) -> None:
-    c = bedrock_client(fake_provider)
+    c = bedrock_client(fake_provider, attempts=4)  # botocore's retries absorb connection resets under the burst
     errors: list[BaseException] = []
 
     def work(n: int) -> None:
