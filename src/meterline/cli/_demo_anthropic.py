@@ -25,7 +25,8 @@ def _anthropic_direct(fake_url: str) -> int:
 
     import meterline
 
-    client = anthropic.Anthropic(base_url=fake_url, api_key="sk-ant-demo", max_retries=0)
+    # Any: the SDK's types do not know meterline's usage_metadata= keyword
+    client: Any = anthropic.Anthropic(base_url=fake_url, api_key="sk-ant-demo", max_retries=0)
     made = 0
     with meterline.metadata(subscriber_id="acme", product_id="contract-review", agent="reviewer"):
         # first call writes the prompt cache (part of it for 1 hour), the next ones read it
@@ -69,7 +70,7 @@ def _anthropic_bedrock(fake_url: str) -> int:
 
     import meterline
 
-    client = anthropic.AnthropicBedrock(
+    client: Any = anthropic.AnthropicBedrock(
         aws_access_key="demo", aws_secret_key="demo", aws_region="us-east-1", base_url=fake_url, max_retries=0
     )
     with meterline.metadata(subscriber_id="initech", product_id="summarizer"):
@@ -93,7 +94,7 @@ def _boto3(fake_url: str) -> int:
 
     os.environ.setdefault("AWS_ACCESS_KEY_ID", "demo")
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "demo")
-    client = boto3.client(
+    client: Any = boto3.client(
         "bedrock-runtime",
         region_name="us-east-1",
         endpoint_url=fake_url,

@@ -121,7 +121,18 @@ def _provider(client: Any) -> str:
     return "anthropic"
 
 
-def _start(client: Any, options: Any, call_md: Mapping[str, Any] | None) -> CallMeter:
+def _start(client: Any, options: Any, call_md: Mapping[str, Any] | None) -> CallMeter | None:
+    """A meter for this request, or None when it is not a messages call or must not be metered."""
+    try:
+        if not _is_messages_call(options) or not should_meter():
+            return None
+        return _new_meter(client, options, call_md)
+    except Exception as exc:  # noqa: BLE001 - the call goes ahead unmetered
+        _errors.report("anthropic.start", exc)
+        return None
+
+
+def _new_meter(client: Any, options: Any, call_md: Mapping[str, Any] | None) -> CallMeter:
     body = getattr(options, "json_data", None)
     body = body if isinstance(body, dict) else {}
     model = body.get("model")
@@ -170,9 +181,9 @@ def _sync_request(orig: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(orig)
     def request(self: Any, cast_to: Any, options: Any, *args: Any, **kwargs: Any) -> Any:
         call_md = _take_metadata(options)
-        if not _is_messages_call(options) or not should_meter():
-            return orig(self, cast_to, options, *args, **kwargs)
         meter = _start(self, options, call_md)
+        if meter is None:
+            return orig(self, cast_to, options, *args, **kwargs)
         token = _in_call.set(True)
         try:
             result = orig(self, cast_to, options, *args, **kwargs)
@@ -200,9 +211,9 @@ def _async_request(orig: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(orig)
     async def request(self: Any, cast_to: Any, options: Any, *args: Any, **kwargs: Any) -> Any:
         call_md = _take_metadata(options)
-        if not _is_messages_call(options) or not should_meter():
-            return await orig(self, cast_to, options, *args, **kwargs)
         meter = _start(self, options, call_md)
+        if meter is None:
+            return await orig(self, cast_to, options, *args, **kwargs)
         token = _in_call.set(True)
         try:
             result = await orig(self, cast_to, options, *args, **kwargs)
