@@ -1,0 +1,274 @@
+"""OpenAI SDK metering: chat completions (plain and streamed), legacy completions, embeddings and the
+Responses API, sync and async, each call metered once.
+
+Same design as the Anthropic integration (see ``meterline.integrations.anthropic``): the SDK's base
+clients' ``request`` (class level: clients created before instrumenting are covered) is the one place every
+``POST /chat/completions``, ``/completions``, ``/embeddings`` and ``/responses`` passes once per logical call,
+whatever helper made it (``create``, ``parse``, ``stream()``, ``with_raw_response``); the resource methods are
+wrapped only to pop ``usage_metadata=``. ``AzureOpenAI`` calls are provider ``azure``.
+
+Streamed chat/completions without ``stream_options={"include_usage": True}`` report no usage at all, so
+meterline adds that option to the request and removes the extra usage-only chunk from what the user iterates:
+the user sees exactly the chunks they would have seen, and the event has the provider's token counts.
+
+Not counted twice under LiteLLM, which calls the OpenAI SDK itself: ``should_meter()`` is honoured (an outer
+layer sets ``meterline.context._in_call``), and, as a fallback, a call made from inside LiteLLM's own code
+while meterline's LiteLLM integration is loaded is left to that integration.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import inspect
+import itertools
+import sys
+import threading
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from meterline import _errors
+from meterline.context import _in_call, should_meter
+from meterline.integrations import _openai_usage as U
+from meterline.integrations._call import CallMeter, call_metadata
+from meterline.integrations._openai_stream import StreamState, instrument_stream
+
+_MD_HEADER = "x-meterline-usage-metadata"
+_OPERATIONS = {
+    "/chat/completions": "chat",
+    "/completions": "completion",
+    "/embeddings": "embedding",
+    "/responses": "chat",
+}
+_RESOURCES = (
+    ("openai.resources.chat.completions.completions", ("Completions", "AsyncCompletions")),
+    ("openai.resources.completions", ("Completions", "AsyncCompletions")),
+    ("openai.resources.embeddings", ("Embeddings", "AsyncEmbeddings")),
+    ("openai.resources.responses.responses", ("Responses", "AsyncResponses")),
+)
+_RESOURCE_METHODS = ("create", "stream", "parse")
+
+_lock = threading.Lock()
+_patched: list[tuple[type, str, Any]] = []
+_pending: dict[str, Mapping[str, Any]] = {}
+_pending_lock = threading.Lock()
+_tokens = itertools.count(1)
+_MAX_PENDING = 10_000
+
+
+# -- usage_metadata on the resource methods ---------------------------------------------------------------
+def _with_metadata(kwargs: dict[str, Any]) -> dict[str, Any]:
+    raw = kwargs.pop("usage_metadata", None)
+    if raw is None:
+        return kwargs
+    fields = call_metadata(raw)
+    token = f"ml-{next(_tokens)}"
+    with _pending_lock:
+        if len(_pending) >= _MAX_PENDING:
+            _pending.pop(next(iter(_pending)))
+        _pending[token] = fields
+    kwargs["extra_headers"] = {**(kwargs.get("extra_headers") or {}), _MD_HEADER: token}
+    return kwargs
+
+
+def _wrap_resource_method(fn: Callable[..., Any]) -> Callable[..., Any]:
+    if inspect.iscoroutinefunction(fn):
+
+        @functools.wraps(fn)
+        async def async_method(self: Any, *args: Any, **kwargs: Any) -> Any:
+            return await fn(self, *args, **_with_metadata(kwargs))
+
+        return async_method
+
+    @functools.wraps(fn)
+    def method(self: Any, *args: Any, **kwargs: Any) -> Any:
+        return fn(self, *args, **_with_metadata(kwargs))
+
+    return method
+
+
+def _take_metadata(options: Any) -> Mapping[str, Any] | None:
+    headers = getattr(options, "headers", None)
+    if isinstance(headers, dict) and _MD_HEADER in headers:
+        token = headers.pop(_MD_HEADER)
+        with _pending_lock:
+            return _pending.pop(token, None) if isinstance(token, str) else None
+    return None
+
+
+# -- the request choke point ---------------------------------------------------------------------------
+def _called_from_litellm() -> bool:
+    # Fallback against double counting when meterline's LiteLLM integration is loaded but did not mark
+    # the call: LiteLLM's OpenAI provider calls this SDK from its own modules.
+    if "meterline.integrations.litellm" not in sys.modules:
+        return False
+    frame = sys._getframe(3)
+    while frame is not None:
+        if str(frame.f_globals.get("__name__", "")).startswith("litellm."):
+            return True
+        frame = frame.f_back  # type: ignore[assignment]
+    return False
+
+
+def _provider(client: Any) -> str:
+    return "azure" if any(c.__name__ == "BaseAzureClient" for c in type(client).__mro__) else "openai"
+
+
+def _start(client: Any, options: Any, call_md: Mapping[str, Any] | None) -> tuple[CallMeter, StreamState] | None:
+    try:
+        url = getattr(options, "url", "")
+        path = url.partition("?")[0] if isinstance(url, str) else ""
+        operation = _OPERATIONS.get(path)
+        if operation is None or getattr(options, "method", "") != "post" or not should_meter():
+            return None
+        if _called_from_litellm():
+            return None
+        body = getattr(options, "json_data", None)
+        body = body if isinstance(body, dict) else {}
+        model = body.get("model")
+        stream = bool(body.get("stream"))
+        meter = CallMeter(
+            provider=_provider(client),
+            model=model if isinstance(model, str) else "unknown",
+            integration="openai",
+            stream=stream,
+            call_md=call_md,
+            operation=operation,
+        )
+        meter.want_content(body.get("messages") or body.get("input") or body.get("prompt"))
+        hide = False
+        if stream and path in ("/chat/completions", "/completions"):
+            stream_options = body.get("stream_options")
+            if not (isinstance(stream_options, dict) and stream_options.get("include_usage")):
+                extra = stream_options if isinstance(stream_options, dict) else {}
+                options.json_data = {**body, "stream_options": {**extra, "include_usage": True}}
+                hide = True
+        return meter, StreamState(meter, responses=path == "/responses", hide_usage_chunk=hide)
+    except Exception as exc:  # noqa: BLE001 - the call goes ahead unmetered
+        _errors.report("openai.start", exc)
+        return None
+
+
+def _observe(state: StreamState, result: Any, is_async: bool) -> None:
+    from openai import AsyncStream, Stream
+
+    meter = state.meter
+    if isinstance(result, (Stream, AsyncStream)):
+        instrument_stream(result, state, isinstance(result, AsyncStream))
+        return
+    if state.responses:
+        U.response(meter, result)
+    else:
+        U.completion(meter, result)
+    meter.success()
+
+
+def _raw_types() -> tuple[type, ...]:
+    from openai._legacy_response import LegacyAPIResponse
+    from openai._response import BaseAPIResponse
+
+    return (LegacyAPIResponse, BaseAPIResponse)
+
+
+def _fail(meter: CallMeter, exc: BaseException) -> None:
+    if isinstance(exc, Exception):
+        meter.error(exc)
+    else:
+        meter.cancel()
+
+
+def _sync_request(orig: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(orig)
+    def request(self: Any, cast_to: Any, options: Any, *args: Any, **kwargs: Any) -> Any:
+        started = _start(self, options, _take_metadata(options))
+        if started is None:
+            return orig(self, cast_to, options, *args, **kwargs)
+        meter, state = started
+        token = _in_call.set(True)
+        try:
+            result = orig(self, cast_to, options, *args, **kwargs)
+        except BaseException as exc:
+            _fail(meter, exc)
+            raise
+        finally:
+            _in_call.reset(token)
+        try:
+            # with_raw_response: parse() is cached by the SDK; the user gets the object metered here
+            _observe(state, result.parse() if isinstance(result, _raw_types()) else result, False)
+        except Exception as exc:  # noqa: BLE001 - the user's result is returned whatever happens here
+            _errors.report("openai.observe", exc)
+        return result
+
+    return request
+
+
+def _async_request(orig: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(orig)
+    async def request(self: Any, cast_to: Any, options: Any, *args: Any, **kwargs: Any) -> Any:
+        started = _start(self, options, _take_metadata(options))
+        if started is None:
+            return await orig(self, cast_to, options, *args, **kwargs)
+        meter, state = started
+        token = _in_call.set(True)
+        try:
+            result = await orig(self, cast_to, options, *args, **kwargs)
+        except BaseException as exc:
+            _fail(meter, exc)
+            raise
+        finally:
+            _in_call.reset(token)
+        try:
+            parsed = result
+            if isinstance(result, _raw_types()):
+                parsed = result.parse()
+                if inspect.isawaitable(parsed):
+                    parsed = await parsed
+            _observe(state, parsed, True)
+        except Exception as exc:  # noqa: BLE001 - the user's result is returned whatever happens here
+            _errors.report("openai.observe", exc)
+        return result
+
+    return request
+
+
+# -- instrument / uninstrument ------------------------------------------------------------------------------
+def _patch(owner: type, name: str, make: Callable[[Any], Any]) -> None:
+    original = owner.__dict__[name]
+    setattr(owner, name, make(original))
+    _patched.append((owner, name, original))
+
+
+def instrument() -> None:
+    """Meter OpenAI SDK calls (idempotent)."""
+    with _lock:
+        if _patched:
+            return
+        from openai import _base_client
+
+        _patch(_base_client.SyncAPIClient, "request", _sync_request)
+        _patch(_base_client.AsyncAPIClient, "request", _async_request)
+        for module_name, class_names in _RESOURCES:
+            try:
+                module = importlib.import_module(module_name)
+            except ImportError:
+                continue
+            for class_name in class_names:
+                cls = getattr(module, class_name, None)
+                for method in _RESOURCE_METHODS:
+                    if cls is not None and method in cls.__dict__:
+                        _patch(cls, method, _wrap_resource_method)
+
+
+def uninstrument() -> bool:
+    """Restore the SDK exactly; True if anything was instrumented."""
+    with _lock:
+        if not _patched:
+            return False
+        for owner, name, original in reversed(_patched):
+            setattr(owner, name, original)
+        _patched.clear()
+        return True
+
+
+def is_instrumented() -> bool:
+    return bool(_patched)
