@@ -163,7 +163,7 @@ def _observe(state: StreamState, result: Any, is_async: bool) -> None:
     meter.success()
 
 
-def _raw_types() -> tuple[type, ...]:
+def _raw_types() -> tuple[type[Any], ...]:
     from openai._legacy_response import LegacyAPIResponse
     from openai._response import BaseAPIResponse
 
