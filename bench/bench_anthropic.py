@@ -1,4 +1,4 @@
-"""Added latency of meterline's Anthropic SDK and Bedrock (boto3) metering, per call, in ONE run.
+"""Added latency of meterline's Anthropic SDK, Bedrock (boto3) and OpenAI SDK metering, per call, in ONE run.
 
 Bare and metered calls alternate in blocks (instrument / uninstrument between blocks) against the same local
 FakeProvider, so both see the same machine state. Prints p50/p99/mean per call and the difference.
@@ -23,11 +23,13 @@ os.environ.setdefault("METERLINE_HOME", tempfile.mkdtemp(prefix="meterline-bench
 
 import anthropic
 import boto3
+import openai
 from botocore.config import Config
 
 import meterline
 from meterline.integrations import anthropic as ml_anthropic
 from meterline.integrations import bedrock as ml_bedrock
+from meterline.integrations import openai as ml_openai
 from meterline.testing import FakeProvider
 
 MSGS = [{"role": "user", "content": "What is the weather in Paris today?"}]
@@ -117,12 +119,23 @@ def main(argv: list[str] | None = None) -> int:
                 args.rounds,
             )
         )
+        oai = openai.OpenAI(base_url=fake.openai_base_url, api_key="sk-bench", max_retries=0)
+        results.append(
+            measure(
+                "openai chat.completions",
+                lambda: oai.chat.completions.create(model="gpt-4o-mini", messages=MSGS),  # type: ignore[arg-type]
+                ml_openai.instrument,
+                ml_openai.uninstrument,
+                args.calls,
+                args.rounds,
+            )
+        )
     flushed = meterline.flush(60)
     stats = meterline.stats()
     meterline.shutdown()
     expected = sum(len(r["metered"]) for r in results) + 50 * len(results)
     version = sys.version.split()[0]
-    print(f"meterline Anthropic/Bedrock bench: {args.rounds} x {args.calls} calls per side, Python {version}")
+    print(f"meterline SDK integrations bench: {args.rounds} x {args.calls} calls per side, Python {version}")
     heads = ("bare p50", "metered p50", "added p50", "bare p99", "metered p99", "added p99", "added mean")
     widths = (9, 12, 10, 9, 12, 10, 11)
     print(f"{'path':<27} " + " ".join(f"{h:>{w}}" for h, w in zip(heads, widths, strict=True)))
