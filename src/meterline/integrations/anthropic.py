@@ -24,18 +24,15 @@ metered, but cannot take ``usage_metadata=``).
 from __future__ import annotations
 
 import functools
-import importlib
-import itertools
-import threading
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from meterline import _errors
 from meterline.context import _in_call, should_meter
 from meterline.integrations._anthropic_stream import instrument_async_stream, instrument_stream
-from meterline.integrations._call import CallMeter, call_metadata
+from meterline.integrations._call import CallMeter
+from meterline.integrations._stainless import Patches, take_metadata
 
-_MD_HEADER = "x-meterline-usage-metadata"
 _MESSAGES_PATH = "/v1/messages"
 _RESOURCES = (
     ("anthropic.resources.messages.messages", ("Messages", "AsyncMessages")),
@@ -46,68 +43,10 @@ _RESOURCES = (
 _RESOURCE_METHODS = ("create", "stream", "parse")
 _PROVIDERS = {"BaseBedrockClient": "bedrock", "BaseVertexClient": "vertex_ai", "BaseFoundryClient": "azure"}
 
-_lock = threading.Lock()
-# (owner class, attribute, original value) for every patch in place: uninstrument restores exactly these.
-_patched: list[tuple[type, str, Any]] = []
-
-
-# Call metadata waiting for its request, by token. The token travels as a private header entry (a plain
-# string survives the SDK's header merging); the request pops both. A stream() manager that is never
-# entered leaves its entry behind, so the table is bounded.
-_pending: dict[str, Mapping[str, Any]] = {}
-_pending_lock = threading.Lock()
-_tokens = itertools.count(1)
-_MAX_PENDING = 10_000
-
-
-def _with_metadata(kwargs: dict[str, Any]) -> dict[str, Any]:
-    raw = kwargs.pop("usage_metadata", None)
-    if raw is None:
-        return kwargs
-    fields = call_metadata(raw)
-    token = f"ml-{next(_tokens)}"
-    with _pending_lock:
-        if len(_pending) >= _MAX_PENDING:
-            _pending.pop(next(iter(_pending)))
-        _pending[token] = fields
-    kwargs["extra_headers"] = {**(kwargs.get("extra_headers") or {}), _MD_HEADER: token}
-    return kwargs
-
-
-def _wrap_resource_method(fn: Callable[..., Any]) -> Callable[..., Any]:
-    if _is_coroutine(fn):
-
-        @functools.wraps(fn)
-        async def async_method(self: Any, *args: Any, **kwargs: Any) -> Any:
-            return await fn(self, *args, **_with_metadata(kwargs))
-
-        async_method.__meterline_original__ = fn  # type: ignore[attr-defined]
-        return async_method
-
-    @functools.wraps(fn)
-    def method(self: Any, *args: Any, **kwargs: Any) -> Any:
-        return fn(self, *args, **_with_metadata(kwargs))
-
-    method.__meterline_original__ = fn  # type: ignore[attr-defined]
-    return method
-
-
-def _is_coroutine(fn: Any) -> bool:
-    import inspect
-
-    return inspect.iscoroutinefunction(fn)
+_patches = Patches()
 
 
 # -- the request choke point -------------------------------------------------------------------------
-def _take_metadata(options: Any) -> Mapping[str, Any] | None:
-    headers = getattr(options, "headers", None)
-    if isinstance(headers, dict) and _MD_HEADER in headers:
-        token = headers.pop(_MD_HEADER)
-        with _pending_lock:
-            return _pending.pop(token, None) if isinstance(token, str) else None
-    return None
-
-
 def _is_messages_call(options: Any) -> bool:
     url = getattr(options, "url", "")
     return getattr(options, "method", "") == "post" and isinstance(url, str) and url.partition("?")[0] == _MESSAGES_PATH
@@ -180,7 +119,7 @@ def _fail(meter: CallMeter, exc: BaseException) -> None:
 def _sync_request(orig: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(orig)
     def request(self: Any, cast_to: Any, options: Any, *args: Any, **kwargs: Any) -> Any:
-        call_md = _take_metadata(options)
+        call_md = take_metadata(options)
         meter = _start(self, options, call_md)
         if meter is None:
             return orig(self, cast_to, options, *args, **kwargs)
@@ -203,14 +142,13 @@ def _sync_request(orig: Callable[..., Any]) -> Callable[..., Any]:
             _errors.report("anthropic.observe", exc)
         return result
 
-    request.__meterline_original__ = orig  # type: ignore[attr-defined]
     return request
 
 
 def _async_request(orig: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(orig)
     async def request(self: Any, cast_to: Any, options: Any, *args: Any, **kwargs: Any) -> Any:
-        call_md = _take_metadata(options)
+        call_md = take_metadata(options)
         meter = _start(self, options, call_md)
         if meter is None:
             return await orig(self, cast_to, options, *args, **kwargs)
@@ -233,50 +171,27 @@ def _async_request(orig: Callable[..., Any]) -> Callable[..., Any]:
             _errors.report("anthropic.observe", exc)
         return result
 
-    request.__meterline_original__ = orig  # type: ignore[attr-defined]
     return request
 
 
-# -- instrument / uninstrument -------------------------------------------------------------------------
-def _patch(owner: type, name: str, make: Callable[[Any], Any]) -> None:
-    original = owner.__dict__[name]
-    setattr(owner, name, make(original))
-    _patched.append((owner, name, original))
-
-
+# -- instrument / uninstrument -------------------------------------------------------------------------------
 def instrument() -> None:
     """Meter every Anthropic Messages API call (idempotent)."""
-    with _lock:
-        if _patched:
+    with _patches.lock:
+        if _patches:
             return
         from anthropic import _base_client
 
-        _patch(_base_client.SyncAPIClient, "request", _sync_request)
-        _patch(_base_client.AsyncAPIClient, "request", _async_request)
-        for module_name, class_names in _RESOURCES:
-            try:
-                module = importlib.import_module(module_name)
-            except ImportError:  # an SDK version without this helper
-                continue
-            for class_name in class_names:
-                cls = getattr(module, class_name, None)
-                if cls is None:
-                    continue
-                for method in _RESOURCE_METHODS:
-                    if method in cls.__dict__:
-                        _patch(cls, method, _wrap_resource_method)
+        _patches.patch(_base_client.SyncAPIClient, "request", _sync_request)
+        _patches.patch(_base_client.AsyncAPIClient, "request", _async_request)
+        _patches.patch_resources(_RESOURCES, _RESOURCE_METHODS)
 
 
 def uninstrument() -> bool:
     """Restore the SDK exactly; True if anything was instrumented."""
-    with _lock:
-        if not _patched:
-            return False
-        for owner, name, original in reversed(_patched):
-            setattr(owner, name, original)
-        _patched.clear()
-        return True
+    with _patches.lock:
+        return _patches.restore()
 
 
 def is_instrumented() -> bool:
-    return bool(_patched)
+    return bool(_patches)

@@ -19,21 +19,18 @@ while meterline's LiteLLM integration is loaded is left to that integration.
 from __future__ import annotations
 
 import functools
-import importlib
 import inspect
-import itertools
 import sys
-import threading
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from meterline import _errors
 from meterline.context import _in_call, should_meter
 from meterline.integrations import _openai_usage as U
-from meterline.integrations._call import CallMeter, call_metadata
+from meterline.integrations._call import CallMeter
 from meterline.integrations._openai_stream import StreamState, instrument_stream
+from meterline.integrations._stainless import Patches, take_metadata
 
-_MD_HEADER = "x-meterline-usage-metadata"
 _OPERATIONS = {
     "/chat/completions": "chat",
     "/completions": "completion",
@@ -48,52 +45,7 @@ _RESOURCES = (
 )
 _RESOURCE_METHODS = ("create", "stream", "parse")
 
-_lock = threading.Lock()
-_patched: list[tuple[type, str, Any]] = []
-_pending: dict[str, Mapping[str, Any]] = {}
-_pending_lock = threading.Lock()
-_tokens = itertools.count(1)
-_MAX_PENDING = 10_000
-
-
-# -- usage_metadata on the resource methods ---------------------------------------------------------------
-def _with_metadata(kwargs: dict[str, Any]) -> dict[str, Any]:
-    raw = kwargs.pop("usage_metadata", None)
-    if raw is None:
-        return kwargs
-    fields = call_metadata(raw)
-    token = f"ml-{next(_tokens)}"
-    with _pending_lock:
-        if len(_pending) >= _MAX_PENDING:
-            _pending.pop(next(iter(_pending)))
-        _pending[token] = fields
-    kwargs["extra_headers"] = {**(kwargs.get("extra_headers") or {}), _MD_HEADER: token}
-    return kwargs
-
-
-def _wrap_resource_method(fn: Callable[..., Any]) -> Callable[..., Any]:
-    if inspect.iscoroutinefunction(fn):
-
-        @functools.wraps(fn)
-        async def async_method(self: Any, *args: Any, **kwargs: Any) -> Any:
-            return await fn(self, *args, **_with_metadata(kwargs))
-
-        return async_method
-
-    @functools.wraps(fn)
-    def method(self: Any, *args: Any, **kwargs: Any) -> Any:
-        return fn(self, *args, **_with_metadata(kwargs))
-
-    return method
-
-
-def _take_metadata(options: Any) -> Mapping[str, Any] | None:
-    headers = getattr(options, "headers", None)
-    if isinstance(headers, dict) and _MD_HEADER in headers:
-        token = headers.pop(_MD_HEADER)
-        with _pending_lock:
-            return _pending.pop(token, None) if isinstance(token, str) else None
-    return None
+_patches = Patches()
 
 
 # -- the request choke point ---------------------------------------------------------------------------
@@ -180,7 +132,7 @@ def _fail(meter: CallMeter, exc: BaseException) -> None:
 def _sync_request(orig: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(orig)
     def request(self: Any, cast_to: Any, options: Any, *args: Any, **kwargs: Any) -> Any:
-        started = _start(self, options, _take_metadata(options))
+        started = _start(self, options, take_metadata(options))
         if started is None:
             return orig(self, cast_to, options, *args, **kwargs)
         meter, state = started
@@ -205,7 +157,7 @@ def _sync_request(orig: Callable[..., Any]) -> Callable[..., Any]:
 def _async_request(orig: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(orig)
     async def request(self: Any, cast_to: Any, options: Any, *args: Any, **kwargs: Any) -> Any:
-        started = _start(self, options, _take_metadata(options))
+        started = _start(self, options, take_metadata(options))
         if started is None:
             return await orig(self, cast_to, options, *args, **kwargs)
         meter, state = started
@@ -231,44 +183,24 @@ def _async_request(orig: Callable[..., Any]) -> Callable[..., Any]:
     return request
 
 
-# -- instrument / uninstrument ------------------------------------------------------------------------------
-def _patch(owner: type, name: str, make: Callable[[Any], Any]) -> None:
-    original = owner.__dict__[name]
-    setattr(owner, name, make(original))
-    _patched.append((owner, name, original))
-
-
+# -- instrument / uninstrument ----------------------------------------------------------------------------
 def instrument() -> None:
     """Meter OpenAI SDK calls (idempotent)."""
-    with _lock:
-        if _patched:
+    with _patches.lock:
+        if _patches:
             return
         from openai import _base_client
 
-        _patch(_base_client.SyncAPIClient, "request", _sync_request)
-        _patch(_base_client.AsyncAPIClient, "request", _async_request)
-        for module_name, class_names in _RESOURCES:
-            try:
-                module = importlib.import_module(module_name)
-            except ImportError:
-                continue
-            for class_name in class_names:
-                cls = getattr(module, class_name, None)
-                for method in _RESOURCE_METHODS:
-                    if cls is not None and method in cls.__dict__:
-                        _patch(cls, method, _wrap_resource_method)
+        _patches.patch(_base_client.SyncAPIClient, "request", _sync_request)
+        _patches.patch(_base_client.AsyncAPIClient, "request", _async_request)
+        _patches.patch_resources(_RESOURCES, _RESOURCE_METHODS)
 
 
 def uninstrument() -> bool:
     """Restore the SDK exactly; True if anything was instrumented."""
-    with _lock:
-        if not _patched:
-            return False
-        for owner, name, original in reversed(_patched):
-            setattr(owner, name, original)
-        _patched.clear()
-        return True
+    with _patches.lock:
+        return _patches.restore()
 
 
 def is_instrumented() -> bool:
-    return bool(_patched)
+    return bool(_patches)
