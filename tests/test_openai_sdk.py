@@ -213,6 +213,10 @@ def test_not_counted_twice_under_litellm(db: Any, fake_provider: Any, monkeypatc
     litellm.completion(**kw)
     assert len(fake_provider.requests) == 2
     assert db.events() == []
+    inactive = types.ModuleType("stub")
+    inactive.is_instrumented = lambda: False  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "meterline.integrations.litellm", inactive)
+    litellm.completion(**kw)  # the LiteLLM integration is loaded but off: the SDK integration meters it
     monkeypatch.delitem(sys.modules, "meterline.integrations.litellm")
     litellm.completion(**kw)  # without the LiteLLM integration, the SDK integration meters it
-    assert [e.integration for e in db.events()] == ["openai"]
+    assert [e.integration for e in db.events()] == ["openai", "openai"]

@@ -50,15 +50,20 @@ _patches = Patches()
 
 # -- the request choke point ---------------------------------------------------------------------------
 def _called_from_litellm() -> bool:
-    # Fallback against double counting when meterline's LiteLLM integration is loaded but did not mark
-    # the call: LiteLLM's OpenAI provider calls this SDK from its own modules.
-    if "meterline.integrations.litellm" not in sys.modules:
+    # Fallback against double counting when meterline's LiteLLM integration is active but did not mark the
+    # call: LiteLLM's OpenAI provider calls this SDK from its own modules. (If that module offers
+    # is_instrumented(), it is asked; otherwise being loaded counts as active.)
+    module = sys.modules.get("meterline.integrations.litellm")
+    if module is None:
         return False
-    frame = sys._getframe(3)
+    active = getattr(module, "is_instrumented", None)
+    if callable(active) and not active():
+        return False
+    frame: Any = sys._getframe(1)
     while frame is not None:
         if str(frame.f_globals.get("__name__", "")).startswith("litellm."):
             return True
-        frame = frame.f_back  # type: ignore[assignment]
+        frame = frame.f_back
     return False
 
 
