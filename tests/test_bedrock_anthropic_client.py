@@ -99,6 +99,11 @@ async def test_async_anthropic_bedrock(db: Any, fake_provider: Any) -> None:
             "anthropic.claude-x-v1:0",
         ),
         ("bedrock/converse/us.anthropic.claude-x-v1:0", "us.anthropic.claude-x-v1:0", "anthropic.claude-x-v1:0"),
+        (
+            "bedrock/arn:aws:bedrock:us-east-1:1:inference-profile/global.anthropic.claude-x-v1:0",
+            "global.anthropic.claude-x-v1:0",
+            "anthropic.claude-x-v1:0",
+        ),
         ("anthropic.claude-x-v1:0", "anthropic.claude-x-v1:0", "anthropic.claude-x-v1:0"),
     ],
 )

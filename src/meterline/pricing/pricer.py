@@ -111,9 +111,6 @@ def normalise_model(provider: str, model: str) -> str:
     ARNs of foundation models and inference profiles ("arn:aws:bedrock:…:inference-profile/us.anthropic.x" ->
     "us.anthropic.x"; application inference profiles are opaque ids and stay as they are)."""
     name = model
-    arn = _BEDROCK_ARN.match(name)
-    if arn:
-        name = arn["id"]
     prefixes = (f"{provider}/", "bedrock/", "converse/", "invoke/", "openai/", "anthropic/", "azure/")
     changed = True
     while changed:
@@ -122,7 +119,8 @@ def normalise_model(provider: str, model: str) -> str:
             if name.startswith(p):
                 name = name[len(p) :]
                 changed = True
-    return name
+    arn = _BEDROCK_ARN.match(name)
+    return arn["id"] if arn else name
 
 
 class Pricer:
