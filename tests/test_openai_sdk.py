@@ -1,330 +1,222 @@
-"""The OpenAI SDK integration on the real ``openai`` client over HTTP to the local fake provider."""
+"""The real openai SDK over HTTP to the fake provider: chat (plain/streamed), completions, embeddings, responses."""
 
 from __future__ import annotations
 
-import asyncio
 import gc
-import threading
+import json
+import sys
+import types
 from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
+import httpx
 import openai
 import pytest
-from openai.resources.chat.completions.completions import AsyncCompletions, Completions
+from openai import _base_client
+from openai.resources.chat.completions import completions as chat_completions
 
 import meterline
-from meterline.testing import DEFAULT_REPLY, default_usage
+from meterline.context import _in_call
+from meterline.integrations import openai as ml_openai
 
-# Fixed prices (USD per million tokens) so expected costs are computed here, independently of any price data.
-IN, CACHED, OUT, EMB = Decimal("0.15"), Decimal("0.075"), Decimal("0.60"), Decimal("0.02")
-PRICES = [
-    {"model": "gpt-4o-mini", "input_mtok": "0.15", "cache_read_mtok": "0.075", "output_mtok": "0.60"},
-    {"model": "gpt-3.5-turbo-instruct", "input_mtok": "1.5", "output_mtok": "2"},
-    {"model": "text-embedding-3-small", "input_mtok": "0.02"},
-]
-MSGS = [{"role": "user", "content": "What is the weather in Paris today?"}]  # 35 characters -> 9 tokens
-REPLY_WORDS = len(DEFAULT_REPLY.split())
-M = Decimal(1_000_000)
-
-
-def cost(inp: int = 0, cached: int = 0, out: int = 0) -> Decimal:
-    return (inp * IN + cached * CACHED + out * OUT) / M
+MODEL = "gpt-test-1"
+MTOK = Decimal(10**6)
+IN, OUT, CACHED = Decimal("1.5"), Decimal("6"), Decimal("0.75")
+PRICES = [{"provider": "openai", "model": MODEL, "input_mtok": "1.5", "output_mtok": "6", "cache_read_mtok": "0.75"}]
+MSGS = [{"role": "user", "content": "What is the weather in Paris today?"}]  # 9 tokens
+USAGE = {"input": 100, "output": 40, "cache_read": 30, "reasoning": 12}
 
 
 @pytest.fixture
 def db(meter_db: Any) -> Iterator[Any]:
     meter_db.init(prices=PRICES)
-    meterline.instrument_openai()
+    ml_openai.instrument()
     yield meter_db
-    meterline.uninstrument("openai")
+    ml_openai.uninstrument()
 
 
-def client(fake: Any) -> openai.OpenAI:
-    return openai.OpenAI(base_url=fake.openai_base_url, api_key="sk-test", max_retries=0)
+def client(fake: Any, **kw: Any) -> Any:
+    return openai.OpenAI(base_url=fake.openai_base_url, api_key="sk-fake", max_retries=0, **kw)
 
 
-def aclient(fake: Any) -> openai.AsyncOpenAI:
-    return openai.AsyncOpenAI(base_url=fake.openai_base_url, api_key="sk-test", max_retries=0)
+def aclient(fake: Any) -> Any:
+    return openai.AsyncOpenAI(base_url=fake.openai_base_url, api_key="sk-fake", max_retries=0)
 
 
-def test_chat_usage_cost_metadata_and_usage_metadata_removed(db: Any, fake_provider: Any) -> None:
-    fake_provider.set_usage(input=100, output=40, cache_read=30, reasoning=12)
-    with meterline.metadata(subscriber_id="cust-1", product_id="search", agent="outer"):
+def check(e: Any, input: int, cache_read: int, output: int, reasoning: int = 0) -> None:
+    assert (e.input_tokens, e.cache_read_tokens, e.output_tokens, e.reasoning_tokens) == (
+        input,
+        cache_read,
+        output,
+        reasoning,
+    )
+    assert e.total_tokens == input + cache_read + output
+    want = (IN * input + CACHED * cache_read + OUT * output) / MTOK
+    assert (e.total_cost, e.pricing_source) == (want, "override")
+
+
+def test_chat_create_cached_and_reasoning_tokens(db: Any, fake_provider: Any) -> None:
+    fake_provider.set_usage(**USAGE)
+    with meterline.metadata(product_id="p"):
         r = client(fake_provider).chat.completions.create(
-            model="gpt-4o-mini", messages=MSGS, usage_metadata={"agent": "planner", "task_type": "qa"}
+            model=MODEL, messages=MSGS, usage_metadata={"subscriber": {"id": "c1"}}
         )
-    assert r.choices[0].message.content == DEFAULT_REPLY
-    assert "usage_metadata" not in fake_provider.requests[-1].body
-    [e] = db.events()
-    assert (e.provider, e.model, e.response_model, e.operation, e.integration) == (
+    assert r.usage.prompt_tokens == 130  # OpenAI counts cached tokens inside prompt_tokens
+    assert fake_provider.requests[-1].body == {"model": MODEL, "messages": MSGS}
+    (e,) = db.events()
+    assert (e.provider, e.integration, e.operation, e.stop_reason, e.subscriber_id, e.product_id) == (
         "openai",
-        "gpt-4o-mini",
-        "gpt-4o-mini",
+        "openai",
         "chat",
-        "openai",
-    )
-    assert (e.input_tokens, e.cache_read_tokens, e.output_tokens, e.reasoning_tokens, e.total_tokens) == (
-        100,
-        30,
-        40,
-        12,
-        170,
-    )
-    assert (e.status, e.stop_reason, e.stream, e.usage_source) == ("success", "end", False, "provider")
-    assert e.input_cost == 100 * IN / M and e.cache_read_cost == 30 * CACHED / M and e.output_cost == 40 * OUT / M
-    assert e.total_cost == cost(100, 30, 40) and e.pricing_source == "override"
-    assert (e.subscriber_id, e.product_id, e.agent, e.task_type) == ("cust-1", "search", "planner", "qa")
-    assert e.api_base == fake_provider.openai_base_url and e.duration_ms is not None
-
-
-def test_stream_gets_usage_without_changing_what_the_caller_sees(db: Any, fake_provider: Any) -> None:
-    fake_provider.set_usage(input=50, output=7, cache_read=10)
-    chunks = list(client(fake_provider).chat.completions.create(model="gpt-4o-mini", messages=MSGS, stream=True))
-    body = fake_provider.requests[-1].body
-    assert body["stream_options"] == {"include_usage": True}  # added by meterline ...
-    assert all(c.choices for c in chunks)  # ... and its usage-only chunk hidden from the caller
-    assert "".join(c.choices[0].delta.content or "" for c in chunks) == DEFAULT_REPLY
-    [e] = db.events()
-    assert (e.stream, e.status, e.stop_reason) == (True, "success", "end")
-    assert (e.input_tokens, e.cache_read_tokens, e.output_tokens, e.usage_source) == (50, 10, 7, "provider")
-    assert e.total_cost == cost(50, 10, 7)
-    assert e.time_to_first_token_ms is not None and 0 <= e.time_to_first_token_ms <= e.duration_ms
-
-
-def test_stream_where_caller_asked_for_usage_keeps_the_usage_chunk(db: Any, fake_provider: Any) -> None:
-    chunks = list(
-        client(fake_provider).chat.completions.create(
-            model="gpt-4o-mini", messages=MSGS, stream=True, stream_options={"include_usage": True}
-        )
-    )
-    assert chunks[-1].choices == [] and chunks[-1].usage is not None
-    [e] = db.events()
-    assert (e.input_tokens, e.output_tokens) == (9, REPLY_WORDS)
-
-
-def test_abandoned_stream_is_one_cancelled_event(db: Any, fake_provider: Any) -> None:
-    with client(fake_provider).chat.completions.create(model="gpt-4o-mini", messages=MSGS, stream=True) as s:
-        for chunk in s:
-            if chunk.choices[0].delta.content:
-                break  # leaves the with block: the stream is closed after one word
-    [e] = db.events()
-    assert (e.status, e.stop_reason, e.stream) == ("cancelled", "cancelled", True)
-    # OpenAI reports usage only at the end: what was seen is estimated (9 prompt tokens; "Hello" = 5 chars -> 2)
-    assert (e.usage_source, e.input_tokens, e.output_tokens) == ("estimated", 9, 2)
-
-
-def test_stream_dropped_without_reading_still_records_one_event(db: Any, fake_provider: Any) -> None:
-    s = client(fake_provider).chat.completions.create(model="gpt-4o-mini", messages=MSGS, stream=True)
-    del s
-    gc.collect()
-    [e] = db.events()
-    assert (e.status, e.output_tokens) == ("cancelled", 0)
-
-
-def test_stream_failing_midway_is_an_error_and_the_exception_reaches_the_caller(db: Any, fake_provider: Any) -> None:
-    fake_provider.fail_stream_after(3, mode="error_event")
-    with pytest.raises(openai.APIError):
-        for _ in client(fake_provider).chat.completions.create(model="gpt-4o-mini", messages=MSGS, stream=True):
-            pass
-    [e] = db.events()
-    assert (e.status, e.stop_reason, e.error_type) == ("error", "error", "APIError")
-
-
-def test_failed_call_is_one_error_event_and_the_exception_is_unchanged(db: Any, fake_provider: Any) -> None:
-    fake_provider.fail_next(429)
-    with pytest.raises(openai.RateLimitError) as info:
-        client(fake_provider).chat.completions.create(model="gpt-4o-mini", messages=MSGS)
-    assert info.value.status_code == 429
-    [e] = db.events()
-    assert (e.status, e.stop_reason, e.error_type) == ("error", "error", "RateLimitError")
-    assert e.attributes == {"http_status": 429} and "fake failure" in (e.error_message or "")
-    assert (e.total_tokens, e.total_cost) == (0, Decimal(0))
-
-
-def test_tool_use_and_max_tokens_stop_reasons(db: Any, fake_provider: Any) -> None:
-    c = client(fake_provider)
-    c.chat.completions.create(model="gpt-4o-mini", messages=MSGS, extra_headers={"x-fake-tool-use": "1"})
-    c.chat.completions.create(model="gpt-4o-mini", messages=MSGS, extra_headers={"x-fake-stop": "max_tokens"})
-    tool, cut = db.events()
-    assert (tool.stop_reason, tool.operation_subtype) == ("tool_use", "tool_use")
-    assert (cut.stop_reason, cut.operation_subtype) == ("max_tokens", None)
-
-
-def test_embeddings_and_legacy_completions(db: Any, fake_provider: Any) -> None:
-    c = client(fake_provider)
-    c.embeddings.create(model="text-embedding-3-small", input=["refund policy", "shipping"])
-    c.completions.create(model="gpt-3.5-turbo-instruct", prompt="Say hi")
-    emb, comp = db.events()
-    assert (emb.operation, emb.input_tokens, emb.output_tokens) == ("embedding", 6, 0)  # 21 chars -> 6
-    assert emb.total_cost == 6 * EMB / M
-    assert (comp.operation, comp.input_tokens, comp.output_tokens, comp.stop_reason) == (
-        "completion",
-        2,
-        REPLY_WORDS,
         "end",
+        "c1",
+        "p",
     )
-    assert comp.total_cost == (2 * Decimal("1.5") + REPLY_WORDS * Decimal(2)) / M
+    check(e, 100, 30, 40, 12)
 
 
-def test_raw_response_and_stream_helper(db: Any, fake_provider: Any) -> None:
+def test_chat_stream_gets_usage_without_changing_what_the_user_sees(db: Any, fake_provider: Any) -> None:
+    fake_provider.set_usage(**USAGE)
     c = client(fake_provider)
-    raw = c.chat.completions.with_raw_response.create(model="gpt-4o-mini", messages=MSGS)
-    assert raw.parse().choices[0].message.content == DEFAULT_REPLY
-    with c.chat.completions.stream(model="gpt-4o-mini", messages=MSGS) as stream:
-        final = stream.get_final_completion()
-    assert final.choices[0].message.content == DEFAULT_REPLY
-    a, b = db.events()
-    assert (a.stream, a.input_tokens, a.output_tokens) == (False, 9, REPLY_WORDS)
-    assert (b.stream, b.status, b.input_tokens, b.output_tokens) == (True, "success", 9, REPLY_WORDS)
-
-
-async def test_async_calls_and_streams(db: Any, fake_provider: Any) -> None:
-    c = aclient(fake_provider)
-    with meterline.metadata(subscriber_id="async-cust"):
-        await c.chat.completions.create(model="gpt-4o-mini", messages=MSGS)
-        stream = await c.chat.completions.create(model="gpt-4o-mini", messages=MSGS, stream=True)
-        words = [ch.choices[0].delta.content async for ch in stream]
-    assert "".join(w or "" for w in words) == DEFAULT_REPLY
-    await c.embeddings.create(model="text-embedding-3-small", input="hello")
+    chunks = list(c.chat.completions.create(model=MODEL, messages=MSGS, stream=True))
+    assert fake_provider.requests[-1].body["stream_options"] == {"include_usage": True}
+    assert all(ch.choices for ch in chunks) and all(ch.usage is None for ch in chunks)
+    bare = httpx.post(
+        fake_provider.openai_base_url + "/chat/completions", json={"model": MODEL, "messages": MSGS, "stream": True}
+    )
+    assert len(chunks) == bare.text.count("data: {")  # exactly the chunks of a stream without include_usage
+    asked = list(
+        c.chat.completions.create(model=MODEL, messages=MSGS, stream=True, stream_options={"include_usage": True})
+    )
+    assert asked[-1].choices == [] and asked[-1].usage.completion_tokens == 40  # the user's own usage chunk
     events = db.events()
-    assert [(e.operation, e.stream, e.status) for e in events] == [
-        ("chat", False, "success"),
-        ("chat", True, "success"),
-        ("embedding", False, "success"),
+    assert [(e.stream, e.status, e.stop_reason) for e in events] == [(True, "success", "end")] * 2
+    for e in events:
+        assert e.time_to_first_token_ms is not None
+        check(e, 100, 30, 40, 12)
+
+
+def test_stream_helper_raw_response_embeddings_completions(db: Any, fake_provider: Any) -> None:
+    c = client(fake_provider)
+    with c.chat.completions.stream(model=MODEL, messages=MSGS, usage_metadata={"agent": "h"}) as s:
+        s.get_final_completion()
+    raw = c.chat.completions.with_raw_response.create(model=MODEL, messages=MSGS)
+    raw.parse()
+    c.embeddings.create(model=MODEL, input=["abcd", "efgh"], usage_metadata={"agent": "emb"})
+    c.completions.create(model=MODEL, prompt="12345678")
+    assert "usage_metadata" not in json.dumps(fake_provider.requests[-2].body)
+    events = db.events()
+    assert [(e.operation, e.stream, e.agent) for e in events] == [
+        ("chat", True, "h"),
+        ("chat", False, None),
+        ("embedding", False, "emb"),
+        ("completion", False, None),
     ]
-    assert [e.subscriber_id for e in events] == ["async-cust", "async-cust", None]
-    assert all((e.input_tokens, e.output_tokens) == (9, REPLY_WORDS) for e in events[:2])
+    check(events[0], 9, 0, 6)
+    check(events[2], 2, 0, 0)
+    check(events[3], 2, 0, 6)
 
 
-async def test_async_stream_closed_early_is_cancelled(db: Any, fake_provider: Any) -> None:
-    stream = await aclient(fake_provider).chat.completions.create(model="gpt-4o-mini", messages=MSGS, stream=True)
-    async for _ in stream:
-        break
-    await stream.close()
-    [e] = db.events()
-    assert e.status == "cancelled"
-
-
-async def test_async_failure_and_cancellation(db: Any, fake_provider: Any) -> None:
-    c = aclient(fake_provider)
-    fake_provider.fail_next(500)
-    with pytest.raises(openai.InternalServerError):
-        await c.chat.completions.create(model="gpt-4o-mini", messages=MSGS)
-    fake_provider.delay(5)
-    task = asyncio.ensure_future(c.chat.completions.create(model="gpt-4o-mini", messages=MSGS))
-    await asyncio.sleep(0.2)
-    task.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await task
-    fake_provider.delay(0)
-    err, cancelled = db.events()
-    assert (err.status, err.error_type) == ("error", "InternalServerError")
-    assert (cancelled.status, cancelled.stop_reason) == ("cancelled", "cancelled")
-    assert cancelled.error_type == "CancelledError"
-
-
-def test_azure_client_is_provider_azure(db: Any, fake_provider: Any) -> None:
-    az = openai.AzureOpenAI(
-        azure_endpoint=fake_provider.url, api_key="x", api_version="2024-10-21", azure_deployment="gpt-4o-mini"
+def test_responses_api(db: Any, fake_provider: Any) -> None:
+    reply = {
+        "id": "resp_1",
+        "object": "response",
+        "created_at": 1,
+        "model": MODEL,
+        "status": "incomplete",
+        "incomplete_details": {"reason": "max_output_tokens"},
+        "output": [],
+        "parallel_tool_calls": True,
+        "tool_choice": "auto",
+        "tools": [],
+        "usage": {
+            "input_tokens": 500,
+            "input_tokens_details": {"cached_tokens": 200},
+            "output_tokens": 80,
+            "output_tokens_details": {"reasoning_tokens": 50},
+            "total_tokens": 580,
+        },
+    }
+    fake_provider.fail_next(status=200, body=reply)  # the fake answers this JSON verbatim
+    r = client(fake_provider).responses.create(model=MODEL, input="hi", usage_metadata={"agent": "resp"})
+    assert r.usage is not None and r.usage.input_tokens == 500
+    assert (
+        fake_provider.requests[-1].path == "/v1/responses" and "usage_metadata" not in fake_provider.requests[-1].body
     )
-    az.chat.completions.create(model="gpt-4o-mini", messages=MSGS)
-    [e] = db.events()
-    assert (e.provider, e.input_tokens, e.total_cost) == ("azure", 9, cost(9, 0, REPLY_WORDS))
+    (e,) = db.events()
+    assert (e.operation, e.stop_reason, e.agent, e.response_model) == ("chat", "max_tokens", "resp", MODEL)
+    check(e, 300, 200, 80, 50)
 
 
-def test_threads_share_one_client_exactly(db: Any, fake_provider: Any) -> None:
+def test_tool_calls_errors_and_abandoned_stream(db: Any, fake_provider: Any) -> None:
     c = client(fake_provider)
+    c.chat.completions.create(model=MODEL, messages=MSGS, extra_headers={"x-fake-tool-use": "1"})
+    fake_provider.fail_next(status=429)
+    with pytest.raises(openai.RateLimitError) as info:
+        c.chat.completions.create(model=MODEL, messages=MSGS)
+    assert info.value.status_code == 429
+    fake_provider.fail_stream_after(2)
+    with pytest.raises((openai.APIConnectionError, httpx.HTTPError)):
+        list(c.chat.completions.create(model=MODEL, messages=MSGS, stream=True))
+    stream = c.chat.completions.create(model=MODEL, messages=MSGS, stream=True)
+    next(iter(stream))
+    stream.close()
+    unread = c.chat.completions.create(model=MODEL, messages=MSGS, stream=True)
+    del unread
+    gc.collect()
+    got = [(e.status, e.stop_reason, e.operation_subtype, e.error_type) for e in db.events()]
+    assert got[0] == ("success", "tool_use", "tool_use", None)
+    assert got[1] == ("error", "error", None, "RateLimitError")
+    assert got[2][:2] == ("error", "error")
+    assert got[3:] == [("cancelled", "cancelled", None, None)] * 2
 
-    def work(n: int) -> None:
-        for i in range(25):
-            with meterline.metadata(subscriber_id=f"t{n}"):
-                c.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "x" * (4 * i)}])
 
-    threads = [threading.Thread(target=work, args=(n,)) for n in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+async def test_async_chat_stream_and_embeddings(db: Any, fake_provider: Any) -> None:
+    fake_provider.set_usage(**USAGE)
+    c = aclient(fake_provider)
+    await c.chat.completions.create(model=MODEL, messages=MSGS, usage_metadata={"agent": "a"})
+    stream = await c.chat.completions.create(model=MODEL, messages=MSGS, stream=True)
+    assert all([ch.choices async for ch in stream])
+    await c.embeddings.create(model=MODEL, input="abcd")
     events = db.events()
-    assert len(events) == 200 and len({e.id for e in events}) == 200
-    for n in range(8):
-        mine = sorted(e.input_tokens for e in events if e.subscriber_id == f"t{n}")
-        assert mine == list(range(25))  # each thread's own prompts: 4*i characters -> i tokens
+    assert [(e.operation, e.stream, e.agent) for e in events] == [
+        ("chat", False, "a"),
+        ("chat", True, None),
+        ("embedding", False, None),
+    ]
+    check(events[1], 100, 30, 40, 12)
 
 
-def test_instrument_is_idempotent_and_uninstrument_restores_exactly(meter_db: Any, fake_provider: Any) -> None:
-    originals = (Completions.create, AsyncCompletions.create, Completions.parse)
-    meterline.instrument_openai()
-    meterline.instrument_openai()
-    assert Completions.create.__meterline_original__ is originals[0]  # type: ignore[attr-defined]
-    client(fake_provider).chat.completions.create(model="gpt-4o-mini", messages=MSGS)
-    assert meterline.uninstrument("openai") == ["openai"]
-    assert (Completions.create, AsyncCompletions.create, Completions.parse) == originals
-    assert meterline.uninstrument("openai") == []
-    client(fake_provider).chat.completions.create(model="gpt-4o-mini", messages=MSGS)
+def test_uninstrument_exact_and_old_clients(meter_db: Any, fake_provider: Any) -> None:
+    before = (_base_client.SyncAPIClient.__dict__["request"], chat_completions.Completions.__dict__["create"])
+    old = client(fake_provider)
+    assert "openai" in meterline.instrument("openai")
+    ml_openai.instrument()
+    old.chat.completions.create(model=MODEL, messages=MSGS)
+    assert ml_openai.uninstrument() is True and ml_openai.uninstrument() is False
+    assert (_base_client.SyncAPIClient.__dict__["request"], chat_completions.Completions.__dict__["create"]) == before
+    old.chat.completions.create(model=MODEL, messages=MSGS)
     assert len(meter_db.events()) == 1
 
 
-def test_selective_metering(db: Any, fake_provider: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("METERLINE_SELECTIVE_METERING", "true")
-    c = client(fake_provider)
-    c.chat.completions.create(model="gpt-4o-mini", messages=MSGS, usage_metadata={"agent": "skipped"})
-    assert "usage_metadata" not in fake_provider.requests[-1].body  # removed even when not metered
-    with meterline.meter(product_id="metered"):
-        c.chat.completions.create(model="gpt-4o-mini", messages=MSGS)
-    [e] = db.events()
-    assert e.product_id == "metered"
-
-
-def test_capture_content_is_off_by_default_and_redacted_when_on(meter_db: Any, fake_provider: Any) -> None:
-    meterline.instrument_openai()
+def test_not_counted_twice_under_litellm(db: Any, fake_provider: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    litellm = pytest.importorskip("litellm")
+    kw = {"model": f"openai/{MODEL}", "api_base": fake_provider.openai_base_url, "api_key": "k", "messages": MSGS}
+    token = _in_call.set(True)  # LiteLLM's integration marks the call it meters
     try:
-        client(fake_provider).chat.completions.create(model="gpt-4o-mini", messages=MSGS)
-        [off] = meter_db.events()
-        assert (off.input_messages, off.output_text) == (None, None)
-        meter_db.init(prices=PRICES, capture_content=True, redact=lambda m, t: ("[redacted]", (t or "").upper()))
-        client(fake_provider).chat.completions.create(model="gpt-4o-mini", messages=MSGS)
-        on = [e for e in meter_db.events() if e.id != off.id]
-        assert [(e.input_messages, e.output_text) for e in on] == [("[redacted]", DEFAULT_REPLY.upper())]
+        litellm.completion(**kw)
     finally:
-        meterline.uninstrument("openai")
-
-
-def test_default_usage_matches_the_prompt() -> None:
-    assert default_usage({"messages": MSGS}).input == 9  # the count every test above relies on
-
-
-def test_responses_api_plain_streamed_tool_use_and_incomplete(db: Any, fake_provider: Any) -> None:
-    c = client(fake_provider)
-    fake_provider.set_usage(input=80, output=20, cache_read=40, reasoning=5)
-    r = c.responses.create(model="gpt-4o-mini", input="What is the weather in Paris today?")
-    assert r.output_text == DEFAULT_REPLY
-    with c.responses.stream(model="gpt-4o-mini", input="What is the weather in Paris today?") as s:
-        text = "".join(ev.delta for ev in s if ev.type == "response.output_text.delta")
-    assert text == DEFAULT_REPLY
-    c.responses.create(model="gpt-4o-mini", input="x", extra_headers={"x-fake-tool-use": "1"})
-    c.responses.create(model="gpt-4o-mini", input="x", extra_headers={"x-fake-stop": "max_tokens"})
-    plain, streamed, tool, cut = db.events()
-    for e in (plain, streamed):
-        assert (e.input_tokens, e.cache_read_tokens, e.output_tokens, e.reasoning_tokens) == (80, 40, 20, 5)
-        assert (e.status, e.stop_reason, e.total_cost) == ("success", "end", cost(80, 40, 20))
-    assert (plain.stream, streamed.stream) == (False, True) and streamed.time_to_first_token_ms is not None
-    assert (tool.stop_reason, tool.operation_subtype) == ("tool_use", "tool_use")
-    assert cut.stop_reason == "max_tokens"
-
-
-async def test_async_responses_stream(db: Any, fake_provider: Any) -> None:
-    stream = await aclient(fake_provider).responses.create(model="gpt-4o-mini", input="Say hello", stream=True)
-    kinds = [ev.type async for ev in stream]
-    assert kinds[0] == "response.created" and kinds[-1] == "response.completed"
-    [e] = db.events()
-    assert (e.stream, e.status, e.input_tokens, e.output_tokens) == (True, "success", 3, REPLY_WORDS)
-
-
-def test_with_streaming_response(db: Any, fake_provider: Any) -> None:
-    c = client(fake_provider)
-    with c.chat.completions.with_streaming_response.create(model="gpt-4o-mini", messages=MSGS) as resp:
-        assert resp.parse().choices[0].message.content == DEFAULT_REPLY
-    [e] = db.events()
-    assert (e.input_tokens, e.output_tokens) == (9, REPLY_WORDS)
+        _in_call.reset(token)
+    # fallback: LiteLLM integration loaded, call made from inside LiteLLM's code
+    monkeypatch.setitem(sys.modules, "meterline.integrations.litellm", types.ModuleType("stub"))
+    litellm.completion(**kw)
+    assert len(fake_provider.requests) == 2
+    assert db.events() == []
+    inactive = types.ModuleType("stub")
+    inactive.is_instrumented = lambda: False  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "meterline.integrations.litellm", inactive)
+    litellm.completion(**kw)  # the LiteLLM integration is loaded but off: the SDK integration meters it
+    monkeypatch.delitem(sys.modules, "meterline.integrations.litellm")
+    litellm.completion(**kw)  # without the LiteLLM integration, the SDK integration meters it
+    assert [e.integration for e in db.events()] == ["openai", "openai"]

@@ -155,7 +155,7 @@ def run(args: argparse.Namespace) -> int:
         failing_call(fake.url, fake)
         made += 1
         try:
-            from meterline.demo_anthropic import demo_traffic
+            from meterline.cli._demo_anthropic import demo_traffic
         except ImportError:
             pass
         else:

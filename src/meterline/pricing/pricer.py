@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 import threading
 from collections.abc import Sequence
 from datetime import date, datetime, time, timezone
@@ -13,6 +14,7 @@ from meterline.event import UsageEvent, quantize_cost
 from meterline.pricing.overrides import PriceOverride
 
 _MTOK = Decimal(1_000_000)
+_BEDROCK = frozenset({"bedrock", "bedrock_converse"})
 _ZERO = Decimal(0)
 
 # meterline/LiteLLM provider names -> genai-prices provider ids
@@ -93,8 +95,21 @@ def _from_genai(value: Any) -> Price | None:
     return None
 
 
+_BEDROCK_ARN = re.compile(r"^arn:aws[a-z-]*:bedrock:[^:]*:[^:]*:(?:foundation-model|inference-profile)/(?P<id>.+)$")
+# Cross-region inference profile prefixes ("us.anthropic.claude-…"); genai-prices prices "global." apart.
+_BEDROCK_REGION = re.compile(r"^(?:us|eu|apac|global|us-gov|jp|au|ca)\.(?=[a-z0-9-]+\.)")
+
+
+def bedrock_base_model(model: str) -> str:
+    """A Bedrock model id without its inference-profile region prefix ("us.anthropic.x-v1:0" -> "anthropic.x-v1:0");
+    used to match user price overrides written for the base model."""
+    return _BEDROCK_REGION.sub("", model, count=1)
+
+
 def normalise_model(provider: str, model: str) -> str:
-    """Strip LiteLLM routing prefixes ("openai/gpt-4o" -> "gpt-4o", "bedrock/converse/x" -> "x")."""
+    """Strip LiteLLM routing prefixes ("openai/gpt-4o" -> "gpt-4o", "bedrock/converse/x" -> "x") and Bedrock
+    ARNs of foundation models and inference profiles ("arn:aws:bedrock:…:inference-profile/us.anthropic.x" ->
+    "us.anthropic.x"; application inference profiles are opaque ids and stay as they are)."""
     name = model
     prefixes = (f"{provider}/", "bedrock/", "converse/", "invoke/", "openai/", "anthropic/", "azure/")
     changed = True
@@ -104,7 +119,8 @@ def normalise_model(provider: str, model: str) -> str:
             if name.startswith(p):
                 name = name[len(p) :]
                 changed = True
-    return name
+    arn = _BEDROCK_ARN.match(name)
+    return arn["id"] if arn else name
 
 
 class Pricer:
@@ -142,10 +158,9 @@ class Pricer:
 
     def _resolve_uncached(self, provider: str, model: str, day: date) -> RatePlan | None:
         bare = normalise_model(provider, model)
+        names = {model, bare, bedrock_base_model(bare)} if provider in _BEDROCK else {model, bare}
         for o in self._overrides:
-            if (o.valid_from is None or o.valid_from <= day) and (
-                o.matches(provider, model) or o.matches(provider, bare)
-            ):
+            if (o.valid_from is None or o.valid_from <= day) and any(o.matches(provider, n) for n in names):
                 return RatePlan(
                     source="override",
                     input_mtok=o.input_mtok,
@@ -186,7 +201,12 @@ class Pricer:
                 event.pricing_source = "caller"
             return
         plan = None
-        for model in (event.response_model, event.model):
+        # Bedrock: the requested id carries the inference profile ("global." vs regional prices differ),
+        # the reply's model name does not.
+        order = (
+            (event.model, event.response_model) if event.provider in _BEDROCK else (event.response_model, event.model)
+        )
+        for model in order:
             if model:
                 plan = self.resolve(event.provider, model, event.start_time)
                 if plan is not None:

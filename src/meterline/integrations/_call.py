@@ -1,0 +1,255 @@
+"""One metered provider call: what the Anthropic SDK and Bedrock integrations share.
+
+A :class:`CallMeter` is created on the caller's thread when a call starts (it snapshots the metadata
+scope then), collects usage from a reply or from stream events, and emits exactly ONE event however
+the call ends: ``success``, ``error`` or ``cancelled`` (stream abandoned, closed or garbage collected).
+``finish_*`` may race (the consumer's thread against a GC finaliser), so the first one wins under a lock.
+Nothing here raises into the caller: internal errors go to :func:`meterline._errors.report`.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Mapping
+from datetime import datetime, timezone
+from typing import Any
+
+from meterline import _errors
+from meterline import usage as _usage
+from meterline.context import current_metadata
+from meterline.event import MAX_ERROR_MESSAGE, UsageEvent
+from meterline.metadata import normalise
+
+# Anthropic stop reasons (also Bedrock Converse's stopReason) -> schema v1.
+STOP_REASONS = {
+    "end_turn": "end",
+    "pause_turn": "end",
+    "max_tokens": "max_tokens",
+    "model_context_window_exceeded": "max_tokens",
+    "stop_sequence": "stop_sequence",
+    "tool_use": "tool_use",
+    "refusal": "content_filter",
+    "content_filtered": "content_filter",
+    "guardrail_intervened": "content_filter",
+}
+_TOOL_BLOCKS = frozenset({"tool_use", "server_tool_use", "mcp_tool_use"})
+
+
+def get(obj: Any, key: str) -> Any:
+    """``key`` of a dict or an attribute-style object (the SDK's pydantic models)."""
+    if obj is None:
+        return None
+    if isinstance(obj, Mapping):
+        return obj.get(key)
+    return getattr(obj, key, None)
+
+
+def call_metadata(raw: Any) -> Mapping[str, Any]:
+    """A call's ``usage_metadata=``, normalised leniently (a bad field is logged, not raised)."""
+    if not raw:
+        return {}
+    if not isinstance(raw, Mapping):
+        _errors.report("usage_metadata", TypeError(f"usage_metadata must be a mapping, got {type(raw).__name__}"))
+        return {}
+    return normalise(raw, strict=False)
+
+
+class CallMeter:
+    """Usage and outcome of one call; :meth:`finish` emits its single event."""
+
+    __slots__ = (
+        "_done",
+        "_lock",
+        "_mono",
+        "call_md",
+        "input_messages",
+        "integration",
+        "model",
+        "operation",
+        "provider",
+        "response_model",
+        "scope",
+        "start",
+        "stop_reason",
+        "stream",
+        "text_parts",
+        "tokens",
+        "tool_use",
+        "ttft_ms",
+    )
+
+    def __init__(
+        self,
+        *,
+        provider: str,
+        model: str,
+        integration: str,
+        stream: bool,
+        call_md: Mapping[str, Any] | None = None,
+        operation: str = "chat",
+    ) -> None:
+        self.start = datetime.now(timezone.utc)
+        self._mono = time.monotonic()
+        self.provider = provider
+        self.model = model or "unknown"
+        self.integration = integration
+        self.stream = stream
+        self.operation = operation
+        self.scope = current_metadata()
+        self.call_md = call_md or {}
+        self.response_model: str | None = None
+        self.stop_reason: str | None = None
+        self.tool_use = False
+        self.ttft_ms: float | None = None
+        self.tokens = _usage.TokenUsage()
+        self.text_parts: list[str] | None = None
+        self.input_messages: Any = None
+        self._lock = threading.Lock()
+        self._done = False
+
+    # -- collecting -----------------------------------------------------------------------------
+    def mark_first_token(self) -> None:
+        if self.ttft_ms is None:
+            self.ttft_ms = round((time.monotonic() - self._mono) * 1000.0, 3)
+
+    def set_stop(self, raw: Any) -> None:
+        if isinstance(raw, str) and raw:
+            self.stop_reason = STOP_REASONS.get(raw, self.stop_reason)
+            if raw == "tool_use":
+                self.tool_use = True
+
+    def note_content(self, blocks: Any) -> None:
+        """Reply content blocks (Anthropic shape): tool use, and text when content capture is on."""
+        for block in blocks or ():
+            kind = get(block, "type")
+            if kind in _TOOL_BLOCKS:
+                self.tool_use = True
+            elif kind == "text" and self.text_parts is not None:
+                self.text_parts.append(str(get(block, "text") or ""))
+
+    def anthropic_message(self, message: Any) -> None:
+        """A complete Anthropic ``Message`` (SDK object or Bedrock InvokeModel JSON)."""
+        model = get(message, "model")
+        if isinstance(model, str) and model:
+            self.response_model = model
+        self.tokens = _usage.from_anthropic(get(message, "usage"))
+        self.set_stop(get(message, "stop_reason"))
+        self.note_content(get(message, "content"))
+
+    def anthropic_event(self, event: Any) -> bool:
+        """One Anthropic stream event; True when it ends the message (``message_stop``)."""
+        kind = get(event, "type")
+        if kind == "message_start":
+            message = get(event, "message")
+            model = get(message, "model")
+            if isinstance(model, str) and model:
+                self.response_model = model
+            self.tokens = _usage.from_anthropic(get(message, "usage"))
+        elif kind == "content_block_delta":
+            self.mark_first_token()
+            if self.text_parts is not None:
+                delta = get(event, "delta")
+                if get(delta, "type") == "text_delta":
+                    self.text_parts.append(str(get(delta, "text") or ""))
+        elif kind == "content_block_start":
+            if get(get(event, "content_block"), "type") in _TOOL_BLOCKS:
+                self.tool_use = True
+        elif kind == "message_delta":
+            self.set_stop(get(get(event, "delta"), "stop_reason"))
+            self._merge_delta_usage(get(event, "usage"))
+        elif kind == "message_stop":
+            return True
+        return False
+
+    def _merge_delta_usage(self, delta: Any) -> None:
+        # message_delta's usage is cumulative; output_tokens always, input/cache counts only when present.
+        if delta is None:
+            return
+        t = self.tokens
+        fields = {
+            "input_tokens": get(delta, "input_tokens"),
+            "cache_read_tokens": get(delta, "cache_read_input_tokens"),
+            "cache_write_tokens": get(delta, "cache_creation_input_tokens"),
+            "output_tokens": get(delta, "output_tokens"),
+        }
+        values = {k: int(v) for k, v in fields.items() if isinstance(v, int) and not isinstance(v, bool)}
+        if not values:
+            return
+        write = values.get("cache_write_tokens", t.cache_write_tokens)
+        self.tokens = _usage.TokenUsage(
+            input_tokens=values.get("input_tokens", t.input_tokens),
+            cache_read_tokens=values.get("cache_read_tokens", t.cache_read_tokens),
+            cache_write_tokens=write,
+            cache_write_1h_tokens=min(t.cache_write_1h_tokens, write),
+            output_tokens=values.get("output_tokens", t.output_tokens),
+        )
+
+    # -- finishing (exactly once) -----------------------------------------------------------------
+    def _claim(self) -> bool:
+        with self._lock:
+            if self._done:
+                return False
+            self._done = True
+            return True
+
+    @property
+    def done(self) -> bool:
+        return self._done
+
+    def success(self) -> None:
+        self._finish("success", None)
+
+    def error(self, exc: BaseException | None, error_type: str | None = None, message: str | None = None) -> None:
+        kind = error_type or (type(exc).__name__ if exc is not None else "error")
+        text = message if message is not None else (str(exc) if exc is not None else kind)
+        self._finish("error", (kind, text))
+
+    def cancel(self) -> None:
+        self._finish("cancelled", None)
+
+    def _finish(self, status: str, error: tuple[str, str] | None) -> None:
+        if not self._claim():
+            return
+        try:
+            from meterline import _api
+
+            end = datetime.now(timezone.utc)
+            event = UsageEvent(
+                start_time=self.start,
+                end_time=end,
+                duration_ms=round((time.monotonic() - self._mono) * 1000.0, 3),
+                provider=self.provider,
+                model=self.model,
+                response_model=self.response_model,
+                operation=self.operation,
+                operation_subtype="tool_use" if self.tool_use else None,
+                stream=self.stream,
+                status=status,
+                integration=self.integration,
+                time_to_first_token_ms=self.ttft_ms if self.stream else None,
+            )
+            if status == "success":
+                event.stop_reason = self.stop_reason
+            elif status == "cancelled":
+                event.stop_reason = "cancelled"
+            else:
+                event.stop_reason = "error"
+                assert error is not None
+                event.error_type = error[0][:200]
+                event.error_message = error[1][:MAX_ERROR_MESSAGE]
+            _usage.apply(event, self.tokens)
+            if _api.settings.capture_content:
+                text = "".join(self.text_parts) if self.text_parts else None
+                event.input_messages, event.output_text = _api.capture(self.input_messages, text)
+            _api.emit(event, self.scope, self.call_md)
+        except Exception as exc:  # noqa: BLE001 - never raise into the caller (or a GC finaliser)
+            _errors.report("integrations.finish", exc, reraise=False)
+
+    def want_content(self, messages: Any) -> None:
+        """Keep the request's messages and collect reply text, when content capture is on."""
+        from meterline import _api
+
+        if _api.settings.capture_content:
+            self.input_messages = messages
+            self.text_parts = []

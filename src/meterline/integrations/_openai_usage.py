@@ -1,0 +1,119 @@
+"""Reading OpenAI replies and stream chunks into a :class:`CallMeter` (chat, completions, embeddings, responses)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from meterline import usage as _usage
+from meterline.integrations._call import CallMeter, get
+
+FINISH_REASONS = {
+    "stop": "end",
+    "length": "max_tokens",
+    "tool_calls": "tool_use",
+    "function_call": "tool_use",
+    "content_filter": "content_filter",
+}
+_INCOMPLETE = {"max_output_tokens": "max_tokens", "content_filter": "content_filter"}
+_TOOL_ITEMS = frozenset({"function_call", "custom_tool_call", "mcp_call", "computer_call"})
+
+
+def _finish(meter: CallMeter, reason: Any) -> None:
+    if isinstance(reason, str) and reason in FINISH_REASONS:
+        meter.stop_reason = FINISH_REASONS[reason]
+        if meter.stop_reason == "tool_use":
+            meter.tool_use = True
+
+
+def _model(meter: CallMeter, obj: Any) -> None:
+    model = get(obj, "model")
+    if isinstance(model, str) and model:
+        meter.response_model = model
+
+
+def completion(meter: CallMeter, reply: Any) -> None:
+    """A chat completion, a legacy completion or an embeddings reply."""
+    _model(meter, reply)
+    usage = get(reply, "usage")
+    if usage is not None:
+        meter.tokens = _usage.from_openai(usage)
+    for choice in get(reply, "choices") or ():
+        _finish(meter, get(choice, "finish_reason"))
+        message = get(choice, "message")
+        if get(message, "tool_calls"):
+            meter.tool_use = True
+        if meter.text_parts is not None:
+            text = get(message, "content") if message is not None else get(choice, "text")
+            if isinstance(text, str):
+                meter.text_parts.append(text)
+
+
+def chunk(meter: CallMeter, item: Any) -> None:
+    """One chat/completions stream chunk."""
+    _model(meter, item)
+    usage = get(item, "usage")
+    if usage is not None:
+        meter.tokens = _usage.from_openai(usage)
+    for choice in get(item, "choices") or ():
+        delta = get(choice, "delta")
+        text = get(delta, "content") if delta is not None else get(choice, "text")
+        if text or get(delta, "tool_calls"):
+            meter.mark_first_token()
+        if get(delta, "tool_calls"):
+            meter.tool_use = True
+        if meter.text_parts is not None and isinstance(text, str):
+            meter.text_parts.append(text)
+        _finish(meter, get(choice, "finish_reason"))
+
+
+def is_usage_only(item: Any) -> bool:
+    """The extra last chunk ``stream_options.include_usage`` adds (no choices, usage only)."""
+    return not get(item, "choices") and get(item, "usage") is not None
+
+
+def response(meter: CallMeter, reply: Any) -> None:
+    """A Responses API ``Response`` object."""
+    _model(meter, reply)
+    usage = get(reply, "usage")
+    if usage is not None:
+        meter.tokens = _usage.from_openai(usage)
+    for item in get(reply, "output") or ():
+        if get(item, "type") in _TOOL_ITEMS:
+            meter.tool_use = True
+    status = get(reply, "status")
+    if status == "incomplete":
+        meter.stop_reason = _INCOMPLETE.get(get(get(reply, "incomplete_details"), "reason"), "max_tokens")
+    elif status == "completed":
+        meter.stop_reason = "tool_use" if meter.tool_use else "end"
+    if meter.text_parts is not None:
+        text = get(reply, "output_text")
+        if isinstance(text, str):
+            meter.text_parts.append(text)
+
+
+def response_event(meter: CallMeter, event: Any) -> tuple[str, str | None, str | None] | None:
+    """One Responses stream event; ``(status, error_type, error_message)`` when it ends the call."""
+    kind = get(event, "type")
+    if kind in ("response.output_text.delta", "response.function_call_arguments.delta"):
+        meter.mark_first_token()
+        if kind == "response.output_text.delta" and meter.text_parts is not None:
+            meter.text_parts.append(str(get(event, "delta") or ""))
+        return None
+    if kind in ("response.completed", "response.incomplete"):
+        text_parts, meter.text_parts = meter.text_parts, None  # the text came with the deltas
+        response(meter, get(event, "response"))
+        meter.text_parts = text_parts
+        return ("success", None, None)
+    if kind == "response.created":
+        _model(meter, get(event, "response"))
+    elif kind == "response.failed":
+        reply = get(event, "response")
+        _model(meter, reply)
+        usage = get(reply, "usage")
+        if usage is not None:
+            meter.tokens = _usage.from_openai(usage)
+        error = get(reply, "error")
+        return ("error", str(get(error, "code") or "response.failed"), str(get(error, "message") or "failed"))
+    elif kind == "error":
+        return ("error", str(get(event, "code") or "error"), str(get(event, "message") or "stream error"))
+    return None
