@@ -47,10 +47,10 @@ from collections.abc import Callable
 from typing import Any
 
 from meterline import _errors
-from meterline.metadata import normalise
 from meterline.context import current_metadata, should_meter
 from meterline.integrations import _litellm_stream as _stream
 from meterline.integrations._litellm_call import ATTR, OPERATIONS, LiteLLMCall
+from meterline.metadata import normalise
 
 _MISSING = object()
 _lock = threading.Lock()
@@ -134,7 +134,8 @@ def _plan(call_type: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Lite
     messages = None
     if settings.capture_content:
         messages = kwargs.get("messages") if operation == "chat" else kwargs.get("prompt", kwargs.get("input"))
-    return LiteLLMCall(operation, model if isinstance(model, str) else None, stream, current_metadata(), call_md, messages)
+    name = model if isinstance(model, str) else None
+    return LiteLLMCall(operation, name, stream, current_metadata(), call_md, messages)
 
 
 def _ask_for_stream_usage(model: Any, kwargs: dict[str, Any]) -> None:
@@ -230,7 +231,7 @@ def _wrap_async_finally(original: Callable[..., Any]) -> Callable[..., Any]:
             if call is not None and not call.stream_open:
                 call.release()
                 task = _current_task()
-                if task is not None and task.cancelling():
+                if task is not None and getattr(task, "cancelling", lambda: 0)():  # Python 3.11+
                     call.finish_stream(None, "cancelled", logging_obj=logging_obj)
         except Exception as exc:  # noqa: BLE001 - meterline must never break the caller's call
             _errors.report("litellm call cancelled", exc)
