@@ -10,9 +10,9 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from conftest import MeterDB
 
 import meterline
+from conftest import MeterDB
 from meterline.event import UsageEvent
 
 M = Decimal(1_000_000)
@@ -47,8 +47,8 @@ def expected_cost(model: str, input: int = 0, output: int = 0, cache_read: int =
 USER = [{"role": "user", "content": "What is the status of order 42?"}]
 
 
-@pytest.fixture
-def metered(tmp_path: Path) -> Iterator[MeterDB]:
+@pytest.fixture(name="metered")
+def metered_fixture(tmp_path: Path) -> Iterator[MeterDB]:
     """meterline writing to a temp SQLite file with PRICE_TABLE, LiteLLM instrumented."""
     db = MeterDB(tmp_path)
     db.init(prices=PRICE_TABLE)

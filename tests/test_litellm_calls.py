@@ -10,10 +10,10 @@ from typing import Any
 
 import litellm
 import pytest
-from _litellm_fixtures import USER, expected_cost, metered  # noqa: F401 - fixture
 from litellm import completion  # imported BEFORE meterline instruments LiteLLM: must be metered too
 
 import meterline
+from _litellm_fixtures import USER, expected_cost, metered_fixture  # noqa: F401 - the metered fixture
 from meterline import _errors
 from meterline.context import _in_call
 from meterline.metadata import hash_credential
@@ -153,15 +153,15 @@ def test_usage_metadata_reaches_the_body_without_meterline(fake_provider) -> Non
 def test_metadata_precedence_call_over_inner_over_outer_over_env(metered, monkeypatch) -> None:
     monkeypatch.setenv("METERLINE_ENVIRONMENT", "from-env")
     monkeypatch.setenv("METERLINE_REGION", "eu-west-1")
-    with meterline.metadata(agent="outer", product_id="p-outer", environment="outer-env", tags=["a"]):
-        with meterline.metadata(agent="inner", tags=["b"]):
-            litellm.completion(
-                model="gpt-4o-mini",
-                messages=USER,
-                mock_response="x",
-                usage_metadata={"agent": "call", "task_type": "t-call", "tags": ["c"]},
-            )
-            litellm.completion(model="gpt-4o-mini", messages=USER, mock_response="y")
+    outer = meterline.metadata(agent="outer", product_id="p-outer", environment="outer-env", tags=["a"])
+    with outer, meterline.metadata(agent="inner", tags=["b"]):
+        litellm.completion(
+            model="gpt-4o-mini",
+            messages=USER,
+            mock_response="x",
+            usage_metadata={"agent": "call", "task_type": "t-call", "tags": ["c"]},
+        )
+        litellm.completion(model="gpt-4o-mini", messages=USER, mock_response="y")
     litellm.completion(model="gpt-4o-mini", messages=USER, mock_response="z")
     a, b, c = sorted(metered.events(), key=lambda e: e.start_time)
     assert (a.agent, a.task_type, a.product_id, a.environment, a.region) == (
@@ -388,7 +388,7 @@ def test_instrument_is_idempotent_and_uninstrument_restores_the_exact_originals(
     try:
         assert meterline.instrument("litellm") == ["litellm"]
         patched = [owner.__dict__[name] for owner, name in targets]
-        assert all(p is not b for p, b in zip(patched, before))
+        assert all(p is not b for p, b in zip(patched, before, strict=True))
         meterline.instrument_litellm()  # idempotent: nothing wrapped twice
         assert [owner.__dict__[name] for owner, name in targets] == patched
         litellm.completion(model="gpt-4o-mini", messages=USER, mock_response="metered")
