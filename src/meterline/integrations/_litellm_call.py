@@ -213,6 +213,9 @@ class LiteLLMCall:
             status = "success"  # the consumer stopped after the last content chunk: the reply was complete
         if logging_obj is None:
             logging_obj = getattr(stream, "logging_obj", None)
+        if self.usage is None:
+            # usage LiteLLM kept but did not hand out (Anthropic's message_start arrives as an empty chunk)
+            self.usage = _last_usage(getattr(stream, "chunks", None))
         event = self._event(logging_obj, status, error)
         if self.usage is not None:
             _usage.apply(event, _usage.from_openai(self.usage))
@@ -231,6 +234,16 @@ class LiteLLMCall:
         if _api.settings.capture_content:
             event.input_messages, event.output_text = _api.capture(self.messages, text)
         _api.emit(event, self.scope, self.call_md)
+
+
+def _last_usage(chunks: Any) -> Any:
+    if not isinstance(chunks, list):
+        return None
+    for chunk in reversed(chunks):
+        usage = getattr(chunk, "usage", None)
+        if usage is not None and _usage.from_openai(usage).total_tokens > 0:
+            return usage
+    return None
 
 
 def _stop(event: UsageEvent, reason: Any) -> None:
