@@ -444,3 +444,60 @@ def test_async_call_cancelled_mid_flight_is_one_cancelled_event(metered, fake_pr
         fake_provider.delay(0)
     [e] = metered.events()
     assert (e.status, e.stop_reason, e.provider, e.model) == ("cancelled", "cancelled", "openai", "gpt-4o-mini")
+
+
+def test_stop_reasons_and_tool_use(metered, fake_provider) -> None:
+    kw = _openai(fake_provider)
+    fake_provider.set_reply(tool_use=True)
+    tools = [{"type": "function", "function": {"name": "lookup", "parameters": {"type": "object", "properties": {}}}}]
+    litellm.completion(model="openai/gpt-4o-mini", messages=USER, tools=tools, usage_metadata={"agent": "tool"}, **kw)
+    fake_provider.set_reply(stop="max_tokens")
+    litellm.completion(model="openai/gpt-4o-mini", messages=USER, usage_metadata={"agent": "long"}, **kw)
+    litellm.completion(
+        model="anthropic/claude-3-5-sonnet-20240620",
+        messages=USER,
+        usage_metadata={"agent": "anthropic-long"},
+        api_base=fake_provider.url,
+        api_key="x",
+    )
+    fake_provider.set_reply()
+    litellm.completion(model="openai/gpt-4o-mini", messages=USER, usage_metadata={"agent": "end"}, **kw)
+    got = {e.agent: (e.stop_reason, e.operation_subtype) for e in metered.events()}
+    assert got == {
+        "tool": ("tool_use", "tool_use"),
+        "long": ("max_tokens", None),
+        "anthropic-long": ("max_tokens", None),
+        "end": ("end", None),
+    }
+
+
+def test_anthropic_one_hour_cache_writes_are_kept_apart(metered, fake_provider) -> None:
+    fake_provider.set_usage(input=10, output=5, cache_write=1000, cache_write_1h=400)
+    litellm.completion(
+        model="anthropic/claude-3-5-sonnet-20240620", messages=USER, api_base=fake_provider.url, api_key="x"
+    )
+    [e] = metered.events()
+    assert (e.input_tokens, e.cache_write_tokens, e.cache_write_1h_tokens, e.output_tokens) == (10, 1000, 400, 5)
+
+
+def test_capture_content_stores_prompt_and_reply_only_when_asked(tmp_path, fake_provider) -> None:
+    from conftest import MeterDB
+
+    db = MeterDB(tmp_path)
+    db.init(capture_content=True, redact=lambda messages, text: (messages, (text or "").upper()))
+    meterline.instrument_litellm()
+    try:
+        fake_provider.set_reply(text="the order shipped")
+        litellm.completion(model="openai/gpt-4o-mini", messages=USER, **_openai(fake_provider))
+        [e] = db.events()
+    finally:
+        meterline.uninstrument("litellm")
+        meterline.shutdown()
+    assert e.input_messages == USER
+    assert e.output_text == "THE ORDER SHIPPED"
+
+
+def test_content_is_not_stored_by_default(metered, fake_provider) -> None:
+    litellm.completion(model="openai/gpt-4o-mini", messages=USER, **_openai(fake_provider))
+    [e] = metered.events()
+    assert (e.input_messages, e.output_text) == (None, None)
