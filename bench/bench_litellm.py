@@ -1,13 +1,13 @@
 """What metering adds to a LiteLLM call on the caller's thread, measured in ONE run against its own baseline.
 
-    PYTHONPATH=src python bench/bench_litellm.py [--calls 3000] [--rounds 5]
+    PYTHONPATH=src python bench/bench_litellm.py [--calls 3000] [--block 50]
 
 Rows:
 - ``completion`` / ``acompletion``: LiteLLM with ``mock_response`` (no network), bare vs metered (meterline
-  instrumented, writing to a real SQLite file on its background thread). Bare and metered blocks alternate
-  (``--rounds``, garbage collector paused in both) so drift (CPU frequency, caches, other processes)
-  hits both alike. Per-call latency is measured around each call; "added" is metered minus bare at the
-  same percentile.
+  instrumented, writing to a real SQLite file on its background thread). Bare and metered blocks of
+  ``--block`` calls alternate (instrument/uninstrument in between; garbage collector paused in both) so
+  drift (CPU frequency, caches, other processes) hits both alike. Per-call latency is measured around
+  each call; "added" is metered minus bare at the same percentile.
 - ``event build + emit``: the metering work alone (success event from a real LiteLLM response, handed over).
 - ``Recorder.submit``: the recorder's own hot path (hand-over of a built event) with a no-op sink.
 Goal: < 50 µs added at p50 on the caller's thread.
@@ -23,7 +23,7 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -38,7 +38,7 @@ def pct(samples: Sequence[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))]
 
 
-def time_sync(n: int) -> list[float]:
+def sync_block(n: int) -> list[float]:
     import litellm
 
     out = []
@@ -49,44 +49,73 @@ def time_sync(n: int) -> list[float]:
     return out
 
 
-def time_async(n: int) -> list[float]:
+async def async_block(n: int) -> list[float]:
     import litellm
 
-    async def run() -> list[float]:
-        out = []
-        for _ in range(n):
-            t0 = time.perf_counter_ns()
-            await litellm.acompletion(model="gpt-4o-mini", messages=MESSAGES, mock_response="ok")
-            out.append((time.perf_counter_ns() - t0) / 1000.0)
-        return out
-
-    return asyncio.run(run())
-
-
-def compare(timer: Callable[[int], list[float]], calls: int, rounds: int) -> tuple[list[float], list[float]]:
-    import meterline
-
-    bare: list[float] = []
-    metered: list[float] = []
-    timer(200)  # warm-up: imports, caches
-    per_round = max(calls // rounds, 1)
-    for _ in range(rounds):
-        meterline.uninstrument("litellm")
-        gc.collect()
-        gc.disable()  # collector pauses land on either variant at random: keep them out of both
-        bare += timer(per_round)
-        meterline.instrument("litellm")
-        metered += timer(per_round)
-        gc.enable()
-        meterline.flush(30)  # the writes of this block are done before the next bare block
-    meterline.uninstrument("litellm")
-    return bare, metered
+    out = []
+    for _ in range(n):
+        t0 = time.perf_counter_ns()
+        await litellm.acompletion(model="gpt-4o-mini", messages=MESSAGES, mock_response="ok")
+        out.append((time.perf_counter_ns() - t0) / 1000.0)
+    return out
 
 
 def _litellm_version() -> str:
     from importlib.metadata import version
 
     return version("litellm")
+
+
+def _toggle(metered: bool) -> None:
+    import meterline
+
+    if metered:
+        meterline.instrument("litellm")
+    else:
+        meterline.uninstrument("litellm")
+
+
+def compare_sync(calls: int, block: int) -> tuple[list[float], list[float]]:
+    """Bare and metered blocks of ``block`` calls, alternating, so drift hits both alike."""
+    import meterline
+
+    bare: list[float] = []
+    metered: list[float] = []
+    sync_block(200)  # warm-up: imports, caches
+    gc.collect()
+    gc.disable()  # collector pauses land on either variant at random: keep them out of both
+    try:
+        for i in range(max(calls // block, 1)):
+            first_metered = i % 2 == 1  # alternate which variant goes first
+            for metered_now in (first_metered, not first_metered):
+                _toggle(metered_now)
+                (metered if metered_now else bare).extend(sync_block(block))
+    finally:
+        gc.enable()
+        _toggle(False)
+    meterline.flush(30)
+    return bare, metered
+
+
+async def _compare_async(calls: int, block: int) -> tuple[list[float], list[float]]:
+    import meterline
+
+    bare: list[float] = []
+    metered: list[float] = []
+    await async_block(200)
+    gc.collect()
+    gc.disable()
+    try:
+        for i in range(max(calls // block, 1)):
+            first_metered = i % 2 == 1
+            for metered_now in (first_metered, not first_metered):
+                _toggle(metered_now)
+                (metered if metered_now else bare).extend(await async_block(block))
+    finally:
+        gc.enable()
+        _toggle(False)
+    meterline.flush(30)
+    return bare, metered
 
 
 class NoopSink:
@@ -140,17 +169,17 @@ def time_event(n: int) -> list[float]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--calls", type=int, default=3000, help="calls per variant (default 3000)")
-    parser.add_argument("--rounds", type=int, default=10, help="alternating bare/metered blocks (default 10)")
+    parser.add_argument("--block", type=int, default=50, help="calls per alternating bare/metered block (default 50)")
     args = parser.parse_args(argv)
 
     import meterline
 
     db = Path(tempfile.mkdtemp(prefix="meterline-bench-db-")) / "bench.db"
     meterline.init(destination=f"sqlite:///{db}")
-    rows = []
-    for name, timer in (("litellm.completion", time_sync), ("litellm.acompletion", time_async)):
-        bare, metered = compare(timer, args.calls, args.rounds)
-        rows.append((name, bare, metered))
+    rows = [
+        ("litellm.completion", *compare_sync(args.calls, args.block)),
+        ("litellm.acompletion", *asyncio.run(_compare_async(args.calls, args.block))),
+    ]
     event_build = time_event(args.calls)
     meterline.flush(30)
     written = meterline.stats()["written"]
@@ -180,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
     s50, s99 = pct(submit, 50), pct(submit, 99)
     print(f"{'Recorder.submit':<22} {'':>9} {'':>9} {s50:>10.2f}µs {s99:>10.2f}µs {'':>10} {'':>10} {'':>10}")
     print(
-        f"events written: {written} (expected {2 * (args.calls // args.rounds) * args.rounds + args.calls}); "
+        f"events written: {written} (expected {2 * (args.calls // args.block) * args.block + args.calls}); "
         f"mean added (completion): "
         f"{statistics.fmean(rows[0][2]) - statistics.fmean(rows[0][1]):.1f}µs"
     )
