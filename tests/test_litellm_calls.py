@@ -4,7 +4,9 @@ fake provider (OpenAI and Anthropic shapes). Exact token counts, Decimal costs, 
 from __future__ import annotations
 
 import asyncio
+import http.server
 import json
+import threading
 from decimal import Decimal
 from typing import Any
 
@@ -501,3 +503,55 @@ def test_content_is_not_stored_by_default(metered, fake_provider) -> None:
     litellm.completion(model="openai/gpt-4o-mini", messages=USER, **_openai(fake_provider))
     [e] = metered.events()
     assert (e.input_messages, e.output_text) == (None, None)
+
+
+class _GatewayHandler(http.server.BaseHTTPRequestHandler):
+    """A stand-in for a meterline gateway: answers OpenAI chat calls and says it metered them."""
+
+    protocol_version = "HTTP/1.1"
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("content-length", 0)))
+        header = None if self.headers.get("x-no-gateway-header") else "gateway"
+        body = json.dumps(
+            {
+                "id": "chatcmpl-1",
+                "object": "chat.completion",
+                "created": 1,
+                "model": "gpt-4o-mini",
+                "choices": [{"index": 0, "message": {"role": "assistant", "content": "hi"}, "finish_reason": "stop"}],
+                "usage": {"prompt_tokens": 11, "completion_tokens": 2, "total_tokens": 13},
+            }
+        ).encode()
+        self.send_response(200)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(body)))
+        if header:
+            self.send_header("x-meterline-metered", header)
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+def test_calls_a_meterline_gateway_already_metered_are_not_counted_again(metered) -> None:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _GatewayHandler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    base = f"http://127.0.0.1:{server.server_address[1]}/v1"
+    try:
+        reply = litellm.completion(model="openai/gpt-4o-mini", messages=USER, api_base=base, api_key="k")
+        assert reply.choices[0].message.content == "hi"
+        litellm.completion(
+            model="openai/gpt-4o-mini",
+            messages=USER,
+            api_base=base,
+            api_key="k",
+            extra_headers={"x-no-gateway-header": "1"},
+        )
+    finally:
+        server.shutdown()
+        server.server_close()
+    [e] = metered.events()  # only the call whose upstream did not meter it
+    assert (e.input_tokens, e.output_tokens) == (11, 2)

@@ -177,6 +177,8 @@ class LiteLLMCall:
     def finish_result(self, logging_obj: Any, result: Any) -> None:
         """A complete (non-streamed) response: one success event."""
         self.closed = True
+        if metered_by_gateway(result):
+            return
         event = self._event(logging_obj, "success")
         _usage.apply(event, usage_counts(getattr(result, "usage", None)))
         response_model = getattr(result, "model", None)
@@ -225,6 +227,8 @@ class LiteLLMCall:
         if self.closed:
             return
         self.closed = True
+        if metered_by_gateway(stream):
+            return
         if status == "cancelled" and self.finish_reason is not None:
             status = "success"  # the consumer stopped after the last content chunk: the reply was complete
         if logging_obj is None:
@@ -250,6 +254,20 @@ class LiteLLMCall:
         if _api.settings.capture_content:
             event.input_messages, event.output_text = _api.capture(self.messages, text)
         _api.emit(event, self.scope, self.call_md)
+
+
+GATEWAY_HEADER = "llm_provider-x-meterline-metered"  # how LiteLLM keeps the upstream response header
+
+
+def metered_by_gateway(response: Any) -> bool:
+    """The upstream is a meterline gateway that metered this call itself (``x-meterline-metered: gateway``
+    on its response): its event is authoritative, the SDK side does not count the call again."""
+    hidden = getattr(response, "_hidden_params", None)
+    headers = hidden.get("additional_headers") if isinstance(hidden, dict) else None
+    if not isinstance(headers, dict):
+        return False
+    value = headers.get(GATEWAY_HEADER)
+    return isinstance(value, str) and value.strip().lower() == "gateway"
 
 
 def _plain(obj: Any) -> Any:
