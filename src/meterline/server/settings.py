@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -76,9 +77,9 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
 
         data = yaml.safe_load(text) or {}
     else:
-        try:
+        if sys.version_info >= (3, 11):
             import tomllib
-        except ImportError:  # Python 3.10
+        else:  # pragma: no cover - Python 3.10 needs the tomli backport
             import tomli as tomllib
         try:
             data = tomllib.loads(text)

@@ -93,7 +93,7 @@ class PostgresStore:
         with self._pool.connection() as conn, conn.transaction():
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_KEY,))
             for stmt in [*create_statements("postgresql"), *extra_statements("postgresql")]:
-                conn.execute(stmt)  # type: ignore[arg-type]  # statements are built from constants
+                conn.execute(stmt)
             conn.execute("CREATE TABLE IF NOT EXISTS meterline_meta (key TEXT PRIMARY KEY, value TEXT)")
             conn.execute(
                 "INSERT INTO meterline_meta (key, value) VALUES ('schema_revision', %s) ON CONFLICT DO NOTHING",
@@ -114,10 +114,10 @@ class PostgresStore:
                     f"CREATE TEMP TABLE IF NOT EXISTS {_STAGE} (LIKE {TABLE} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
                 )
                 self._staged.add(conn)
-            with cur.copy(f"COPY {_STAGE} ({cols}) FROM STDIN") as copy:  # type: ignore[arg-type]
+            with cur.copy(f"COPY {_STAGE} ({cols}) FROM STDIN") as copy:
                 for row in rows:
                     copy.write_row(row)
-            cur.execute(  # type: ignore[arg-type]
+            cur.execute(
                 f"INSERT INTO {TABLE} ({cols}) SELECT {cols} FROM {_STAGE} ON CONFLICT (id) DO NOTHING"
             )
             return max(cur.rowcount, 0)
@@ -125,7 +125,7 @@ class PostgresStore:
     # -- generic access for per-area modules (API keys, budgets): SQL with %s placeholders -------
     def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
         with self._pool.connection() as conn:
-            return conn.execute(sql, params).rowcount  # type: ignore[arg-type]
+            return conn.execute(sql, params).rowcount
 
     def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         return self._fetch(sql, params)[1]
@@ -142,7 +142,7 @@ class PostgresStore:
     # -- reads ----------------------------------------------------------------------------------
     def _fetch(self, sql: str, params: Sequence[Any]) -> tuple[list[str], list[tuple[Any, ...]]]:
         with self._pool.connection() as conn:
-            cur = conn.execute(sql, params)  # type: ignore[arg-type]
+            cur = conn.execute(sql, params)
             cols = [d.name for d in cur.description or ()]
             return cols, cur.fetchall()
 
