@@ -15,6 +15,7 @@ from typing import Any
 
 from meterline.event import UsageEvent
 from meterline.store import query as Q
+from meterline.store.extensions import extra_statements
 from meterline.store.schema import COLUMN_NAMES, TABLE, create_statements, event_to_row, row_to_event
 
 SCHEMA_REVISION = 1
@@ -44,7 +45,7 @@ class SQLiteStore:
             cur = self._conn.cursor()
             cur.execute("BEGIN IMMEDIATE")
             try:
-                for stmt in create_statements("sqlite"):
+                for stmt in [*create_statements("sqlite"), *extra_statements("sqlite")]:
                     cur.execute(stmt)
                 cur.execute("CREATE TABLE IF NOT EXISTS meterline_meta (key TEXT PRIMARY KEY, value TEXT)")
                 cur.execute(
@@ -74,6 +75,19 @@ class SQLiteStore:
                 self._conn.execute("ROLLBACK")
                 raise
             return self._conn.total_changes - before
+
+    # -- generic access for per-area modules (API keys, budgets): SQL with ? placeholders -------
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
+        """Run one statement in its own transaction; the number of rows it changed."""
+        with self._lock:
+            return self._conn.execute(sql, params).rowcount
+
+    def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        return self._fetch(sql, params)[1]
+
+    def ping(self) -> None:
+        """Raise when the database cannot be read (readiness probe)."""
+        self._fetch(f"SELECT 1 FROM {TABLE} LIMIT 1", ())
 
     # -- reads ----------------------------------------------------------------------------------
     def _fetch(self, sql: str, params: Sequence[Any]) -> tuple[list[str], list[tuple[Any, ...]]]:
