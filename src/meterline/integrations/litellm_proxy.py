@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import atexit
 import collections
+import dataclasses
 import logging
 import threading
 import time
@@ -113,11 +114,11 @@ class MeterlineProxyHandler(CustomLogger):
 
     # -- metering -----------------------------------------------------------------------------------
     async def async_log_success_event(self, kwargs: Any, response_obj: Any, start_time: Any, end_time: Any) -> None:
-        self._success(kwargs, response_obj)
+        event = self._success(kwargs, response_obj)
         enforcer = self.enforcer
-        if enforcer is not None:
+        if enforcer is not None and event is not None:
             try:
-                await enforcer.settle(str(kwargs.get("litellm_call_id") or ""), kwargs)
+                await enforcer.settle(str(kwargs.get("litellm_call_id") or ""), event)
             except Exception as exc:  # noqa: BLE001 - never break the proxy's logging worker
                 _errors.report("litellm_proxy.settle", exc, reraise=False)
 
@@ -154,18 +155,22 @@ class MeterlineProxyHandler(CustomLogger):
             except Exception as exc:  # noqa: BLE001 - never break the proxy's error path
                 _errors.report("litellm_proxy.release", exc, reraise=False)
 
-    def _success(self, kwargs: Any, response_obj: Any) -> None:
+    def _success(self, kwargs: Any, response_obj: Any) -> UsageEvent | None:
+        """Emit the call's event; returns a copy of it (the recorder prices the original on its thread)."""
         try:
             call_id = str(kwargs.get("litellm_call_id") or "")
             with self._lock:
                 if call_id in self._seen:
-                    return
+                    return None
                 _remember(self._seen, call_id)
                 self._pending.pop(call_id, None)  # a fallback succeeded after a failed deployment
             event, key, caller = _events.build(kwargs, response_obj, failed=False)
+            copy = dataclasses.replace(event)
             _api.emit(event, {}, identity.resolve(caller, key, allow_override=self.allow_override))
+            return copy
         except Exception as exc:  # noqa: BLE001 - a meterline bug must never reach the proxy
             _errors.report("litellm_proxy.success", exc, reraise=False)
+            return None
 
     def _failure(self, kwargs: Any, response_obj: Any) -> None:
         try:

@@ -8,6 +8,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
+from starlette.background import BackgroundTask
 
 from meterline.server import batches
 from meterline.server.deps import IngestKey, MetricsDep, SettingsDep, WriterDep
@@ -59,7 +60,15 @@ async def ingest(
     except batches.BatchError as exc:
         return JSONResponse({"detail": exc.message}, status_code=exc.status)
     metrics.count_events(result["accepted"], result["duplicates"], len(result["rejected"]))
-    return JSONResponse(result, status_code=207 if result["rejected"] else 200)
+    stored = result.pop("_events")
+    hooks = list(getattr(request.app.state, "ingest_hooks", ()))  # e.g. budget alerts, run after the answer
+    background = BackgroundTask(_run_hooks, hooks, stored) if hooks and stored else None
+    return JSONResponse(result, status_code=207 if result["rejected"] else 200, background=background)
+
+
+def _run_hooks(hooks: list[Any], events: list[Any]) -> None:
+    for hook in hooks:
+        hook(events)
 
 
 def _store_batch(body: bytes, encoding: str | None, settings: Any, writer: Any) -> dict[str, Any]:
@@ -71,4 +80,4 @@ def _store_batch(body: bytes, encoding: str | None, settings: Any, writer: Any) 
     except Exception as exc:
         logger.error("meterline collector: storing %d events failed: %s", len(events), exc)
         raise batches.BatchError(503, f"store unavailable: {exc}") from exc
-    return {"accepted": new, "duplicates": len(events) - new + repeats, "rejected": rejected}
+    return {"accepted": new, "duplicates": len(events) - new + repeats, "rejected": rejected, "_events": events}
