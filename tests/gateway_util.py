@@ -98,3 +98,45 @@ def id_of(headers: Mapping[str, str]) -> str:
 def cost(model: str, input_tokens: int, output_tokens: int) -> Decimal:
     inp, out = PRICES[model]
     return inp / 10**6 * input_tokens + out / 10**6 * output_tokens
+
+
+class WebhookReceiver:
+    """A local HTTP server that records the JSON bodies POSTed to it (budget alert webhooks)."""
+
+    def __init__(self) -> None:
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        received: list[dict[str, Any]] = []
+        lock = threading.Lock()
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("content-length") or 0))
+                with lock:
+                    received.append(json.loads(body))
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self.received = received
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self) -> WebhookReceiver:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    def thresholds(self, expect: int, timeout: float = 10.0) -> list[int]:
+        """The thresholds received, once at least ``expect`` alerts arrived (or the timeout passed)."""
+        deadline = time.monotonic() + timeout
+        while len(self.received) < expect and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return sorted(a["threshold_percent"] for a in self.received)

@@ -18,6 +18,7 @@ import dataclasses
 import json
 import logging
 import os
+import sys
 import time
 from collections.abc import Mapping
 from datetime import datetime, timezone
@@ -176,10 +177,8 @@ class Enforcer:
 
 def _deployment(model_group: str) -> tuple[str | None, str | None]:
     """(provider, model) of the proxy router's first deployment for ``model_group``."""
-    try:
-        from litellm.proxy.proxy_server import llm_router
-    except ImportError:
-        return None, None
+    proxy = sys.modules.get("litellm.proxy.proxy_server")  # only inside a running proxy: never import it here
+    llm_router = getattr(proxy, "llm_router", None)
     if llm_router is None or not model_group:
         return None, None
     for dep in llm_router.get_model_list(model_name=model_group) or ():

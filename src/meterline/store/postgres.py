@@ -117,9 +117,7 @@ class PostgresStore:
             with cur.copy(f"COPY {_STAGE} ({cols}) FROM STDIN") as copy:
                 for row in rows:
                     copy.write_row(row)
-            cur.execute(
-                f"INSERT INTO {TABLE} ({cols}) SELECT {cols} FROM {_STAGE} ON CONFLICT (id) DO NOTHING"
-            )
+            cur.execute(f"INSERT INTO {TABLE} ({cols}) SELECT {cols} FROM {_STAGE} ON CONFLICT (id) DO NOTHING")
             return max(cur.rowcount, 0)
 
     # -- generic access for per-area modules (API keys, budgets): SQL with %s placeholders -------
