@@ -165,7 +165,7 @@ def test_every_request_is_metered_once_with_identity(gateway: dict[str, Any]) ->
     assert (err.status, err.stop_reason, err.total_tokens) == ("error", "error", 0)
     assert err.error_type == "BadRequestError"
     assert (err.team_id, err.subscriber_id, err.model_group) == ("team-a", "sub-err", "gpt-4o-mini")
-    assert err.total_cost in (None, 0)
+    assert (err.total_cost, err.pricing_source) == (0, "failed-call")
 
 
 def test_unknown_key_is_rejected_and_metered_without_the_raw_key(gateway: dict[str, Any]) -> None:

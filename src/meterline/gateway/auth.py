@@ -8,7 +8,7 @@ identity (alias, team, organization, user) from a YAML/JSON file or an environme
 
     # METERLINE_GATEWAY_KEYS=/etc/meterline/keys.yaml   (or inline JSON: '{"keys": {...}}')
     keys:
-      sk-team-a-1: {key_alias: checkout-app, team_id: team-a, org_id: acme, user_id: alice}
+      sk-team-a-1: {key_alias: checkout-app, team_id: team-a, org_id: acme, user_id: alice, rpm_limit: 60}
       sk-team-b-1: {key_alias: search-app, team_id: team-b, org_id: acme}
 
 The master key (``LITELLM_MASTER_KEY``) is accepted too, with no identity. Keys are compared by their
@@ -27,8 +27,9 @@ from pathlib import Path
 from typing import Any
 
 _FIELDS = ("key_alias", "team_id", "org_id", "user_id", "team_alias", "user_email")
+_LIMITS = ("rpm_limit", "tpm_limit", "max_parallel_requests")  # per-key rate limits LiteLLM enforces
 _lock = threading.Lock()
-_cache: tuple[str, dict[str, dict[str, str]]] | None = None
+_cache: tuple[str, dict[str, dict[str, Any]]] | None = None
 
 
 class KeyFileError(ValueError):
@@ -39,26 +40,37 @@ def _digest(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
-def parse_keys(data: Any, source: str = "keys") -> dict[str, dict[str, str]]:
+def parse_keys(data: Any, source: str = "keys") -> dict[str, dict[str, Any]]:
     """``{"keys": {raw_key: {key_alias, team_id, org_id, user_id}}}`` -> {sha256(key): identity}."""
     keys = data.get("keys") if isinstance(data, Mapping) else None
     if not isinstance(keys, Mapping):
         raise KeyFileError(f"{source}: expected a mapping with a 'keys' object of key -> identity")
-    out: dict[str, dict[str, str]] = {}
+    out: dict[str, dict[str, Any]] = {}
     for raw, ident in keys.items():
         if not isinstance(raw, str) or not raw:
             raise KeyFileError(f"{source}: keys must be non-empty strings")
         ident = ident or {}
         if not isinstance(ident, Mapping):
             raise KeyFileError(f"{source}: keys.{raw[:6]}…: expected a mapping of {', '.join(_FIELDS)}")
-        unknown = [k for k in ident if k not in _FIELDS]
+        unknown = [k for k in ident if k not in _FIELDS + _LIMITS]
         if unknown:
-            raise KeyFileError(f"{source}: keys.{raw[:6]}….{unknown[0]}: unknown field; known: {', '.join(_FIELDS)}")
-        out[_digest(raw)] = {k: str(v) for k, v in ident.items() if v is not None}
+            known = ", ".join(_FIELDS + _LIMITS)
+            raise KeyFileError(f"{source}: keys.{raw[:6]}….{unknown[0]}: unknown field; known: {known}")
+        entry: dict[str, Any] = {}
+        for k, v in ident.items():
+            if v is None:
+                continue
+            if k in _LIMITS:
+                if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                    raise KeyFileError(f"{source}: keys.{raw[:6]}….{k}: must be a positive integer")
+                entry[k] = v
+            else:
+                entry[k] = str(v)
+        out[_digest(raw)] = entry
     return out
 
 
-def load_keys(spec: str | None = None) -> dict[str, dict[str, str]]:
+def load_keys(spec: str | None = None) -> dict[str, dict[str, Any]]:
     """Keys from ``spec`` (a file path, or inline JSON), default ``METERLINE_GATEWAY_KEYS``; cached."""
     global _cache
     spec = spec if spec is not None else os.environ.get("METERLINE_GATEWAY_KEYS", "")
@@ -66,7 +78,7 @@ def load_keys(spec: str | None = None) -> dict[str, dict[str, str]]:
         if _cache is not None and _cache[0] == spec:
             return _cache[1]
     if not spec:
-        keys: dict[str, dict[str, str]] = {}
+        keys: dict[str, dict[str, Any]] = {}
     elif spec.lstrip().startswith("{"):
         keys = parse_keys(json.loads(spec), "METERLINE_GATEWAY_KEYS")
     else:
@@ -78,7 +90,7 @@ def load_keys(spec: str | None = None) -> dict[str, dict[str, str]]:
     return keys
 
 
-def lookup(api_key: str) -> dict[str, str] | None:
+def lookup(api_key: str) -> dict[str, Any] | None:
     """The identity bound to ``api_key``; ``{}`` for the master key; None when unknown."""
     digest = _digest(api_key)
     master = os.environ.get("LITELLM_MASTER_KEY")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping
 from datetime import datetime, timezone
+from decimal import Decimal
 from typing import Any
 
 from meterline import usage as _usage
@@ -137,6 +138,12 @@ def build(
         event.error_type = str(info.get("error_class") or (type(exc).__name__ if exc is not None else "error"))[:1024]
         message = info.get("error_message") or (str(exc) if exc is not None else "")
         event.error_message = str(message)[:MAX_ERROR_MESSAGE] or None
+        # A failed call consumed nothing and is not billed: an exact $0, even when the model is unknown
+        # (a rejected request may name no real model at all), rather than "unpriced".
+        zero = Decimal(0)
+        event.input_cost = event.cache_read_cost = event.cache_write_cost = event.output_cost = zero
+        event.total_cost = zero
+        event.pricing_source = "failed-call"
     else:
         _usage.apply(event, _usage_of(call_type, slo_md, response))
         event.stop_reason = _stop_reason(response)

@@ -30,6 +30,7 @@ from litellm.integrations.custom_logger import CustomLogger
 
 from meterline import _api, _errors
 from meterline.config import env_flag
+from meterline.context import _in_call
 from meterline.event import UsageEvent
 from meterline.gateway import events as _events
 from meterline.gateway import identity
@@ -67,6 +68,9 @@ class MeterlineProxyHandler(CustomLogger):
     async def async_pre_call_hook(
         self, user_api_key_dict: Any, cache: Any, data: dict[str, Any], call_type: Any
     ) -> dict[str, Any]:
+        # The gateway's event is the call's event: SDK integrations instrumented in this process (the
+        # OpenAI SDK under LiteLLM) see _in_call in this request's context and do not meter it again.
+        _in_call.set(True)
         enforcer = self.enforcer
         if enforcer is None:
             return data
