@@ -112,7 +112,8 @@ def main() -> int:
                     lat[name].append(one(p.url))
             for name, p in procs.items():
                 rps[name].append(concurrent(p.url, args.requests, args.concurrency))
-        metered_count = args.requests * args.rounds * 2 + 30
+        per_round = args.requests + args.requests // args.concurrency * args.concurrency
+        metered_count = 30 + args.rounds * per_round
         stored = wait_stored(db, metered_count)  # before stopping: what the running proxy wrote
 
     base_p50 = statistics.median(lat["LiteLLM proxy"])
