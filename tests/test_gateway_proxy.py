@@ -178,3 +178,28 @@ def test_unknown_key_is_rejected_and_metered_without_the_raw_key(gateway: dict[s
     db = Path(gateway["db"])
     raw = b"".join(p.read_bytes() for p in (db, db.with_name(db.name + "-wal")) if p.exists())
     assert b"sk-not-a-real-key" not in raw  # LiteLLM reports the raw key as the 'hash' on auth failures
+
+
+def test_calls_answered_before_sigterm_are_all_stored(gateway: dict[str, Any]) -> None:
+    """Runs last: it stops the module's proxy. LiteLLM runs success callbacks on a worker that its own
+    shutdown does not drain; meterline's handler drains it before the proxy exits."""
+    import sqlite3
+    from concurrent.futures import ThreadPoolExecutor
+
+    url, db = gateway["url"], gateway["db"]
+    with ThreadPoolExecutor(8) as pool:
+        results = list(
+            pool.map(
+                lambda i: post(f"{url}/v1/chat/completions", {"model": "gpt-4o-mini", **_chat(f"burst {i}")}, MASTER),
+                range(60),
+            )
+        )
+    assert all(status == 200 for status, _, _ in results)
+    ids = [id_of(headers) for _, headers, _ in results]
+    gateway["proxy"].stop()  # SIGTERM right after the burst
+    conn = sqlite3.connect(db)
+    try:
+        stored = {row[0] for row in conn.execute("SELECT id FROM events")}
+    finally:
+        conn.close()
+    assert set(ids) <= stored, f"{len(set(ids) - stored)} of {len(ids)} answered calls were not stored"

@@ -21,6 +21,8 @@ import atexit
 import collections
 import dataclasses
 import logging
+import os
+import sys
 import threading
 import time
 from collections.abc import Mapping
@@ -269,3 +271,35 @@ def _register_exit_hook() -> None:
     _exit_hook_registered = True
     _api.get_recorder()
     atexit.register(handler.expire_pending, -1.0)
+
+
+def _drain_logging_worker_on_shutdown() -> None:
+    """LiteLLM's shutdown does not wait for its logging worker, which runs async success callbacks, and the
+    process may end without atexit hooks: calls answered just before SIGTERM would never be stored. Wrap
+    the proxy's shutdown event: drain the worker, then flush the recorder (each bounded by
+    ``METERLINE_GATEWAY_DRAIN_S``, default 10 s)."""
+    proxy = sys.modules.get("litellm.proxy.proxy_server")
+    original = getattr(proxy, "proxy_shutdown_event", None)
+    if original is None or getattr(original, "_meterline_drain", False):
+        return
+
+    async def shutdown_event(*args: Any, **kwargs: Any) -> Any:
+        try:
+            from litellm.litellm_core_utils.logging_worker import GLOBAL_LOGGING_WORKER
+
+            drain_s = float(os.environ.get("METERLINE_GATEWAY_DRAIN_S", "10"))
+            await asyncio.wait_for(GLOBAL_LOGGING_WORKER.flush(), timeout=drain_s)
+        except Exception as exc:  # noqa: BLE001 - shutdown must go on whatever happens here
+            logger.warning("meterline gateway: draining LiteLLM's logging worker at shutdown: %r", exc)
+        handler.expire_pending(-1.0)  # failures still waiting for a fallback: the proxy answers no more
+        # The proxy process may end without running atexit hooks (the recorder's exit flush among them),
+        # so write everything now.
+        if not await asyncio.to_thread(_api.flush, float(os.environ.get("METERLINE_GATEWAY_DRAIN_S", "10"))):
+            logger.warning("meterline gateway: not every event was written before shutdown (see spool)")
+        return await original(*args, **kwargs)
+
+    shutdown_event._meterline_drain = True  # type: ignore[attr-defined]
+    proxy.proxy_shutdown_event = shutdown_event  # type: ignore[union-attr]
+
+
+_drain_logging_worker_on_shutdown()
