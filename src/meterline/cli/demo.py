@@ -86,7 +86,9 @@ def litellm_traffic(fake_url: str, calls: int) -> int:
         )
         made += 1
     # async calls through a Router
-    router = litellm.Router(
+    from litellm.router import Router
+
+    router = Router(
         model_list=[
             {
                 "model_name": "fast",
@@ -97,10 +99,12 @@ def litellm_traffic(fake_url: str, calls: int) -> int:
 
     async def routed() -> None:
         with meterline.metadata(subscriber_id="initech", product_id="summarizer"):
+            # one call first: LiteLLM's lazy imports can race when its first async calls run concurrently
+            await router.acompletion(model="fast", messages=[{"role": "user", "content": "Summarise ticket 0"}])
             await asyncio.gather(
                 *(
                     router.acompletion(model="fast", messages=[{"role": "user", "content": f"Summarise ticket {n}"}])
-                    for n in range(5)
+                    for n in range(1, 5)
                 )
             )
 
@@ -154,8 +158,8 @@ def run(args: argparse.Namespace) -> int:
         made = litellm_traffic(fake.url, args.calls)
         failing_call(fake.url, fake)
         made += 1
-        try:
-            from meterline.demo_anthropic import demo_traffic
+        try:  # Anthropic SDK and Bedrock traffic, when that part of meterline is present
+            from meterline.cli._demo_anthropic import demo_traffic  # type: ignore[import-not-found,unused-ignore]
         except ImportError:
             pass
         else:

@@ -1,0 +1,335 @@
+"""Per-call state for the LiteLLM integration and the events built from it.
+
+One :class:`LiteLLMCall` is created on the caller's thread when LiteLLM sets up a call
+(``function_setup``) and stored on that call's LiteLLM ``Logging`` object. It holds what must be read at
+call time (the metadata scope, ``usage_metadata``, the start time) and, for streams, what has been seen so
+far. The hooks in :mod:`meterline.integrations.litellm` and :mod:`._litellm_stream` end it exactly once
+(``closed``) with a success, error or cancelled event. Everything here runs on the caller's thread (or a
+garbage collector's) and only builds an event and hands it to :func:`meterline._api.emit`; pricing and
+writing happen on the recorder's thread.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import os
+import random
+import time
+from collections.abc import Mapping
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from meterline import _api
+from meterline import usage as _usage
+from meterline.context import _in_call
+from meterline.event import MAX_ERROR_MESSAGE, UsageEvent
+
+# LiteLLM call types metered, and the schema operation each one is.
+OPERATIONS: dict[str, str] = {
+    "completion": "chat",
+    "acompletion": "chat",
+    "text_completion": "completion",
+    "atext_completion": "completion",
+    "embedding": "embedding",
+    "aembedding": "embedding",
+}
+
+# LiteLLM finish reasons (OpenAI's, plus the ones some providers pass through) -> schema stop_reason.
+STOP_REASONS: dict[str, str] = {
+    "stop": "end",
+    "end_turn": "end",
+    "eos": "end",
+    "length": "max_tokens",
+    "max_tokens": "max_tokens",
+    "stop_sequence": "stop_sequence",
+    "tool_calls": "tool_use",
+    "function_call": "tool_use",
+    "tool_use": "tool_use",
+    "content_filter": "content_filter",
+}
+
+# LiteLLM route names that are not upstream provider names.
+PROVIDERS: dict[str, str] = {
+    "text-completion-openai": "openai",
+    "text-completion-codestral": "codestral",
+    "azure_text": "azure",
+    "bedrock_converse": "bedrock",
+}
+
+ATTR = "_meterline_call"  # attribute holding the LiteLLMCall on a LiteLLM Logging object
+
+# Event ids: random version-4 UUIDs from a generator seeded once from os.urandom (and again in a forked
+# child), instead of uuid.uuid4()'s os.urandom call per event: a system call, several µs on some hosts.
+_ids = random.Random()
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_ids.seed)
+_VERSION_MASK = ~((0xF000 << 64) | (0xC000 << 48))
+_VERSION_BITS = (0x4000 << 64) | (0x8000 << 48)
+
+
+def new_event_id() -> str:
+    h = f"{(_ids.getrandbits(128) & _VERSION_MASK) | _VERSION_BITS:032x}"
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+class LiteLLMCall:
+    __slots__ = (
+        "call_md",
+        "closed",
+        "finish_reason",
+        "first_token",
+        "last_error",
+        "messages",
+        "model",
+        "operation",
+        "response_model",
+        "scope",
+        "start_mono",
+        "start_wall",
+        "stream",
+        "stream_open",
+        "token",
+        "usage",
+    )
+
+    def __init__(
+        self,
+        operation: str,
+        model: str | None,
+        stream: bool,
+        scope: Mapping[str, Any],
+        call_md: Mapping[str, Any],
+        messages: Any = None,
+    ) -> None:
+        self.operation = operation
+        self.model = model
+        self.stream = stream
+        self.scope = scope
+        self.call_md = call_md
+        self.messages = messages  # only kept with capture_content on
+        self.start_wall = datetime.now(timezone.utc)
+        self.start_mono = time.perf_counter()
+        self.closed = False  # an event that ends the call was emitted: ignore every later hook
+        self.stream_open = False  # LiteLLM returned a stream: the stream hooks end the call
+        self.last_error: BaseException | None = None
+        self.token: contextvars.Token[bool] | None = None
+        # seen on a stream so far
+        self.first_token: float | None = None
+        self.usage: Any = None
+        self.finish_reason: str | None = None
+        self.response_model: str | None = None
+
+    # -- the _in_call flag, set while LiteLLM runs the call on the caller's thread/task -------------
+    def enter(self) -> None:
+        self.token = _in_call.set(True)
+
+    def release(self) -> None:
+        token, self.token = self.token, None
+        if token is not None:
+            try:
+                _in_call.reset(token)
+            except ValueError:
+                pass  # another thread or task ended the call: the caller's own context was reset there
+
+    # -- ending the call ---------------------------------------------------------------------------
+    def restart(self, error: BaseException) -> None:
+        """After an error event: LiteLLM may retry with the same Logging object; time the next attempt."""
+        self.last_error = error
+        self.start_wall = datetime.now(timezone.utc)
+        self.start_mono = time.perf_counter()
+
+    def _event(self, logging_obj: Any, status: str, error: BaseException | None = None) -> UsageEvent:
+        elapsed = time.perf_counter() - self.start_mono
+        details = getattr(logging_obj, "model_call_details", None)
+        if not isinstance(details, dict):
+            details = {}
+        provider = _provider(details, self.model, error)
+        model = details.get("model") or _bare(self.model, provider) or "unknown"
+        event = UsageEvent(
+            id=new_event_id(),
+            start_time=self.start_wall,
+            end_time=self.start_wall + timedelta(seconds=elapsed),
+            duration_ms=round(elapsed * 1000.0, 3),
+            provider=provider,
+            model=str(model),
+            operation=self.operation,
+            stream=self.stream,
+            status=status,
+            integration="litellm",
+        )
+        params = details.get("litellm_params")
+        if isinstance(params, dict):
+            meta = params.get("metadata")
+            if isinstance(meta, dict) and isinstance(meta.get("model_group"), str):
+                event.model_group = meta["model_group"]
+            info = params.get("model_info")
+            if isinstance(info, dict) and info.get("id") is not None:
+                event.deployment_id = str(info["id"])
+            base = params.get("api_base")
+            if isinstance(base, str) and base:
+                event.api_base = base[:1024]
+        if error is not None:
+            event.stop_reason = "error"
+            event.error_type = type(error).__name__
+            event.error_message = str(error)[:MAX_ERROR_MESSAGE]
+        return event
+
+    def finish_result(self, logging_obj: Any, result: Any) -> None:
+        """A complete (non-streamed) response: one success event."""
+        self.closed = True
+        if metered_by_gateway(result):
+            return
+        event = self._event(logging_obj, "success")
+        _usage.apply(event, usage_counts(getattr(result, "usage", None)))
+        response_model = getattr(result, "model", None)
+        if isinstance(response_model, str) and response_model:
+            event.response_model = response_model
+        text = None
+        choices = getattr(result, "choices", None)
+        if choices:
+            choice = choices[0]
+            _stop(event, getattr(choice, "finish_reason", None))
+            if _api.settings.capture_content:
+                message = getattr(choice, "message", None)
+                text = getattr(message, "content", None) if message is not None else getattr(choice, "text", None)
+        self._emit(event, text)
+
+    def finish_error(self, logging_obj: Any, error: BaseException) -> None:
+        """A failed attempt (the caller gets the exception unchanged): one error event."""
+        event = self._event(logging_obj, "error", error)
+        self.restart(error)
+        self._emit(event, None)
+
+    def on_chunk(self, chunk: Any) -> None:
+        """What a stream chunk tells: first-token time, usage (last report wins), finish reason, model."""
+        if self.first_token is None:
+            self.first_token = time.perf_counter()
+        usage = getattr(chunk, "usage", None)
+        if usage is None:
+            hidden = getattr(chunk, "_hidden_params", None)
+            usage = hidden.get("usage") if isinstance(hidden, dict) else None
+        if usage is not None and usage_counts(usage).total_tokens > 0:
+            self.usage = usage
+        choices = getattr(chunk, "choices", None)
+        if choices:
+            reason = getattr(choices[0], "finish_reason", None)
+            if reason:
+                self.finish_reason = reason
+        model = getattr(chunk, "model", None)
+        if model and isinstance(model, str):
+            self.response_model = model
+
+    def finish_stream(
+        self, stream: Any, status: str, error: BaseException | None = None, logging_obj: Any = None
+    ) -> None:
+        """A stream ended: read to the end (success), given up (cancelled) or failed (error). Also ends an
+        async call cancelled before its response (``stream`` None)."""
+        if self.closed:
+            return
+        self.closed = True
+        if metered_by_gateway(stream):
+            return
+        if status == "cancelled" and self.finish_reason is not None:
+            status = "success"  # the consumer stopped after the last content chunk: the reply was complete
+        if logging_obj is None:
+            logging_obj = getattr(stream, "logging_obj", None)
+        if self.usage is None:
+            # usage LiteLLM kept but did not hand out (Anthropic's message_start arrives as an empty chunk)
+            self.usage = _last_usage(getattr(stream, "chunks", None))
+        event = self._event(logging_obj, status, error)
+        if self.usage is not None:
+            _usage.apply(event, usage_counts(self.usage))
+        if self.response_model:
+            event.response_model = self.response_model
+        if self.first_token is not None:
+            event.time_to_first_token_ms = round((self.first_token - self.start_mono) * 1000.0, 3)
+        if status == "success":
+            _stop(event, self.finish_reason)
+        elif status == "cancelled":
+            event.stop_reason = "cancelled"
+        text = getattr(stream, "response_uptil_now", None) if _api.settings.capture_content else None
+        self._emit(event, text if isinstance(text, str) else None)
+
+    def _emit(self, event: UsageEvent, text: str | None) -> None:
+        if _api.settings.capture_content:
+            event.input_messages, event.output_text = _api.capture(self.messages, text)
+        _api.emit(event, self.scope, self.call_md)
+
+
+GATEWAY_HEADER = "llm_provider-x-meterline-metered"  # how LiteLLM keeps the upstream response header
+
+
+def metered_by_gateway(response: Any) -> bool:
+    """The upstream is a meterline gateway that metered this call itself (``x-meterline-metered: gateway``
+    on its response): its event is authoritative, the SDK side does not count the call again."""
+    hidden = getattr(response, "_hidden_params", None)
+    headers = hidden.get("additional_headers") if isinstance(hidden, dict) else None
+    if not isinstance(headers, dict):
+        return False
+    value = headers.get(GATEWAY_HEADER)
+    return isinstance(value, str) and value.strip().lower() == "gateway"
+
+
+def _plain(obj: Any) -> Any:
+    """A pydantic object's fields and extras as a dict. Reading a missing attribute of a pydantic model
+    raises (and formats) an AttributeError inside ``getattr``: ~3 µs a miss, several misses per usage."""
+    if obj is None or isinstance(obj, Mapping):
+        return obj
+    fields = getattr(obj, "__dict__", None)
+    if not isinstance(fields, dict):
+        return obj
+    out = dict(fields)
+    extra = getattr(obj, "__pydantic_extra__", None)
+    if isinstance(extra, dict):
+        out.update(extra)
+    return out
+
+
+def usage_counts(usage: Any) -> _usage.TokenUsage:
+    """LiteLLM's ``Usage`` normalised with :func:`meterline.usage.from_openai` (which knows LiteLLM's
+    Anthropic cache fields), read as plain dicts; the 1-hour cache-write split comes from
+    ``prompt_tokens_details.cache_creation_token_details``."""
+    plain = _plain(usage)
+    if isinstance(plain, dict):
+        plain = dict(plain)
+        for key in ("prompt_tokens_details", "completion_tokens_details"):
+            if plain.get(key) is not None:
+                plain[key] = _plain(plain[key])
+        details = plain.get("prompt_tokens_details")
+        if plain.get("cache_creation") is None and isinstance(details, Mapping):
+            plain["cache_creation"] = _plain(details.get("cache_creation_token_details"))
+    return _usage.from_openai(plain)
+
+
+def _last_usage(chunks: Any) -> Any:
+    if not isinstance(chunks, list):
+        return None
+    for chunk in reversed(chunks):
+        usage = getattr(chunk, "usage", None)
+        if usage is not None and usage_counts(usage).total_tokens > 0:
+            return usage
+    return None
+
+
+def _stop(event: UsageEvent, reason: Any) -> None:
+    if not isinstance(reason, str):
+        return
+    mapped = STOP_REASONS.get(reason)
+    event.stop_reason = mapped
+    if mapped == "tool_use":
+        event.operation_subtype = "tool_use"
+
+
+def _provider(details: Mapping[str, Any], model: str | None, error: BaseException | None) -> str:
+    name = details.get("custom_llm_provider") or getattr(error, "llm_provider", None)
+    if not name and isinstance(model, str) and "/" in model:
+        name = model.split("/", 1)[0]
+    if not isinstance(name, str) or not name:
+        return "unknown"
+    return PROVIDERS.get(name, name)
+
+
+def _bare(model: str | None, provider: str) -> str | None:
+    if isinstance(model, str) and model.startswith(provider + "/"):
+        return model[len(provider) + 1 :]
+    return model
