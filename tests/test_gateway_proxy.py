@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from gateway_util import MASTER, cost, id_of, post, wait_for_events, write_config
+from meterline.gateway.events import event_id
 from meterline.testing import FakeProvider, default_usage
 from meterline.testing.proxy import ProxyProcess
 
@@ -178,6 +179,41 @@ def test_unknown_key_is_rejected_and_metered_without_the_raw_key(gateway: dict[s
     db = Path(gateway["db"])
     raw = b"".join(p.read_bytes() for p in (db, db.with_name(db.name + "-wal")) if p.exists())
     assert b"sk-not-a-real-key" not in raw  # LiteLLM reports the raw key as the 'hash' on auth failures
+
+
+def test_an_instrumented_litellm_client_does_not_count_gateway_calls_again(
+    gateway: dict[str, Any], meter_db: Any
+) -> None:
+    """Client (LiteLLM SDK, meterline instrumented) -> gateway: the gateway's event is authoritative
+    (x-meterline-metered: gateway), so the call is counted once in all, streamed or not."""
+    import litellm
+
+    import meterline
+
+    meterline.instrument_litellm()
+    try:
+        ids = []
+        for stream in (False, True):
+            response = litellm.completion(
+                model="openai/gpt-4o-mini",
+                api_base=f"{gateway['url']}/v1",
+                api_key="sk-b-1",
+                messages=[{"role": "user", "content": f"through the gateway, stream={stream}"}],
+                stream=stream,
+                **({"stream_options": {"include_usage": True}} if stream else {}),
+            )
+            if stream:
+                chunks = list(response)
+                call_id = chunks[-1]._hidden_params["additional_headers"]["llm_provider-x-litellm-call-id"]
+            else:
+                call_id = response._hidden_params["additional_headers"]["llm_provider-x-litellm-call-id"]
+            ids.append(event_id(call_id))
+    finally:
+        meterline.uninstrument("litellm")
+    assert meter_db.events() == []  # the client side recorded nothing
+    events = wait_for_events(gateway["db"], ids)
+    assert [events[i].team_id for i in ids] == ["team-b", "team-b"]
+    assert [events[i].stream for i in ids] == [False, True]
 
 
 def test_calls_answered_before_sigterm_are_all_stored(gateway: dict[str, Any]) -> None:
