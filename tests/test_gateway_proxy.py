@@ -98,6 +98,19 @@ def test_every_request_is_metered_once_with_identity(gateway: dict[str, Any]) ->
                             "subscriber": "sub-msg", "agent": "support-bot", "group": "claude-haiku",
                             "provider": "anthropic", "fallback": 0}  # fmt: skip
 
+    # 4b. /v1/messages streamed (Anthropic SSE)
+    status, headers, body = post(
+        f"{url}/v1/messages",
+        {"model": "claude-haiku", "max_tokens": 50, "stream": True,
+         "messages": [{"role": "user", "content": "Stream it, Claude"}]},
+        "sk-a-1",
+    )  # fmt: skip
+    assert status == 200 and b"message_stop" in body, body
+    u = upstream_usage()
+    sent[id_of(headers)] = {"model": "claude-3-5-haiku-20241022", "input": u.input, "output": u.output,
+                            "alias": "app-a", "team": "team-a", "stream": True, "operation": "chat",
+                            "group": "claude-haiku", "provider": "anthropic", "fallback": 0}  # fmt: skip
+
     # 5. a fallback: "flaky" cannot connect, the proxy falls back to gpt-4o-mini; one event, depth 1
     status, headers, body = post(
         f"{url}/v1/chat/completions", {"model": "flaky", **_chat("fall back please")}, "sk-a-1"

@@ -80,6 +80,8 @@ class MeterlineProxyHandler(CustomLogger):
 
         call_id = str(data.get("litellm_call_id") or "")
         try:
+            if not await enforcer.budgets():
+                return data  # no budget defined: skip building the identity
             await enforcer.admit(call_id, self._request_identity(user_api_key_dict, data, str(call_type)), data)
         except BudgetExceeded as exc:
             self._mark_seen(call_id)  # rejected before any provider call: nothing to meter
