@@ -5,6 +5,7 @@ PostgreSQL, through the collector API), and the gateway enforcer's reserve/settl
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 import uuid
 from collections.abc import Iterator
@@ -264,3 +265,48 @@ def test_two_gateway_processes_share_spend_through_redis(tmp_path: Path) -> None
 
     assert "budget 'team-a' exceeded" in asyncio.run(scenario())
     store.close()
+
+
+def test_holds_of_calls_that_never_settle_are_released(tmp_path: Path) -> None:
+    store, reader = open_stores(f"sqlite:///{tmp_path / 'e.db'}")
+    reader.close()
+    budget = B.create_budget(store, _budget(limit_usd="1.00"))
+    counters = LocalCounters()
+
+    async def scenario() -> tuple[int, int]:
+        enforcer = Enforcer(store, counters, default_reserve_usd=Decimal("0.40"), hold_ttl_s=0.2)
+        await enforcer.admit("abandoned-stream", {"team_id": "team-a"}, {})
+        held_before = await counters.get(f"budget:{budget.id}:{_micros(budget)}:held")
+        await asyncio.sleep(0.3)
+        await enforcer.admit("next", {"team_id": "team-a"}, {})  # sweeps the stale hold
+        return held_before, await counters.get(f"budget:{budget.id}:{_micros(budget)}:held")
+
+    held_before, held_after = asyncio.run(scenario())
+    assert held_before == 400_000_000_000
+    assert held_after == 400_000_000_000  # only "next" is still held
+    store.close()
+
+
+def test_budgets_cli_against_a_collector(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from meterline.cli import main
+
+    with ThreadCollector(database=f"sqlite:///{tmp_path / 'c.db'}") as c:
+        admin, _ = K.create_key(c.app.state.writer, "admin", "a")
+        base = ["--database", c.url, "--api-key", admin]
+        create = ["budgets", "create", *base, "--name", "acme", "--scope", "organization", "--value", "acme"]
+        assert main([*create, "--limit", "12.5", "--period", "daily", "--soft"]) == 0
+        assert main([*create, "--limit", "0.1"]) == 2
+        assert "already exists" in capsys.readouterr().err
+        c.app.state.writer.insert([_event("t", "2.5", datetime.now(timezone.utc), organization_id="acme")])
+        assert main(["budgets", "status", *base, "--json"]) == 0
+        [status] = json.loads(capsys.readouterr().out)
+        assert (status["name"], status["spend_usd"], status["percent_used"], status["hard"]) == (
+            "acme",
+            "2.5",
+            20.0,
+            False,
+        )
+        assert main(["budgets", "delete", *base, "acme"]) == 0
+        assert main(["budgets", "delete", *base, "acme"]) == 1
+        assert main(["budgets", "list", *base, "--json"]) == 0
+        assert json.loads(capsys.readouterr().out) == []

@@ -52,6 +52,7 @@ class _Hold:
     spent_key: str
     held_key: str
     amount: int  # pico-USD
+    since: float = 0.0  # time.monotonic() at admission
 
 
 class Enforcer:
@@ -62,6 +63,7 @@ class Enforcer:
         *,
         refresh_s: float = 5.0,
         default_reserve_usd: Decimal = Decimal("0.01"),
+        hold_ttl_s: float = 600.0,
         send: alerts.Sender = alerts.post_webhook,
     ) -> None:
         self.store = store
@@ -69,6 +71,8 @@ class Enforcer:
         self.refresh_s = refresh_s
         self.default_reserve = int(default_reserve_usd * PICO)
         self.send = send
+        self.hold_ttl_s = hold_ttl_s
+        self._swept_at = time.monotonic()
         self._budgets: list[B.Budget] = []
         self._loaded_at = -1e9
         self._load_lock = asyncio.Lock()
@@ -109,7 +113,7 @@ class Enforcer:
             for budget in applicable:
                 spent_key, held_key = await self._keys(budget, now)
                 held = await self.counters.add(held_key, amount)
-                hold = _Hold(budget, spent_key, held_key, amount)
+                hold = _Hold(budget, spent_key, held_key, amount, time.monotonic())
                 holds.append(hold)
                 if budget.hard:
                     spent = await self.counters.get(spent_key)
@@ -121,6 +125,18 @@ class Enforcer:
             raise
         if call_id:
             self._holds[call_id] = holds
+        await self._sweep()
+
+    async def _sweep(self) -> None:
+        """Release holds of calls that never settled (a client that abandons a stream fires no LiteLLM
+        hook at all), so their estimates do not block a budget for ever."""
+        now = time.monotonic()
+        if now - self._swept_at < min(60.0, self.hold_ttl_s):
+            return
+        self._swept_at = now
+        stale = [cid for cid, hs in self._holds.items() if hs and now - hs[0].since > self.hold_ttl_s]
+        for cid in stale:
+            await self.release(cid)
 
     async def settle(self, call_id: str, event: UsageEvent) -> None:
         holds = self._holds.pop(call_id, None)
