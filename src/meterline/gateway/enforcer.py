@@ -229,4 +229,5 @@ def enforcer_from_env() -> Enforcer | None:
     counters = counters_from_url(os.environ.get("METERLINE_REDIS_URL"), prefix)
     refresh = float(os.environ.get("METERLINE_BUDGETS_REFRESH_S", "5"))
     reserve = Decimal(os.environ.get("METERLINE_GATEWAY_RESERVE_USD", "0.01"))
-    return Enforcer(writer, counters, refresh_s=refresh, default_reserve_usd=reserve)
+    hold_ttl = float(os.environ.get("METERLINE_GATEWAY_HOLD_TTL_S", "600"))
+    return Enforcer(writer, counters, refresh_s=refresh, default_reserve_usd=reserve, hold_ttl_s=hold_ttl)

@@ -53,18 +53,23 @@ class MeterlineProxyHandler(CustomLogger):
         self._answered: collections.OrderedDict[str, None] = collections.OrderedDict()
         self._enforcer: Any = None
         self._enforcer_ready = False
+        self._enforcer_retry_at = 0.0
 
     # -- budgets ------------------------------------------------------------------------------------
     @property
     def enforcer(self) -> Any:
         """The budget enforcer (None when no budget store is configured); built on first use."""
-        if not self._enforcer_ready:
+        if not self._enforcer_ready and time.monotonic() >= self._enforcer_retry_at:
             with self._lock:
                 if not self._enforcer_ready:
                     from meterline.gateway.enforcer import enforcer_from_env
 
-                    self._enforcer = enforcer_from_env()
-                    self._enforcer_ready = True
+                    try:
+                        self._enforcer = enforcer_from_env()
+                        self._enforcer_ready = True
+                    except Exception as exc:  # noqa: BLE001 - fail open: the proxy keeps serving, loudly
+                        self._enforcer_retry_at = time.monotonic() + 30.0
+                        logger.error("meterline gateway: budgets NOT enforced (retry in 30 s): %s", exc)
         return self._enforcer
 
     async def async_pre_call_hook(
