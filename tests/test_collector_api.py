@@ -140,8 +140,13 @@ def test_usage_groups_buckets_and_time_zones(collector: ThreadCollector, keys: d
     events = [
         wire_event(start_time="2026-03-01T23:30:00Z", subscriber_id="a"),  # 2 March in Paris
         wire_event(start_time="2026-03-01T10:00:00Z", subscriber_id="a", status="error", output_tokens=0),
-        wire_event(start_time="2026-03-02T10:00:00Z", subscriber_id="b", model="claude-haiku-4-5",
-                   provider="anthropic", cache_read_tokens=2000),
+        wire_event(
+            start_time="2026-03-02T10:00:00Z",
+            subscriber_id="b",
+            model="claude-haiku-4-5",
+            provider="anthropic",
+            cache_read_tokens=2000,
+        ),
         wire_event(start_time="2026-03-09T10:00:00Z", subscriber_id="b", model="my-private-model"),
     ]
     assert post(collector, events, keys["ingest"])[0] == 200
@@ -168,8 +173,14 @@ def test_usage_groups_buckets_and_time_zones(collector: ThreadCollector, keys: d
         ("2026-03-02", "claude-haiku-4-5", 1),
         ("2026-03-09", "my-private-model", 1),
     ]
-    filtered = _usage(collector, keys["read"], group_by="model", subscriber_id=["b"], start="2026-03-02T00:00:00Z",
-                      end="2026-03-05T00:00:00Z")
+    filtered = _usage(
+        collector,
+        keys["read"],
+        group_by="model",
+        subscriber_id=["b"],
+        start="2026-03-02T00:00:00Z",
+        end="2026-03-05T00:00:00Z",
+    )
     assert [(r["model"], r["requests"]) for r in filtered] == [("claude-haiku-4-5", 1)]
     status, body = request(collector.url + "/v1/usage?group_by=colour", key=keys["read"])
     assert status == 400 and "unknown dimension 'colour'" in body["detail"]
@@ -179,8 +190,14 @@ def test_usage_groups_buckets_and_time_zones(collector: ThreadCollector, keys: d
 
 def test_events_pagination_and_traces(collector: ThreadCollector, keys: dict[str, str]) -> None:
     trace = str(uuid.uuid4())
-    events = [wire_event(start_time=f"2026-04-01T10:00:{i:02d}Z", trace_id=trace if i < 3 else None,
-                         environment="prod" if i % 2 else "dev") for i in range(25)]
+    events = [
+        wire_event(
+            start_time=f"2026-04-01T10:00:{i:02d}Z",
+            trace_id=trace if i < 3 else None,
+            environment="prod" if i % 2 else "dev",
+        )
+        for i in range(25)
+    ]
     events[1]["status"] = "error"
     assert post(collector, events, keys["ingest"])[0] == 200
     seen: list[str] = []

@@ -166,8 +166,10 @@ def test_retry_after_parsing() -> None:
 def test_postgres_destination_in_the_sdk(postgres_url: str) -> None:
     meterline.init(destination=postgres_url, flush_interval=0.05)
     try:
-        ids = [meterline.record(provider="openai", model="gpt-4o-mini", input_tokens=1000, output_tokens=100)
-               for _ in range(1200)]
+        ids = [
+            meterline.record(provider="openai", model="gpt-4o-mini", input_tokens=1000, output_tokens=100)
+            for _ in range(1200)
+        ]
         assert meterline.flush(20)
         stats = meterline.stats()
     finally:
