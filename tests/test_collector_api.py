@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from collector_support import ThreadCollector, request, wire_event
 
+from collector_support import ThreadCollector, request, wire_event
 from meterline.store import keys as K
 
 MTOK = Decimal(10) ** 6

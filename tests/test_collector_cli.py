@@ -9,8 +9,8 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from collector_support import SRC, ThreadCollector, request, wire_event
 
+from collector_support import SRC, ThreadCollector, request, wire_event
 from meterline.cli import main
 from meterline.server.settings import SettingsError, load_settings
 from meterline.store import keys as K

@@ -12,9 +12,9 @@ import time
 from pathlib import Path
 
 import pytest
-from collector_support import SRC, ProcessCollector, ThreadCollector, request, wire_event
 
 import meterline
+from collector_support import SRC, ProcessCollector, ThreadCollector, request, wire_event
 from meterline.sinks.base import SinkError
 from meterline.sinks.http import HttpSink
 from meterline.store import keys as K
