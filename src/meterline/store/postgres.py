@@ -117,9 +117,7 @@ class PostgresStore:
             with cur.copy(f"COPY {_STAGE} ({cols}) FROM STDIN") as copy:
                 for row in rows:
                     copy.write_row(row)
-            cur.execute(
-                f"INSERT INTO {TABLE} ({cols}) SELECT {cols} FROM {_STAGE} ON CONFLICT (id) DO NOTHING"
-            )
+            cur.execute(f"INSERT INTO {TABLE} ({cols}) SELECT {cols} FROM {_STAGE} ON CONFLICT (id) DO NOTHING")
             return max(cur.rowcount, 0)
 
     # -- generic access for per-area modules (API keys, budgets): SQL with %s placeholders -------
@@ -138,6 +136,10 @@ class PostgresStore:
 
     def ping(self) -> None:
         self._fetch("SELECT 1", ())
+
+    def analyze(self) -> None:
+        """Refresh the planner's statistics (after a bulk load; autovacuum does it otherwise)."""
+        self.execute(f"ANALYZE {TABLE}")
 
     # -- reads ----------------------------------------------------------------------------------
     def _fetch(self, sql: str, params: Sequence[Any]) -> tuple[list[str], list[tuple[Any, ...]]]:
