@@ -18,7 +18,7 @@ from collector_support import SRC, ProcessCollector, ThreadCollector, request, w
 from meterline.sinks.base import SinkError
 from meterline.sinks.http import HttpSink
 from meterline.store import keys as K
-from meterline.store.sqlite import SQLiteStore
+from meterline.store.backend import open_stores
 
 APP = textwrap.dedent(
     """
@@ -46,9 +46,12 @@ APP = textwrap.dedent(
 )
 
 
-def test_sdk_loses_nothing_while_the_collector_is_killed_twice(tmp_path: Path) -> None:
-    db = tmp_path / "collector.db"
-    collector = ProcessCollector(f"sqlite:///{db}", "--no-auth", log=tmp_path / "collector.log").start()
+@pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_sdk_loses_nothing_while_the_collector_is_killed_twice(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    db = f"sqlite:///{tmp_path / 'collector.db'}" if backend == "sqlite" else request.getfixturevalue("postgres_url")
+    collector = ProcessCollector(db, "--no-auth", log=tmp_path / "collector.log").start()
     script = tmp_path / "app.py"
     script.write_text(APP)
     app = subprocess.Popen(
@@ -71,7 +74,9 @@ def test_sdk_loses_nothing_while_the_collector_is_killed_twice(tmp_path: Path) -
         collector.stop()
     assert app.returncode == 0, err[-3000:]
     stats = json.loads(out.strip().splitlines()[-1])
-    store = SQLiteStore(db)
+    store, reader = open_stores(db, pool_size=1)
+    if reader is not store:
+        reader.close()
     try:
         assert store.count() == 20_000
         ids = store.fetch("SELECT COUNT(DISTINCT id) FROM events")[0][0]
