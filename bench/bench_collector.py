@@ -272,6 +272,9 @@ def main() -> int:
                 query_rows.append((name, label, http_ms, store_ms))
         finally:
             drop()
+    import shutil
+
+    shutil.rmtree(tmp, ignore_errors=True)
     print(
         f"\nIngest over HTTP: {args.events:,} events, batches of 500, 2 client threads, "
         "`meterline serve` with 1 or 2 worker processes"
