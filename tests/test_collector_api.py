@@ -244,3 +244,21 @@ def test_health_readiness_metrics_and_docs(collector: ThreadCollector, keys: dic
     status, spec = request(collector.url + "/openapi.json")
     assert status == 200 and {"/v1/events", "/v1/usage", "/v1/traces/{trace_id}"} <= set(spec["paths"])
     assert request(collector.url + "/docs")[0] == 200
+
+
+def test_collector_prices_with_the_users_price_table(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from meterline.pricing import Pricer, set_pricer
+
+    table = tmp_path / "prices.toml"
+    table.write_text('[[model]]\nmodel = "acme-private-*"\ninput_mtok = "2"\noutput_mtok = "8"\n')
+    monkeypatch.setenv("METERLINE_PRICES", str(table))
+    try:
+        with ThreadCollector(database=f"sqlite:///{tmp_path / 'c.db'}", auth=False) as c:
+            ev = wire_event(provider="acme", model="acme-private-7b", input_tokens=1500, output_tokens=250)
+            assert request(c.url + "/v1/events", "POST", {"events": [ev]})[0] == 200
+            (stored,) = list(c.store.iter_events())
+    finally:
+        set_pricer(Pricer())
+    assert stored.input_cost == Decimal(2) / MTOK * 1500
+    assert stored.output_cost == Decimal(8) / MTOK * 250
+    assert stored.pricing_source == "override"

@@ -53,6 +53,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         from meterline.store.backend import open_stores
 
+        _load_prices()
         writer, reader = open_stores(settings.database, pool_size=settings.pool_size)
         app.state.writer, app.state.reader = writer, reader
         for mod in modules:
@@ -87,6 +88,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return JSONResponse({"detail": str(exc)}, status_code=400)
 
     return app
+
+
+def _load_prices() -> None:
+    """The same price table as the SDKs (``METERLINE_PRICES``), for events that arrive without a cost."""
+    import os
+
+    table = os.environ.get("METERLINE_PRICES")
+    if table:
+        from meterline.pricing import Pricer, load_price_table, set_pricer
+
+        set_pricer(Pricer(load_price_table(table)))
 
 
 def _safe(url: str) -> str:

@@ -20,6 +20,7 @@ import psycopg
 
 from meterline.event import UsageEvent
 from meterline.store import query as Q
+from meterline.store import rollup as R
 from meterline.store.extensions import extra_statements
 from meterline.store.schema import COLUMN_NAMES, TABLE, create_statements, event_to_row, row_to_event
 
@@ -87,6 +88,7 @@ class PostgresStore:
         self._staged: weakref.WeakSet[psycopg.Connection[Any]] = weakref.WeakSet()  # have the temp table
         if create:
             self.migrate()
+        self._rollup_ready = self._check_rollup()
 
     def migrate(self) -> None:
         """Create the tables and indexes that are missing (idempotent; replicas may race here)."""
@@ -99,6 +101,18 @@ class PostgresStore:
                 "INSERT INTO meterline_meta (key, value) VALUES ('schema_revision', %s) ON CONFLICT DO NOTHING",
                 (str(SCHEMA_REVISION),),
             )
+            for stmt in R.create_statements("postgresql"):
+                conn.execute(stmt)
+            if not conn.execute(R.READY_SQL).fetchall():  # a database from before rollups: build it once
+                for stmt in R.rebuild_statements(self.dialect):
+                    conn.execute(stmt)
+
+    def _check_rollup(self) -> bool:
+        """True when the daily rollup is complete (queries may use it)."""
+        try:
+            return bool(self._fetch(R.READY_SQL, ())[1])
+        except psycopg.errors.UndefinedTable:
+            return False
 
     # -- writes ---------------------------------------------------------------------------------
     def insert(self, events: Sequence[UsageEvent]) -> int:
@@ -117,8 +131,14 @@ class PostgresStore:
             with cur.copy(f"COPY {_STAGE} ({cols}) FROM STDIN") as copy:
                 for row in rows:
                     copy.write_row(row)
-            cur.execute(f"INSERT INTO {TABLE} ({cols}) SELECT {cols} FROM {_STAGE} ON CONFLICT (id) DO NOTHING")
-            return max(cur.rowcount, 0)
+            # the new rows only (ON CONFLICT skips stored ids) go on to the daily rollup, in one statement
+            cur.execute(
+                f"WITH ins AS (INSERT INTO {TABLE} ({cols}) SELECT {cols} FROM {_STAGE} "
+                f"ON CONFLICT (id) DO NOTHING RETURNING *), "
+                f"up AS ({R.upsert_sql('ins', self.dialect)}) SELECT COUNT(*) FROM ins"
+            )
+            counted = cur.fetchone()
+            return int(counted[0]) if counted else 0
 
     # -- generic access for per-area modules (API keys, budgets): SQL with %s placeholders -------
     def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
@@ -137,6 +157,10 @@ class PostgresStore:
     def ping(self) -> None:
         self._fetch("SELECT 1", ())
 
+    def analyze(self) -> None:
+        """Refresh the planner's statistics (after a bulk load; autovacuum does it otherwise)."""
+        self.execute(f"ANALYZE {TABLE}")
+
     # -- reads ----------------------------------------------------------------------------------
     def _fetch(self, sql: str, params: Sequence[Any]) -> tuple[list[str], list[tuple[Any, ...]]]:
         with self._pool.connection() as conn:
@@ -145,6 +169,12 @@ class PostgresStore:
             return cols, cur.fetchall()
 
     def usage(self, q: Q.UsageQuery) -> list[dict[str, Any]]:
+        q.validate()
+        dim = R.usable(q) if self._rollup_ready else None
+        if dim is not None:
+            sql, params, plan = R.usage_sql(q, dim, self.dialect)
+            cols, rows = self._fetch(sql, params)
+            return Q.shape_usage_rows(q, cols, R.decode_rows(q, cols, rows), plan)
         sql, params, plan = Q.usage_sql(q, self.dialect)
         cols, rows = self._fetch(sql, params)
         return Q.shape_usage_rows(q, cols, rows, plan)
