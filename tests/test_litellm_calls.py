@@ -555,3 +555,18 @@ def test_calls_a_meterline_gateway_already_metered_are_not_counted_again(metered
         server.server_close()
     [e] = metered.events()  # only the call whose upstream did not meter it
     assert (e.input_tokens, e.output_tokens) == (11, 2)
+
+
+def test_sync_calls_from_many_threads_keep_their_own_scope(metered) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    def call(i: int) -> None:
+        with meterline.metadata(subscriber_id=f"t{i}"):
+            litellm.completion(
+                model="gpt-4o-mini", messages=USER, mock_response="ok", usage_metadata={"retry_number": i}
+            )
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        list(pool.map(call, range(40)))
+    events = metered.events()
+    assert sorted((e.subscriber_id or "", e.retry_number) for e in events) == sorted((f"t{i}", i) for i in range(40))

@@ -34,7 +34,8 @@ not LiteLLM's float ``response_cost``.
 Not metered: calls a LiteLLM proxy makes for a client (``proxy_server_request`` in the kwargs; the proxy
 integration meters those), calls outside ``meterline.meter()`` with selective metering on, calls made inside
 another metered layer (``meterline.context.should_meter()``), and LiteLLM cache hits. While a call is metered
-``meterline.context._in_call`` is set, so an SDK integration underneath (OpenAI SDK) does not count it again.
+``meterline.context._in_call`` is set, so an SDK integration underneath (OpenAI SDK) does not count it again;
+a response carrying ``x-meterline-metered: gateway`` (a meterline gateway metered it) gets no event here.
 LiteLLM's own ``num_retries`` retries of one ``completion`` share one Logging object: each failed attempt that
 LiteLLM reports is an error event and the final success one more event.
 """
