@@ -1,7 +1,9 @@
 """End to end: a hard budget enforced by the real LiteLLM proxy, alerts once per threshold.
 
-The budget is created with the CLI in the proxy's SQLite database before it starts; the request that
-finds the budget spent is answered 429 naming it; a local webhook receiver records the alerts.
+The proxy sends its events to a real collector (uvicorn, SQLite) over HTTP and reads budgets from the
+collector's database, where the budget was created with the CLI. The request that finds the budget spent
+is answered 429 naming it. Both the gateway (after each call settles) and the collector (after each
+ingest) check thresholds, so the webhook receiver also shows that two processes never send one alert twice.
 """
 
 from __future__ import annotations
@@ -16,7 +18,9 @@ from typing import Any
 
 import pytest
 
+from collector_support import ThreadCollector
 from gateway_util import WebhookReceiver, cost, id_of, post, wait_for_events, write_config
+from meterline.store import keys as K
 from meterline.testing import FakeProvider, default_usage
 from meterline.testing.proxy import ProxyProcess
 
@@ -30,7 +34,8 @@ LIMIT = CALL * Decimal("2.5")  # calls 1-3 are admitted (spend before them < lim
 def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     root = tmp_path_factory.mktemp("gateway-budgets")
     db = root / "events.db"
-    with FakeProvider() as fake, WebhookReceiver() as hook:
+    with FakeProvider() as fake, WebhookReceiver() as hook, ThreadCollector(database=f"sqlite:///{db}") as collector:
+        ingest_key, _ = K.create_key(collector.app.state.writer, "ingest", "gateway")
         config = write_config(root, fake.url)
         create = [
             sys.executable, "-m", "meterline", "budgets", "create", "--database", f"sqlite:///{db}",
@@ -40,7 +45,9 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]
         out = subprocess.run(create, capture_output=True, text=True, timeout=60)
         assert out.returncode == 0, out.stderr
         env = {
-            "METERLINE_DESTINATION": f"sqlite:///{db}",
+            "METERLINE_DESTINATION": collector.url,
+            "METERLINE_API_KEY": ingest_key,
+            "METERLINE_BUDGETS": f"sqlite:///{db}",
             "METERLINE_HOME": str(root / "home"),
             "METERLINE_GATEWAY_KEYS": str(root / "keys.json"),
             "LITELLM_MASTER_KEY": "sk-master-test",
