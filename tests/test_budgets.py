@@ -310,3 +310,28 @@ def test_budgets_cli_against_a_collector(tmp_path: Path, capsys: pytest.CaptureF
         assert main(["budgets", "delete", *base, "acme"]) == 1
         assert main(["budgets", "list", *base, "--json"]) == 0
         assert json.loads(capsys.readouterr().out) == []
+
+
+def test_gateway_reads_budgets_from_a_collector_with_its_ingest_key(tmp_path: Path) -> None:
+    from meterline.gateway.budget_source import CollectorBudgets
+
+    with ThreadCollector(database=f"sqlite:///{tmp_path / 'c.db'}") as c:
+        writer = c.app.state.writer
+        ingest, _ = K.create_key(writer, "ingest", "gateway")
+        read, _ = K.create_key(writer, "read", "dash")
+        B.create_budget(writer, _budget(limit_usd="0.5", webhook_url="https://hooks.example.com/secret-token"))
+        writer.insert([_event("team-a", "0.6", datetime.now(timezone.utc))])
+        status, rows = request(c.url + "/v1/budgets/check", key=ingest)
+        assert status == 200 and rows[0]["webhook_url"] is None and rows[0]["spend_usd"] == "0.6"
+        assert request(c.url + "/v1/budgets/check", key=read)[0] == 403
+
+        async def scenario() -> str:
+            enforcer = Enforcer(CollectorBudgets(c.url, ingest), LocalCounters())
+            await enforcer.admit("b", {"team_id": "team-b"}, {})
+            try:
+                await enforcer.admit("a", {"team_id": "team-a"}, {})
+            except BudgetExceeded as exc:
+                return str(exc)
+            return "admitted"
+
+        assert "budget 'team-a' exceeded: team 'team-a' spent 0.6 of 0.5 USD" in asyncio.run(scenario())

@@ -27,6 +27,7 @@ from typing import Any
 
 from meterline import alerts
 from meterline.event import UsageEvent
+from meterline.gateway.budget_source import CollectorBudgets, SQLBudgets
 from meterline.gateway.counters import Counters, counters_from_url
 from meterline.pricing import get_pricer
 from meterline.store import budgets as B
@@ -66,7 +67,8 @@ class Enforcer:
         hold_ttl_s: float = 600.0,
         send: alerts.Sender = alerts.post_webhook,
     ) -> None:
-        self.store = store
+        # a database store, or a budget source (meterline.gateway.budget_source)
+        self.source: Any = store if hasattr(store, "budget_list") else SQLBudgets(store)
         self.counters = counters
         self.refresh_s = refresh_s
         self.default_reserve = int(default_reserve_usd * PICO)
@@ -85,7 +87,7 @@ class Enforcer:
         if time.monotonic() - self._loaded_at > self.refresh_s:
             async with self._load_lock:
                 if time.monotonic() - self._loaded_at > self.refresh_s:
-                    self._budgets = await asyncio.to_thread(B.list_budgets, self.store)
+                    self._budgets = await asyncio.to_thread(self.source.budget_list)
                     self._loaded_at = time.monotonic()
         return self._budgets
 
@@ -94,7 +96,7 @@ class Enforcer:
         base = f"budget:{budget.id}:{to_micros(start)}"
         spent_key, held_key = f"{base}:spent", f"{base}:held"
         if base not in self._initialised:
-            stored = await asyncio.to_thread(B.spend, self.store, budget, now)
+            stored = await asyncio.to_thread(self.source.spend, budget, now)
             ttl = None if budget.period == "total" else 40 * 86400  # outlives any period it counts
             await self.counters.init(spent_key, int(stored * PICO), ttl)
             await self.counters.init(held_key, 0, ttl)
@@ -156,6 +158,8 @@ class Enforcer:
 
     # -- helpers --------------------------------------------------------------------------------
     def _maybe_alert(self, budget: B.Budget, spent: Decimal) -> None:
+        if not self.source.sends_alerts:
+            return
         period = budget.period_start().isoformat()
         due = [t for t in alerts.reached(budget, spent) if (budget.id, period, t) not in self._alerted]
         if not due:
@@ -164,7 +168,7 @@ class Enforcer:
 
         def run() -> None:
             try:
-                alerts.check(self.store, budget, spend_usd=spent, send=self.send)
+                self.source.alert(budget, spent, self.send)
             except Exception as exc:  # noqa: BLE001 - an alert failure must not disturb the proxy
                 logger.error("meterline: budget alert check for %r failed: %s", budget.name, exc)
 
@@ -207,27 +211,24 @@ def _deployment(model_group: str) -> tuple[str | None, str | None]:
 
 def enforcer_from_env() -> Enforcer | None:
     """The enforcer for this process: budgets from ``METERLINE_BUDGETS`` (a database URL; ``off``
-    disables), else from the meterline destination when it is SQLite or PostgreSQL."""
+    disables), else from the meterline destination (a database, or a collector with the ingest key)."""
     from meterline.config import destination_kind, resolve_destination
     from meterline.store.backend import open_stores
 
     spec = os.environ.get("METERLINE_BUDGETS", "").strip()
     if spec.lower() in ("off", "none", "false", "0", "no"):
         return None
-    if not spec:
-        dest = resolve_destination(None)
-        if destination_kind(dest) == "http":
-            logger.warning(
-                "meterline gateway: budgets are not enforced: set METERLINE_BUDGETS to the collector's database"
-            )
-            return None
-        spec = dest
-    writer, reader = open_stores(spec, pool_size=2)
-    if reader is not writer:
-        reader.close()
+    source: Any
+    if not spec and destination_kind(dest := resolve_destination(None)) == "http":
+        source = CollectorBudgets(dest, os.environ.get("METERLINE_API_KEY"))
+    else:
+        writer, reader = open_stores(spec or resolve_destination(None), pool_size=2)
+        if reader is not writer:
+            reader.close()
+        source = SQLBudgets(writer)
     prefix = os.environ.get("METERLINE_REDIS_PREFIX", "meterline")
     counters = counters_from_url(os.environ.get("METERLINE_REDIS_URL"), prefix)
     refresh = float(os.environ.get("METERLINE_BUDGETS_REFRESH_S", "5"))
     reserve = Decimal(os.environ.get("METERLINE_GATEWAY_RESERVE_USD", "0.01"))
     hold_ttl = float(os.environ.get("METERLINE_GATEWAY_HOLD_TTL_S", "600"))
-    return Enforcer(writer, counters, refresh_s=refresh, default_reserve_usd=reserve, hold_ttl_s=hold_ttl)
+    return Enforcer(source, counters, refresh_s=refresh, default_reserve_usd=reserve, hold_ttl_s=hold_ttl)

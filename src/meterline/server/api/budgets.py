@@ -17,7 +17,7 @@ from pydantic import BaseModel, Field
 
 from meterline import alerts
 from meterline.event import UsageEvent, format_cost
-from meterline.server.deps import AdminKey, WriterDep
+from meterline.server.deps import AdminKey, IngestKey, WriterDep
 from meterline.store import budgets as B
 
 logger = logging.getLogger("meterline.server")
@@ -70,6 +70,21 @@ async def budgets_status(key: AdminKey, writer: WriterDep) -> list[dict[str, Any
 
     def run() -> list[dict[str, Any]]:
         return [_status(writer, b) for b in B.list_budgets(writer)]
+
+    return await run_in_threadpool(run)
+
+
+@router.get("/v1/budgets/check")
+async def budgets_check(key: IngestKey, writer: WriterDep) -> list[dict[str, Any]]:
+    """For gateways (an ingest key suffices): every budget with its spend in the current period,
+    without webhook URLs."""
+
+    def run() -> list[dict[str, Any]]:
+        now = datetime.now(timezone.utc)
+        return [
+            {**b.to_dict(), "webhook_url": None, "spend_usd": format_cost(B.spend(writer, b, now))}
+            for b in B.list_budgets(writer)
+        ]
 
     return await run_in_threadpool(run)
 
