@@ -31,8 +31,8 @@ def register(sub: Any) -> None:
     p.add_argument(
         "--budgets",
         default=None,
-        help="database holding budget definitions (default: $METERLINE_BUDGETS, else the destination "
-        "when it is SQLite/PostgreSQL); 'off' disables enforcement",
+        help="database holding budget definitions (default: $METERLINE_BUDGETS, else the destination: "
+        "its database, or the collector); 'off' disables enforcement",
     )
     p.add_argument("--redis", default=None, help="Redis URL for budget counters shared by proxy processes")
     p.add_argument("--keys", default=None, help="virtual keys for meterline.gateway.auth ($METERLINE_GATEWAY_KEYS)")
