@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
-from starlette.background import BackgroundTask
 
 from meterline.server import batches
 from meterline.server.deps import IngestKey, MetricsDep, SettingsDep, WriterDep
@@ -61,9 +61,11 @@ async def ingest(
         return JSONResponse({"detail": exc.message}, status_code=exc.status)
     metrics.count_events(result["accepted"], result["duplicates"], len(result["rejected"]))
     stored = result.pop("_events")
-    hooks = list(getattr(request.app.state, "ingest_hooks", ()))  # e.g. budget alerts, run after the answer
-    background = BackgroundTask(_run_hooks, hooks, stored) if hooks and stored else None
-    return JSONResponse(result, status_code=207 if result["rejected"] else 200, background=background)
+    hooks = list(getattr(request.app.state, "ingest_hooks", ()))  # e.g. budget alerts
+    if hooks and stored:
+        # on a worker thread, not awaited: neither the answer nor this request's metrics wait for them
+        asyncio.get_running_loop().run_in_executor(None, _run_hooks, hooks, stored)
+    return JSONResponse(result, status_code=207 if result["rejected"] else 200)
 
 
 def _run_hooks(hooks: list[Any], events: list[Any]) -> None:
