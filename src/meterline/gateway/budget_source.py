@@ -38,7 +38,7 @@ class SQLBudgets:
 class CollectorBudgets:
     sends_alerts = False
 
-    def __init__(self, base_url: str, api_key: str | None, timeout: float = 10.0) -> None:
+    def __init__(self, base_url: str, api_key: str | None, timeout: float = 3.0) -> None:
         self.url = base_url.rstrip("/") + "/v1/budgets/check"
         self.api_key = api_key
         self.timeout = timeout

@@ -87,7 +87,10 @@ class Enforcer:
         if time.monotonic() - self._loaded_at > self.refresh_s:
             async with self._load_lock:
                 if time.monotonic() - self._loaded_at > self.refresh_s:
-                    self._budgets = await asyncio.to_thread(self.source.budget_list)
+                    try:
+                        self._budgets = await asyncio.to_thread(self.source.budget_list)
+                    except Exception as exc:  # noqa: BLE001 - keep the last definitions; retry after refresh_s
+                        logger.error("meterline gateway: reading budgets failed (keeping the last ones): %s", exc)
                     self._loaded_at = time.monotonic()
         return self._budgets
 
