@@ -335,3 +335,17 @@ def test_gateway_reads_budgets_from_a_collector_with_its_ingest_key(tmp_path: Pa
             return "admitted"
 
         assert "budget 'team-a' exceeded: team 'team-a' spent 0.6 of 0.5 USD" in asyncio.run(scenario())
+
+
+def test_an_unreachable_budget_source_does_not_block_calls(caplog: pytest.LogCaptureFixture) -> None:
+    from meterline.gateway.budget_source import CollectorBudgets
+    from meterline.testing.proxy import free_port
+
+    enforcer = Enforcer(CollectorBudgets(f"http://127.0.0.1:{free_port()}", "k", timeout=0.5), LocalCounters())
+
+    async def scenario() -> list[B.Budget]:
+        await enforcer.admit("c", {"team_id": "team-a"}, {})  # admitted: no budget known
+        return await enforcer.budgets()  # not re-read before refresh_s
+
+    assert asyncio.run(scenario()) == []
+    assert "reading budgets failed" in caplog.text
