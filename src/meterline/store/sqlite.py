@@ -15,6 +15,8 @@ from typing import Any
 
 from meterline.event import UsageEvent
 from meterline.store import query as Q
+from meterline.store import rollup as R
+from meterline.store.extensions import extra_statements
 from meterline.store.schema import COLUMN_NAMES, TABLE, create_statements, event_to_row, row_to_event
 
 SCHEMA_REVISION = 1
@@ -37,6 +39,8 @@ class SQLiteStore:
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.execute("PRAGMA synchronous=NORMAL")
         self._conn.execute(f"PRAGMA busy_timeout={int(timeout_s * 1000)}")
+        self._conn.execute("PRAGMA temp_store=MEMORY")
+        self._staged = False
         self.migrate()
 
     def migrate(self) -> None:
@@ -44,13 +48,18 @@ class SQLiteStore:
             cur = self._conn.cursor()
             cur.execute("BEGIN IMMEDIATE")
             try:
-                for stmt in create_statements("sqlite"):
+                for stmt in [*create_statements("sqlite"), *extra_statements("sqlite")]:
                     cur.execute(stmt)
                 cur.execute("CREATE TABLE IF NOT EXISTS meterline_meta (key TEXT PRIMARY KEY, value TEXT)")
                 cur.execute(
                     "INSERT OR IGNORE INTO meterline_meta (key, value) VALUES ('schema_revision', ?)",
                     (str(SCHEMA_REVISION),),
                 )
+                for stmt in R.create_statements("sqlite"):
+                    cur.execute(stmt)
+                if not cur.execute(R.READY_SQL).fetchall():  # a file from before rollups: build it once
+                    for stmt in R.rebuild_statements(self.dialect):
+                        cur.execute(stmt)
                 cur.execute("COMMIT")
             except BaseException:
                 cur.execute("ROLLBACK")
@@ -58,22 +67,48 @@ class SQLiteStore:
 
     # -- writes ---------------------------------------------------------------------------------
     def insert(self, events: Sequence[UsageEvent]) -> int:
-        """Insert events, ignoring ids already stored. Returns how many were new."""
+        """Insert events, ignoring ids already stored. Returns how many were new.
+
+        The batch goes through a temporary staging table so that exactly the new rows are added to the
+        daily rollup, in the same transaction."""
         if not events:
             return 0
         rows = [event_to_row(e) for e in events]
-        placeholders = ", ".join("?" * len(COLUMN_NAMES))
-        sql = f"INSERT OR IGNORE INTO {TABLE} ({', '.join(COLUMN_NAMES)}) VALUES ({placeholders})"
+        cols = ", ".join(COLUMN_NAMES)
+        stage = "temp.meterline_stage"
         with self._lock:
-            before = self._conn.total_changes
-            self._conn.execute("BEGIN IMMEDIATE")
+            conn = self._conn
+            if not self._staged:
+                conn.execute(f"CREATE TEMP TABLE IF NOT EXISTS meterline_stage AS SELECT {cols} FROM {TABLE} WHERE 0")
+                self._staged = True
+            conn.execute("BEGIN IMMEDIATE")
             try:
-                self._conn.executemany(sql, rows)
-                self._conn.execute("COMMIT")
+                conn.executemany(f"INSERT INTO {stage} ({cols}) VALUES ({', '.join('?' * len(COLUMN_NAMES))})", rows)
+                # keep only events not stored yet, once each
+                conn.execute(f"DELETE FROM {stage} WHERE id IN (SELECT id FROM main.{TABLE})")
+                conn.execute(f"DELETE FROM {stage} WHERE rowid NOT IN (SELECT MIN(rowid) FROM {stage} GROUP BY id)")
+                new = conn.execute(f"INSERT INTO main.{TABLE} ({cols}) SELECT {cols} FROM {stage}").rowcount
+                if new:
+                    conn.execute(R.upsert_sql(stage, self.dialect))
+                conn.execute(f"DELETE FROM {stage}")
+                conn.execute("COMMIT")
             except BaseException:
-                self._conn.execute("ROLLBACK")
+                conn.execute("ROLLBACK")
                 raise
-            return self._conn.total_changes - before
+            return int(new)
+
+    # -- generic access for per-area modules (API keys, budgets): SQL with ? placeholders -------
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
+        """Run one statement in its own transaction; the number of rows it changed."""
+        with self._lock:
+            return self._conn.execute(sql, params).rowcount
+
+    def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        return self._fetch(sql, params)[1]
+
+    def ping(self) -> None:
+        """Raise when the database cannot be read (readiness probe)."""
+        self._fetch(f"SELECT 1 FROM {TABLE} LIMIT 1", ())
 
     # -- reads ----------------------------------------------------------------------------------
     def _fetch(self, sql: str, params: Sequence[Any]) -> tuple[list[str], list[tuple[Any, ...]]]:
@@ -83,6 +118,12 @@ class SQLiteStore:
             return cols, cur.fetchall()
 
     def usage(self, q: Q.UsageQuery) -> list[dict[str, Any]]:
+        q.validate()
+        dim = R.usable(q)
+        if dim is not None:  # answered from the daily rollup (the file's rollup is always complete)
+            sql, params, plan = R.usage_sql(q, dim, self.dialect)
+            cols, rows = self._fetch(sql, params)
+            return Q.shape_usage_rows(q, cols, R.decode_rows(q, cols, rows), plan)
         sql, params, plan = Q.usage_sql(q, self.dialect)
         cols, rows = self._fetch(sql, params)
         return Q.shape_usage_rows(q, cols, rows, plan)

@@ -1,0 +1,295 @@
+"""Collector benchmark: HTTP ingest throughput and usage-query latency, on SQLite and PostgreSQL.
+
+    PYTHONPATH=src python bench/bench_collector.py [--events 100000] [--stored 1000000] [--skip-postgres]
+
+Ingest: ``meterline serve`` in a subprocess (one process, like a default deployment), two client threads
+posting pre-built gzip batches of 500 events over keep-alive connections; the baseline is the same
+events inserted straight into the store in this process (no HTTP, no validation).
+Queries: ``GET /v1/usage`` over ``--stored`` events generated straight through the store, grouped by
+day x model and by customer; the baseline is the same query through the store object (no HTTP).
+Goals: >= 20,000 events/s ingest, < 300 ms per usage query.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import http.client
+import json
+import os
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.parse
+import urllib.request
+import uuid
+from collections.abc import Callable
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+SRC = str(Path(__file__).resolve().parents[1] / "src")
+sys.path.insert(0, SRC)
+
+from meterline.event import UsageEvent  # noqa: E402
+from meterline.pricing import get_pricer  # noqa: E402
+from meterline.store.backend import open_stores  # noqa: E402
+from meterline.store.query import UsageQuery  # noqa: E402
+
+PG_ADMIN = os.environ.get("METERLINE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
+MODELS = [
+    ("openai", "gpt-4o-mini"),
+    ("openai", "gpt-4o"),
+    ("anthropic", "claude-haiku-4-5"),
+    ("anthropic", "claude-sonnet-4-5"),
+    ("openai", "gpt-4.1-nano"),
+]
+
+
+def make_events(n: int, days: int = 30, customers: int = 1000) -> list[UsageEvent]:
+    rnd = random.Random(7)
+    start = datetime(2026, 10, 1, tzinfo=timezone.utc)
+    pricer = get_pricer()
+    out = []
+    for _ in range(n):
+        provider, model = rnd.choice(MODELS)
+        e = UsageEvent(
+            start_time=start + timedelta(seconds=rnd.randrange(days * 86400)),
+            provider=provider,
+            model=model,
+            input_tokens=rnd.randrange(50, 4000),
+            output_tokens=rnd.randrange(10, 800),
+            subscriber_id=f"cust-{rnd.randrange(customers):04d}",
+            environment=rnd.choice(("prod", "staging")),
+            integration="litellm",
+        )
+        e.finalize_totals()
+        pricer.price(e)
+        out.append(e)
+    return out
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Server:
+    def __init__(self, database: str, workers: int = 1) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        cmd = [
+            sys.executable,
+            "-m",
+            "meterline",
+            "serve",
+            "--database",
+            database,
+            "--port",
+            str(self.port),
+            "--no-auth",
+            "--log-level",
+            "warning",
+            "--workers",
+            str(workers),
+        ]
+        self.proc = subprocess.Popen(cmd, env={**os.environ, "PYTHONPATH": SRC}, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with urllib.request.urlopen(self.url + "/readyz", timeout=1):
+                    return
+            except OSError:
+                if time.monotonic() > deadline or self.proc.poll() is not None:
+                    raise RuntimeError("collector did not start") from None
+                time.sleep(0.1)
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(20)
+
+
+def bench_ingest(database: str, n: int, clients: int = 2, workers: int = 1) -> tuple[float, float]:
+    """(events/s over HTTP, events/s straight into the store)."""
+    events = make_events(n)
+    bodies = [
+        gzip.compress(json.dumps({"events": [e.to_wire() for e in events[i : i + 500]]}).encode(), 1)
+        for i in range(0, n, 500)
+    ]
+    server = Server(database, workers)
+    try:
+        work = list(bodies)
+        lock = threading.Lock()
+        errors: list[str] = []
+
+        def client() -> None:
+            conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=120)
+            while True:
+                with lock:
+                    if not work:
+                        break
+                    body = work.pop()
+                conn.request(
+                    "POST",
+                    "/v1/events",
+                    body=body,
+                    headers={"Content-Type": "application/json", "Content-Encoding": "gzip"},
+                )
+                resp = conn.getresponse()
+                data = resp.read()
+                if resp.status != 200:
+                    errors.append(f"{resp.status} {data[:200]!r}")
+            conn.close()
+
+        t0 = time.perf_counter()
+        threads = [threading.Thread(target=client) for _ in range(clients)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        http_rate = n / (time.perf_counter() - t0)
+        if errors:
+            raise RuntimeError(errors[0])
+    finally:
+        server.stop()
+    writer, reader = open_stores(database)
+    try:
+        assert reader.count() == n, reader.count()
+        fresh = make_events(n)
+        t0 = time.perf_counter()
+        for i in range(0, n, 500):
+            writer.insert(fresh[i : i + 500])
+        direct_rate = n / (time.perf_counter() - t0)
+    finally:
+        writer.close()
+        if reader is not writer:
+            reader.close()
+    return http_rate, direct_rate
+
+
+def fill(database: str, n: int) -> None:
+    writer, reader = open_stores(database)
+    try:
+        done = 0
+        while done < n:
+            k = min(50_000, n - done)
+            events = make_events(k)
+            for e in events:
+                e.id = str(uuid.uuid4())
+            for i in range(0, k, 5000):
+                writer.insert(events[i : i + 5000])
+            done += k
+        if hasattr(writer, "analyze"):
+            writer.analyze()
+    finally:
+        writer.close()
+        if reader is not writer:
+            reader.close()
+
+
+def timed(fn: Callable[[], Any], repeat: int = 5) -> float:
+    fn()  # warm caches
+    runs = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        runs.append(time.perf_counter() - t0)
+    return statistics.median(runs) * 1000
+
+
+def bench_queries(database: str) -> list[tuple[str, float, float]]:
+    server = Server(database)
+    writer, reader = open_stores(database)
+    try:
+        out = []
+        for label, params, q in (
+            ("day x model", {"bucket": "day", "group_by": "model"}, UsageQuery(group_by=["model"], bucket="day")),
+            ("customer", {"group_by": "subscriber_id"}, UsageQuery(group_by=["subscriber_id"])),
+        ):
+            url = server.url + "/v1/usage?" + urllib.parse.urlencode(params)
+
+            def over_http(url: str = url) -> Any:
+                with urllib.request.urlopen(url, timeout=120) as r:
+                    return r.read()
+
+            out.append((label, timed(over_http), timed(lambda q=q: reader.usage(q))))
+        return out
+    finally:
+        server.stop()
+        writer.close()
+        if reader is not writer:
+            reader.close()
+
+
+def postgres_database() -> tuple[str, Callable[[], None]]:
+    import psycopg
+
+    admin = psycopg.connect(PG_ADMIN, autocommit=True)
+    name = f"meterline_bench_{uuid.uuid4().hex[:8]}"
+    admin.execute(f'CREATE DATABASE "{name}"')
+
+    def drop() -> None:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.close()
+
+    return PG_ADMIN.rsplit("/", 1)[0] + "/" + name, drop
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--events", type=int, default=100_000, help="events sent over HTTP per backend")
+    ap.add_argument("--stored", type=int, default=1_000_000, help="events stored for the query benchmark")
+    ap.add_argument("--skip-postgres", action="store_true")
+    args = ap.parse_args()
+    tmp = Path(tempfile.mkdtemp(prefix="meterline-bench-"))
+    backends: list[tuple[str, Callable[[], tuple[str, Callable[[], None]]]]] = [
+        ("sqlite", lambda: (f"sqlite:///{tmp / f'{uuid.uuid4().hex}.db'}", lambda: None))
+    ]
+    if not args.skip_postgres:
+        backends.append(("postgresql", postgres_database))
+    ingest_rows, query_rows = [], []
+    for name, make in backends:
+        for workers in (1, 2) if name == "postgresql" else (1,):
+            db, drop = make()
+            try:
+                http_rate, direct = bench_ingest(db, args.events, workers=workers)
+                ingest_rows.append((f"{name}, {workers} worker{'s' if workers > 1 else ''}", http_rate, direct))
+            finally:
+                drop()
+        db, drop = make()
+        try:
+            t0 = time.perf_counter()
+            fill(db, args.stored)
+            print(f"[{name}] stored {args.stored:,} events in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
+            for label, http_ms, store_ms in bench_queries(db):
+                query_rows.append((name, label, http_ms, store_ms))
+        finally:
+            drop()
+    import shutil
+
+    shutil.rmtree(tmp, ignore_errors=True)
+    print(
+        f"\nIngest over HTTP: {args.events:,} events, batches of 500, 2 client threads, "
+        "`meterline serve` with 1 or 2 worker processes"
+    )
+    print("| backend | HTTP events/s | baseline: store.insert events/s | goal >= 20,000/s |")
+    print("|---|---:|---:|---|")
+    for name, rate, direct in ingest_rows:
+        print(f"| {name} | {rate:,.0f} | {direct:,.0f} | {'met' if rate >= 20_000 else 'MISSED'} |")
+    print(f"\nGET /v1/usage over {args.stored:,} stored events (median of 5)")
+    print("| backend | grouping | HTTP ms | baseline: store.usage ms | goal < 300 ms |")
+    print("|---|---|---:|---:|---|")
+    for name, label, http_ms, store_ms in query_rows:
+        print(f"| {name} | {label} | {http_ms:,.0f} | {store_ms:,.0f} | {'met' if http_ms < 300 else 'MISSED'} |")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

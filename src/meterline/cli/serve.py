@@ -1,0 +1,89 @@
+"""``meterline serve``: run the collector (FastAPI on uvicorn)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from typing import Any
+
+from meterline.cli import add_destination_argument
+
+_SETTINGS_ENV = "METERLINE_SERVE_SETTINGS"  # hands the merged settings to uvicorn worker processes
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser(
+        "serve",
+        help="run the collector (HTTP ingest + query API)",
+        description="Run the meterline collector. Settings: flags > METERLINE_* environment > --config file.",
+    )
+    add_destination_argument(p)
+    p.add_argument("--config", help="TOML or YAML settings file (env METERLINE_CONFIG)")
+    p.add_argument("--host", help="bind address (default 127.0.0.1; env METERLINE_HOST)")
+    p.add_argument("--port", type=int, help="port (default 8787; 0 picks a free one; env METERLINE_PORT)")
+    p.add_argument(
+        "--no-auth",
+        dest="auth",
+        action="store_const",
+        const=False,
+        default=None,
+        help="accept requests without an API key (only on a loopback address: local demos)",
+    )
+    p.add_argument("--workers", type=int, help="uvicorn worker processes (PostgreSQL only)")
+    p.add_argument("--max-body-bytes", type=int, help="largest request body, after gzip (default 16 MiB)")
+    p.add_argument("--max-batch-events", type=int, help="most events per POST /v1/events (default 10000)")
+    p.add_argument("--log-level", help="uvicorn log level (default info)")
+    p.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        import uvicorn
+
+        from meterline.server.app import create_app
+        from meterline.server.settings import SettingsError, load_settings
+    except ImportError as exc:
+        print(f"meterline: error: the collector needs pip install 'meterline[server]' ({exc})", file=sys.stderr)
+        return 2
+    flags = {
+        "database": args.destination,
+        "host": args.host,
+        "port": args.port,
+        "auth": args.auth,
+        "workers": args.workers,
+        "max_body_bytes": args.max_body_bytes,
+        "max_batch_events": args.max_batch_events,
+        "log_level": args.log_level,
+    }
+    try:
+        settings = load_settings(flags, config_file=args.config)
+    except (SettingsError, ValueError) as exc:
+        print(f"meterline: error: {exc}", file=sys.stderr)
+        return 2
+    if not settings.auth:
+        print("meterline: WARNING: --no-auth: every request is accepted without an API key", file=sys.stderr)
+    if settings.workers > 1:
+        import dataclasses
+
+        os.environ[_SETTINGS_ENV] = json.dumps(dataclasses.asdict(settings))
+        uvicorn.run(
+            "meterline.cli.serve:app_from_environment",
+            factory=True,
+            host=settings.host,
+            port=settings.port,
+            workers=settings.workers,
+            log_level=settings.log_level,
+        )
+        return 0
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level=settings.log_level)
+    return 0
+
+
+def app_from_environment() -> Any:
+    """uvicorn factory for worker processes: the settings the parent merged."""
+    from meterline.server.app import create_app
+    from meterline.server.settings import Settings
+
+    return create_app(Settings(**json.loads(os.environ[_SETTINGS_ENV])))

@@ -1,0 +1,237 @@
+"""Hard budgets in the gateway: reserve an estimate at admission, settle with the real cost after.
+
+Admission of a call that counts against a budget: ``held += estimate``; the call is rejected (HTTP 429
+naming the budget) when ``spent + held`` *before* its own estimate already reaches a hard limit. So calls
+in flight together can overshoot a budget by at most the cost of the calls already admitted, never more.
+After the call: ``spent += real cost``, ``held -= estimate`` (a failed call only releases its estimate).
+
+Counters live in Redis when ``METERLINE_REDIS_URL`` is set (shared by every proxy process), else in
+this process. A period's ``spent`` starts from the spend already stored (first use per process; Redis
+``SET NX`` keeps the first value). Definitions are re-read every ``METERLINE_BUDGETS_REFRESH_S`` (5 s)
+off the event loop. Alerts: after settling, thresholds reached are claimed and sent from a thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import logging
+import os
+import sys
+import time
+from collections.abc import Mapping
+from datetime import datetime, timezone
+from decimal import Decimal
+from typing import Any
+
+from meterline import alerts
+from meterline.event import UsageEvent
+from meterline.gateway.budget_source import CollectorBudgets, SQLBudgets
+from meterline.gateway.counters import Counters, counters_from_url
+from meterline.pricing import get_pricer
+from meterline.store import budgets as B
+from meterline.store.schema import PICO, to_micros
+
+logger = logging.getLogger("meterline")
+
+DEFAULT_OUTPUT_TOKENS = 256  # reserved when a request sets no max_tokens
+
+
+class BudgetExceeded(Exception):
+    def __init__(self, budget: B.Budget, spent_usd: Decimal) -> None:
+        super().__init__(
+            f"meterline budget {budget.name!r} exceeded: {budget.scope} {budget.scope_value!r} spent "
+            f"{spent_usd.normalize():f} of {budget.limit_usd.normalize():f} USD ({budget.period})"
+        )
+        self.budget = budget
+
+
+@dataclasses.dataclass(frozen=True)
+class _Hold:
+    budget: B.Budget
+    spent_key: str
+    held_key: str
+    amount: int  # pico-USD
+    since: float = 0.0  # time.monotonic() at admission
+
+
+class Enforcer:
+    def __init__(
+        self,
+        store: Any,
+        counters: Counters,
+        *,
+        refresh_s: float = 5.0,
+        default_reserve_usd: Decimal = Decimal("0.01"),
+        hold_ttl_s: float = 600.0,
+        send: alerts.Sender = alerts.post_webhook,
+    ) -> None:
+        # a database store, or a budget source (meterline.gateway.budget_source)
+        self.source: Any = store if hasattr(store, "budget_list") else SQLBudgets(store)
+        self.counters = counters
+        self.refresh_s = refresh_s
+        self.default_reserve = int(default_reserve_usd * PICO)
+        self.send = send
+        self.hold_ttl_s = hold_ttl_s
+        self._swept_at = time.monotonic()
+        self._budgets: list[B.Budget] = []
+        self._loaded_at = -1e9
+        self._load_lock = asyncio.Lock()
+        self._initialised: set[str] = set()
+        self._holds: dict[str, list[_Hold]] = {}
+        self._alerted: set[tuple[str, str, int]] = set()
+
+    # -- definitions ----------------------------------------------------------------------------
+    async def budgets(self) -> list[B.Budget]:
+        if time.monotonic() - self._loaded_at > self.refresh_s:
+            async with self._load_lock:
+                if time.monotonic() - self._loaded_at > self.refresh_s:
+                    try:
+                        self._budgets = await asyncio.to_thread(self.source.budget_list)
+                    except Exception as exc:  # noqa: BLE001 - keep the last definitions; retry after refresh_s
+                        logger.error("meterline gateway: reading budgets failed (keeping the last ones): %s", exc)
+                    self._loaded_at = time.monotonic()
+        return self._budgets
+
+    async def _keys(self, budget: B.Budget, now: datetime) -> tuple[str, str]:
+        start = budget.period_start(now)
+        base = f"budget:{budget.id}:{to_micros(start)}"
+        spent_key, held_key = f"{base}:spent", f"{base}:held"
+        if base not in self._initialised:
+            stored = await asyncio.to_thread(self.source.spend, budget, now)
+            ttl = None if budget.period == "total" else 40 * 86400  # outlives any period it counts
+            await self.counters.init(spent_key, int(stored * PICO), ttl)
+            await self.counters.init(held_key, 0, ttl)
+            self._initialised.add(base)
+        return spent_key, held_key
+
+    # -- the three steps of a call --------------------------------------------------------------
+    async def admit(self, call_id: str, identity: Mapping[str, Any], data: Mapping[str, Any]) -> None:
+        applicable = [b for b in await self.budgets() if b.matches(identity)]
+        if not applicable:
+            return
+        now = datetime.now(timezone.utc)
+        amount = self.estimate(data)
+        holds: list[_Hold] = []
+        try:
+            for budget in applicable:
+                spent_key, held_key = await self._keys(budget, now)
+                held = await self.counters.add(held_key, amount)
+                hold = _Hold(budget, spent_key, held_key, amount, time.monotonic())
+                holds.append(hold)
+                if budget.hard:
+                    spent = await self.counters.get(spent_key)
+                    if spent + held - amount >= budget.limit_pico:
+                        raise BudgetExceeded(budget, Decimal(spent) / PICO)
+        except BaseException:
+            for h in holds:
+                await self.counters.add(h.held_key, -h.amount)
+            raise
+        if call_id:
+            self._holds[call_id] = holds
+        await self._sweep()
+
+    async def _sweep(self) -> None:
+        """Release holds of calls that never settled (a client that abandons a stream fires no LiteLLM
+        hook at all), so their estimates do not block a budget for ever."""
+        now = time.monotonic()
+        if now - self._swept_at < min(60.0, self.hold_ttl_s):
+            return
+        self._swept_at = now
+        stale = [cid for cid, hs in self._holds.items() if hs and now - hs[0].since > self.hold_ttl_s]
+        for cid in stale:
+            await self.release(cid)
+
+    async def settle(self, call_id: str, event: UsageEvent) -> None:
+        holds = self._holds.pop(call_id, None)
+        if not holds:
+            return
+        priced = dataclasses.replace(event, total_cost=None)
+        get_pricer().price(priced)
+        cost = int((priced.total_cost or Decimal(0)) * PICO)
+        for h in holds:
+            spent = await self.counters.add(h.spent_key, cost)
+            await self.counters.add(h.held_key, -h.amount)
+            self._maybe_alert(h.budget, Decimal(spent) / PICO)
+
+    async def release(self, call_id: str) -> None:
+        for h in self._holds.pop(call_id, None) or ():
+            await self.counters.add(h.held_key, -h.amount)
+
+    # -- helpers --------------------------------------------------------------------------------
+    def _maybe_alert(self, budget: B.Budget, spent: Decimal) -> None:
+        if not self.source.sends_alerts:
+            return
+        period = budget.period_start().isoformat()
+        due = [t for t in alerts.reached(budget, spent) if (budget.id, period, t) not in self._alerted]
+        if not due:
+            return
+        self._alerted.update((budget.id, period, t) for t in due)
+
+        def run() -> None:
+            try:
+                self.source.alert(budget, spent, self.send)
+            except Exception as exc:  # noqa: BLE001 - an alert failure must not disturb the proxy
+                logger.error("meterline: budget alert check for %r failed: %s", budget.name, exc)
+
+        asyncio.get_running_loop().run_in_executor(None, run)
+
+    def estimate(self, data: Mapping[str, Any]) -> int:
+        """Pico-USD to reserve: the prompt's characters / 4 as input tokens plus ``max_tokens`` output
+        (256 when unset), at the price of the model group's first deployment; else a fixed amount."""
+        provider, model = _deployment(str(data.get("model") or ""))
+        if not provider or not model:
+            return self.default_reserve
+        text = sum(len(json.dumps(data.get(k), default=str)) for k in ("messages", "prompt", "input", "system"))
+        out = data.get("max_tokens") or data.get("max_completion_tokens") or DEFAULT_OUTPUT_TOKENS
+        probe = UsageEvent(
+            provider=provider,
+            model=model,
+            start_time=datetime.now(timezone.utc),
+            input_tokens=text // 4 + 1,
+            output_tokens=int(out) if isinstance(out, int) else DEFAULT_OUTPUT_TOKENS,
+        )
+        get_pricer().price(probe)
+        if probe.total_cost is None:
+            return self.default_reserve
+        return int(probe.total_cost * PICO)
+
+
+def _deployment(model_group: str) -> tuple[str | None, str | None]:
+    """(provider, model) of the proxy router's first deployment for ``model_group``."""
+    proxy = sys.modules.get("litellm.proxy.proxy_server")  # only inside a running proxy: never import it here
+    llm_router = getattr(proxy, "llm_router", None)
+    if llm_router is None or not model_group:
+        return None, None
+    for dep in llm_router.get_model_list(model_name=model_group) or ():
+        name = str((dep.get("litellm_params") or {}).get("model") or "")
+        if "/" in name:
+            provider, model = name.split("/", 1)
+            return provider, model
+    return None, None
+
+
+def enforcer_from_env() -> Enforcer | None:
+    """The enforcer for this process: budgets from ``METERLINE_BUDGETS`` (a database URL; ``off``
+    disables), else from the meterline destination (a database, or a collector with the ingest key)."""
+    from meterline.config import destination_kind, resolve_destination
+    from meterline.store.backend import open_stores
+
+    spec = os.environ.get("METERLINE_BUDGETS", "").strip()
+    if spec.lower() in ("off", "none", "false", "0", "no"):
+        return None
+    source: Any
+    if not spec and destination_kind(dest := resolve_destination(None)) == "http":
+        source = CollectorBudgets(dest, os.environ.get("METERLINE_API_KEY"))
+    else:
+        writer, reader = open_stores(spec or resolve_destination(None), pool_size=2)
+        if reader is not writer:
+            reader.close()
+        source = SQLBudgets(writer)
+    prefix = os.environ.get("METERLINE_REDIS_PREFIX", "meterline")
+    counters = counters_from_url(os.environ.get("METERLINE_REDIS_URL"), prefix)
+    refresh = float(os.environ.get("METERLINE_BUDGETS_REFRESH_S", "5"))
+    reserve = Decimal(os.environ.get("METERLINE_GATEWAY_RESERVE_USD", "0.01"))
+    hold_ttl = float(os.environ.get("METERLINE_GATEWAY_HOLD_TTL_S", "600"))
+    return Enforcer(source, counters, refresh_s=refresh, default_reserve_usd=reserve, hold_ttl_s=hold_ttl)

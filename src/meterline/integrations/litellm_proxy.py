@@ -1,0 +1,312 @@
+"""meterline inside the LiteLLM proxy.
+
+Config: ``litellm_settings: callbacks: ["meterline.integrations.litellm_proxy.handler"]``.
+
+Meters every proxied call exactly once (chat, completions, embeddings, ``/v1/messages``; streamed or not;
+failures included) with the caller's identity, enforces hard budgets before the call, and adds the
+``x-meterline-metered: gateway`` response header. Never blocks the proxy's event loop: events are built
+in memory and handed to the recorder (``meterline._api.emit``), whose thread prices and writes them.
+
+Exactly once: success and failure hooks are keyed by ``litellm_call_id``. The proxy fires both the sync
+and the async failure hook for some errors, and a failed deployment followed by a successful fallback
+fires a failure and then a success for the same id. So a failure waits (``pending``) until the proxy
+answers the client with an error (``async_post_call_failure_hook``) or a grace period passes; a
+success for the same id replaces it (with ``fallback_depth`` saying how many fallbacks were taken).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import collections
+import dataclasses
+import logging
+import os
+import sys
+import threading
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from litellm.integrations.custom_logger import CustomLogger
+
+from meterline import _api, _errors
+from meterline.config import env_flag
+from meterline.context import _in_call
+from meterline.event import UsageEvent
+from meterline.gateway import events as _events
+from meterline.gateway import identity
+
+logger = logging.getLogger("meterline")
+
+_SEEN_MAX = 200_000  # call ids remembered for de-duplication (~30 MB worst case)
+
+
+class MeterlineProxyHandler(CustomLogger):
+    def __init__(self, *, allow_override: bool | None = None, failure_grace_s: float = 60.0) -> None:
+        super().__init__()
+        self.allow_override = env_flag("METERLINE_GATEWAY_ALLOW_OVERRIDE") if allow_override is None else allow_override
+        self.failure_grace_s = failure_grace_s
+        self._lock = threading.Lock()
+        self._seen: collections.OrderedDict[str, None] = collections.OrderedDict()
+        self._pending: dict[str, tuple[float, UsageEvent, dict[str, Any]]] = {}
+        self._answered: collections.OrderedDict[str, None] = collections.OrderedDict()
+        self._enforcer: Any = None
+        self._enforcer_ready = False
+        self._enforcer_retry_at = 0.0
+
+    # -- budgets ------------------------------------------------------------------------------------
+    @property
+    def enforcer(self) -> Any:
+        """The budget enforcer (None when no budget store is configured); built on first use."""
+        if not self._enforcer_ready and time.monotonic() >= self._enforcer_retry_at:
+            with self._lock:
+                if not self._enforcer_ready:
+                    from meterline.gateway.enforcer import enforcer_from_env
+
+                    try:
+                        self._enforcer = enforcer_from_env()
+                        self._enforcer_ready = True
+                    except Exception as exc:  # noqa: BLE001 - fail open: the proxy keeps serving, loudly
+                        self._enforcer_retry_at = time.monotonic() + 30.0
+                        logger.error("meterline gateway: budgets NOT enforced (retry in 30 s): %s", exc)
+        return self._enforcer
+
+    async def async_pre_call_hook(
+        self, user_api_key_dict: Any, cache: Any, data: dict[str, Any], call_type: Any
+    ) -> dict[str, Any]:
+        # The gateway's event is the call's event: SDK integrations instrumented in this process (the
+        # OpenAI SDK under LiteLLM) see _in_call in this request's context and do not meter it again.
+        _in_call.set(True)
+        enforcer = self.enforcer
+        if enforcer is None:
+            return data
+        from meterline.gateway.enforcer import BudgetExceeded
+
+        call_id = str(data.get("litellm_call_id") or "")
+        try:
+            if not await enforcer.budgets():
+                return data  # no budget defined: skip building the identity
+            await enforcer.admit(call_id, self._request_identity(user_api_key_dict, data, str(call_type)), data)
+        except BudgetExceeded as exc:
+            self._mark_seen(call_id)  # rejected before any provider call: nothing to meter
+            from fastapi import HTTPException
+
+            raise HTTPException(status_code=429, detail={"error": str(exc)}) from None
+        except Exception as exc:  # noqa: BLE001 - a meterline bug must not reject the client's call
+            _errors.report("litellm_proxy.pre_call", exc, reraise=False)
+        return data
+
+    def _request_identity(self, key: Any, data: Mapping[str, Any], call_type: str) -> dict[str, Any]:
+        psr = data.get("proxy_server_request") or {}
+        caller = identity.caller_metadata(psr.get("headers") or {}, psr.get("body") or data, call_type)
+        bound = {
+            field: value
+            for field, value in (
+                ("api_key_alias", getattr(key, "key_alias", None)),
+                ("team_id", getattr(key, "team_id", None)),
+                ("organization_id", getattr(key, "org_id", None)),
+                ("user_id", getattr(key, "user_id", None)),
+            )
+            if isinstance(value, str) and value
+        }
+        merged = identity.resolve(caller, bound, allow_override=self.allow_override)
+        merged["api_key_hash"] = identity.key_hash(getattr(key, "token", None) or getattr(key, "api_key", None))
+        return merged
+
+    # -- response header ----------------------------------------------------------------------------
+    async def async_post_call_response_headers_hook(
+        self,
+        data: dict[str, Any],
+        user_api_key_dict: Any,
+        response: object,
+        request_headers: dict[str, str] | None = None,
+        litellm_call_info: dict[str, object] | None = None,
+    ) -> dict[str, str] | None:
+        return {identity.MARKER_HEADER: "gateway"}
+
+    # -- metering -----------------------------------------------------------------------------------
+    async def async_log_success_event(self, kwargs: Any, response_obj: Any, start_time: Any, end_time: Any) -> None:
+        event = self._success(kwargs, response_obj)
+        enforcer = self.enforcer
+        if enforcer is not None and event is not None:
+            try:
+                await enforcer.settle(str(kwargs.get("litellm_call_id") or ""), event)
+            except Exception as exc:  # noqa: BLE001 - never break the proxy's logging worker
+                _errors.report("litellm_proxy.settle", exc, reraise=False)
+
+    def log_success_event(self, kwargs: Any, response_obj: Any, start_time: Any, end_time: Any) -> None:
+        self._success(kwargs, response_obj)
+
+    async def async_log_failure_event(self, kwargs: Any, response_obj: Any, start_time: Any, end_time: Any) -> None:
+        self._failure(kwargs, response_obj)
+
+    def log_failure_event(self, kwargs: Any, response_obj: Any, start_time: Any, end_time: Any) -> None:
+        self._failure(kwargs, response_obj)
+
+    async def async_post_call_failure_hook(
+        self,
+        request_data: dict[str, Any],
+        original_exception: Exception,
+        user_api_key_dict: Any,
+        traceback_str: str | None = None,
+    ) -> None:
+        """The proxy answers the client with an error: no fallback will follow, emit the failure now."""
+        call_id = str(request_data.get("litellm_call_id") or "")
+        if not call_id:
+            return
+        with self._lock:
+            pending = self._pending.pop(call_id, None)
+            if pending is None:
+                _remember(self._answered, call_id)  # the failure log hook may come after this one
+        if pending is not None:
+            self._emit(call_id, pending[1], pending[2])
+        enforcer = self.enforcer
+        if enforcer is not None:
+            try:
+                await enforcer.release(call_id)
+            except Exception as exc:  # noqa: BLE001 - never break the proxy's error path
+                _errors.report("litellm_proxy.release", exc, reraise=False)
+
+    def _success(self, kwargs: Any, response_obj: Any) -> UsageEvent | None:
+        """Emit the call's event; returns a copy of it (the recorder prices the original on its thread)."""
+        try:
+            call_id = str(kwargs.get("litellm_call_id") or "")
+            with self._lock:
+                if call_id in self._seen:
+                    return None
+                _remember(self._seen, call_id)
+                self._pending.pop(call_id, None)  # a fallback succeeded after a failed deployment
+            event, key, caller = _events.build(kwargs, response_obj, failed=False)
+            copy = dataclasses.replace(event)
+            _api.emit(event, {}, identity.resolve(caller, key, allow_override=self.allow_override))
+            return copy
+        except Exception as exc:  # noqa: BLE001 - a meterline bug must never reach the proxy
+            _errors.report("litellm_proxy.success", exc, reraise=False)
+            return None
+
+    def _failure(self, kwargs: Any, response_obj: Any) -> None:
+        try:
+            call_id = str(kwargs.get("litellm_call_id") or "")
+            with self._lock:
+                if call_id in self._seen or call_id in self._pending:
+                    return  # the sync and async failure hooks both fire for some errors
+            event, key, caller = _events.build(kwargs, response_obj, failed=True)
+            md = identity.resolve(caller, key, allow_override=self.allow_override)
+            with self._lock:
+                if call_id in self._seen or call_id in self._pending:
+                    return
+                answered = self._answered.pop(call_id, None) is not None
+                if not answered:
+                    self._pending[call_id] = (time.monotonic(), event, md)
+            if answered:
+                self._emit(call_id, event, md)
+            else:
+                _register_exit_hook()
+                self._schedule_expiry()
+        except Exception as exc:  # noqa: BLE001 - a meterline bug must never reach the proxy
+            _errors.report("litellm_proxy.failure", exc, reraise=False)
+
+    def _emit(self, call_id: str, event: UsageEvent, md: dict[str, Any]) -> None:
+        with self._lock:
+            if call_id in self._seen:
+                return
+            _remember(self._seen, call_id)
+        _api.emit(event, {}, md)
+
+    def _schedule_expiry(self) -> None:
+        """Emit failures nobody answered within the grace period (a failure hook without a proxy error
+        response, e.g. a stream that broke after it started)."""
+        try:
+            asyncio.get_running_loop().call_later(self.failure_grace_s, self.expire_pending)
+        except RuntimeError:  # the sync hook runs outside the loop
+            timer = threading.Timer(self.failure_grace_s, self.expire_pending)
+            timer.daemon = True
+            timer.start()
+
+    def expire_pending(self, max_age_s: float | None = None) -> None:
+        limit = time.monotonic() - (self.failure_grace_s if max_age_s is None else max_age_s)
+        with self._lock:
+            due = [(cid, p) for cid, p in self._pending.items() if p[0] <= limit]
+            for cid, _ in due:
+                del self._pending[cid]
+        for cid, (_, event, md) in due:
+            self._emit(cid, event, md)
+
+    def _mark_seen(self, call_id: str) -> None:
+        if call_id:
+            with self._lock:
+                _remember(self._seen, call_id)
+
+
+def _remember(seen: collections.OrderedDict[str, None], call_id: str) -> None:
+    seen[call_id] = None
+    if len(seen) > _SEEN_MAX:
+        seen.popitem(last=False)
+
+
+# The object the proxy config names. One per process.
+handler = MeterlineProxyHandler()
+
+
+def instrument() -> None:
+    """Register the handler with LiteLLM in this process (the proxy config does this by itself)."""
+    import litellm
+
+    if handler not in litellm.callbacks:
+        litellm.callbacks.append(handler)
+
+
+def uninstrument() -> bool:
+    import litellm
+
+    if handler in litellm.callbacks:
+        litellm.callbacks.remove(handler)
+        return True
+    return False
+
+
+_exit_hook_registered = False
+
+
+def _register_exit_hook() -> None:
+    """Emit still-pending failures at exit, before the recorder's own exit flush: atexit runs hooks in
+    reverse order, so this is registered after the recorder exists."""
+    global _exit_hook_registered
+    if _exit_hook_registered:
+        return
+    _exit_hook_registered = True
+    _api.get_recorder()
+    atexit.register(handler.expire_pending, -1.0)
+
+
+def _drain_logging_worker_on_shutdown() -> None:
+    """LiteLLM's shutdown does not wait for its logging worker, which runs async success callbacks, and the
+    process may end without atexit hooks: calls answered just before SIGTERM would never be stored. Wrap
+    the proxy's shutdown event: drain the worker, then flush the recorder (each bounded by
+    ``METERLINE_GATEWAY_DRAIN_S``, default 10 s)."""
+    proxy = sys.modules.get("litellm.proxy.proxy_server")
+    original = getattr(proxy, "proxy_shutdown_event", None)
+    if original is None or getattr(original, "_meterline_drain", False):
+        return
+
+    async def shutdown_event(*args: Any, **kwargs: Any) -> Any:
+        try:
+            from litellm.litellm_core_utils.logging_worker import GLOBAL_LOGGING_WORKER
+
+            drain_s = float(os.environ.get("METERLINE_GATEWAY_DRAIN_S", "10"))
+            await asyncio.wait_for(GLOBAL_LOGGING_WORKER.flush(), timeout=drain_s)
+        except Exception as exc:  # noqa: BLE001 - shutdown must go on whatever happens here
+            logger.warning("meterline gateway: draining LiteLLM's logging worker at shutdown: %r", exc)
+        handler.expire_pending(-1.0)  # failures still waiting for a fallback: the proxy answers no more
+        # The proxy process may end without running atexit hooks (the recorder's exit flush among them),
+        # so write everything now.
+        if not await asyncio.to_thread(_api.flush, float(os.environ.get("METERLINE_GATEWAY_DRAIN_S", "10"))):
+            logger.warning("meterline gateway: not every event was written before shutdown (see spool)")
+        return await original(*args, **kwargs)
+
+    shutdown_event._meterline_drain = True  # type: ignore[attr-defined]
+    proxy.proxy_shutdown_event = shutdown_event  # type: ignore[union-attr]
+
+
+_drain_logging_worker_on_shutdown()

@@ -1,0 +1,46 @@
+"""PostgreSQL sink: batches from the recorder into ``events`` with COPY + ON CONFLICT DO NOTHING."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import psycopg
+
+from meterline.event import UsageEvent
+from meterline.sinks.base import SinkError
+from meterline.store.postgres import PostgresStore, connection_url
+
+
+class PostgresSink:
+    def __init__(self, url: str) -> None:
+        self.url = connection_url(url)
+        self._store: PostgresStore | None = None
+
+    @property
+    def description(self) -> str:
+        # never print a password
+        return psycopg.conninfo.make_conninfo(self.url, password=None) if "@" in self.url else self.url
+
+    @property
+    def store(self) -> PostgresStore:
+        # Connected on first write, on the recorder's thread: init() stays free of I/O.
+        if self._store is None:
+            try:
+                self._store = PostgresStore(self.url, pool_size=2)
+            except psycopg.Error as exc:
+                raise SinkError(f"cannot open {self.description}: {exc}") from exc
+        return self._store
+
+    def write(self, events: Sequence[UsageEvent]) -> int:
+        try:
+            self.store.insert(events)
+        except psycopg.OperationalError as exc:  # server down, connection lost, timeout: may pass
+            raise SinkError(str(exc), retryable=True) from exc
+        except psycopg.Error as exc:
+            raise SinkError(str(exc), retryable=False) from exc
+        return 0
+
+    def close(self) -> None:
+        if self._store is not None:
+            self._store.close()
+            self._store = None

@@ -1,0 +1,224 @@
+"""The PostgreSQL store (psycopg 3): the production destination and the collector's shared database.
+
+Writes: COPY the batch into a per-connection temporary table, then ``INSERT … SELECT … ON CONFLICT (id)
+DO NOTHING``: one round trip of rows, idempotent on the event id, safe with any number of writers
+(several collector replicas, SDK processes) on one database. Reads: the same dialect-neutral SQL as
+SQLite (``store/query.py``). Connections come from a small built-in pool (no psycopg_pool dependency).
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import weakref
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Any
+
+import psycopg
+
+from meterline.event import UsageEvent
+from meterline.store import query as Q
+from meterline.store import rollup as R
+from meterline.store.extensions import extra_statements
+from meterline.store.schema import COLUMN_NAMES, TABLE, create_statements, event_to_row, row_to_event
+
+SCHEMA_REVISION = 1
+_STAGE = "meterline_events_in"
+_LOCK_KEY = 0x6D657465  # advisory lock taken while creating tables: replicas may start together
+
+
+def connection_url(url: str) -> str:
+    """libpq form of a destination (``postgresql+psycopg://`` and ``postgres://`` accepted)."""
+    for prefix in ("postgresql+psycopg://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql://" + url[len(prefix) :]
+    return url
+
+
+class _Pool:
+    def __init__(self, url: str, size: int, connect_timeout: float) -> None:
+        self.url = url
+        self.size = size
+        self.connect_timeout = connect_timeout
+        self._idle: queue.LifoQueue[psycopg.Connection[Any]] = queue.LifoQueue()
+        self._slots = threading.BoundedSemaphore(size)
+        self._closed = False
+
+    @contextmanager
+    def connection(self) -> Iterator[psycopg.Connection[Any]]:
+        if not self._slots.acquire(timeout=60):
+            raise psycopg.OperationalError("no free PostgreSQL connection in 60 s")
+        conn: psycopg.Connection[Any] | None = None
+        try:
+            try:
+                conn = self._idle.get_nowait()
+            except queue.Empty:
+                conn = psycopg.connect(self.url, autocommit=True, connect_timeout=max(1, int(self.connect_timeout)))
+            yield conn
+        except BaseException:
+            if conn is not None:  # the connection's state is unknown: do not hand it out again
+                conn.close()
+                conn = None
+            raise
+        finally:
+            if conn is not None:
+                if conn.closed or self._closed or conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+                    conn.close()
+                else:
+                    self._idle.put(conn)
+            self._slots.release()
+
+    def close(self) -> None:
+        self._closed = True
+        while True:
+            try:
+                self._idle.get_nowait().close()
+            except queue.Empty:
+                return
+
+
+class PostgresStore:
+    dialect = Q.POSTGRESQL
+
+    def __init__(self, url: str, *, pool_size: int = 8, connect_timeout: float = 10.0, create: bool = True) -> None:
+        self.url = connection_url(url)
+        self._pool = _Pool(self.url, pool_size, connect_timeout)
+        self._staged: weakref.WeakSet[psycopg.Connection[Any]] = weakref.WeakSet()  # have the temp table
+        if create:
+            self.migrate()
+        self._rollup_ready = self._check_rollup()
+
+    def migrate(self) -> None:
+        """Create the tables and indexes that are missing (idempotent; replicas may race here)."""
+        with self._pool.connection() as conn, conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_KEY,))
+            for stmt in [*create_statements("postgresql"), *extra_statements("postgresql")]:
+                conn.execute(stmt)
+            conn.execute("CREATE TABLE IF NOT EXISTS meterline_meta (key TEXT PRIMARY KEY, value TEXT)")
+            conn.execute(
+                "INSERT INTO meterline_meta (key, value) VALUES ('schema_revision', %s) ON CONFLICT DO NOTHING",
+                (str(SCHEMA_REVISION),),
+            )
+            for stmt in R.create_statements("postgresql"):
+                conn.execute(stmt)
+            if not conn.execute(R.READY_SQL).fetchall():  # a database from before rollups: build it once
+                for stmt in R.rebuild_statements(self.dialect):
+                    conn.execute(stmt)
+
+    def _check_rollup(self) -> bool:
+        """True when the daily rollup is complete (queries may use it)."""
+        try:
+            return bool(self._fetch(R.READY_SQL, ())[1])
+        except psycopg.errors.UndefinedTable:
+            return False
+
+    # -- writes ---------------------------------------------------------------------------------
+    def insert(self, events: Sequence[UsageEvent]) -> int:
+        """Insert events, ignoring ids already stored. Returns how many were new."""
+        if not events:
+            return 0
+        rows = [event_to_row(e, native_bool=True) for e in events]
+        cols = ", ".join(COLUMN_NAMES)
+        with self._pool.connection() as conn, conn.transaction():
+            cur = conn.cursor()
+            if conn not in self._staged:
+                cur.execute(
+                    f"CREATE TEMP TABLE IF NOT EXISTS {_STAGE} (LIKE {TABLE} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
+                )
+                self._staged.add(conn)
+            with cur.copy(f"COPY {_STAGE} ({cols}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+            # the new rows only (ON CONFLICT skips stored ids) go on to the daily rollup, in one statement
+            cur.execute(
+                f"WITH ins AS (INSERT INTO {TABLE} ({cols}) SELECT {cols} FROM {_STAGE} "
+                f"ON CONFLICT (id) DO NOTHING RETURNING *), "
+                f"up AS ({R.upsert_sql('ins', self.dialect)}) SELECT COUNT(*) FROM ins"
+            )
+            counted = cur.fetchone()
+            return int(counted[0]) if counted else 0
+
+    # -- generic access for per-area modules (API keys, budgets): SQL with %s placeholders -------
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
+        with self._pool.connection() as conn:
+            return conn.execute(sql, params).rowcount
+
+    def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        return self._fetch(sql, params)[1]
+
+    @contextmanager
+    def connection(self) -> Iterator[psycopg.Connection[Any]]:
+        """A pooled autocommit connection, for modules that need a transaction of their own."""
+        with self._pool.connection() as conn:
+            yield conn
+
+    def ping(self) -> None:
+        self._fetch("SELECT 1", ())
+
+    def analyze(self) -> None:
+        """Refresh the planner's statistics (after a bulk load; autovacuum does it otherwise)."""
+        self.execute(f"ANALYZE {TABLE}")
+
+    # -- reads ----------------------------------------------------------------------------------
+    def _fetch(self, sql: str, params: Sequence[Any]) -> tuple[list[str], list[tuple[Any, ...]]]:
+        with self._pool.connection() as conn:
+            cur = conn.execute(sql, params)
+            cols = [d.name for d in cur.description or ()]
+            return cols, cur.fetchall()
+
+    def usage(self, q: Q.UsageQuery) -> list[dict[str, Any]]:
+        q.validate()
+        dim = R.usable(q) if self._rollup_ready else None
+        if dim is not None:
+            sql, params, plan = R.usage_sql(q, dim, self.dialect)
+            cols, rows = self._fetch(sql, params)
+            return Q.shape_usage_rows(q, cols, R.decode_rows(q, cols, rows), plan)
+        sql, params, plan = Q.usage_sql(q, self.dialect)
+        cols, rows = self._fetch(sql, params)
+        return Q.shape_usage_rows(q, cols, rows, plan)
+
+    def events(
+        self,
+        *,
+        filters: Mapping[str, str | Sequence[str]] | None = None,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        cursor: str | None = None,
+        limit: int = 100,
+    ) -> tuple[list[UsageEvent], str | None]:
+        """A page of events in time order and the cursor of the next page (None at the end)."""
+        sql, params = Q.events_sql(self.dialect, filters=filters, start=start, end=end, cursor=cursor, limit=limit)
+        _, rows = self._fetch(sql, params)
+        events = [row_to_event(r) for r in rows]
+        next_cursor = None
+        if len(rows) == limit:
+            last = rows[-1]
+            next_cursor = Q.encode_cursor(int(last[COLUMN_NAMES.index("start_time")]), str(last[0]))
+        return events, next_cursor
+
+    def iter_events(
+        self,
+        *,
+        filters: Mapping[str, str | Sequence[str]] | None = None,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        page_size: int = 1000,
+    ) -> Iterator[UsageEvent]:
+        cursor: str | None = None
+        while True:
+            page, cursor = self.events(filters=filters, start=start, end=end, cursor=cursor, limit=page_size)
+            yield from page
+            if cursor is None:
+                return
+
+    def trace(self, trace_id: str) -> list[UsageEvent]:
+        return list(self.iter_events(filters={"trace_id": trace_id}))
+
+    def count(self) -> int:
+        _, rows = self._fetch(f"SELECT COUNT(*) FROM {TABLE}", ())
+        return int(rows[0][0])
+
+    def close(self) -> None:
+        self._pool.close()

@@ -1,0 +1,105 @@
+"""Gateway pieces without a proxy: header/body metadata, the trust rule, key hashing, the auth example's
+key file, and the config rewrite of ``meterline gateway``."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from meterline.cli.gateway import CALLBACK, prepare_config
+from meterline.gateway import auth, identity
+
+
+def test_headers_and_body_metadata_with_precedence() -> None:
+    headers = {
+        "x-revenium-subscriber-id": "rev-sub",
+        "x-revenium-organization-name": "acme",
+        "x-revenium-response-quality-score": "0.75",
+        "x-meterline-subscriber-id": "ml-sub",  # x-meterline wins over x-revenium
+        "x-meterline-tags": "beta, eu",
+        "x-meterline-metered": "gateway",  # the response marker is not metadata
+        "authorization": "ignored",
+    }
+    body = {
+        "user": "end-1",
+        "metadata": {
+            "subscriber_id": "body-sub",
+            "subscriber": {"email": "a@b.c"},
+            "user_api_key_hash": "litellm's own entry",
+            "headers": {"x": "y"},
+            "usage_metadata": {"agent": "planner"},
+        },
+    }
+    md = identity.caller_metadata(headers, body, "acompletion")
+    assert md == {
+        "end_user_id": "end-1",
+        "subscriber_id": "ml-sub",
+        "subscriber_email": "a@b.c",
+        "agent": "planner",
+        "organization_id": "acme",
+        "response_quality_score": 0.75,
+        "tags": ["beta", "eu"],
+    }
+    # /v1/messages: meterline metadata is under litellm_metadata (metadata is Anthropic's own field)
+    messages = {"metadata": {"user_id": "x"}, "litellm_metadata": {"product_id": "p1"}}
+    assert identity.caller_metadata({}, messages, "anthropic_messages") == {"product_id": "p1"}
+
+
+def test_bad_header_values_are_dropped_not_raised() -> None:
+    md = identity.caller_metadata({"x-meterline-response-quality-score": "high", "x-meterline-agent": "a"}, {}, None)
+    assert md == {"agent": "a"}
+
+
+def test_key_bound_identity_wins_unless_override_is_allowed() -> None:
+    caller = {"team_id": "spoofed", "organization_id": "spoofed-org", "subscriber_id": "s"}
+    key = identity.key_identity({"user_api_key_team_id": "team-a", "user_api_key_alias": "app", "other": 1})
+    assert key == {"team_id": "team-a", "api_key_alias": "app"}
+    assert identity.resolve(caller, key, allow_override=False) == {
+        "team_id": "team-a",
+        "organization_id": "spoofed-org",  # the key has no organization: the caller's stands
+        "subscriber_id": "s",
+        "api_key_alias": "app",
+    }
+    assert identity.resolve(caller, key, allow_override=True)["team_id"] == "spoofed"
+
+
+def test_raw_keys_are_hashed() -> None:
+    digest = hashlib.sha256(b"sk-raw").hexdigest()
+    assert identity.key_hash(digest) == digest
+    assert identity.key_hash("sk-raw") == digest
+    assert identity.key_hash(None) is None and identity.key_hash("") is None
+
+
+def test_auth_key_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    keys = tmp_path / "keys.yaml"
+    keys.write_text("keys:\n  sk-1: {key_alias: a, team_id: t, rpm_limit: 5}\n")
+    monkeypatch.setenv("METERLINE_GATEWAY_KEYS", str(keys))
+    monkeypatch.setenv("LITELLM_MASTER_KEY", "sk-master")
+    assert auth.lookup("sk-1") == {"key_alias": "a", "team_id": "t", "rpm_limit": 5}
+    assert auth.lookup("sk-master") == {}
+    assert auth.lookup("sk-2") is None
+    monkeypatch.setenv("METERLINE_GATEWAY_KEYS", json.dumps({"keys": {"sk-j": {"org_id": "o"}}}))
+    assert auth.lookup("sk-j") == {"org_id": "o"}
+    with pytest.raises(auth.KeyFileError, match="team: unknown field"):
+        auth.parse_keys({"keys": {"sk-x": {"team": "t"}}})
+    with pytest.raises(auth.KeyFileError, match="rpm_limit: must be a positive integer"):
+        auth.parse_keys({"keys": {"sk-x": {"rpm_limit": "many"}}})
+    with pytest.raises(auth.KeyFileError, match="'keys' object"):
+        auth.parse_keys(["sk-x"])
+
+
+def test_gateway_adds_the_callback_once(tmp_path: Path) -> None:
+    config = tmp_path / "c.yaml"
+    config.write_text("model_list: []\nlitellm_settings:\n  callbacks: [other.cb]\n")
+    prepared = prepare_config(config)
+    assert prepared.parent == tmp_path and prepared != config  # next to it: relative modules still resolve
+    assert yaml.safe_load(prepared.read_text())["litellm_settings"]["callbacks"] == ["other.cb", CALLBACK]
+    assert prepare_config(prepared) == prepared  # already there: used as is
+    bare = prepare_config(prepared, meter=False)
+    assert yaml.safe_load(bare.read_text())["litellm_settings"]["callbacks"] == ["other.cb"]
+    example = Path(__file__).resolve().parents[1] / "examples" / "gateway.yaml"
+    assert prepare_config(example) == example
