@@ -166,10 +166,12 @@ def test_a_crashing_sink_loses_nothing(tmp_path: Path) -> None:
     assert r.flush(5)
     assert r.stats()["spooled"] == 1
     deadline = time.monotonic() + 5
-    while spool.pending_files() and time.monotonic() < deadline:
+    # a claimed spool file is renamed (no longer "pending") before its replay is written: wait for the write
+    while r.stats()["replayed"] < 1 and time.monotonic() < deadline:
         r._wakeup.set()
         time.sleep(0.05)
     assert _stored_ids(tmp_path / "m.db") == [e.id]
+    assert spool.pending_files() == 0
     r.shutdown()
 
 
