@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -45,12 +46,19 @@ def test_report_reads_through_the_collector(tmp_path: Path, capsys: pytest.Captu
         assert request(c.url + "/v1/events", "POST", {"events": events}, key=ingest)[0] == 200
         code = main(["report", "--database", c.url, "--api-key", read, "-g", "subscriber_id", "--format", "json"])
         assert code == 0
-        import json
-
         rows = {r["subscriber_id"]: r for r in json.loads(capsys.readouterr().out)}
         per_event = Decimal("0.15") / 10**6 * 1000 + Decimal("0.60") / 10**6 * 100
         assert rows["acme"]["requests"] == 2 and Decimal(rows["acme"]["total_cost"]) == 2 * per_event
         assert Decimal(rows["zen"]["total_cost"]) == per_event
+        # export and doctor read through the collector too (key from the environment)
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setenv("METERLINE_API_KEY", read)
+            assert main(["export", "--database", c.url, "--format", "jsonl"]) == 0
+            exported = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+            assert sorted(e["id"] for e in exported) == sorted(e["id"] for e in events)
+            from meterline.store.open import open_store
+
+            assert open_store(c.url).count() == 3
         assert main(["report", "--database", c.url, "--api-key", ingest]) == 2
         assert "403" in capsys.readouterr().err
         assert main(["report", "--database", c.url, "--api-key", read, "-g", "colour"]) == 2
