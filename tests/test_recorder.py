@@ -166,7 +166,8 @@ def test_a_crashing_sink_loses_nothing(tmp_path: Path) -> None:
     assert r.flush(5)
     assert r.stats()["spooled"] == 1
     deadline = time.monotonic() + 5
-    while spool.pending_files() and time.monotonic() < deadline:
+    # a file being replayed is claimed (renamed) and no longer pending: wait for the replay to finish too
+    while (spool.pending_files() or r.stats()["replayed"] < 1) and time.monotonic() < deadline:
         r._wakeup.set()
         time.sleep(0.05)
     assert _stored_ids(tmp_path / "m.db") == [e.id]
