@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -37,20 +38,35 @@ def test_keys_create_list_revoke_on_the_database(tmp_path: Path, capsys: pytest.
     assert "no single active key" in capsys.readouterr().err
 
 
-def test_report_reads_through_the_collector(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    with ThreadCollector(database=f"sqlite:///{tmp_path / 'c.db'}") as c:
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'collector.db'}"
+    url: str = request.getfixturevalue("postgres_url")
+    return url
+
+
+def test_report_reads_through_the_collector(database: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with ThreadCollector(database=database) as c:
         read = K.create_key(c.app.state.writer, "read")[0]
         ingest = K.create_key(c.app.state.writer, "ingest")[0]
         events = [wire_event(subscriber_id="acme"), wire_event(subscriber_id="acme"), wire_event(subscriber_id="zen")]
         assert request(c.url + "/v1/events", "POST", {"events": events}, key=ingest)[0] == 200
         code = main(["report", "--database", c.url, "--api-key", read, "-g", "subscriber_id", "--format", "json"])
         assert code == 0
-        import json
-
         rows = {r["subscriber_id"]: r for r in json.loads(capsys.readouterr().out)}
         per_event = Decimal("0.15") / 10**6 * 1000 + Decimal("0.60") / 10**6 * 100
         assert rows["acme"]["requests"] == 2 and Decimal(rows["acme"]["total_cost"]) == 2 * per_event
         assert Decimal(rows["zen"]["total_cost"]) == per_event
+        # export and doctor read through the collector too (key from the environment)
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setenv("METERLINE_API_KEY", read)
+            assert main(["export", "--database", c.url, "--format", "jsonl"]) == 0
+            exported = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+            assert sorted(e["id"] for e in exported) == sorted(e["id"] for e in events)
+            from meterline.store.open import open_store
+
+            assert open_store(c.url).count() == 3
         assert main(["report", "--database", c.url, "--api-key", ingest]) == 2
         assert "403" in capsys.readouterr().err
         assert main(["report", "--database", c.url, "--api-key", read, "-g", "colour"]) == 2

@@ -61,6 +61,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             if setup is not None:
                 setup(app)
         logger.info("meterline collector %s storing into %s", __version__, _safe(settings.database))
+        if settings.auth:
+            from meterline.store.keys import count_active
+
+            if count_active(reader) == 0:
+                logger.warning(
+                    "meterline collector: no API keys yet, every request will get 401; create the first one with "
+                    "`meterline keys create --scope admin --database %s`",
+                    _safe(settings.database),
+                )
         try:
             yield
         finally:

@@ -119,6 +119,11 @@ class CollectorClient:
             return []
         return [UsageEvent.from_wire(e) for e in doc["events"]]
 
+    def count(self) -> int:
+        """How many events the collector holds (``meterline doctor``)."""
+        rows = self.usage(UsageQuery())
+        return int(rows[0]["requests"]) if rows else 0
+
     # -- keys (admin) ---------------------------------------------------------------------------
     def create_key(self, scope: str, name: str | None = None) -> tuple[str, dict[str, Any]]:
         doc = self._request("POST", "/v1/keys", body={"scope": scope, "name": name})

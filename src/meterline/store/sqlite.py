@@ -40,7 +40,6 @@ class SQLiteStore:
         self._conn.execute("PRAGMA synchronous=NORMAL")
         self._conn.execute(f"PRAGMA busy_timeout={int(timeout_s * 1000)}")
         self._conn.execute("PRAGMA temp_store=MEMORY")
-        self._staged = False
         self.migrate()
 
     def migrate(self) -> None:
@@ -69,33 +68,28 @@ class SQLiteStore:
     def insert(self, events: Sequence[UsageEvent]) -> int:
         """Insert events, ignoring ids already stored. Returns how many were new.
 
-        The batch goes through a temporary staging table so that exactly the new rows are added to the
-        daily rollup, in the same transaction."""
+        New rows get rowids above the table's largest (SQLite assigns max(rowid) + 1), so exactly the
+        rows this call added are added to the daily rollup, in the same transaction."""
         if not events:
             return 0
         rows = [event_to_row(e) for e in events]
         cols = ", ".join(COLUMN_NAMES)
-        stage = "temp.meterline_stage"
+        sql = f"INSERT OR IGNORE INTO {TABLE} ({cols}) VALUES ({', '.join('?' * len(COLUMN_NAMES))})"
         with self._lock:
             conn = self._conn
-            if not self._staged:
-                conn.execute(f"CREATE TEMP TABLE IF NOT EXISTS meterline_stage AS SELECT {cols} FROM {TABLE} WHERE 0")
-                self._staged = True
             conn.execute("BEGIN IMMEDIATE")
             try:
-                conn.executemany(f"INSERT INTO {stage} ({cols}) VALUES ({', '.join('?' * len(COLUMN_NAMES))})", rows)
-                # keep only events not stored yet, once each
-                conn.execute(f"DELETE FROM {stage} WHERE id IN (SELECT id FROM main.{TABLE})")
-                conn.execute(f"DELETE FROM {stage} WHERE rowid NOT IN (SELECT MIN(rowid) FROM {stage} GROUP BY id)")
-                new = conn.execute(f"INSERT INTO main.{TABLE} ({cols}) SELECT {cols} FROM {stage}").rowcount
+                last = conn.execute(f"SELECT COALESCE(MAX(rowid), 0) FROM {TABLE}").fetchone()[0]
+                before = conn.total_changes
+                conn.executemany(sql, rows)
+                new = conn.total_changes - before
                 if new:
-                    conn.execute(R.upsert_sql(stage, self.dialect))
-                conn.execute(f"DELETE FROM {stage}")
+                    conn.execute(R.upsert_sql(f"(SELECT * FROM {TABLE} WHERE rowid > {int(last)})", self.dialect))
                 conn.execute("COMMIT")
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise
-            return int(new)
+            return new
 
     # -- generic access for per-area modules (API keys, budgets): SQL with ? placeholders -------
     def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
