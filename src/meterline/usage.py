@@ -37,7 +37,7 @@ class TokenUsage:
         return self.input_tokens + self.cache_read_tokens + self.cache_write_tokens + self.output_tokens
 
 
-def _get(obj: Any, key: str) -> Any:
+def get_field(obj: Any, key: str) -> Any:
     """Read ``key`` from a dict or an attribute-style object (pydantic models, SDK types)."""
     if obj is None:
         return None
@@ -58,21 +58,21 @@ def _int(value: Any) -> int:
 
 def from_openai(usage: Any) -> TokenUsage:
     """OpenAI chat/completions/embeddings usage, and LiteLLM's normalised ``Usage`` object."""
-    prompt = _int(_get(usage, "prompt_tokens"))
+    prompt = _int(get_field(usage, "prompt_tokens"))
     if prompt == 0:
-        prompt = _int(_get(usage, "input_tokens"))  # Responses API spelling
-    completion = _int(_get(usage, "completion_tokens"))
+        prompt = _int(get_field(usage, "input_tokens"))  # Responses API spelling
+    completion = _int(get_field(usage, "completion_tokens"))
     if completion == 0:
-        completion = _int(_get(usage, "output_tokens"))
-    prompt_details = _get(usage, "prompt_tokens_details") or _get(usage, "input_tokens_details")
-    completion_details = _get(usage, "completion_tokens_details") or _get(usage, "output_tokens_details")
+        completion = _int(get_field(usage, "output_tokens"))
+    prompt_details = get_field(usage, "prompt_tokens_details") or get_field(usage, "input_tokens_details")
+    completion_details = get_field(usage, "completion_tokens_details") or get_field(usage, "output_tokens_details")
     # LiteLLM reports Anthropic/Bedrock cache counts under Anthropic's names and counts them in prompt_tokens.
-    cache_read = _int(_get(usage, "cache_read_input_tokens")) or _int(_get(prompt_details, "cached_tokens"))
-    cache_write = _int(_get(usage, "cache_creation_input_tokens")) or _int(
-        _get(prompt_details, "cache_creation_tokens")
+    cache_read = _int(get_field(usage, "cache_read_input_tokens")) or _int(get_field(prompt_details, "cached_tokens"))
+    cache_write = _int(get_field(usage, "cache_creation_input_tokens")) or _int(
+        get_field(prompt_details, "cache_creation_tokens")
     )
-    cache_1h = _int(_get(_get(usage, "cache_creation"), "ephemeral_1h_input_tokens"))
-    reasoning = _int(_get(completion_details, "reasoning_tokens"))
+    cache_1h = _int(get_field(get_field(usage, "cache_creation"), "ephemeral_1h_input_tokens"))
+    reasoning = _int(get_field(completion_details, "reasoning_tokens"))
     uncached = max(prompt - cache_read - cache_write, 0)
     return TokenUsage(
         input_tokens=uncached,
@@ -86,27 +86,27 @@ def from_openai(usage: Any) -> TokenUsage:
 
 def from_anthropic(usage: Any) -> TokenUsage:
     """Anthropic Messages usage (also Bedrock invoke_model for Claude): input is uncached only."""
-    cache_write = _int(_get(usage, "cache_creation_input_tokens"))
-    creation = _get(usage, "cache_creation")
-    cache_1h = _int(_get(creation, "ephemeral_1h_input_tokens"))
+    cache_write = _int(get_field(usage, "cache_creation_input_tokens"))
+    creation = get_field(usage, "cache_creation")
+    cache_1h = _int(get_field(creation, "ephemeral_1h_input_tokens"))
     if creation is not None and cache_write == 0:
-        cache_write = _int(_get(creation, "ephemeral_5m_input_tokens")) + cache_1h
+        cache_write = _int(get_field(creation, "ephemeral_5m_input_tokens")) + cache_1h
     return TokenUsage(
-        input_tokens=_int(_get(usage, "input_tokens")),
-        cache_read_tokens=_int(_get(usage, "cache_read_input_tokens")),
+        input_tokens=_int(get_field(usage, "input_tokens")),
+        cache_read_tokens=_int(get_field(usage, "cache_read_input_tokens")),
         cache_write_tokens=cache_write,
         cache_write_1h_tokens=min(cache_1h, cache_write),
-        output_tokens=_int(_get(usage, "output_tokens")),
+        output_tokens=_int(get_field(usage, "output_tokens")),
     )
 
 
 def from_bedrock_converse(usage: Any) -> TokenUsage:
     """Bedrock Converse ``usage``: ``inputTokens`` is uncached; cache counts are separate."""
     return TokenUsage(
-        input_tokens=_int(_get(usage, "inputTokens")),
-        cache_read_tokens=_int(_get(usage, "cacheReadInputTokens")),
-        cache_write_tokens=_int(_get(usage, "cacheWriteInputTokens")),
-        output_tokens=_int(_get(usage, "outputTokens")),
+        input_tokens=_int(get_field(usage, "inputTokens")),
+        cache_read_tokens=_int(get_field(usage, "cacheReadInputTokens")),
+        cache_write_tokens=_int(get_field(usage, "cacheWriteInputTokens")),
+        output_tokens=_int(get_field(usage, "outputTokens")),
     )
 
 

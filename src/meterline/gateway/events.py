@@ -15,6 +15,8 @@ from typing import Any
 from meterline import usage as _usage
 from meterline.event import MAX_ERROR_MESSAGE, UsageEvent
 from meterline.gateway import identity
+from meterline.integrations._litellm_call import STOP_REASONS
+from meterline.usage import get_field
 
 # uuid5 namespace: one proxied request (litellm_call_id) -> one stable event id, so a duplicate
 # delivery of the same call can never be counted twice by the store.
@@ -40,29 +42,10 @@ _OPERATIONS = {
     "rerank": "rerank",
     "arerank": "rerank",
 }
-_STOP = {
-    "stop": "end",
-    "end_turn": "end",
-    "length": "max_tokens",
-    "max_tokens": "max_tokens",
-    "stop_sequence": "stop_sequence",
-    "tool_calls": "tool_use",
-    "function_call": "tool_use",
-    "tool_use": "tool_use",
-    "content_filter": "content_filter",
-}
 
 
 def event_id(call_id: str) -> str:
     return str(uuid.uuid5(_NS, call_id))
-
-
-def _get(obj: Any, key: str) -> Any:
-    if obj is None:
-        return None
-    if isinstance(obj, Mapping):
-        return obj.get(key)
-    return getattr(obj, key, None)
 
 
 def _time(value: Any) -> datetime | None:
@@ -72,12 +55,12 @@ def _time(value: Any) -> datetime | None:
 
 
 def _stop_reason(response: Any) -> str | None:
-    reason = _get(response, "stop_reason")  # Anthropic Messages
+    reason = get_field(response, "stop_reason")  # Anthropic Messages
     if reason is None:
-        choices = _get(response, "choices")
+        choices = get_field(response, "choices")
         if choices:
-            reason = _get(choices[0], "finish_reason")
-    return _STOP.get(reason) if isinstance(reason, str) else None
+            reason = get_field(choices[0], "finish_reason")
+    return STOP_REASONS.get(reason) if isinstance(reason, str) else None
 
 
 def _usage_of(call_type: str, slo_md: Mapping[str, Any], response: Any) -> _usage.TokenUsage:
@@ -85,10 +68,10 @@ def _usage_of(call_type: str, slo_md: Mapping[str, Any], response: Any) -> _usag
     usage_obj = slo_md.get("usage_object")
     if usage_obj:
         return _usage.from_openai(usage_obj)
-    resp_usage = _get(response, "usage")
+    resp_usage = get_field(response, "usage")
     if resp_usage is None:
         return _usage.TokenUsage()
-    if call_type in ("anthropic_messages", "aanthropic_messages") and _get(resp_usage, "prompt_tokens") is None:
+    if call_type in ("anthropic_messages", "aanthropic_messages") and get_field(resp_usage, "prompt_tokens") is None:
         return _usage.from_anthropic(resp_usage)
     return _usage.from_openai(resp_usage)
 
@@ -147,7 +130,7 @@ def build(
     else:
         _usage.apply(event, _usage_of(call_type, slo_md, response))
         event.stop_reason = _stop_reason(response)
-        response_model = _get(response, "model")
+        response_model = get_field(response, "model")
         if isinstance(response_model, str) and response_model:
             event.response_model = response_model
     event.api_key_hash = identity.key_hash(slo_md.get("user_api_key_hash"))

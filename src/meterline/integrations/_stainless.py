@@ -5,6 +5,7 @@ resource classes whose methods post through the base client's ``request`` (the o
   the normalised metadata travels to ``request`` as a private header entry (a plain string survives the SDKs'
   header merging); :func:`take_metadata` pops it there, before anything is sent. This also reaches requests
   made later than the method call (``messages.stream()`` posts in ``__enter__``).
+* :class:`RequestHook`: the wrapped ``request`` that meters one call (shared sync/async logic).
 * :class:`Patches`: class-attribute patches recorded so ``uninstrument`` restores exactly the originals.
 """
 
@@ -17,7 +18,9 @@ import threading
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from meterline.integrations._call import call_metadata
+from meterline import _errors
+from meterline.context import _in_call
+from meterline.integrations._call import CallMeter, call_metadata
 
 HEADER = "x-meterline-usage-metadata"
 _MAX_PENDING = 10_000  # a stream() manager never entered leaves its entry behind: keep the table bounded
@@ -104,3 +107,86 @@ class Patches:
             setattr(owner, name, original)
         self._done.clear()
         return True
+
+
+Start = Callable[[Any, Any, "Mapping[str, Any] | None"], "tuple[CallMeter, Any] | None"]
+Observe = Callable[["CallMeter", Any, Any], None]
+
+
+class RequestHook:
+    """Wraps the base client's ``request`` (sync and async) to meter one logical call.
+
+    ``start(client, options, call_md)`` returns ``(meter, extra)`` for a call to meter, else None;
+    ``observe(meter, extra, result)`` meters the parsed result (a response object, or a stream to watch);
+    ``raw_types()`` are the SDK's raw-response classes, whose ``parse()`` the SDK caches, so the caller's own
+    ``parse()`` returns the very object metered here. Failures become one error (or cancelled) event and the
+    SDK's exception is re-raised unchanged.
+    """
+
+    def __init__(self, name: str, start: Start, observe: Observe, raw_types: Callable[[], tuple[type, ...]]) -> None:
+        self.name, self.start, self.observe, self.raw_types = name, start, observe, raw_types
+
+    def is_raw(self, result: Any) -> bool:
+        return isinstance(result, self.raw_types())
+
+    @staticmethod
+    def fail(meter: CallMeter, exc: BaseException) -> None:
+        if isinstance(exc, Exception):
+            meter.error(exc)
+        else:  # KeyboardInterrupt, asyncio.CancelledError: the caller gave up
+            meter.cancel()
+
+    def wrap_sync(self, orig: Callable[..., Any]) -> Callable[..., Any]:
+        hook = self
+
+        @functools.wraps(orig)
+        def request(self: Any, cast_to: Any, options: Any, *args: Any, **kwargs: Any) -> Any:
+            started = hook.start(self, options, take_metadata(options))
+            if started is None:
+                return orig(self, cast_to, options, *args, **kwargs)
+            meter, extra = started
+            token = _in_call.set(True)
+            try:
+                result = orig(self, cast_to, options, *args, **kwargs)
+            except BaseException as exc:
+                hook.fail(meter, exc)
+                raise
+            finally:
+                _in_call.reset(token)
+            try:
+                hook.observe(meter, extra, result.parse() if hook.is_raw(result) else result)
+            except Exception as exc:  # noqa: BLE001 - the user's result is returned whatever happens here
+                _errors.report(f"{hook.name}.observe", exc)
+            return result
+
+        return request
+
+    def wrap_async(self, orig: Callable[..., Any]) -> Callable[..., Any]:
+        hook = self
+
+        @functools.wraps(orig)
+        async def request(self: Any, cast_to: Any, options: Any, *args: Any, **kwargs: Any) -> Any:
+            started = hook.start(self, options, take_metadata(options))
+            if started is None:
+                return await orig(self, cast_to, options, *args, **kwargs)
+            meter, extra = started
+            token = _in_call.set(True)
+            try:
+                result = await orig(self, cast_to, options, *args, **kwargs)
+            except BaseException as exc:
+                hook.fail(meter, exc)
+                raise
+            finally:
+                _in_call.reset(token)
+            try:
+                parsed = result
+                if hook.is_raw(result):
+                    parsed = result.parse()  # a coroutine on the async raw types, a value on the legacy one
+                    if inspect.isawaitable(parsed):
+                        parsed = await parsed
+                hook.observe(meter, extra, parsed)
+            except Exception as exc:  # noqa: BLE001 - the user's result is returned whatever happens here
+                _errors.report(f"{hook.name}.observe", exc)
+            return result
+
+        return request

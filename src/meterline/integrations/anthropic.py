@@ -23,15 +23,14 @@ metered, but cannot take ``usage_metadata=``).
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from meterline import _errors
-from meterline.context import _in_call, should_meter
+from meterline.context import should_meter
 from meterline.integrations._anthropic_stream import instrument_async_stream, instrument_stream
 from meterline.integrations._call import CallMeter
-from meterline.integrations._stainless import Patches, take_metadata
+from meterline.integrations._stainless import Patches, RequestHook
 
 _MESSAGES_PATH = "/v1/messages"
 _RESOURCES = (
@@ -99,79 +98,18 @@ def _observe(meter: CallMeter, result: Any) -> None:
         meter.success()
 
 
-def _observe_raw_sync(meter: CallMeter, response: Any) -> None:
-    # with_raw_response / with_streaming_response: parse() is cached by the SDK, so the user's own
-    # parse() returns the very object (Message or Stream) we metered.
-    _observe(meter, response.parse())
+def _raw_types() -> tuple[type[Any], ...]:
+    from anthropic._response import BaseAPIResponse
+
+    return (BaseAPIResponse,)
 
 
-async def _observe_raw_async(meter: CallMeter, response: Any) -> None:
-    _observe(meter, await response.parse())
+def _start_call(client: Any, options: Any, call_md: Mapping[str, Any] | None) -> tuple[CallMeter, None] | None:
+    meter = _start(client, options, call_md)
+    return None if meter is None else (meter, None)
 
 
-def _fail(meter: CallMeter, exc: BaseException) -> None:
-    if isinstance(exc, Exception):
-        meter.error(exc)
-    else:  # KeyboardInterrupt, asyncio.CancelledError: the caller gave up
-        meter.cancel()
-
-
-def _sync_request(orig: Callable[..., Any]) -> Callable[..., Any]:
-    @functools.wraps(orig)
-    def request(self: Any, cast_to: Any, options: Any, *args: Any, **kwargs: Any) -> Any:
-        call_md = take_metadata(options)
-        meter = _start(self, options, call_md)
-        if meter is None:
-            return orig(self, cast_to, options, *args, **kwargs)
-        token = _in_call.set(True)
-        try:
-            result = orig(self, cast_to, options, *args, **kwargs)
-        except BaseException as exc:
-            _fail(meter, exc)
-            raise
-        finally:
-            _in_call.reset(token)
-        try:
-            from anthropic._response import BaseAPIResponse
-
-            if isinstance(result, BaseAPIResponse):
-                _observe_raw_sync(meter, result)
-            else:
-                _observe(meter, result)
-        except Exception as exc:  # noqa: BLE001 - the user's result is returned whatever happens here
-            _errors.report("anthropic.observe", exc)
-        return result
-
-    return request
-
-
-def _async_request(orig: Callable[..., Any]) -> Callable[..., Any]:
-    @functools.wraps(orig)
-    async def request(self: Any, cast_to: Any, options: Any, *args: Any, **kwargs: Any) -> Any:
-        call_md = take_metadata(options)
-        meter = _start(self, options, call_md)
-        if meter is None:
-            return await orig(self, cast_to, options, *args, **kwargs)
-        token = _in_call.set(True)
-        try:
-            result = await orig(self, cast_to, options, *args, **kwargs)
-        except BaseException as exc:
-            _fail(meter, exc)
-            raise
-        finally:
-            _in_call.reset(token)
-        try:
-            from anthropic._response import BaseAPIResponse
-
-            if isinstance(result, BaseAPIResponse):
-                await _observe_raw_async(meter, result)
-            else:
-                _observe(meter, result)
-        except Exception as exc:  # noqa: BLE001 - the user's result is returned whatever happens here
-            _errors.report("anthropic.observe", exc)
-        return result
-
-    return request
+_hook = RequestHook("anthropic", _start_call, lambda meter, _extra, result: _observe(meter, result), _raw_types)
 
 
 # -- instrument / uninstrument -------------------------------------------------------------------------------
@@ -182,8 +120,8 @@ def instrument() -> None:
             return
         from anthropic import _base_client
 
-        _patches.patch(_base_client.SyncAPIClient, "request", _sync_request)
-        _patches.patch(_base_client.AsyncAPIClient, "request", _async_request)
+        _patches.patch(_base_client.SyncAPIClient, "request", _hook.wrap_sync)
+        _patches.patch(_base_client.AsyncAPIClient, "request", _hook.wrap_async)
         _patches.patch_resources(_RESOURCES, _RESOURCE_METHODS)
 
 

@@ -18,18 +18,16 @@ while meterline's LiteLLM integration is loaded is left to that integration.
 
 from __future__ import annotations
 
-import functools
-import inspect
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from meterline import _errors
-from meterline.context import _in_call, should_meter
+from meterline.context import should_meter
 from meterline.integrations import _openai_usage as U
 from meterline.integrations._call import CallMeter
 from meterline.integrations._openai_stream import StreamState, instrument_stream
-from meterline.integrations._stainless import Patches, take_metadata
+from meterline.integrations._stainless import Patches, RequestHook
 
 _OPERATIONS = {
     "/chat/completions": "chat",
@@ -106,7 +104,7 @@ def _start(client: Any, options: Any, call_md: Mapping[str, Any] | None) -> tupl
         return None
 
 
-def _observe(state: StreamState, result: Any, is_async: bool) -> None:
+def _observe(state: StreamState, result: Any) -> None:
     from openai import AsyncStream, Stream
 
     meter = state.meter
@@ -127,65 +125,7 @@ def _raw_types() -> tuple[type[Any], ...]:
     return (LegacyAPIResponse, BaseAPIResponse)
 
 
-def _fail(meter: CallMeter, exc: BaseException) -> None:
-    if isinstance(exc, Exception):
-        meter.error(exc)
-    else:
-        meter.cancel()
-
-
-def _sync_request(orig: Callable[..., Any]) -> Callable[..., Any]:
-    @functools.wraps(orig)
-    def request(self: Any, cast_to: Any, options: Any, *args: Any, **kwargs: Any) -> Any:
-        started = _start(self, options, take_metadata(options))
-        if started is None:
-            return orig(self, cast_to, options, *args, **kwargs)
-        meter, state = started
-        token = _in_call.set(True)
-        try:
-            result = orig(self, cast_to, options, *args, **kwargs)
-        except BaseException as exc:
-            _fail(meter, exc)
-            raise
-        finally:
-            _in_call.reset(token)
-        try:
-            # with_raw_response: parse() is cached by the SDK; the user gets the object metered here
-            _observe(state, result.parse() if isinstance(result, _raw_types()) else result, False)
-        except Exception as exc:  # noqa: BLE001 - the user's result is returned whatever happens here
-            _errors.report("openai.observe", exc)
-        return result
-
-    return request
-
-
-def _async_request(orig: Callable[..., Any]) -> Callable[..., Any]:
-    @functools.wraps(orig)
-    async def request(self: Any, cast_to: Any, options: Any, *args: Any, **kwargs: Any) -> Any:
-        started = _start(self, options, take_metadata(options))
-        if started is None:
-            return await orig(self, cast_to, options, *args, **kwargs)
-        meter, state = started
-        token = _in_call.set(True)
-        try:
-            result = await orig(self, cast_to, options, *args, **kwargs)
-        except BaseException as exc:
-            _fail(meter, exc)
-            raise
-        finally:
-            _in_call.reset(token)
-        try:
-            parsed = result
-            if isinstance(result, _raw_types()):
-                parsed = result.parse()
-                if inspect.isawaitable(parsed):
-                    parsed = await parsed
-            _observe(state, parsed, True)
-        except Exception as exc:  # noqa: BLE001 - the user's result is returned whatever happens here
-            _errors.report("openai.observe", exc)
-        return result
-
-    return request
+_hook = RequestHook("openai", _start, lambda _meter, state, result: _observe(state, result), _raw_types)
 
 
 # -- instrument / uninstrument ----------------------------------------------------------------------------
@@ -196,8 +136,8 @@ def instrument() -> None:
             return
         from openai import _base_client
 
-        _patches.patch(_base_client.SyncAPIClient, "request", _sync_request)
-        _patches.patch(_base_client.AsyncAPIClient, "request", _async_request)
+        _patches.patch(_base_client.SyncAPIClient, "request", _hook.wrap_sync)
+        _patches.patch(_base_client.AsyncAPIClient, "request", _hook.wrap_async)
         _patches.patch_resources(_RESOURCES, _RESOURCE_METHODS)
 
 

@@ -10,7 +10,7 @@ import json
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -18,9 +18,10 @@ from typing import Any
 from meterline.config import DestinationError
 from meterline.event import COST_FIELDS, UsageEvent, format_time
 from meterline.store.query import QueryError, UsageQuery
+from meterline.store.reads import EventPages
 
 
-class CollectorClient:
+class CollectorClient(EventPages):
     def __init__(self, base_url: str, api_key: str | None = None, *, timeout: float = 60.0) -> None:
         self.base_url = base_url.rstrip("/")
         self.api_key = api_key
@@ -96,21 +97,6 @@ class CollectorClient:
             params.append(("cursor", cursor))
         doc = self._request("GET", "/v1/events", params)
         return [UsageEvent.from_wire(e) for e in doc["events"]], doc.get("next_cursor")
-
-    def iter_events(
-        self,
-        *,
-        filters: Mapping[str, str | Sequence[str]] | None = None,
-        start: datetime | None = None,
-        end: datetime | None = None,
-        page_size: int = 1000,
-    ) -> Iterator[UsageEvent]:
-        cursor: str | None = None
-        while True:
-            page, cursor = self.events(filters=filters, start=start, end=end, cursor=cursor, limit=page_size)
-            yield from page
-            if cursor is None:
-                return
 
     def trace(self, trace_id: str) -> list[UsageEvent]:
         try:

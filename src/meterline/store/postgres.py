@@ -11,9 +11,8 @@ from __future__ import annotations
 import queue
 import threading
 import weakref
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from datetime import datetime
 from typing import Any
 
 import psycopg
@@ -22,7 +21,8 @@ from meterline.event import UsageEvent
 from meterline.store import query as Q
 from meterline.store import rollup as R
 from meterline.store.extensions import extra_statements
-from meterline.store.schema import COLUMN_NAMES, TABLE, create_statements, event_to_row, row_to_event
+from meterline.store.reads import SQLReads
+from meterline.store.schema import COLUMN_NAMES, TABLE, create_statements, event_to_row
 
 SCHEMA_REVISION = 1
 _STAGE = "meterline_events_in"
@@ -79,7 +79,7 @@ class _Pool:
                 return
 
 
-class PostgresStore:
+class PostgresStore(SQLReads):
     dialect = Q.POSTGRESQL
 
     def __init__(self, url: str, *, pool_size: int = 8, connect_timeout: float = 10.0, create: bool = True) -> None:
@@ -167,58 +167,6 @@ class PostgresStore:
             cur = conn.execute(sql, params)
             cols = [d.name for d in cur.description or ()]
             return cols, cur.fetchall()
-
-    def usage(self, q: Q.UsageQuery) -> list[dict[str, Any]]:
-        q.validate()
-        dim = R.usable(q) if self._rollup_ready else None
-        if dim is not None:
-            sql, params, plan = R.usage_sql(q, dim, self.dialect)
-            cols, rows = self._fetch(sql, params)
-            return Q.shape_usage_rows(q, cols, R.decode_rows(q, cols, rows), plan)
-        sql, params, plan = Q.usage_sql(q, self.dialect)
-        cols, rows = self._fetch(sql, params)
-        return Q.shape_usage_rows(q, cols, rows, plan)
-
-    def events(
-        self,
-        *,
-        filters: Mapping[str, str | Sequence[str]] | None = None,
-        start: datetime | None = None,
-        end: datetime | None = None,
-        cursor: str | None = None,
-        limit: int = 100,
-    ) -> tuple[list[UsageEvent], str | None]:
-        """A page of events in time order and the cursor of the next page (None at the end)."""
-        sql, params = Q.events_sql(self.dialect, filters=filters, start=start, end=end, cursor=cursor, limit=limit)
-        _, rows = self._fetch(sql, params)
-        events = [row_to_event(r) for r in rows]
-        next_cursor = None
-        if len(rows) == limit:
-            last = rows[-1]
-            next_cursor = Q.encode_cursor(int(last[COLUMN_NAMES.index("start_time")]), str(last[0]))
-        return events, next_cursor
-
-    def iter_events(
-        self,
-        *,
-        filters: Mapping[str, str | Sequence[str]] | None = None,
-        start: datetime | None = None,
-        end: datetime | None = None,
-        page_size: int = 1000,
-    ) -> Iterator[UsageEvent]:
-        cursor: str | None = None
-        while True:
-            page, cursor = self.events(filters=filters, start=start, end=end, cursor=cursor, limit=page_size)
-            yield from page
-            if cursor is None:
-                return
-
-    def trace(self, trace_id: str) -> list[UsageEvent]:
-        return list(self.iter_events(filters={"trace_id": trace_id}))
-
-    def count(self) -> int:
-        _, rows = self._fetch(f"SELECT COUNT(*) FROM {TABLE}", ())
-        return int(rows[0][0])
 
     def close(self) -> None:
         self._pool.close()

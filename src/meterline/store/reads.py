@@ -1,0 +1,92 @@
+"""The read API every event store shares (SQLite, PostgreSQL) and the paging the collector client shares.
+
+Subclasses supply ``_fetch(sql, params) -> (columns, rows)`` and a ``dialect``; the SQL itself comes from
+:mod:`meterline.store.query` and :mod:`meterline.store.rollup`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from meterline.event import UsageEvent
+from meterline.store import query as Q
+from meterline.store import rollup as R
+from meterline.store.schema import COLUMN_NAMES, TABLE, row_to_event
+
+_START = COLUMN_NAMES.index("start_time")
+
+
+class EventPages:
+    """``iter_events`` and ``trace`` on top of a cursor-paged ``events``."""
+
+    def events(
+        self,
+        *,
+        filters: Mapping[str, str | Sequence[str]] | None = None,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        cursor: str | None = None,
+        limit: int = 100,
+    ) -> tuple[list[UsageEvent], str | None]:
+        raise NotImplementedError
+
+    def iter_events(
+        self,
+        *,
+        filters: Mapping[str, str | Sequence[str]] | None = None,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        page_size: int = 1000,
+    ) -> Iterator[UsageEvent]:
+        cursor: str | None = None
+        while True:
+            page, cursor = self.events(filters=filters, start=start, end=end, cursor=cursor, limit=page_size)
+            yield from page
+            if cursor is None:
+                return
+
+    def trace(self, trace_id: str) -> list[UsageEvent]:
+        return list(self.iter_events(filters={"trace_id": trace_id}))
+
+
+class SQLReads(EventPages):
+    dialect: Q.Dialect
+    _rollup_ready: bool = True  # the daily rollup is complete and may answer usage queries
+
+    def _fetch(self, sql: str, params: Sequence[Any]) -> tuple[list[str], list[tuple[Any, ...]]]:
+        raise NotImplementedError
+
+    def usage(self, q: Q.UsageQuery) -> list[dict[str, Any]]:
+        q.validate()
+        dim = R.usable(q) if self._rollup_ready else None
+        if dim is not None:  # answered from the daily rollup
+            sql, params, plan = R.usage_sql(q, dim, self.dialect)
+            cols, rows = self._fetch(sql, params)
+            return Q.shape_usage_rows(q, cols, R.decode_rows(q, cols, rows), plan)
+        sql, params, plan = Q.usage_sql(q, self.dialect)
+        cols, rows = self._fetch(sql, params)
+        return Q.shape_usage_rows(q, cols, rows, plan)
+
+    def events(
+        self,
+        *,
+        filters: Mapping[str, str | Sequence[str]] | None = None,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        cursor: str | None = None,
+        limit: int = 100,
+    ) -> tuple[list[UsageEvent], str | None]:
+        """A page of events in time order and the cursor of the next page (None at the end)."""
+        sql, params = Q.events_sql(self.dialect, filters=filters, start=start, end=end, cursor=cursor, limit=limit)
+        _, rows = self._fetch(sql, params)
+        next_cursor = None
+        if len(rows) == limit:
+            last = rows[-1]
+            next_cursor = Q.encode_cursor(int(last[_START]), str(last[0]))
+        return [row_to_event(r) for r in rows], next_cursor
+
+    def count(self) -> int:
+        _, rows = self._fetch(f"SELECT COUNT(*) FROM {TABLE}", ())
+        return int(rows[0][0])
