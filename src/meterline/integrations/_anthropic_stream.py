@@ -14,12 +14,13 @@ Our generator holds no reference to the stream, so dropping the stream still fre
 
 from __future__ import annotations
 
-import weakref
-from collections.abc import AsyncIterator, Iterator
+import functools
+from collections.abc import Callable
 from typing import Any
 
 from meterline import _errors
 from meterline.integrations._call import CallMeter
+from meterline.integrations._stream_meter import ametered, cancel_on_close, metered
 
 
 def _on_event(meter: CallMeter, event: Any) -> None:
@@ -30,90 +31,29 @@ def _on_event(meter: CallMeter, event: Any) -> None:
         _errors.report("anthropic.stream_event", exc, reraise=False)
 
 
-def _metered(source: Iterator[Any], meter: CallMeter) -> Iterator[Any]:
-    try:
-        for event in source:
-            _on_event(meter, event)
-            yield event
-    except GeneratorExit:
-        meter.cancel()
-        raise
-    except Exception as exc:
-        meter.error(exc)
-        raise
-    except BaseException:
-        meter.cancel()
-        raise
-    else:
-        _end_without_stop(meter)
-    finally:
-        close = getattr(source, "close", None)
-        if close is not None:
-            close()
-
-
-async def _ametered(source: AsyncIterator[Any], meter: CallMeter) -> AsyncIterator[Any]:
-    try:
-        async for event in source:
-            _on_event(meter, event)
-            yield event
-    except GeneratorExit:
-        meter.cancel()
-        raise
-    except Exception as exc:
-        meter.error(exc)
-        raise
-    except BaseException:
-        meter.cancel()
-        raise
-    else:
-        _end_without_stop(meter)
-    finally:
-        aclose = getattr(source, "aclose", None)
-        if aclose is not None:
-            await aclose()
-
-
 def _end_without_stop(meter: CallMeter) -> None:
     # The body ended cleanly but without message_stop: a truncated stream, not a finished message.
     if not meter.done:
         meter.error(None, "IncompleteStream", "the stream ended before message_stop")
 
 
+def _item(meter: CallMeter) -> Callable[[Any], bool]:
+    def on_item(event: Any) -> bool:
+        _on_event(meter, event)
+        return True
+
+    return on_item
+
+
 def instrument_stream(stream: Any, meter: CallMeter) -> None:
     """Meter a sync ``Stream`` in place."""
-    stream.__dict__["_iterator"] = _metered(stream._iterator, meter)
-    ref = weakref.ref(stream)
-    cls_close = type(stream).close
-
-    def close() -> None:
-        meter.cancel()  # no-op when the message already finished
-        s = ref()
-        if s is not None:
-            cls_close(s)
-
-    stream.__dict__["close"] = close
-    _finalize(stream, meter)
+    end = functools.partial(_end_without_stop, meter)
+    stream.__dict__["_iterator"] = metered(stream._iterator, meter, _item(meter), end)
+    cancel_on_close(stream, meter, is_async=False)
 
 
 def instrument_async_stream(stream: Any, meter: CallMeter) -> None:
     """Meter an ``AsyncStream`` in place."""
-    stream.__dict__["_iterator"] = _ametered(stream._iterator, meter)
-    ref = weakref.ref(stream)
-    cls_close = type(stream).close
-
-    async def close() -> None:
-        meter.cancel()
-        s = ref()
-        if s is not None:
-            await cls_close(s)
-
-    stream.__dict__["close"] = close
-    _finalize(stream, meter)
-
-
-def _finalize(stream: Any, meter: CallMeter) -> None:
-    # A stream dropped without being read or closed: cancelled once it is collected. Not at interpreter
-    # exit (atexit=False): the recorder may already be shut down then.
-    fin = weakref.finalize(stream, meter.cancel)
-    fin.atexit = False
+    end = functools.partial(_end_without_stop, meter)
+    stream.__dict__["_iterator"] = ametered(stream._iterator, meter, _item(meter), end)
+    cancel_on_close(stream, meter, is_async=True)

@@ -19,13 +19,13 @@ from __future__ import annotations
 
 import base64
 import json
-import weakref
-from collections.abc import Iterator
 from typing import Any
 
 from meterline import _errors
 from meterline import usage as _usage
-from meterline.integrations._call import CallMeter, get
+from meterline.integrations._call import CallMeter
+from meterline.integrations._stream_meter import cancel_on_close, metered
+from meterline.usage import get_field as get
 
 
 def _json(payload: bytes) -> Any:
@@ -97,44 +97,20 @@ def _on_message(meter: CallMeter, message: Any) -> None:
         _errors.report("bedrock.stream_event", exc, reraise=False)
 
 
-def _metered(source: Iterator[Any], meter: CallMeter) -> Iterator[Any]:
-    try:
-        for message in source:
-            _on_message(meter, message)
-            yield message
-    except GeneratorExit:
-        meter.cancel()
-        raise
-    except Exception as exc:
-        meter.error(exc)
-        raise
-    except BaseException:
-        meter.cancel()
-        raise
-    else:
-        if not meter.done:
-            if meter.stop_reason is not None:
-                meter.success()
-            else:
-                meter.error(None, "IncompleteStream", "the event stream ended before the message did")
-    finally:
-        close = getattr(source, "close", None)
-        if close is not None:
-            close()
+def _end(meter: CallMeter) -> None:
+    if not meter.done:
+        if meter.stop_reason is not None:
+            meter.success()
+        else:
+            meter.error(None, "IncompleteStream", "the event stream ended before the message did")
 
 
 def instrument_event_stream(stream: Any, meter: CallMeter) -> None:
     """Meter a botocore ``EventStream`` in place."""
-    stream.__dict__["_event_generator"] = _metered(stream._event_generator, meter)
-    ref = weakref.ref(stream)
-    cls_close = type(stream).close
 
-    def close() -> None:
-        meter.cancel()  # no-op when the reply already finished
-        s = ref()
-        if s is not None:
-            cls_close(s)
+    def on_item(message: Any) -> bool:
+        _on_message(meter, message)
+        return True
 
-    stream.__dict__["close"] = close
-    fin = weakref.finalize(stream, meter.cancel)
-    fin.atexit = False
+    stream.__dict__["_event_generator"] = metered(stream._event_generator, meter, on_item, lambda: _end(meter))
+    cancel_on_close(stream, meter, is_async=False)

@@ -20,6 +20,7 @@ from meterline import usage as _usage
 from meterline.context import current_metadata
 from meterline.event import MAX_ERROR_MESSAGE, UsageEvent
 from meterline.metadata import normalise
+from meterline.usage import get_field as get
 
 # Anthropic stop reasons (also Bedrock Converse's stopReason) -> schema v1.
 STOP_REASONS = {
@@ -34,15 +35,6 @@ STOP_REASONS = {
     "guardrail_intervened": "content_filter",
 }
 _TOOL_BLOCKS = frozenset({"tool_use", "server_tool_use", "mcp_tool_use"})
-
-
-def get(obj: Any, key: str) -> Any:
-    """``key`` of a dict or an attribute-style object (the SDK's pydantic models)."""
-    if obj is None:
-        return None
-    if isinstance(obj, Mapping):
-        return obj.get(key)
-    return getattr(obj, key, None)
 
 
 def call_metadata(raw: Any) -> Mapping[str, Any]:

@@ -8,13 +8,12 @@ user did not ask for is read here and not passed on, so the user's iteration is 
 
 from __future__ import annotations
 
-import weakref
-from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 from meterline import _errors
 from meterline.integrations import _openai_usage as U
 from meterline.integrations._call import CallMeter
+from meterline.integrations._stream_meter import ametered, cancel_on_close, metered
 
 
 class StreamState:
@@ -56,74 +55,7 @@ class StreamState:
             meter.success()
 
 
-def _metered(source: Iterator[Any], state: StreamState) -> Iterator[Any]:
-    meter = state.meter
-    try:
-        for item in source:
-            if state.on_item(item):
-                yield item
-    except GeneratorExit:
-        meter.cancel()
-        raise
-    except Exception as exc:
-        meter.error(exc)
-        raise
-    except BaseException:
-        meter.cancel()
-        raise
-    else:
-        state.on_end()
-    finally:
-        close = getattr(source, "close", None)
-        if close is not None:
-            close()
-
-
-async def _ametered(source: AsyncIterator[Any], state: StreamState) -> AsyncIterator[Any]:
-    meter = state.meter
-    try:
-        async for item in source:
-            if state.on_item(item):
-                yield item
-    except GeneratorExit:
-        meter.cancel()
-        raise
-    except Exception as exc:
-        meter.error(exc)
-        raise
-    except BaseException:
-        meter.cancel()
-        raise
-    else:
-        state.on_end()
-    finally:
-        aclose = getattr(source, "aclose", None)
-        if aclose is not None:
-            await aclose()
-
-
 def instrument_stream(stream: Any, state: StreamState, is_async: bool) -> None:
-    meter = state.meter
-    stream._iterator = _ametered(stream._iterator, state) if is_async else _metered(stream._iterator, state)
-    ref = weakref.ref(stream)
-    cls_close = type(stream).close
-    if is_async:
-
-        async def aclose() -> None:
-            meter.cancel()
-            s = ref()
-            if s is not None:
-                await cls_close(s)
-
-        stream.close = aclose
-    else:
-
-        def close() -> None:
-            meter.cancel()
-            s = ref()
-            if s is not None:
-                cls_close(s)
-
-        stream.close = close
-    fin = weakref.finalize(stream, meter.cancel)
-    fin.atexit = False
+    wrap = ametered if is_async else metered
+    stream._iterator = wrap(stream._iterator, state.meter, state.on_item, state.on_end)
+    cancel_on_close(stream, state.meter, is_async)

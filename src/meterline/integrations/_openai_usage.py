@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from meterline import usage as _usage
-from meterline.integrations._call import CallMeter, get
+from meterline.integrations._call import CallMeter
+from meterline.usage import get_field as get
 
 FINISH_REASONS = {
     "stop": "end",

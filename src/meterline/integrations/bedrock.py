@@ -36,7 +36,8 @@ from meterline import _errors
 from meterline import usage as _usage
 from meterline.context import should_meter
 from meterline.integrations._bedrock_stream import instrument_event_stream
-from meterline.integrations._call import CallMeter, call_metadata, get
+from meterline.integrations._call import CallMeter, call_metadata
+from meterline.usage import get_field as get
 
 SERVICE = "bedrock-runtime"
 OPERATIONS = frozenset({"InvokeModel", "InvokeModelWithResponseStream", "Converse", "ConverseStream"})
