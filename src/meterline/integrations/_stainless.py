@@ -100,6 +100,28 @@ class Patches:
                     if cls is not None and method in cls.__dict__:
                         self.patch(cls, method, wrap_resource_method)
 
+    def install(
+        self,
+        base_client_module: str,
+        hook: RequestHook,
+        resources: tuple[tuple[str, tuple[str, ...]], ...],
+        methods: tuple[str, ...],
+    ) -> None:
+        """Wrap the SDK's ``request`` (sync and async base clients) and the resource methods; idempotent."""
+        import importlib
+
+        with self.lock:
+            if self._done:
+                return
+            base = importlib.import_module(base_client_module)
+            self.patch(base.SyncAPIClient, "request", hook.wrap_sync)
+            self.patch(base.AsyncAPIClient, "request", hook.wrap_async)
+            self.patch_resources(resources, methods)
+
+    def uninstall(self) -> bool:
+        with self.lock:
+            return self.restore()
+
     def restore(self) -> bool:
         if not self._done:
             return False

@@ -115,20 +115,12 @@ _hook = RequestHook("anthropic", _start_call, lambda meter, _extra, result: _obs
 # -- instrument / uninstrument -------------------------------------------------------------------------------
 def instrument() -> None:
     """Meter every Anthropic Messages API call (idempotent)."""
-    with _patches.lock:
-        if _patches:
-            return
-        from anthropic import _base_client
-
-        _patches.patch(_base_client.SyncAPIClient, "request", _hook.wrap_sync)
-        _patches.patch(_base_client.AsyncAPIClient, "request", _hook.wrap_async)
-        _patches.patch_resources(_RESOURCES, _RESOURCE_METHODS)
+    _patches.install("anthropic._base_client", _hook, _RESOURCES, _RESOURCE_METHODS)
 
 
 def uninstrument() -> bool:
     """Restore the SDK exactly; True if anything was instrumented."""
-    with _patches.lock:
-        return _patches.restore()
+    return _patches.uninstall()
 
 
 def is_instrumented() -> bool:

@@ -131,20 +131,12 @@ _hook = RequestHook("openai", _start, lambda _meter, state, result: _observe(sta
 # -- instrument / uninstrument ----------------------------------------------------------------------------
 def instrument() -> None:
     """Meter OpenAI SDK calls (idempotent)."""
-    with _patches.lock:
-        if _patches:
-            return
-        from openai import _base_client
-
-        _patches.patch(_base_client.SyncAPIClient, "request", _hook.wrap_sync)
-        _patches.patch(_base_client.AsyncAPIClient, "request", _hook.wrap_async)
-        _patches.patch_resources(_RESOURCES, _RESOURCE_METHODS)
+    _patches.install("openai._base_client", _hook, _RESOURCES, _RESOURCE_METHODS)
 
 
 def uninstrument() -> bool:
     """Restore the SDK exactly; True if anything was instrumented."""
-    with _patches.lock:
-        return _patches.restore()
+    return _patches.uninstall()
 
 
 def is_instrumented() -> bool:
