@@ -120,7 +120,7 @@ def bench_ingest(database: str, n: int, clients: int = 2, workers: int = 1) -> t
     """(events/s over HTTP, events/s straight into the store)."""
     events = make_events(n)
     bodies = [
-        gzip.compress(json.dumps({"events": [e.to_wire() for e in events[i : i + 500]]}).encode(), 1)
+        gzip.compress(json.dumps({"events": [e.to_wire(compact=True) for e in events[i : i + 500]]}).encode(), 1)
         for i in range(0, n, 500)
     ]
     server = Server(database, workers)

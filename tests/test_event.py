@@ -41,6 +41,9 @@ def test_wire_round_trip_keeps_exact_values() -> None:
     assert wire["input_cost"] == "0.00003"
     back = UsageEvent.from_wire(wire)
     assert back == e
+    compact = e.to_wire(compact=True)  # what the HTTP sink sends: null fields left out
+    assert "subscriber_id" not in compact and "cache_read_cost" not in compact and len(compact) < len(wire) / 2
+    assert UsageEvent.from_wire(compact) == e
 
 
 @pytest.mark.parametrize(

@@ -125,11 +125,14 @@ class UsageEvent:
         if self.end_time is not None and self.duration_ms is None:
             self.duration_ms = round((self.end_time - self.start_time).total_seconds() * 1000.0, 3)
 
-    def to_wire(self) -> dict[str, Any]:
-        """The JSON form: decimals as strings, datetimes as ISO 8601 UTC."""
+    def to_wire(self, *, compact: bool = False) -> dict[str, Any]:
+        """The JSON form: decimals as strings, datetimes as ISO 8601 UTC. ``compact`` leaves out null fields
+        (a missing field reads back as null): about half the bytes and parse time on the way to a collector."""
         out: dict[str, Any] = {}
         for f in FIELD_NAMES:
             v = getattr(self, f)
+            if v is None and compact:
+                continue
             if isinstance(v, Decimal):
                 v = format_cost(v)
             elif isinstance(v, datetime):
@@ -229,51 +232,53 @@ def _check_choice(field: str, value: Any, choices: frozenset[str]) -> None:
 def _from_wire(data: Mapping[str, Any]) -> UsageEvent:
     if not isinstance(data, Mapping):
         raise EventValidationError("event", "must be a JSON object")
-    unknown = [k for k in data if k not in _FIELD_SET]
-    if unknown:
-        raise EventValidationError(unknown[0], "unknown field")
     kw: dict[str, Any] = {}
     for name in ("provider", "model"):
         v = data.get(name)
         if not isinstance(v, str) or not v:
             raise EventValidationError(name, "required, a non-empty string")
-    if "start_time" not in data or data["start_time"] is None:
+    if data.get("start_time") is None:
         raise EventValidationError("start_time", "required")
+    kinds = _WIRE_KIND
     for name, value in data.items():
+        kind = kinds.get(name)
+        if kind is None:
+            raise EventValidationError(name, "unknown field")
         if value is None:
             continue
-        if name in TIME_FIELDS:
-            kw[name] = parse_time(value, name)
-        elif name in COST_FIELDS:
-            kw[name] = parse_cost(value, name)
-        elif name in TOKEN_FIELDS:
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise EventValidationError(name, f"must be a non-negative integer; got {value!r}")
-            kw[name] = value
-        elif name in INT_FIELDS:
-            if isinstance(value, bool) or not isinstance(value, int):
-                raise EventValidationError(name, f"must be an integer; got {value!r}")
-            kw[name] = value
-        elif name in FLOAT_FIELDS:
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-                raise EventValidationError(name, f"must be a finite number; got {value!r}")
-            kw[name] = float(value)
-        elif name in BOOL_FIELDS:
-            if not isinstance(value, bool):
-                raise EventValidationError(name, f"must be true or false; got {value!r}")
-            kw[name] = value
-        elif name == "tags":
-            kw[name] = validate_tags(value)
-        elif name == "attributes":
-            kw[name] = validate_attributes(value)
-        elif name == "input_messages":
-            kw[name] = value
-        else:
-            if not isinstance(value, str):
+        # one dict lookup per field, most common kind first: the collector validates every event it ingests
+        if kind == _STR:
+            if value.__class__ is not str and not isinstance(value, str):
                 raise EventValidationError(name, f"must be a string; got {type(value).__name__}")
             limit = _STRING_LIMITS.get(name, MAX_STRING)
             if len(value) > limit:
                 raise EventValidationError(name, f"longer than {limit} characters")
+            kw[name] = value
+        elif kind == _TOKEN:
+            if value.__class__ is not int and (isinstance(value, bool) or not isinstance(value, int)) or value < 0:
+                raise EventValidationError(name, f"must be a non-negative integer; got {value!r}")
+            kw[name] = value
+        elif kind == _TIME:
+            kw[name] = parse_time(value, name)
+        elif kind == _COST:
+            kw[name] = parse_cost(value, name)
+        elif kind == _INT:
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise EventValidationError(name, f"must be an integer; got {value!r}")
+            kw[name] = value
+        elif kind == _FLOAT:
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                raise EventValidationError(name, f"must be a finite number; got {value!r}")
+            kw[name] = float(value)
+        elif kind == _BOOL:
+            if not isinstance(value, bool):
+                raise EventValidationError(name, f"must be true or false; got {value!r}")
+            kw[name] = value
+        elif kind == _TAGS:
+            kw[name] = validate_tags(value) if value or not isinstance(value, list) else []
+        elif kind == _ATTRS:
+            kw[name] = validate_attributes(value) if value or not isinstance(value, Mapping) else {}
+        else:  # input_messages: any JSON
             kw[name] = value
     if kw.get("schema_version", SCHEMA_VERSION) != SCHEMA_VERSION:
         raise EventValidationError("schema_version", f"only version {SCHEMA_VERSION} is understood")
@@ -307,6 +312,19 @@ def _from_wire(data: Mapping[str, Any]) -> UsageEvent:
 
 
 _FIELD_SET = frozenset(FIELD_NAMES)
+_STR, _TOKEN, _TIME, _COST, _INT, _FLOAT, _BOOL, _TAGS, _ATTRS, _ANY = range(10)
+_WIRE_KIND: dict[str, int] = {
+    **dict.fromkeys(STRING_FIELDS, _STR),
+    **dict.fromkeys(TOKEN_FIELDS, _TOKEN),
+    **dict.fromkeys(TIME_FIELDS, _TIME),
+    **dict.fromkeys(COST_FIELDS, _COST),
+    **dict.fromkeys(INT_FIELDS, _INT),
+    **dict.fromkeys(FLOAT_FIELDS, _FLOAT),
+    **dict.fromkeys(BOOL_FIELDS, _BOOL),
+    "tags": _TAGS,
+    "attributes": _ATTRS,
+    "input_messages": _ANY,
+}
 
 
 def validate_tags(value: Any) -> list[str]:

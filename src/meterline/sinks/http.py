@@ -105,7 +105,7 @@ class HttpSink:
     def write(self, events: Sequence[UsageEvent]) -> int:
         if not events:
             return 0
-        doc = {"events": [e.to_wire() for e in events]}
+        doc = {"events": [e.to_wire(compact=True) for e in events]}
         body = gzip.compress(json.dumps(doc, separators=(",", ":"), default=str).encode(), compresslevel=1)
         status, headers, data = self._post(body)
         if status in (200, 207):
