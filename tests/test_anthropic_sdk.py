@@ -321,3 +321,19 @@ def test_with_streaming_response(db: Any, fake_provider: Any) -> None:
     assert [(e.stream, e.status) for e in events] == [(False, "success"), (True, "success")]
     for e in events:
         assert_tokens(e, 4, 3)
+
+
+def test_calls_a_meterline_gateway_metered_are_not_recorded_again(db: Any, fake_provider: Any) -> None:
+    import anthropic as _anthropic
+
+    gateway = {"x-fake-response-headers": '{"x-meterline-metered": "gateway"}'}
+    c = _anthropic.Anthropic(base_url=fake_provider.anthropic_base_url, api_key="k", max_retries=0)
+    msgs = [{"role": "user", "content": "hi"}]
+    c.messages.create(model="claude-3-5-sonnet-20240620", max_tokens=10, messages=msgs, extra_headers=gateway)
+    with c.messages.stream(
+        model="claude-3-5-sonnet-20240620", max_tokens=10, messages=msgs, extra_headers=gateway
+    ) as s:
+        s.get_final_message()
+    c.messages.create(model="claude-3-5-sonnet-20240620", max_tokens=10, messages=msgs)
+    assert len(fake_provider.requests) == 3
+    assert len(db.events()) == 1

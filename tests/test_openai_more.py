@@ -183,3 +183,17 @@ async def test_async_responses_stream(db: Any, fake_provider: Any) -> None:
     assert kinds[0] == "response.created" and kinds[-1] == "response.completed"
     [e] = db.events()
     assert (e.stream, e.status, e.input_tokens, e.output_tokens) == (True, "success", 3, REPLY_WORDS)
+
+
+def test_calls_a_meterline_gateway_metered_are_not_recorded_again(db: Any, fake_provider: Any) -> None:
+    gateway = {"x-fake-response-headers": '{"x-meterline-metered": "gateway"}'}
+    c = client(fake_provider)
+    c.chat.completions.create(model="gpt-4o-mini", messages=MSGS, extra_headers=gateway)
+    for _ in c.chat.completions.create(model="gpt-4o-mini", messages=MSGS, stream=True, extra_headers=gateway):
+        pass
+    fake_provider.fail_next(500)
+    with pytest.raises(openai.InternalServerError):
+        c.chat.completions.create(model="gpt-4o-mini", messages=MSGS, extra_headers=gateway)
+    c.chat.completions.create(model="gpt-4o-mini", messages=MSGS)  # not through a gateway: recorded
+    assert len(fake_provider.requests) == 4
+    assert [e.status for e in db.events()] == ["success"]

@@ -255,7 +255,7 @@ def _from_wire(data: Mapping[str, Any]) -> UsageEvent:
                 raise EventValidationError(name, f"longer than {limit} characters")
             kw[name] = value
         elif kind == _TOKEN:
-            if value.__class__ is not int and (isinstance(value, bool) or not isinstance(value, int)) or value < 0:
+            if (value.__class__ is not int and (isinstance(value, bool) or not isinstance(value, int))) or value < 0:
                 raise EventValidationError(name, f"must be a non-negative integer; got {value!r}")
             kw[name] = value
         elif kind == _TIME:

@@ -11,6 +11,7 @@ resource classes whose methods post through the base client's ``request`` (the o
 
 from __future__ import annotations
 
+import contextvars
 import functools
 import inspect
 import itertools
@@ -23,6 +24,11 @@ from meterline.context import _in_call
 from meterline.integrations._call import CallMeter, call_metadata
 
 HEADER = "x-meterline-usage-metadata"
+GATEWAY_HEADER = "x-meterline-metered"  # a meterline gateway metered this call already
+
+# Set by the request hook for the call in progress; the SDK's _process_response (which sees the HTTP response,
+# in the same thread or task) notes there whether a meterline gateway answered.
+_gateway_seen: contextvars.ContextVar[list[bool] | None] = contextvars.ContextVar("meterline_gateway", default=None)
 _MAX_PENDING = 10_000  # a stream() manager never entered leaves its entry behind: keep the table bounded
 
 _pending: dict[str, Mapping[str, Any]] = {}
@@ -116,6 +122,8 @@ class Patches:
             base = importlib.import_module(base_client_module)
             self.patch(base.SyncAPIClient, "request", hook.wrap_sync)
             self.patch(base.AsyncAPIClient, "request", hook.wrap_async)
+            self.patch(base.SyncAPIClient, "_process_response", _note_gateway_sync)
+            self.patch(base.AsyncAPIClient, "_process_response", _note_gateway_async)
             self.patch_resources(resources, methods)
 
     def uninstall(self) -> bool:
@@ -153,6 +161,8 @@ class RequestHook:
 
     @staticmethod
     def fail(meter: CallMeter, exc: BaseException) -> None:
+        if _from_gateway(getattr(exc, "response", None)):
+            return  # the gateway recorded this failure
         if isinstance(exc, Exception):
             meter.error(exc)
         else:  # KeyboardInterrupt, asyncio.CancelledError: the caller gave up
@@ -167,7 +177,8 @@ class RequestHook:
             if started is None:
                 return orig(self, cast_to, options, *args, **kwargs)
             meter, extra = started
-            token = _in_call.set(True)
+            seen: list[bool] = []
+            token, gateway = _in_call.set(True), _gateway_seen.set(seen)
             try:
                 result = orig(self, cast_to, options, *args, **kwargs)
             except BaseException as exc:
@@ -175,6 +186,9 @@ class RequestHook:
                 raise
             finally:
                 _in_call.reset(token)
+                _gateway_seen.reset(gateway)
+            if seen:
+                return result
             try:
                 hook.observe(meter, extra, result.parse() if hook.is_raw(result) else result)
             except Exception as exc:  # noqa: BLE001 - the user's result is returned whatever happens here
@@ -192,7 +206,8 @@ class RequestHook:
             if started is None:
                 return await orig(self, cast_to, options, *args, **kwargs)
             meter, extra = started
-            token = _in_call.set(True)
+            seen: list[bool] = []
+            token, gateway = _in_call.set(True), _gateway_seen.set(seen)
             try:
                 result = await orig(self, cast_to, options, *args, **kwargs)
             except BaseException as exc:
@@ -200,6 +215,9 @@ class RequestHook:
                 raise
             finally:
                 _in_call.reset(token)
+                _gateway_seen.reset(gateway)
+            if seen:
+                return result
             try:
                 parsed = result
                 if hook.is_raw(result):
@@ -212,3 +230,33 @@ class RequestHook:
             return result
 
         return request
+
+
+def _from_gateway(response: Any) -> bool:
+    headers = getattr(response, "headers", None)
+    try:
+        return bool(headers is not None and headers.get(GATEWAY_HEADER))
+    except Exception:  # noqa: BLE001 - headers we cannot read are absent
+        return False
+
+
+def _note_gateway_sync(orig: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(orig)
+    def _process_response(self: Any, *args: Any, **kwargs: Any) -> Any:
+        seen = _gateway_seen.get()
+        if seen is not None and _from_gateway(kwargs.get("response")):
+            seen.append(True)
+        return orig(self, *args, **kwargs)
+
+    return _process_response
+
+
+def _note_gateway_async(orig: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(orig)
+    async def _process_response(self: Any, *args: Any, **kwargs: Any) -> Any:
+        seen = _gateway_seen.get()
+        if seen is not None and _from_gateway(kwargs.get("response")):
+            seen.append(True)
+        return await orig(self, *args, **kwargs)
+
+    return _process_response

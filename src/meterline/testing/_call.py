@@ -34,6 +34,12 @@ class Call:
         self.usage = usage
         self.reply = reply
         self.request_id = "req_" + uuid.uuid4().hex[:24]
+        # x-fake-response-headers: a JSON object of headers to add to the response (e.g. a gateway's marker)
+        raw = headers.get("x-fake-response-headers")
+        extra = json.loads(raw) if raw else {}
+        if not isinstance(extra, dict):
+            raise ValueError("x-fake-response-headers must be a JSON object")
+        self.extra_headers: dict[str, str] = {str(k): str(v) for k, v in extra.items()}
         self.started = time.monotonic()
 
     @property
@@ -55,7 +61,7 @@ class Call:
         h.send_response(status)
         h.send_header("Content-Type", content_type)
         h.send_header("Content-Length", str(len(payload)))
-        for name, value in (headers or {}).items():
+        for name, value in {**(headers or {}), **self.extra_headers}.items():
             h.send_header(name, value)
         h.end_headers()
         h.wfile.write(payload)
@@ -78,7 +84,7 @@ class Call:
         h.send_response(200)
         h.send_header("Content-Type", content_type)
         h.send_header("Transfer-Encoding", "chunked")
-        for name, value in (headers or {}).items():
+        for name, value in {**(headers or {}), **self.extra_headers}.items():
             h.send_header(name, value)
         h.end_headers()
         h.wfile.flush()

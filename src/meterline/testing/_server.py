@@ -166,6 +166,8 @@ def _send_error(
         headers["request-id"] = call.request_id if call else "req_fake"
     else:
         headers["x-request-id"] = call.request_id if call else "req_fake"
+    if call is not None:
+        headers.update(call.extra_headers)
     payload = (
         body if isinstance(body, bytes) else (body.encode() if isinstance(body, str) else json.dumps(body).encode())
     )
