@@ -120,6 +120,7 @@ def failing_call(fake_url: str, fake: Any) -> None:
     import meterline
 
     fake.fail_next(429)
+    litellm.suppress_debug_info = True  # LiteLLM prints a provider list on every error; the demo shows the event
     with meterline.metadata(subscriber_id="umbrella", product_id="summarizer"):
         try:
             litellm.completion(
