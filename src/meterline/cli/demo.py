@@ -40,6 +40,7 @@ def litellm_traffic(fake_url: str, calls: int) -> int:
 
     import meterline
 
+    litellm.suppress_debug_info = True  # LiteLLM's Router prints a provider list while registering deployments
     openai_base = f"{fake_url}/v1"
     made = 0
     for i in range(calls):
@@ -120,7 +121,6 @@ def failing_call(fake_url: str, fake: Any) -> None:
     import meterline
 
     fake.fail_next(429)
-    litellm.suppress_debug_info = True  # LiteLLM prints a provider list on every error; the demo shows the event
     with meterline.metadata(subscriber_id="umbrella", product_id="summarizer"):
         try:
             litellm.completion(
