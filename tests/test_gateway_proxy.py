@@ -182,6 +182,40 @@ def test_every_request_is_metered_once_with_identity(gateway: dict[str, Any]) ->
     assert (err.total_cost, err.pricing_source) == (0, "failed-call")
 
 
+def test_a_stream_the_client_abandons_is_one_cancelled_event(gateway: dict[str, Any]) -> None:
+    """The client hangs up mid-stream: one event, ``cancelled`` (LiteLLM alone would log it as a success)."""
+    import http.client
+    import urllib.parse
+
+    fake = gateway["fake"]
+    fake.set_reply(text=" ".join(f"word{i}" for i in range(40)))
+    fake.delay(0, between_events=0.1)  # ~4 s of stream: the client leaves after the first words
+    try:
+        parts = urllib.parse.urlsplit(gateway["url"])
+        conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
+        body = {"model": "gpt-4o-mini", "stream": True, **_chat("tell me a long story"), "user": "quitter"}
+        conn.request("POST", "/v1/chat/completions", json.dumps(body),
+                     {"Authorization": "Bearer sk-a-1", "Content-Type": "application/json"})  # fmt: skip
+        resp = conn.getresponse()
+        assert resp.status == 200
+        call_id = id_of({k.lower(): v for k, v in resp.getheaders()})
+        data_lines = 0
+        while data_lines < 3:  # the role chunk and two words arrived
+            data_lines += resp.readline().startswith(b"data: ")
+        conn.sock.close()  # hang up mid-stream
+        conn.close()
+        events = wait_for_events(Path(gateway["db"]), [call_id], timeout=30)
+    finally:
+        fake.delay(0)
+        fake.set_reply()
+    e = events[call_id]
+    assert (e.status, e.stop_reason, e.stream, e.integration) == ("cancelled", "cancelled", True, "litellm_proxy")
+    assert (e.api_key_alias, e.team_id, e.end_user_id) == ("app-a", "team-a", "quitter")
+    # no usage chunk reached the client: the counts are LiteLLM's own count of what was streamed, marked estimated
+    assert e.usage_source == "estimated" and e.model == "gpt-4o-mini" and e.provider == "openai"
+    assert e.input_tokens > 0 and 2 <= e.output_tokens < 40
+
+
 def test_unknown_key_is_rejected_and_metered_without_the_raw_key(gateway: dict[str, Any]) -> None:
     status, _, body = post(
         f"{gateway['url']}/v1/chat/completions", {"model": "gpt-4o-mini", **_chat("hi")}, "sk-not-a-real-key"

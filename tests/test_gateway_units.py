@@ -103,3 +103,50 @@ def test_gateway_adds_the_callback_once(tmp_path: Path) -> None:
     assert yaml.safe_load(bare.read_text())["litellm_settings"]["callbacks"] == ["other.cb"]
     example = Path(__file__).resolve().parents[1] / "examples" / "gateway.yaml"
     assert prepare_config(example) == example
+
+
+async def test_an_abandoned_stream_litellm_never_logs_is_recorded_from_the_estimate(
+    meter_db: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from types import SimpleNamespace
+
+    from meterline.gateway import events as gw_events
+    from meterline.integrations.litellm_proxy import MeterlineProxyHandler
+
+    monkeypatch.setenv("METERLINE_BUDGETS", "off")
+    handler = MeterlineProxyHandler()
+    key = SimpleNamespace(key_alias="app-a", team_id="team-a", org_id=None, user_id=None, token="a" * 64)
+    request = {
+        "litellm_call_id": "call-1",
+        "model": "fast",
+        "messages": [{"role": "user", "content": "tell me a long story"}],  # 20 characters -> 5 tokens
+    }
+
+    async def upstream() -> object:
+        for text in ("", "Once", " upon a time"):  # 16 characters of text -> 4 tokens
+            yield SimpleNamespace(model="gpt-4o-mini", usage=None, choices=[SimpleNamespace(delta={"content": text})])
+
+    stream = handler.async_post_call_streaming_iterator_hook(key, upstream(), request)
+    assert (await stream.__anext__()).model == "gpt-4o-mini"
+    await stream.__anext__()
+    await stream.__anext__()
+    await stream.aclose()  # the client hung up before the end
+    handler.expire_cancelled(max_age_s=0)  # no success from LiteLLM within the grace period
+    [e] = meter_db.events()  # type: ignore[attr-defined]
+    assert e.id == gw_events.event_id("call-1")
+    assert (e.status, e.stop_reason, e.usage_source, e.input_tokens, e.output_tokens) == (
+        "cancelled",
+        "cancelled",
+        "estimated",
+        5,
+        4,
+    )
+    assert (e.model, e.model_group, e.api_key_alias, e.team_id, e.api_key_hash) == (
+        "gpt-4o-mini",
+        "fast",
+        "app-a",
+        "team-a",
+        identity.key_hash("a" * 64),
+    )
+    handler.expire_cancelled(max_age_s=0)
+    assert len(meter_db.events()) == 1  # type: ignore[attr-defined]

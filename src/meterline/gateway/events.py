@@ -150,3 +150,84 @@ def build(
     if isinstance(end_user, str) and end_user and "end_user_id" not in caller:
         caller["end_user_id"] = end_user
     return event, identity.key_identity(slo_md), caller
+
+
+class StreamSeen:
+    """What the proxy sent a streaming client before it went away (see ``build_abandoned``)."""
+
+    __slots__ = ("first_token", "model", "out_chars", "provider", "started", "usage")
+
+    def __init__(self) -> None:
+        self.started = datetime.now(timezone.utc)
+        self.first_token: datetime | None = None
+        self.model: str | None = None
+        self.provider: str | None = None
+        self.out_chars = 0
+        self.usage: Any = None
+
+    def observe(self, chunk: Any) -> None:
+        if self.first_token is None:
+            self.first_token = datetime.now(timezone.utc)
+        model = get_field(chunk, "model")
+        if isinstance(model, str) and model:
+            self.model = model
+        hidden = getattr(chunk, "_hidden_params", None)
+        provider = hidden.get("custom_llm_provider") if isinstance(hidden, Mapping) else None
+        if isinstance(provider, str) and provider:
+            self.provider = provider
+        usage = get_field(chunk, "usage")
+        if usage is not None:
+            self.usage = usage
+        for choice in get_field(chunk, "choices") or ():
+            text = get_field(get_field(choice, "delta"), "content")
+            if isinstance(text, str):
+                self.out_chars += len(text)
+
+
+def build_abandoned(request_data: Mapping[str, Any], seen: StreamSeen) -> UsageEvent:
+    """The event of a stream whose client went away mid-way: LiteLLM fires no success or failure hook for it.
+    Status ``cancelled``; the provider's usage when the usage chunk was already seen, else an estimate
+    (characters / 4 of the prompt and of the text sent), marked ``usage_source="estimated"``."""
+    call_id = str(request_data.get("litellm_call_id") or uuid.uuid4())
+    now = datetime.now(timezone.utc)
+    model = seen.model or request_data.get("model") or "unknown"
+    event = UsageEvent(
+        id=event_id(call_id),
+        start_time=seen.started,
+        end_time=now,
+        provider=str(seen.provider or "unknown"),
+        model=str(model),
+        operation="chat",
+        stream=True,
+        status="cancelled",
+        stop_reason="cancelled",
+        integration="litellm_proxy",
+    )
+    if seen.first_token is not None:
+        event.time_to_first_token_ms = round((seen.first_token - seen.started).total_seconds() * 1000.0, 3)
+    if seen.usage is not None:
+        _usage.apply(event, _usage.from_openai(seen.usage))
+    else:
+        prompt = request_text(request_data)
+        event.usage_source = "estimated"
+        event.input_tokens = -(-len(prompt) // 4)
+        event.output_tokens = -(-seen.out_chars // 4)
+    group = request_data.get("model")
+    event.model_group = str(group) if isinstance(group, str) and group else None
+    event.finalize_totals()
+    return event
+
+
+def request_text(body: Mapping[str, Any]) -> str:
+    """The prompt text of a chat/completions request body (for estimates only)."""
+    out: list[str] = []
+    stack: list[Any] = [body.get(k) for k in ("messages", "prompt", "input", "system")]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            out.append(item)
+        elif isinstance(item, Mapping):
+            stack.extend(item.get(k) for k in ("content", "text"))
+        elif isinstance(item, list):
+            stack.extend(item)
+    return "".join(out)

@@ -25,7 +25,7 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import AsyncGenerator, Mapping
 from typing import Any
 
 from litellm.integrations.custom_logger import CustomLogger
@@ -51,6 +51,9 @@ class MeterlineProxyHandler(CustomLogger):
         self._seen: collections.OrderedDict[str, None] = collections.OrderedDict()
         self._pending: dict[str, tuple[float, UsageEvent, dict[str, Any]]] = {}
         self._answered: collections.OrderedDict[str, None] = collections.OrderedDict()
+        # streams the client abandoned: call id -> (when, estimated event, metadata, provider usage seen)
+        self._cancelled: dict[str, tuple[float, UsageEvent, dict[str, Any], bool]] = {}
+        self.abandon_grace_s = 10.0
         self._enforcer: Any = None
         self._enforcer_ready = False
         self._enforcer_retry_at = 0.0
@@ -125,6 +128,63 @@ class MeterlineProxyHandler(CustomLogger):
     ) -> dict[str, str] | None:
         return {identity.MARKER_HEADER: "gateway"}
 
+    # -- streams the client abandons -----------------------------------------------------------------
+    async def async_post_call_streaming_iterator_hook(
+        self, user_api_key_dict: Any, response: Any, request_data: dict[str, Any]
+    ) -> AsyncGenerator[Any, None]:
+        """Pass the stream through; when the client goes away before its end (LiteLLM then fires no success
+        or failure hook at all) record one ``cancelled`` event with what was sent so far."""
+        seen = _events.StreamSeen()
+        try:
+            async for chunk in response:
+                try:
+                    seen.observe(chunk)
+                except Exception as exc:  # noqa: BLE001 - a meterline bug must never break the client's stream
+                    _errors.report("litellm_proxy.stream_chunk", exc, reraise=False)
+                yield chunk
+        except (GeneratorExit, asyncio.CancelledError):  # the client disconnected
+            self._abandoned(user_api_key_dict, request_data, seen)
+            raise
+
+    def _abandoned(self, key: Any, request_data: Mapping[str, Any], seen: _events.StreamSeen) -> None:
+        """The client hung up mid-stream. LiteLLM may still log a success for the call (with its own count of
+        what was streamed): that event is then recorded as ``cancelled``. If no success comes within
+        ``abandon_grace_s``, meterline's own estimate is recorded instead."""
+        try:
+            call_id = str(request_data.get("litellm_call_id") or "")
+            if not call_id:
+                return
+            with self._lock:
+                if call_id in self._seen:
+                    return  # the success hook came first: the stream had ended
+            event = _events.build_abandoned(request_data, seen)
+            md = self._request_identity(key, request_data, "acompletion")
+            event.api_key_hash = md.pop("api_key_hash", None)
+            with self._lock:
+                self._cancelled[call_id] = (time.monotonic(), event, md, seen.usage is not None)
+            asyncio.get_running_loop().call_later(self.abandon_grace_s, self.expire_cancelled)
+        except Exception as exc:  # noqa: BLE001 - a meterline bug must never reach the proxy
+            _errors.report("litellm_proxy.abandoned", exc, reraise=False)
+
+    def expire_cancelled(self, max_age_s: float | None = None) -> None:
+        """Record the estimate of abandoned streams LiteLLM logged nothing for."""
+        limit = time.monotonic() - (self.abandon_grace_s if max_age_s is None else max_age_s)
+        with self._lock:
+            due = [(cid, c) for cid, c in self._cancelled.items() if c[0] <= limit]
+            for cid, _ in due:
+                del self._cancelled[cid]
+        for cid, (_, event, md, _) in due:
+            copy = dataclasses.replace(event)
+            self._emit(cid, event, md)
+            if self.enforcer is not None:
+                asyncio.get_running_loop().create_task(self._settle(cid, copy))
+
+    async def _settle(self, call_id: str, event: UsageEvent) -> None:
+        try:
+            await self.enforcer.settle(call_id, event)
+        except Exception as exc:  # noqa: BLE001 - never break the proxy
+            _errors.report("litellm_proxy.settle", exc, reraise=False)
+
     # -- metering -----------------------------------------------------------------------------------
     async def async_log_success_event(self, kwargs: Any, response_obj: Any, start_time: Any, end_time: Any) -> None:
         event = self._success(kwargs, response_obj)
@@ -177,7 +237,12 @@ class MeterlineProxyHandler(CustomLogger):
                     return None
                 _remember(self._seen, call_id)
                 self._pending.pop(call_id, None)  # a fallback succeeded after a failed deployment
+                abandoned = self._cancelled.pop(call_id, None)
             event, key, caller = _events.build(kwargs, response_obj, failed=False)
+            if abandoned is not None:  # LiteLLM logs a stream the client hung up on as a success
+                event.status = event.stop_reason = "cancelled"
+                if not abandoned[3]:  # no usage chunk reached the client: LiteLLM counted the text itself
+                    event.usage_source = "estimated"
             copy = dataclasses.replace(event)
             _api.emit(event, {}, identity.resolve(caller, key, allow_override=self.allow_override))
             return copy

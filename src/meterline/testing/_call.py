@@ -91,7 +91,11 @@ class Call:
         wait = first_token if first_token is not None else delay
         if wait:
             time.sleep(wait)
+        with self.state.lock:
+            between = self.state.between_events_s
         for index, event in enumerate(events):
+            if between and index:
+                time.sleep(between)
             if failure is not None and index == failure.n_events:
                 if failure.mode == "error_event" and error_event is not None:
                     self._chunk(error_event)

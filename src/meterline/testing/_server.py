@@ -323,11 +323,12 @@ class FakeProvider:
         with self._state.lock:
             self._state.stream_failures.append(StreamFailure(n_events, times, mode))
 
-    def delay(self, seconds: float, first_token: float | None = None) -> None:
+    def delay(self, seconds: float, first_token: float | None = None, between_events: float = 0.0) -> None:
         """Wait ``seconds`` before a JSON response; before a stream's first event wait ``first_token``
-        (default: ``seconds``)."""
+        (default: ``seconds``), and ``between_events`` between a stream's events."""
         with self._state.lock:
             self._state.delay_s, self._state.first_token_s = seconds, first_token
+            self._state.between_events_s = between_events
 
 
 def main(argv: list[str] | None = None) -> int:

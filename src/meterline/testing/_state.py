@@ -124,6 +124,7 @@ class State:
     stream_failures: list[StreamFailure] = field(default_factory=list)
     delay_s: float = 0.0
     first_token_s: float | None = None
+    between_events_s: float = 0.0
 
     def reset(self) -> None:
         with self.lock:
@@ -134,6 +135,7 @@ class State:
             self.stream_failures.clear()
             self.delay_s = 0.0
             self.first_token_s = None
+            self.between_events_s = 0.0
 
     def record(self, method: str, path: str, headers: dict[str, str], raw: bytes) -> RecordedRequest:
         body: Any = raw
