@@ -170,6 +170,12 @@ def test_tool_calls_errors_and_abandoned_stream(db: Any, fake_provider: Any) -> 
     assert got[1] == ("error", "error", None, "RateLimitError")
     assert got[2][:2] == ("error", "error")
     assert got[3:] == [("cancelled", "cancelled", None, None)] * 2
+    # OpenAI reports usage only at a stream's end: an abandoned stream's counts are estimated from what was
+    # sent (the 35-character prompt -> 9 tokens; the first chunk read carried no text)
+    closed, dropped = db.events()[3:]
+    for e in (closed, dropped):
+        assert (e.usage_source, e.input_tokens, e.output_tokens) == ("estimated", 9, 0)
+        assert e.total_cost == 9 * Decimal(PRICES[0]["input_mtok"]) / 10**6
 
 
 async def test_async_chat_stream_and_embeddings(db: Any, fake_provider: Any) -> None:

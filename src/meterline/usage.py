@@ -119,3 +119,25 @@ def apply(event: Any, usage: TokenUsage) -> None:
     event.output_tokens = usage.output_tokens
     event.reasoning_tokens = usage.reasoning_tokens
     event.total_tokens = usage.total_tokens
+
+
+def prompt_text(body: Any) -> str:
+    """The prompt text of a request body (``messages``/``prompt``/``input``/``system``/``instructions``; string
+    contents and ``text`` blocks). Only for estimates, when a provider reports no usage."""
+    out: list[str] = []
+    stack: list[Any] = [get_field(body, k) for k in ("instructions", "system", "input", "prompt", "messages")]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            out.append(item)
+        elif isinstance(item, Mapping):
+            stack.extend(item.get(k) for k in ("text", "content"))
+        elif isinstance(item, (list, tuple)):
+            stack.extend(reversed(item))
+    return "".join(out)
+
+
+def estimate(prompt_chars: int, output_chars: int) -> TokenUsage:
+    """Counts for a call the provider never reported usage for (an abandoned OpenAI-style stream): about four
+    characters a token. Events carrying it say ``usage_source="estimated"``."""
+    return TokenUsage(input_tokens=-(-prompt_chars // 4), output_tokens=-(-output_chars // 4))

@@ -208,26 +208,9 @@ def build_abandoned(request_data: Mapping[str, Any], seen: StreamSeen) -> UsageE
     if seen.usage is not None:
         _usage.apply(event, _usage.from_openai(seen.usage))
     else:
-        prompt = request_text(request_data)
         event.usage_source = "estimated"
-        event.input_tokens = -(-len(prompt) // 4)
-        event.output_tokens = -(-seen.out_chars // 4)
+        _usage.apply(event, _usage.estimate(len(_usage.prompt_text(request_data)), seen.out_chars))
     group = request_data.get("model")
     event.model_group = str(group) if isinstance(group, str) and group else None
     event.finalize_totals()
     return event
-
-
-def request_text(body: Mapping[str, Any]) -> str:
-    """The prompt text of a chat/completions request body (for estimates only)."""
-    out: list[str] = []
-    stack: list[Any] = [body.get(k) for k in ("messages", "prompt", "input", "system")]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, str):
-            out.append(item)
-        elif isinstance(item, Mapping):
-            stack.extend(item.get(k) for k in ("content", "text"))
-        elif isinstance(item, list):
-            stack.extend(item)
-    return "".join(out)

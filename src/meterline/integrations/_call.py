@@ -59,6 +59,8 @@ class CallMeter:
         "integration",
         "model",
         "operation",
+        "out_chars",
+        "prompt_chars",
         "provider",
         "response_model",
         "scope",
@@ -97,6 +99,8 @@ class CallMeter:
         self.tokens = _usage.TokenUsage()
         self.text_parts: list[str] | None = None
         self.input_messages: Any = None
+        self.prompt_chars = 0  # for the estimate of a stream abandoned before the provider reported usage
+        self.out_chars = 0
         self._lock = threading.Lock()
         self._done = False
 
@@ -230,7 +234,17 @@ class CallMeter:
                 assert error is not None
                 event.error_type = error[0][:200]
                 event.error_message = error[1][:MAX_ERROR_MESSAGE]
-            _usage.apply(event, self.tokens)
+            tokens = self.tokens
+            if (
+                status == "cancelled"
+                and self.stream
+                and tokens.total_tokens == 0
+                and (self.prompt_chars or self.out_chars)
+            ):
+                # OpenAI-style streams report usage only at their end: the provider billed what was sent anyway
+                tokens = _usage.estimate(self.prompt_chars, self.out_chars)
+                event.usage_source = "estimated"
+            _usage.apply(event, tokens)
             if _api.settings.capture_content:
                 text = "".join(self.text_parts) if self.text_parts else None
                 event.input_messages, event.output_text = _api.capture(self.input_messages, text)

@@ -82,6 +82,7 @@ class LiteLLMCall:
         "messages",
         "model",
         "operation",
+        "prompt_chars",
         "response_model",
         "scope",
         "start_mono",
@@ -107,6 +108,7 @@ class LiteLLMCall:
         self.scope = scope
         self.call_md = call_md
         self.messages = messages  # only kept with capture_content on
+        self.prompt_chars = 0  # streams: for the estimate when one is abandoned before the provider's usage
         self.start_wall = datetime.now(timezone.utc)
         self.start_mono = time.perf_counter()
         self.closed = False  # an event that ends the call was emitted: ignore every later hook
@@ -239,6 +241,10 @@ class LiteLLMCall:
         event = self._event(logging_obj, status, error)
         if self.usage is not None:
             _usage.apply(event, usage_counts(self.usage))
+        elif status == "cancelled":  # OpenAI-style streams report usage only at their end: estimate what was sent
+            sent = getattr(stream, "response_uptil_now", None)
+            _usage.apply(event, _usage.estimate(self.prompt_chars, len(sent) if isinstance(sent, str) else 0))
+            event.usage_source = "estimated"
         if self.response_model:
             event.response_model = self.response_model
         if self.first_token is not None:

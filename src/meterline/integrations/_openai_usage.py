@@ -62,8 +62,10 @@ def chunk(meter: CallMeter, item: Any) -> None:
             meter.mark_first_token()
         if get(delta, "tool_calls"):
             meter.tool_use = True
-        if meter.text_parts is not None and isinstance(text, str):
-            meter.text_parts.append(text)
+        if isinstance(text, str):
+            meter.out_chars += len(text)
+            if meter.text_parts is not None:
+                meter.text_parts.append(text)
         _finish(meter, get(choice, "finish_reason"))
 
 
@@ -97,8 +99,11 @@ def response_event(meter: CallMeter, event: Any) -> tuple[str, str | None, str |
     kind = get(event, "type")
     if kind in ("response.output_text.delta", "response.function_call_arguments.delta"):
         meter.mark_first_token()
-        if kind == "response.output_text.delta" and meter.text_parts is not None:
-            meter.text_parts.append(str(get(event, "delta") or ""))
+        if kind == "response.output_text.delta":
+            delta = str(get(event, "delta") or "")
+            meter.out_chars += len(delta)
+            if meter.text_parts is not None:
+                meter.text_parts.append(delta)
         return None
     if kind in ("response.completed", "response.incomplete"):
         text_parts, meter.text_parts = meter.text_parts, None  # the text came with the deltas

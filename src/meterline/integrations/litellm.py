@@ -52,6 +52,7 @@ from meterline.context import current_metadata, should_meter
 from meterline.integrations import _litellm_stream as _stream
 from meterline.integrations._litellm_call import ATTR, OPERATIONS, LiteLLMCall
 from meterline.metadata import normalise
+from meterline.usage import prompt_text
 
 _MISSING = object()
 _lock = threading.Lock()
@@ -136,7 +137,10 @@ def _plan(call_type: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Lite
     if settings.capture_content:
         messages = kwargs.get("messages") if operation == "chat" else kwargs.get("prompt", kwargs.get("input"))
     name = model if isinstance(model, str) else None
-    return LiteLLMCall(operation, name, stream, current_metadata(), call_md, messages)
+    call = LiteLLMCall(operation, name, stream, current_metadata(), call_md, messages)
+    if stream:
+        call.prompt_chars = len(prompt_text(kwargs))
+    return call
 
 
 def _ask_for_stream_usage(model: Any, kwargs: dict[str, Any]) -> None:

@@ -23,6 +23,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from meterline import _errors
+from meterline import usage as _usage
 from meterline.context import should_meter
 from meterline.integrations import _openai_usage as U
 from meterline.integrations._call import CallMeter
@@ -91,6 +92,8 @@ def _start(client: Any, options: Any, call_md: Mapping[str, Any] | None) -> tupl
             operation=operation,
         )
         meter.want_content(body.get("messages") or body.get("input") or body.get("prompt"))
+        if stream:
+            meter.prompt_chars = len(_usage.prompt_text(body))
         hide = False
         if stream and path in ("/chat/completions", "/completions"):
             stream_options = body.get("stream_options")
