@@ -162,7 +162,7 @@ class MeterlineProxyHandler(CustomLogger):
             event.api_key_hash = md.pop("api_key_hash", None)
             with self._lock:
                 self._cancelled[call_id] = (time.monotonic(), event, md, seen.usage is not None)
-            asyncio.get_running_loop().call_later(self.abandon_grace_s, self.expire_cancelled)
+            _later(self.abandon_grace_s, self.expire_cancelled)
         except Exception as exc:  # noqa: BLE001 - a meterline bug must never reach the proxy
             _errors.report("litellm_proxy.abandoned", exc, reraise=False)
 
@@ -177,7 +177,10 @@ class MeterlineProxyHandler(CustomLogger):
             copy = dataclasses.replace(event)
             self._emit(cid, event, md)
             if self.enforcer is not None:
-                asyncio.get_running_loop().create_task(self._settle(cid, copy))
+                try:
+                    asyncio.get_running_loop().create_task(self._settle(cid, copy))
+                except RuntimeError:  # called off the proxy's loop: the hold expires by its TTL instead
+                    pass
 
     async def _settle(self, call_id: str, event: UsageEvent) -> None:
         try:
@@ -282,12 +285,7 @@ class MeterlineProxyHandler(CustomLogger):
     def _schedule_expiry(self) -> None:
         """Emit failures nobody answered within the grace period (a failure hook without a proxy error
         response, e.g. a stream that broke after it started)."""
-        try:
-            asyncio.get_running_loop().call_later(self.failure_grace_s, self.expire_pending)
-        except RuntimeError:  # the sync hook runs outside the loop
-            timer = threading.Timer(self.failure_grace_s, self.expire_pending)
-            timer.daemon = True
-            timer.start()
+        _later(self.failure_grace_s, self.expire_pending)
 
     def expire_pending(self, max_age_s: float | None = None) -> None:
         limit = time.monotonic() - (self.failure_grace_s if max_age_s is None else max_age_s)
@@ -302,6 +300,16 @@ class MeterlineProxyHandler(CustomLogger):
         if call_id:
             with self._lock:
                 _remember(self._seen, call_id)
+
+
+def _later(delay: float, fn: Any) -> None:
+    """Run ``fn`` after ``delay`` seconds: on the proxy's loop when called from it, else on a timer thread."""
+    try:
+        asyncio.get_running_loop().call_later(delay, fn)
+    except RuntimeError:  # the sync hooks run outside the loop
+        timer = threading.Timer(delay, fn)
+        timer.daemon = True
+        timer.start()
 
 
 def _remember(seen: collections.OrderedDict[str, None], call_id: str) -> None:
