@@ -150,3 +150,27 @@ async def test_an_abandoned_stream_litellm_never_logs_is_recorded_from_the_estim
     )
     handler.expire_cancelled(max_age_s=0)
     assert len(meter_db.events()) == 1  # type: ignore[attr-defined]
+
+
+async def test_at_shutdown_an_abandoned_stream_still_held_is_recorded(
+    meter_db: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from types import SimpleNamespace
+
+    from meterline.integrations.litellm_proxy import MeterlineProxyHandler
+
+    monkeypatch.setenv("METERLINE_BUDGETS", "off")
+    handler = MeterlineProxyHandler()
+    key = SimpleNamespace(key_alias="app-a", team_id=None, org_id=None, user_id=None, token="b" * 64)
+
+    async def upstream() -> object:
+        yield SimpleNamespace(model="gpt-4o-mini", usage=None, choices=[SimpleNamespace(delta={"content": "Hi"})])
+        yield SimpleNamespace(model="gpt-4o-mini", usage=None, choices=[SimpleNamespace(delta={"content": "!"})])
+
+    stream = handler.async_post_call_streaming_iterator_hook(key, upstream(), {"litellm_call_id": "call-2"})
+    await stream.__anext__()
+    await stream.aclose()
+    assert meter_db.events() == []  # type: ignore[attr-defined]  # held: LiteLLM may still log the call
+    handler.expire_all()  # the proxy shuts down: nothing more will come for it
+    [e] = meter_db.events()  # type: ignore[attr-defined]
+    assert (e.status, e.usage_source, e.output_tokens, e.api_key_alias) == ("cancelled", "estimated", 1, "app-a")

@@ -239,11 +239,12 @@ class LiteLLMCall:
             # usage LiteLLM kept but did not hand out (Anthropic's message_start arrives as an empty chunk)
             self.usage = _last_usage(getattr(stream, "chunks", None))
         event = self._event(logging_obj, status, error)
+        sent = getattr(stream, "response_uptil_now", None)  # the text handed to the consumer so far
+        sent = sent if isinstance(sent, str) else None
         if self.usage is not None:
             _usage.apply(event, usage_counts(self.usage))
         elif status == "cancelled":  # OpenAI-style streams report usage only at their end: estimate what was sent
-            sent = getattr(stream, "response_uptil_now", None)
-            _usage.apply(event, _usage.estimate(self.prompt_chars, len(sent) if isinstance(sent, str) else 0))
+            _usage.apply(event, _usage.estimate(self.prompt_chars, len(sent or "")))
             event.usage_source = "estimated"
         if self.response_model:
             event.response_model = self.response_model
@@ -253,8 +254,7 @@ class LiteLLMCall:
             _stop(event, self.finish_reason)
         elif status == "cancelled":
             event.stop_reason = "cancelled"
-        text = getattr(stream, "response_uptil_now", None) if _api.settings.capture_content else None
-        self._emit(event, text if isinstance(text, str) else None)
+        self._emit(event, sent)
 
     def _emit(self, event: UsageEvent, text: str | None) -> None:
         if _api.settings.capture_content:

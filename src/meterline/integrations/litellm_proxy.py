@@ -26,7 +26,7 @@ import sys
 import threading
 import time
 from collections.abc import AsyncGenerator, Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 from litellm.integrations.custom_logger import CustomLogger
 
@@ -38,6 +38,9 @@ from meterline.gateway import events as _events
 from meterline.gateway import identity
 
 logger = logging.getLogger("meterline")
+
+# an event held until a later hook decides it: (since, event, metadata, …)
+_Held = TypeVar("_Held", bound=tuple[Any, ...])
 
 _SEEN_MAX = 200_000  # call ids remembered for de-duplication (~30 MB worst case)
 
@@ -162,18 +165,14 @@ class MeterlineProxyHandler(CustomLogger):
             event.api_key_hash = md.pop("api_key_hash", None)
             with self._lock:
                 self._cancelled[call_id] = (time.monotonic(), event, md, seen.usage is not None)
+            _register_exit_hook()
             _later(self.abandon_grace_s, self.expire_cancelled)
         except Exception as exc:  # noqa: BLE001 - a meterline bug must never reach the proxy
             _errors.report("litellm_proxy.abandoned", exc, reraise=False)
 
     def expire_cancelled(self, max_age_s: float | None = None) -> None:
         """Record the estimate of abandoned streams LiteLLM logged nothing for."""
-        limit = time.monotonic() - (self.abandon_grace_s if max_age_s is None else max_age_s)
-        with self._lock:
-            due = [(cid, c) for cid, c in self._cancelled.items() if c[0] <= limit]
-            for cid, _ in due:
-                del self._cancelled[cid]
-        for cid, (_, event, md, _) in due:
+        for cid, (_, event, md, _) in self._take_due(self._cancelled, self.abandon_grace_s, max_age_s):
             copy = dataclasses.replace(event)
             self._emit(cid, event, md)
             if self.enforcer is not None:
@@ -181,6 +180,20 @@ class MeterlineProxyHandler(CustomLogger):
                     asyncio.get_running_loop().create_task(self._settle(cid, copy))
                 except RuntimeError:  # called off the proxy's loop: the hold expires by its TTL instead
                     pass
+
+    def expire_all(self) -> None:
+        """At shutdown: everything held for a later hook is recorded now (no hook will come any more)."""
+        self.expire_pending(-1.0)
+        self.expire_cancelled(-1.0)
+
+    def _take_due(self, table: dict[str, _Held], grace_s: float, max_age_s: float | None) -> list[tuple[str, _Held]]:
+        """Remove and return the entries of ``table`` held longer than the grace period (or ``max_age_s``)."""
+        limit = time.monotonic() - (grace_s if max_age_s is None else max_age_s)
+        with self._lock:
+            due = [(cid, held) for cid, held in table.items() if held[0] <= limit]
+            for cid, _ in due:
+                del table[cid]
+        return due
 
     async def _settle(self, call_id: str, event: UsageEvent) -> None:
         try:
@@ -288,12 +301,7 @@ class MeterlineProxyHandler(CustomLogger):
         _later(self.failure_grace_s, self.expire_pending)
 
     def expire_pending(self, max_age_s: float | None = None) -> None:
-        limit = time.monotonic() - (self.failure_grace_s if max_age_s is None else max_age_s)
-        with self._lock:
-            due = [(cid, p) for cid, p in self._pending.items() if p[0] <= limit]
-            for cid, _ in due:
-                del self._pending[cid]
-        for cid, (_, event, md) in due:
+        for cid, (_, event, md) in self._take_due(self._pending, self.failure_grace_s, max_age_s):
             self._emit(cid, event, md)
 
     def _mark_seen(self, call_id: str) -> None:
@@ -343,14 +351,14 @@ _exit_hook_registered = False
 
 
 def _register_exit_hook() -> None:
-    """Emit still-pending failures at exit, before the recorder's own exit flush: atexit runs hooks in
-    reverse order, so this is registered after the recorder exists."""
+    """Emit the events still held (failures, abandoned streams) at exit, before the recorder's own exit flush:
+    atexit runs hooks in reverse order, so this is registered after the recorder exists."""
     global _exit_hook_registered
     if _exit_hook_registered:
         return
     _exit_hook_registered = True
     _api.get_recorder()
-    atexit.register(handler.expire_pending, -1.0)
+    atexit.register(handler.expire_all)
 
 
 def _drain_logging_worker_on_shutdown() -> None:
@@ -371,7 +379,7 @@ def _drain_logging_worker_on_shutdown() -> None:
             await asyncio.wait_for(GLOBAL_LOGGING_WORKER.flush(), timeout=drain_s)
         except Exception as exc:  # noqa: BLE001 - shutdown must go on whatever happens here
             logger.warning("meterline gateway: draining LiteLLM's logging worker at shutdown: %r", exc)
-        handler.expire_pending(-1.0)  # failures still waiting for a fallback: the proxy answers no more
+        handler.expire_all()  # held failures and abandoned streams: no hook will come for them any more
         # The proxy process may end without running atexit hooks (the recorder's exit flush among them),
         # so write everything now.
         if not await asyncio.to_thread(_api.flush, float(os.environ.get("METERLINE_GATEWAY_DRAIN_S", "10"))):
