@@ -311,7 +311,6 @@ def _from_wire(data: Mapping[str, Any]) -> UsageEvent:
     return event
 
 
-_FIELD_SET = frozenset(FIELD_NAMES)
 _STR, _TOKEN, _TIME, _COST, _INT, _FLOAT, _BOOL, _TAGS, _ATTRS, _ANY = range(10)
 _WIRE_KIND: dict[str, int] = {
     **dict.fromkeys(STRING_FIELDS, _STR),

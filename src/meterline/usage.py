@@ -121,20 +121,20 @@ def apply(event: Any, usage: TokenUsage) -> None:
     event.total_tokens = usage.total_tokens
 
 
-def prompt_text(body: Any) -> str:
-    """The prompt text of a request body (``messages``/``prompt``/``input``/``system``/``instructions``; string
-    contents and ``text`` blocks). Only for estimates, when a provider reports no usage."""
-    out: list[str] = []
+def prompt_chars(body: Any) -> int:
+    """Characters of prompt text in a request body (``messages``/``prompt``/``input``/``system``/``instructions``;
+    string contents and ``text`` blocks). Only for estimates, when a provider reports no usage."""
+    total = 0
     stack: list[Any] = [get_field(body, k) for k in ("instructions", "system", "input", "prompt", "messages")]
     while stack:
         item = stack.pop()
         if isinstance(item, str):
-            out.append(item)
+            total += len(item)
         elif isinstance(item, Mapping):
             stack.extend(item.get(k) for k in ("text", "content"))
         elif isinstance(item, (list, tuple)):
-            stack.extend(reversed(item))
-    return "".join(out)
+            stack.extend(item)
+    return total
 
 
 def estimate(prompt_chars: int, output_chars: int) -> TokenUsage:

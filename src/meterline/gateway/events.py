@@ -209,7 +209,7 @@ def build_abandoned(request_data: Mapping[str, Any], seen: StreamSeen) -> UsageE
         _usage.apply(event, _usage.from_openai(seen.usage))
     else:
         event.usage_source = "estimated"
-        _usage.apply(event, _usage.estimate(len(_usage.prompt_text(request_data)), seen.out_chars))
+        _usage.apply(event, _usage.estimate(_usage.prompt_chars(request_data), seen.out_chars))
     group = request_data.get("model")
     event.model_group = str(group) if isinstance(group, str) and group else None
     event.finalize_totals()

@@ -52,7 +52,7 @@ from meterline.context import current_metadata, should_meter
 from meterline.integrations import _litellm_stream as _stream
 from meterline.integrations._litellm_call import ATTR, OPERATIONS, LiteLLMCall
 from meterline.metadata import normalise
-from meterline.usage import prompt_text
+from meterline.usage import prompt_chars
 
 _MISSING = object()
 _lock = threading.Lock()
@@ -139,7 +139,7 @@ def _plan(call_type: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Lite
     name = model if isinstance(model, str) else None
     call = LiteLLMCall(operation, name, stream, current_metadata(), call_md, messages)
     if stream:
-        call.prompt_chars = len(prompt_text(kwargs))
+        call.prompt_chars = prompt_chars(kwargs)
     return call
 
 

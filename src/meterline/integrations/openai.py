@@ -93,7 +93,7 @@ def _start(client: Any, options: Any, call_md: Mapping[str, Any] | None) -> tupl
         )
         meter.want_content(body.get("messages") or body.get("input") or body.get("prompt"))
         if stream:
-            meter.prompt_chars = len(_usage.prompt_text(body))
+            meter.prompt_chars = _usage.prompt_chars(body)
         hide = False
         if stream and path in ("/chat/completions", "/completions"):
             stream_options = body.get("stream_options")
