@@ -16,10 +16,10 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from meterline.integrations import GATEWAY_HEADER
 from meterline.metadata import METADATA_FIELDS, merge, normalise
 from meterline.metadata import _canonical as canonical_name
 
-MARKER_HEADER = "x-meterline-metered"
 _MESSAGES = ("anthropic_messages", "aanthropic_messages")
 _READ = METADATA_FIELDS | {"credential_value", "credential_hash"}
 _PREFIXES = ("x-revenium-", "x-meterline-")  # later prefix wins
@@ -52,7 +52,7 @@ def header_metadata(headers: Mapping[str, Any] | None) -> dict[str, Any]:
     for prefix in _PREFIXES:
         for name, value in headers.items():
             lname = str(name).lower()
-            if not lname.startswith(prefix) or lname == MARKER_HEADER or not isinstance(value, str):
+            if not lname.startswith(prefix) or lname == GATEWAY_HEADER or not isinstance(value, str):
                 continue
             field = lname[len(prefix) :].replace("-", "_")
             if field == "tags":

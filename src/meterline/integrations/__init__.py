@@ -11,6 +11,10 @@ import logging
 
 logger = logging.getLogger("meterline")
 
+# The meterline gateway adds this response header (value "gateway") to calls it meters; an SDK integration
+# that sees it on a response records nothing for that call, so app and gateway never both count it.
+GATEWAY_HEADER = "x-meterline-metered"
+
 # integration name -> (module that patches it, the library it needs)
 INTEGRATIONS: dict[str, tuple[str, str]] = {
     "litellm": ("meterline.integrations.litellm", "litellm"),

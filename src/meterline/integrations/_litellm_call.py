@@ -23,6 +23,7 @@ from meterline import _api
 from meterline import usage as _usage
 from meterline.context import _in_call
 from meterline.event import MAX_ERROR_MESSAGE, UsageEvent
+from meterline.integrations import GATEWAY_HEADER
 
 # LiteLLM call types metered, and the schema operation each one is.
 OPERATIONS: dict[str, str] = {
@@ -262,7 +263,7 @@ class LiteLLMCall:
         _api.emit(event, self.scope, self.call_md)
 
 
-GATEWAY_HEADER = "llm_provider-x-meterline-metered"  # how LiteLLM keeps the upstream response header
+_UPSTREAM_GATEWAY_HEADER = "llm_provider-" + GATEWAY_HEADER  # how LiteLLM keeps an upstream response header
 
 
 def metered_by_gateway(response: Any) -> bool:
@@ -272,7 +273,7 @@ def metered_by_gateway(response: Any) -> bool:
     headers = hidden.get("additional_headers") if isinstance(hidden, dict) else None
     if not isinstance(headers, dict):
         return False
-    value = headers.get(GATEWAY_HEADER)
+    value = headers.get(_UPSTREAM_GATEWAY_HEADER)
     return isinstance(value, str) and value.strip().lower() == "gateway"
 
 

@@ -21,10 +21,10 @@ from typing import Any
 
 from meterline import _errors
 from meterline.context import _in_call
+from meterline.integrations import GATEWAY_HEADER
 from meterline.integrations._call import CallMeter, call_metadata
 
 HEADER = "x-meterline-usage-metadata"
-GATEWAY_HEADER = "x-meterline-metered"  # a meterline gateway metered this call already
 
 # Set by the request hook for the call in progress; the SDK's _process_response (which sees the HTTP response,
 # in the same thread or task) notes there whether a meterline gateway answered.

@@ -36,6 +36,7 @@ from meterline.context import _in_call
 from meterline.event import UsageEvent
 from meterline.gateway import events as _events
 from meterline.gateway import identity
+from meterline.integrations import GATEWAY_HEADER
 
 logger = logging.getLogger("meterline")
 
@@ -129,7 +130,7 @@ class MeterlineProxyHandler(CustomLogger):
         request_headers: dict[str, str] | None = None,
         litellm_call_info: dict[str, object] | None = None,
     ) -> dict[str, str] | None:
-        return {identity.MARKER_HEADER: "gateway"}
+        return {GATEWAY_HEADER: "gateway"}
 
     # -- streams the client abandons -----------------------------------------------------------------
     async def async_post_call_streaming_iterator_hook(
