@@ -105,6 +105,15 @@ def _postgres_admin() -> object:
         pytest.skip(reason)
 
 
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A destination URL, once a SQLite file and once a fresh PostgreSQL database (tests run on both)."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'meterline.db'}"
+    url: str = request.getfixturevalue("postgres_url")
+    return url
+
+
 @pytest.fixture
 def postgres_url() -> Iterator[str]:
     """A fresh, empty PostgreSQL database for one test (dropped afterwards); its URL."""

@@ -29,14 +29,6 @@ MTOK = Decimal(10) ** 6
 IN, OUT = Decimal("0.15") / MTOK, Decimal("0.60") / MTOK  # gpt-4o-mini
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def database(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'budgets.db'}"
-    url: str = request.getfixturevalue("postgres_url")
-    return url
-
-
 @pytest.fixture
 def store(database: str) -> Iterator[Any]:
     writer, reader = open_stores(database, pool_size=2)

@@ -18,14 +18,6 @@ MTOK = Decimal(10) ** 6
 IN, OUT = Decimal("0.15") / MTOK, Decimal("0.60") / MTOK
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def database(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'collector.db'}"
-    url: str = request.getfixturevalue("postgres_url")
-    return url
-
-
 @pytest.fixture
 def collector(database: str) -> Iterator[ThreadCollector]:
     with ThreadCollector(database=database, max_batch_events=100, max_body_bytes=200_000) as c:

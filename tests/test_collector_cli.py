@@ -38,14 +38,6 @@ def test_keys_create_list_revoke_on_the_database(tmp_path: Path, capsys: pytest.
     assert "no single active key" in capsys.readouterr().err
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def database(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'collector.db'}"
-    url: str = request.getfixturevalue("postgres_url")
-    return url
-
-
 def test_report_reads_through_the_collector(database: str, capsys: pytest.CaptureFixture[str]) -> None:
     with ThreadCollector(database=database) as c:
         read = K.create_key(c.app.state.writer, "read")[0]
