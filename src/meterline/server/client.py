@@ -17,6 +17,7 @@ from typing import Any
 
 from meterline.config import DestinationError
 from meterline.event import COST_FIELDS, UsageEvent, format_time
+from meterline.sinks.http import error_detail
 from meterline.store.query import QueryError, UsageQuery
 from meterline.store.reads import EventPages
 
@@ -41,7 +42,7 @@ class CollectorClient(EventPages):
             with urllib.request.urlopen(req, timeout=self.timeout) as resp:
                 return json.loads(resp.read() or b"null")
         except urllib.error.HTTPError as exc:
-            detail = _detail(exc.read())
+            detail = error_detail(exc.read())
             if exc.code == 400:
                 raise QueryError(detail) from None
             if exc.code == 404:
@@ -128,14 +129,3 @@ class CollectorClient(EventPages):
 
     def close(self) -> None:
         pass
-
-
-def _detail(data: bytes) -> str:
-    try:
-        doc = json.loads(data)
-        if isinstance(doc, dict) and "detail" in doc:
-            detail = doc["detail"]
-            return detail if isinstance(detail, str) else json.dumps(detail)
-    except ValueError:
-        pass
-    return data[:200].decode(errors="replace")

@@ -110,7 +110,7 @@ class HttpSink:
         status, headers, data = self._post(body)
         if status in (200, 207):
             return self._rejections(data)
-        detail = _detail(data)
+        detail = error_detail(data)
         if status == 413 and len(events) > 1:  # the collector's limits are lower than our batch size
             half = len(events) // 2
             return self.write(events[:half]) + self.write(events[half:])
@@ -138,11 +138,13 @@ class HttpSink:
             self._drop_connection()
 
 
-def _detail(data: bytes) -> str:
+def error_detail(data: bytes) -> str:
+    """The message of a collector's error answer (FastAPI's ``{"detail": …}``), else the start of the body."""
     try:
         doc = json.loads(data)
         if isinstance(doc, dict) and "detail" in doc:
-            return str(doc["detail"])
+            detail = doc["detail"]
+            return detail if isinstance(detail, str) else json.dumps(detail)
     except ValueError:
         pass
     return data[:200].decode(errors="replace")
