@@ -63,13 +63,9 @@ def normalise_model(provider: str, model: str) -> str:
     "us.anthropic.x"; application inference profiles are opaque ids and stay as they are)."""
     name = model
     prefixes = _ROUTES.get(provider, (f"{provider}/",))
-    changed = True
-    while changed:
-        changed = False
-        for p in prefixes:
-            if name.startswith(p) and len(name) > len(p):
-                name = name[len(p) :]
-                changed = True
+    for p in prefixes:  # each at most once, in order ("bedrock/converse/x"); "perplexity/perplexity/sonar" keeps one
+        if name.startswith(p) and len(name) > len(p):
+            name = name[len(p) :]
     if provider in BEDROCK:
         arn = _BEDROCK_ARN.match(name)
         if arn:
@@ -81,4 +77,8 @@ def candidates(provider: str, model: str) -> tuple[str, ...]:
     """Names to look ``model`` up by, best first: the bare id, then the id as given (a provider whose own ids
     start with its LiteLLM prefix keeps working)."""
     bare = normalise_model(provider, model)
-    return (bare,) if bare == model else (bare, model)
+    names = [bare] if bare == model else [bare, model]
+    if provider == "fireworks_ai" and not bare.startswith("accounts/"):
+        # LiteLLM completes "fireworks_ai/<model>" to Fireworks' own id "accounts/fireworks/models/<model>"
+        names.insert(0, f"accounts/fireworks/models/{bare}")
+    return tuple(names)
