@@ -47,6 +47,8 @@ class TokenUsage:
     reasoning_tokens: int = 0
     # not token classes of schema v1, but priced: None = the reply did not say
     web_searches: int | None = None
+    storage_searches: int | None = None  # OpenAI file search calls
+    code_executions: int | None = None  # OpenAI code interpreter calls
     citation_tokens: int = 0  # subset of output_tokens (Perplexity)
     service_tier: str | None = None
 
@@ -216,8 +218,10 @@ def apply(event: Any, usage: TokenUsage) -> None:
     event.output_tokens = usage.output_tokens
     event.reasoning_tokens = usage.reasoning_tokens
     event.total_tokens = usage.total_tokens
-    if usage.web_searches is not None:
-        event.attributes[ATTR_WEB_SEARCHES] = usage.web_searches
+    for name in ("web_searches", "storage_searches", "code_executions"):
+        count = getattr(usage, name)
+        if count is not None:
+            event.attributes[f"meterline.{name}"] = count
     if usage.citation_tokens:
         event.attributes[ATTR_CITATION_TOKENS] = usage.citation_tokens
     if usage.service_tier is not None:
