@@ -10,7 +10,6 @@ Nothing here raises into the caller: internal errors go to :func:`meterline._err
 from __future__ import annotations
 
 import dataclasses
-
 import threading
 import time
 from collections.abc import Mapping
