@@ -94,7 +94,12 @@ def response(meter: CallMeter, reply: Any) -> None:
             billed[_BILLED_TOOL_ITEMS[kind]] += 1
     if usage is not None:
         # every billed tool call is an output item: a reply with none used none
-        meter.tokens = dataclasses.replace(_usage.from_openai(usage, get(reply, "service_tier")), **billed)
+        meter.tokens = dataclasses.replace(
+            _usage.from_openai(usage, get(reply, "service_tier")),
+            web_searches=billed["web_searches"],
+            storage_searches=billed["storage_searches"],
+            code_executions=billed["code_executions"],
+        )
     status = get(reply, "status")
     if status == "incomplete":
         meter.stop_reason = _INCOMPLETE.get(get(get(reply, "incomplete_details"), "reason"), "max_tokens")
