@@ -24,6 +24,7 @@ __all__ = ["Pricer", "RatePlan", "Tiered", "bedrock_base_model", "get_pricer", "
 
 _MTOK = Decimal(1_000_000)
 _ZERO = Decimal(0)
+_QZERO = quantize_cost(_ZERO)
 _UTC = timezone.utc
 
 # genai-prices price keys meterline counts per event (token classes of schema v1 and their subsets)
@@ -107,57 +108,65 @@ class RatePlan:
     def cost(self, event: UsageEvent) -> tuple[Decimal, Decimal, Decimal, Decimal]:
         """(input, cache_read, cache_write, output) token costs, each quantised to a pico-dollar."""
         total_input = event.input_tokens + event.cache_read_tokens + event.cache_write_tokens
-
-        def rate(*chain: Price | None) -> Decimal:
-            for p in chain:
-                if p is not None:
-                    return p.at(total_input) if isinstance(p, Tiered) else p
-            return _ZERO
-
-        write_1h = event.cache_write_1h_tokens
-        write_5m = event.cache_write_tokens - write_1h
-        reasoning = event.reasoning_tokens
-        citation = min(_count(event, ATTR_CITATION_TOKENS) or 0, event.output_tokens - reasoning)
-        plain_out = event.output_tokens - reasoning - citation
         i, o, w = self.input_mtok, self.output_mtok, self.cache_write_mtok
-        return (
-            quantize_cost(event.input_tokens * rate(i) / _MTOK),
-            quantize_cost(event.cache_read_tokens * rate(self.cache_read_mtok, i) / _MTOK),
-            quantize_cost(
-                (write_5m * rate(self.cache_write_5m_mtok, w, i) + write_1h * rate(self.cache_write_1h_mtok, w, i))
-                / _MTOK
-            ),
-            quantize_cost(
-                (
-                    plain_out * rate(o)
-                    + reasoning * rate(self.output_reasoning_mtok, o)
-                    + citation * rate(self.output_citation_mtok, o)
-                )
-                / _MTOK
-            ),
-        )
+        input_cost = cache_read_cost = cache_write_cost = output_cost = _QZERO
+        if event.input_tokens:
+            input_cost = quantize_cost(event.input_tokens * _rate(total_input, i) / _MTOK)
+        if event.cache_read_tokens:
+            cache_read_cost = quantize_cost(
+                event.cache_read_tokens * _rate(total_input, self.cache_read_mtok, i) / _MTOK
+            )
+        if event.cache_write_tokens:
+            write_1h = event.cache_write_1h_tokens
+            write_5m = event.cache_write_tokens - write_1h
+            amount = write_5m * _rate(total_input, self.cache_write_5m_mtok, w, i) if write_5m else _ZERO
+            if write_1h:
+                amount += write_1h * _rate(total_input, self.cache_write_1h_mtok, w, i)
+            cache_write_cost = quantize_cost(amount / _MTOK)
+        if event.output_tokens:
+            reasoning = event.reasoning_tokens
+            citation = 0
+            if event.attributes and ATTR_CITATION_TOKENS in event.attributes:
+                citation = min(_count(event, ATTR_CITATION_TOKENS) or 0, event.output_tokens - reasoning)
+            amount = (event.output_tokens - reasoning - citation) * _rate(total_input, o)
+            if reasoning:
+                amount += reasoning * _rate(total_input, self.output_reasoning_mtok, o)
+            if citation:
+                amount += citation * _rate(total_input, self.output_citation_mtok, o)
+            output_cost = quantize_cost(amount / _MTOK)
+        return input_cost, cache_read_cost, cache_write_cost, output_cost
 
     def fee_cost(self, event: UsageEvent) -> tuple[Decimal, tuple[str, ...]]:
         """Per-request and per-unit fees, and the units that could not be counted (the cost is then partial)."""
+        if not self.fees and not self.uncounted:
+            return _QZERO, ()
         total = _ZERO
         unknown: list[str] = []
         total_input = event.input_tokens + event.cache_read_tokens + event.cache_write_tokens
         for key, price in self.fees:
             unit, per = FEE_UNITS[key]
-            rate = price.at(total_input) if isinstance(price, Tiered) else price
             if unit == "requests":
                 n: int | None = 1
             else:
-                n = _count(event, f"meterline.{unit}")
+                n = _count(event, f"meterline.{unit}") if event.attributes else None
                 if n is None and unit == "web_searches" and self.provider in _SEARCH_PROVIDERS:
                     unknown.append(unit)
                     continue
-            total += (n or 0) * rate / per
+            if n:
+                total += n * _rate(total_input, price) / per
         for key in self.uncounted:
             modality = any(word in f"_{key}" for word in _MODALITY_WORDS) and key.endswith("_mtok")
             if not modality or event.operation in ("audio", "image"):
                 unknown.append(key.rsplit("_", 1)[0])
         return quantize_cost(total), tuple(unknown)
+
+
+def _rate(total_input: int, *chain: Price | None) -> Decimal:
+    """The first price of ``chain`` that is set (a class without its own price is charged as its parent)."""
+    for p in chain:
+        if p is not None:
+            return p.at(total_input) if isinstance(p, Tiered) else p
+    return _ZERO
 
 
 def _count(event: UsageEvent, key: str) -> int | None:
