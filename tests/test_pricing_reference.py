@@ -4,8 +4,9 @@ The expected costs are computed independently, here, by genai-prices' public API
 with the genai-prices provider id and the provider's native model id), never by meterline's pricer. meterline
 is called the way the integrations call it: the provider name LiteLLM uses and the model id as requested
 (every other row with LiteLLM's routing prefix). Agreement is to 1e-9 USD, on the total and on the input and
-output sides, for every row: 197 models from 16 providers x 6 usage shapes x 2 instants (DeepSeek's peak and
-off-peak), plus service tiers.
+output sides, for every row: 197 models called through 15 providers (14 genai-prices price lists) x 6 usage
+shapes x 2 instants (DeepSeek's peak and off-peak) = 2,364 rows, plus service tiers. Before issue 16's fixes,
+230 of these rows disagreed (23 models: DeepSeek time-of-day, Groq/Fireworks native ids, Perplexity fees).
 
 Deliberate differences (documented, tested below):
 1. ``pricing_source``: where genai-prices silently uses another provider's list (Azure -> OpenAI, Google ->
