@@ -240,3 +240,24 @@ def test_vertex_is_priced_with_google_cloud_list_prices() -> None:
     e = _priced("vertex_ai", "vertex_ai/claude-sonnet-4-5@20250929", input_tokens=100_000)
     assert e.total_cost == Decimal("0.3")
     assert e.pricing_source is not None and "fallback" not in e.pricing_source
+
+
+def test_updated_genai_prices_data_replaces_cached_prices() -> None:
+    from genai_prices import data_snapshot
+
+    pricer = Pricer()
+    before = _priced("openai", "gpt-4o-mini", input_tokens=1_000_000)
+    assert before.total_cost == Decimal("0.15")
+    bundled = data_snapshot.get_snapshot()
+    providers = [p for p in bundled.providers if p.id != "openai"]
+    data_snapshot.set_custom_snapshot(data_snapshot.DataSnapshot(providers=providers, from_auto_update=True))
+    try:
+        e = _event("openai", "gpt-4o-mini", input_tokens=1_000_000)
+        pricer.price(e)
+        # OpenAI's list is gone from the new data: the cached old price is not used any more
+        assert (e.total_cost, e.pricing_source) == (None, "unpriced")
+    finally:
+        data_snapshot.set_custom_snapshot(None)
+    again = _event("openai", "gpt-4o-mini", input_tokens=1_000_000)
+    pricer.price(again)
+    assert (again.total_cost, again.pricing_source) == (Decimal("0.15"), before.pricing_source)

@@ -46,6 +46,11 @@ def _snapshot() -> Any:
     return data_snapshot.get_snapshot()
 
 
+def snapshot_token() -> int:
+    """Changes when genai-prices' data changes (``UpdatePrices`` installs a new snapshot): resolved prices are stale."""
+    return id(_snapshot())
+
+
 def _provider(snapshot: Any, provider_id: str) -> Any:
     from genai_prices.data_snapshot import find_provider_by_id
 

@@ -243,6 +243,7 @@ class Pricer:
         self._cache = {}
         self._lock = threading.Lock()
         self._genai_source: str | None = None
+        self._snapshot = genai.snapshot_token()
 
     @property
     def genai_source(self) -> str:
@@ -257,6 +258,11 @@ class Pricer:
     def resolve(self, provider: str, model: str, when: datetime, service_tier: str | None = None) -> RatePlan | None:
         """The plan in force for ``model`` called through ``provider`` at the instant ``when``."""
         when = _utc(when)
+        token = genai.snapshot_token()
+        if token != self._snapshot:  # genai-prices' data was updated at run time: forget every resolved price
+            with self._lock:
+                self._cache.clear()
+                self._snapshot = token
         key = (provider, model, service_tier)
         for plan, lo, hi in self._cache.get(key, ()):
             if (lo is None or lo <= when) and (hi is None or when < hi):
