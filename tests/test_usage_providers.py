@@ -200,3 +200,54 @@ def test_hostile_reader_attributes_price_as_unreported() -> None:
     Pricer().price(e)
     assert e.total_cost == 10 * Decimal(2) / 1_000_000
     assert e.pricing_source is not None and e.pricing_source.endswith(";partial:web_searches")
+
+
+def test_audio_and_image_token_splits_are_priced_like_genai_prices() -> None:
+    from genai_prices import Usage, calc_price
+
+    u = usage.from_openai(
+        {
+            "prompt_tokens": 1000,
+            "completion_tokens": 500,
+            "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 600, "image_tokens": 100},
+            "completion_tokens_details": {"audio_tokens": 300, "reasoning_tokens": 0},
+        }
+    )
+    assert (u.input_audio_tokens, u.input_image_tokens, u.output_audio_tokens) == (600, 100, 300)
+    e = _event(u, "openai", "gpt-realtime")
+    Pricer().price(e)
+    ref = calc_price(
+        Usage(
+            input_tokens=1000,
+            input_audio_tokens=600,
+            input_image_tokens=100,
+            output_tokens=500,
+            output_audio_tokens=300,
+        ),
+        "gpt-realtime",
+        provider_id="openai",
+        genai_request_timestamp=WHEN,
+    )
+    assert e.total_cost == ref.total_price
+    assert e.input_cost == ref.input_price and e.output_cost == ref.output_price
+    # an audio call whose reply did not split the counts: flagged partial, never priced as if all text
+    plain = UsageEvent(provider="openai", model="gpt-realtime", start_time=WHEN, operation="audio", input_tokens=10)
+    Pricer().price(plain)
+    assert plain.pricing_source is not None and ";partial:" in plain.pricing_source
+    assert "input_audio" in plain.pricing_source
+
+
+def test_gemini_modality_details_and_more_audio_than_input_is_capped() -> None:
+    u = usage.from_gemini(
+        {
+            "promptTokenCount": 100,
+            "candidatesTokenCount": 10,
+            "promptTokensDetails": [{"modality": "AUDIO", "tokenCount": 80}, {"modality": "TEXT", "tokenCount": 20}],
+        }
+    )
+    assert (u.input_audio_tokens, u.input_tokens) == (80, 100)
+    e = _event(u, "gemini", "gemini-2.5-flash")
+    e.attributes["meterline.input_audio_tokens"] = 10_000  # hostile: more audio than input
+    Pricer().price(e)
+    # gemini-2.5-flash: audio input $1 / MTok: at most the 100 reported input tokens are audio
+    assert e.input_cost == 100 * Decimal(1) / 1_000_000

@@ -25,9 +25,10 @@ Providers disagree:
   ``toolUsePromptTokenCount`` is apart; ``thoughtsTokenCount`` is apart from ``candidatesTokenCount``.
 
 Besides token counts a reply may say how many server-side web searches were billed and which service tier
-(batch, flex, priority) served it. Those go on the event as the documented attributes
-``meterline.web_searches``, ``meterline.output_citation_tokens`` and ``meterline.service_tier`` (see
-docs/pricing.md), which the pricer reads.
+(batch, flex, priority) served it, and how many input/output tokens were audio or image. Those go on the event
+as the documented attributes ``meterline.web_searches`` (``storage_searches``, ``code_executions``),
+``meterline.output_citation_tokens``, ``meterline.{input,output}_{audio,image}_tokens`` and
+``meterline.service_tier`` (see docs/pricing.md), which the pricer reads.
 """
 
 from __future__ import annotations
@@ -50,6 +51,11 @@ class TokenUsage:
     storage_searches: int | None = None  # OpenAI file search calls
     code_executions: int | None = None  # OpenAI code interpreter calls
     citation_tokens: int = 0  # subset of output_tokens (Perplexity)
+    # modality splits the reply reported (subsets of input / output), priced at modality prices where they exist
+    input_audio_tokens: int = 0
+    input_image_tokens: int = 0
+    output_audio_tokens: int = 0
+    output_image_tokens: int = 0
     service_tier: str | None = None
 
     @property
@@ -141,6 +147,10 @@ def from_openai(usage: Any, service_tier: Any = None) -> TokenUsage:
         web_searches=None if web is None else _int(web),
         citation_tokens=min(citation, completion - min(reasoning, completion)),
         service_tier=_tier(service_tier) or _tier(get_field(usage, "service_tier")),
+        input_audio_tokens=_int(get_field(prompt_details, "audio_tokens")),
+        input_image_tokens=_int(get_field(prompt_details, "image_tokens")),
+        output_audio_tokens=_int(get_field(completion_details, "audio_tokens")),
+        output_image_tokens=_int(get_field(completion_details, "image_tokens")),
     )
 
 
@@ -190,6 +200,16 @@ def from_gemini(usage_metadata: Any) -> TokenUsage:
     def count(camel: str, snake: str) -> int:
         return _first_int(get_field(usage_metadata, camel), get_field(usage_metadata, snake))
 
+    def modality(camel: str, snake: str, name: str) -> int:
+        details = get_field(usage_metadata, camel) or get_field(usage_metadata, snake) or ()
+        found = 0
+        for d in details if isinstance(details, (list, tuple)) else ():
+            kind = get_field(d, "modality")
+            kind = getattr(kind, "value", kind)  # the SDK's enum
+            if isinstance(kind, str) and kind.upper() == name:
+                found += _first_int(get_field(d, "tokenCount"), get_field(d, "token_count"))
+        return found
+
     prompt = count("promptTokenCount", "prompt_token_count") + count(
         "toolUsePromptTokenCount", "tool_use_prompt_token_count"
     )
@@ -201,6 +221,10 @@ def from_gemini(usage_metadata: Any) -> TokenUsage:
         cache_read_tokens=min(cached, prompt),
         output_tokens=output,
         reasoning_tokens=thoughts,
+        input_audio_tokens=modality("promptTokensDetails", "prompt_tokens_details", "AUDIO"),
+        input_image_tokens=modality("promptTokensDetails", "prompt_tokens_details", "IMAGE"),
+        output_audio_tokens=modality("candidatesTokensDetails", "candidates_tokens_details", "AUDIO"),
+        output_image_tokens=modality("candidatesTokensDetails", "candidates_tokens_details", "IMAGE"),
     )
 
 
@@ -224,6 +248,10 @@ def apply(event: Any, usage: TokenUsage) -> None:
             event.attributes[f"meterline.{name}"] = count
     if usage.citation_tokens:
         event.attributes[ATTR_CITATION_TOKENS] = usage.citation_tokens
+    for name in ("input_audio_tokens", "input_image_tokens", "output_audio_tokens", "output_image_tokens"):
+        count = getattr(usage, name)
+        if count:
+            event.attributes[f"meterline.{name}"] = count
     if usage.service_tier is not None:
         event.attributes[ATTR_SERVICE_TIER] = usage.service_tier
 

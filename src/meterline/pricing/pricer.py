@@ -40,6 +40,14 @@ TOKEN_KEYS = frozenset(
         "output_citation_mtok",
     }
 )
+# modality token prices meterline can apply when the reply split the counts (event attribute -> subset of the
+# uncached input / of the plain output): price key -> (attribute, side)
+MODALITY_UNITS = {
+    "input_audio_mtok": ("meterline.input_audio_tokens", "input"),
+    "input_image_mtok": ("meterline.input_image_tokens", "input"),
+    "output_audio_mtok": ("meterline.output_audio_tokens", "output"),
+    "output_image_mtok": ("meterline.output_image_tokens", "output"),
+}
 # per-unit fees: price key -> (unit, per). Requests: one per event. Server-side tool calls: the count the reply
 # reported (event attribute ``meterline.<unit>``); OpenAI (Responses output items) and Anthropic
 # (``server_tool_use``) report every one they bill, so a call that reports none used none.
@@ -91,6 +99,8 @@ class RatePlan:
     fees: tuple[tuple[str, Price], ...] = ()
     # price keys this plan has that meterline cannot count (document pages, audio hours, modality tokens, …)
     uncounted: tuple[str, ...] = ()
+    # (price key, price) for modality token prices (MODALITY_UNITS) in this plan
+    modality: tuple[tuple[str, Price], ...] = ()
     # where the price comes from
     provider: str | None = None  # the genai-prices provider whose list was used
     model_id: str | None = None  # the genai-prices model id (or the override's pattern)
@@ -110,8 +120,13 @@ class RatePlan:
         total_input = event.input_tokens + event.cache_read_tokens + event.cache_write_tokens
         i, o, w = self.input_mtok, self.output_mtok, self.cache_write_mtok
         input_cost = cache_read_cost = cache_write_cost = output_cost = _QZERO
+        split = self._modality_split(event, total_input) if self.modality and event.attributes else None
         if event.input_tokens:
-            input_cost = quantize_cost(event.input_tokens * _rate(total_input, i) / _MTOK)
+            if split is None:
+                input_cost = quantize_cost(event.input_tokens * _rate(total_input, i) / _MTOK)
+            else:
+                plain = max(event.input_tokens - split[0], 0)
+                input_cost = quantize_cost((plain * _rate(total_input, i) + split[1]) / _MTOK)
         if event.cache_read_tokens:
             cache_read_cost = quantize_cost(
                 event.cache_read_tokens * _rate(total_input, self.cache_read_mtok, i) / _MTOK
@@ -128,13 +143,35 @@ class RatePlan:
             citation = 0
             if event.attributes and ATTR_CITATION_TOKENS in event.attributes:
                 citation = min(_count(event, ATTR_CITATION_TOKENS) or 0, event.output_tokens - reasoning)
-            amount = (event.output_tokens - reasoning - citation) * _rate(total_input, o)
+            plain_out = event.output_tokens - reasoning - citation
+            if split is not None:
+                amount = split[3]
+                plain_out = max(plain_out - split[2], 0)
+            else:
+                amount = _ZERO
+            amount += plain_out * _rate(total_input, o)
             if reasoning:
                 amount += reasoning * _rate(total_input, self.output_reasoning_mtok, o)
             if citation:
                 amount += citation * _rate(total_input, self.output_citation_mtok, o)
             output_cost = quantize_cost(amount / _MTOK)
         return input_cost, cache_read_cost, cache_write_cost, output_cost
+
+    def _modality_split(self, event: UsageEvent, total_input: int) -> tuple[int, Decimal, int, Decimal] | None:
+        """(input tokens, their cost x 1M, output tokens, their cost x 1M) of the modality counts the reply split."""
+        tokens = [0, 0]
+        amounts = [_ZERO, _ZERO]
+        room = [event.input_tokens, max(event.output_tokens - event.reasoning_tokens, 0)]  # never more than reported
+        for key, price in self.modality:
+            attr, side = MODALITY_UNITS[key]
+            k = 0 if side == "input" else 1
+            n = min(_count(event, attr) or 0, room[k] - tokens[k])
+            if n > 0:
+                tokens[k] += n
+                amounts[k] += n * _rate(total_input, price)
+        if not tokens[0] and not tokens[1]:
+            return None
+        return tokens[0], amounts[0], tokens[1], amounts[1]
 
     def fee_cost(self, event: UsageEvent) -> tuple[Decimal, tuple[str, ...]]:
         """Per-request and per-unit fees, and the units that could not be counted (the cost is then partial)."""
@@ -155,6 +192,8 @@ class RatePlan:
             if n:
                 total += n * _rate(total_input, price) / per
         for key in self.uncounted:
+            if key in MODALITY_UNITS and event.attributes and MODALITY_UNITS[key][0] in event.attributes:
+                continue  # the reply said how many: priced in cost()
             modality = any(word in f"_{key}" for word in _MODALITY_WORDS) and key.endswith("_mtok")
             if not modality or event.operation in ("audio", "image"):
                 unknown.append(key.rsplit("_", 1)[0])
@@ -198,6 +237,7 @@ def plan_from_genai(match: genai.GenaiMatch, source: str, service_tier: str | No
         return None
     fees = tuple((k, p) for k, v in prices.items() if k in FEE_UNITS and (p := _price(v)) is not None)
     uncounted = tuple(sorted(k for k in prices if k not in TOKEN_KEYS and k not in FEE_UNITS))
+    modality = tuple((k, p) for k, v in prices.items() if k in MODALITY_UNITS and (p := _price(v)) is not None)
     return RatePlan(
         source=source if match.fallback is None else f"{source};fallback:{match.fallback}",
         input_mtok=token.get("input_mtok") or _ZERO,
@@ -210,6 +250,7 @@ def plan_from_genai(match: genai.GenaiMatch, source: str, service_tier: str | No
         output_citation_mtok=token.get("output_citation_mtok"),
         fees=fees,
         uncounted=uncounted,
+        modality=modality,
         provider=match.provider_id,
         model_id=match.model_id,
         fallback=match.fallback,
