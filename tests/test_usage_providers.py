@@ -251,3 +251,55 @@ def test_gemini_modality_details_and_more_audio_than_input_is_capped() -> None:
     Pricer().price(e)
     # gemini-2.5-flash: audio input $1 / MTok: at most the 100 reported input tokens are audio
     assert e.input_cost == 100 * Decimal(1) / 1_000_000
+
+
+def test_bedrock_invoke_model_claude_body_keeps_the_1h_split_and_converse_reply_its_tier(meter_db) -> None:
+    import io
+    import json
+
+    from botocore.response import StreamingBody
+
+    from meterline.integrations import bedrock
+
+    body = json.dumps(
+        {
+            "model": "claude-sonnet-4-5-20250929",
+            "stop_reason": "end_turn",
+            "content": [],
+            "usage": {
+                "input_tokens": 10,
+                "output_tokens": 5,
+                "cache_creation_input_tokens": 3000,
+                "cache_creation": {"ephemeral_5m_input_tokens": 1000, "ephemeral_1h_input_tokens": 2000},
+            },
+        }
+    ).encode()
+    meter = CallMeter(
+        provider="bedrock", model="us.anthropic.claude-sonnet-4-5-20250929-v1:0", integration="bedrock", stream=False
+    )
+    bedrock._invoke(meter, {"body": StreamingBody(io.BytesIO(body), len(body))}, None)
+    assert (meter.tokens.cache_write_tokens, meter.tokens.cache_write_1h_tokens) == (3000, 2000)
+
+    meter = CallMeter(
+        provider="bedrock", model="us.anthropic.claude-sonnet-4-5-20250929-v1:0", integration="bedrock", stream=False
+    )
+    bedrock._converse(
+        meter,
+        {
+            "usage": {
+                "inputTokens": 1,
+                "outputTokens": 1,
+                "cacheWriteInputTokens": 300,
+                "cacheDetails": [{"ttl": "1h", "inputTokens": 300}],
+            },
+            "serviceTier": {"type": "priority"},
+            "stopReason": "end_turn",
+            "output": {"message": {"content": []}},
+        },
+    )
+    assert (meter.tokens.cache_write_1h_tokens, meter.tokens.service_tier) == (300, "priority")
+    # both calls were metered with their split, and the tier reached the stored event
+    events = sorted(meter_db.events(), key=lambda e: e.cache_write_1h_tokens)
+    assert [e.cache_write_1h_tokens for e in events] == [300, 2000]
+    assert events[0].attributes == {"meterline.service_tier": "priority"}
+    assert events[1].cache_write_cost == 2000 * Decimal("6.6") / 1_000_000 + 1000 * Decimal("4.125") / 1_000_000
