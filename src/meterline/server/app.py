@@ -30,6 +30,12 @@ ROUTERS = (
     "meterline.server.api.query",
     "meterline.server.api.keys",
     "meterline.server.api.budgets",
+    # compatible ingest (Revenium, Lago, OpenMeter, OTLP) and continuous exports
+    "meterline.server.api.compat_revenium",
+    "meterline.server.api.compat_lago",
+    "meterline.server.api.compat_openmeter",
+    "meterline.server.api.compat_otlp",
+    "meterline.server.api.forwarding",
 )
 
 
