@@ -23,7 +23,7 @@ from collections.abc import Iterator, Mapping
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from meterline import metadata
+from meterline.metadata import MetadataError, normalise
 from meterline.compat import event_id, infer_provider
 from meterline.event import EventValidationError, UsageEvent
 
@@ -141,8 +141,8 @@ def to_event(span: Span) -> UsageEvent | None:
     if agent and "agent" not in meta_fields:
         meta_fields["agent"] = agent
     try:
-        meta = metadata.normalise(meta_fields)
-    except metadata.MetadataError as exc:
+        meta = normalise(meta_fields)
+    except MetadataError as exc:
         raise EventValidationError(exc.field, exc.reason) from None
     start = _EPOCH + timedelta(microseconds=span.start_ns // 1000)
     end = _EPOCH + timedelta(microseconds=span.end_ns // 1000) if span.end_ns else None

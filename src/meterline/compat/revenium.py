@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from datetime import timezone
 from typing import Any
 
-from meterline import metadata
+from meterline.metadata import MetadataError, normalise
 from meterline.compat import _fields as F
 from meterline.compat import event_id, infer_provider
 from meterline.event import EventValidationError, UsageEvent, format_time
@@ -128,8 +128,8 @@ def to_event(body: Any) -> UsageEvent:
     if streamed is not None and not isinstance(streamed, bool):
         raise EventValidationError("isStreamed", f"must be true or false; got {streamed!r}")
     try:
-        meta = metadata.normalise({k: body[k] for k in _METADATA_KEYS if body.get(k) is not None})
-    except metadata.MetadataError as exc:
+        meta = normalise({k: body[k] for k in _METADATA_KEYS if body.get(k) is not None})
+    except MetadataError as exc:
         raise EventValidationError(exc.field, exc.reason) from None
     extras = F.scalar_attributes({k: v for k, v in body.items() if k not in _KNOWN}, "revenium.")
     event = UsageEvent(
