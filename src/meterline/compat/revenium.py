@@ -18,10 +18,10 @@ from collections.abc import Mapping
 from datetime import timezone
 from typing import Any
 
-from meterline.metadata import MetadataError, normalise
 from meterline.compat import _fields as F
 from meterline.compat import event_id, infer_provider
 from meterline.event import EventValidationError, UsageEvent, format_time
+from meterline.metadata import MetadataError, normalise
 
 CLIENT = "revenium"
 _GROSS_INPUT = frozenset({"openai", "groq", "xai", "azure", "gemini"})

@@ -68,5 +68,7 @@ def record(store: Any, target: str, event_ids: Sequence[str], state: str, reason
 
 
 def counts(store: Any, target: str) -> dict[str, int]:
-    rows = store.fetch(sql(store.dialect, f"SELECT state, COUNT(*) FROM {LEDGER} WHERE target = ? GROUP BY state"), [target])
+    rows = store.fetch(
+        sql(store.dialect, f"SELECT state, COUNT(*) FROM {LEDGER} WHERE target = ? GROUP BY state"), [target]
+    )
     return {str(state): int(n) for state, n in rows}
