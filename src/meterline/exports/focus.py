@@ -145,7 +145,7 @@ def rows(
         cost = getattr(event, cost_field) if priced else None
         cost = cost if cost is not None else Decimal(0)
         quantity = Decimal(tokens) / _MTOK
-        unit_price = (cost / quantity).quantize(Decimal("1e-10")) if priced else ""
+        unit_price = format_cost((cost / quantity).quantize(Decimal("1e-10"))) if priced else ""
         meter = _METERS.get(cls, "Output Tokens")
         sku = f"{event.provider}/{event.model}/{cls}"
         out.append(
@@ -174,8 +174,8 @@ def rows(
                 "ChargeFrequency": "Usage-Based",
                 "ConsumedQuantity": str(tokens),
                 "ConsumedUnit": "Tokens",
-                "ContractedUnitPrice": format_cost(unit_price) if priced else "",
-                "ListUnitPrice": format_cost(unit_price) if priced else "",
+                "ContractedUnitPrice": unit_price,
+                "ListUnitPrice": unit_price,
                 "PricingCategory": "Standard",
                 "PricingCurrency": event.currency,
                 "RegionId": event.region or "",
