@@ -31,8 +31,8 @@ class Collector:
         return self.events()
 
 
-@pytest.fixture
-def collector(tmp_path: Path) -> Iterator[Collector]:
+@pytest.fixture(name="collector")
+def collector_fixture(tmp_path: Path) -> Iterator[Collector]:
     """A collector on SQLite with auth on and one ingest key (meterline style)."""
     with ThreadCollector(database=f"sqlite:///{tmp_path / 'collector.db'}") as tc:
         key, _ = K.create_key(tc.app.state.writer, "ingest", "interop tests")

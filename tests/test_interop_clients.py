@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from interop_support import Collector, by_integration, collector, tokens  # noqa: F401 - fixture
+from interop_support import Collector, by_integration, collector_fixture, tokens  # noqa: F401 - fixture
 from meterline.compat import event_id
 
 MSGS = [{"role": "user", "content": "What is the status of order 42?"}]
@@ -307,7 +307,6 @@ def _otlp_json(spans: Any) -> dict[str, Any]:
 
 
 def test_otlp_resent_export_is_counted_once(collector: Collector) -> None:
-    from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import SimpleSpanProcessor
     from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
