@@ -17,8 +17,7 @@ def main(mode: str, provider_url: str) -> None:
     out = []
     if mode == "litellm":
         import litellm
-
-        import revenium_middleware.litellm.client.middleware  # noqa: F401 - patches litellm on import
+        import revenium_middleware.litellm.client.middleware
 
         for user in ("cust-1", "cust-2"):
             r = litellm.completion(
@@ -39,7 +38,6 @@ def main(mode: str, provider_url: str) -> None:
             )
     else:
         import anthropic
-
         import revenium_middleware.anthropic  # noqa: F401 - patches the Anthropic SDK on import
 
         client = anthropic.Anthropic(base_url=provider_url, api_key="k")
