@@ -115,10 +115,12 @@ def usage_properties(event: UsageEvent) -> dict[str, Any]:
 
 @dataclasses.dataclass
 class Sent:
-    """What became of each event of a batch: sent, refused by the target (with its reason)."""
+    """What became of each event of a batch: sent, refused by the target (with its reason), or to send again
+    (the target took none of a batch that held a bad event: the good ones go in a new request)."""
 
     sent: list[str] = dataclasses.field(default_factory=list)
     refused: dict[str, str] = dataclasses.field(default_factory=dict)
+    again: list[tuple[str, dict[str, Any]]] = dataclasses.field(default_factory=list)
 
 
 class Target:

@@ -58,9 +58,9 @@ class LagoTarget(Target):
             return Sent(sent=[eid for eid, _ in items])
         if status != 422:
             raise ExportError(f"Lago answered HTTP {status} to {self.endpoint}: {body[:300]!r}")
-        return self._partial(items, body, headers)
+        return self._partial(items, body)
 
-    def _partial(self, items: Sequence[tuple[str, dict[str, Any]]], body: bytes, headers: dict[str, str]) -> Sent:
+    def _partial(self, items: Sequence[tuple[str, dict[str, Any]]], body: bytes) -> Sent:
         """A 422 names bad events by index; Lago stores none of the batch, so the good ones go again."""
         try:
             details = json.loads(body).get("error_details") or {}
@@ -79,9 +79,5 @@ class LagoTarget(Target):
                 out.sent.append(eid)  # stored by an earlier send
             else:
                 out.refused[eid] = f"Lago: {json.dumps(errors)[:200]}"
-        if again:
-            status, resp = post(self.endpoint, json.dumps({"events": [i for _, i in again]}).encode(), headers)
-            if not 200 <= status < 300:
-                raise ExportError(f"Lago answered HTTP {status} to the re-sent valid events: {resp[:300]!r}")
-            out.sent += [eid for eid, _ in again]
+        out.again = again
         return out

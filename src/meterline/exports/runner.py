@@ -91,10 +91,9 @@ class Exporter:
 
     def _deliver(self, items: list[tuple[str, dict[str, Any]]], report: Report, forever: bool) -> bool:
         tries = 0
-        while True:
+        while items:
             try:
                 result = self.target.send(items)
-                break
             except RetryLater as exc:
                 tries += 1
                 report.waits += 1
@@ -105,12 +104,14 @@ class Exporter:
                 logger.info("%s export: %s; retrying the batch in %.1f s", self.target.format, exc.reason, pause)
                 if self._wait(pause):
                     return False
-        if result.sent:
-            L.record(self.store, self.cursor, result.sent, "sent")
-            report.sent += len(result.sent)
-        for eid, why in result.refused.items():
-            L.record(self.store, self.cursor, [eid], "refused", why)
-            report.refused[why] += 1
+                continue
+            if result.sent:
+                L.record(self.store, self.cursor, result.sent, "sent")
+                report.sent += len(result.sent)
+            for eid, why in result.refused.items():
+                L.record(self.store, self.cursor, [eid], "refused", why)
+                report.refused[why] += 1
+            items = result.again
         return True
 
     def follow(self, poll_seconds: float = 2.0, on_pass: Callable[[Report], None] | None = None) -> None:
