@@ -88,6 +88,9 @@ def test_lago_batches_of_100_idempotent_ids_and_a_one_line_skip_report(store: An
         assert Exporter(store, target).run_once().sent == 1
         assert len(lago.stored) == 251 and set(lago.receipts.values()) == {1} and lago.repeats == 0
         assert L.counts(store, target.name) == {"sent": 251, "skipped": 3}
+        # the skipped events, once they have their dimension, go after --retry-skipped (forget "skipped")
+        assert L.forget(store, target.name, "skipped") == 3
+        assert Exporter(store, target).run_once().skipped["no subscriber_id: the --charge-by dimension"] == 3
 
 
 def test_lago_429_storm_and_an_already_stored_transaction(store: Any) -> None:

@@ -38,6 +38,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--follow", action="store_true", help="keep forwarding new events (Ctrl-C stops)")
     g.add_argument("--poll-seconds", type=float, default=2.0, help="--follow: pause between passes")
     g.add_argument("--cursor", help="name of this export in the ledger (default: format, URL and charge-by)")
+    g.add_argument(
+        "--retry-skipped",
+        action="store_true",
+        help="send again the events an earlier run skipped (e.g. after adding customers to --map)",
+    )
     g.add_argument("--billing-account", default="meterline", help="focus: BillingAccountId/Name")
     g.add_argument("--invoice-issuer", help="focus: InvoiceIssuerName (default: the provider)")
 
@@ -71,6 +76,11 @@ def run(args: argparse.Namespace) -> int:
         if filters:
             return fail(ValueError("--filter is not supported with --url (the ledger covers every event)"))
         exporter = Exporter(store, target, start=start, end=end, cursor=args.cursor)
+        if args.retry_skipped:
+            from meterline.store import export_ledger
+
+            n = export_ledger.forget(store, exporter.cursor, "skipped")
+            print(f"{args.format} export: {n} previously skipped events are pending again", file=sys.stderr)
         if args.follow:
             logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
             signal.signal(signal.SIGTERM, lambda *_: exporter.stop())

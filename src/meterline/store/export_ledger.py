@@ -67,6 +67,13 @@ def record(store: Any, target: str, event_ids: Sequence[str], state: str, reason
         )
 
 
+def forget(store: Any, target: str, state: str) -> int:
+    """Drop ``target``'s ledger rows in ``state`` (e.g. "skipped", after fixing a --map): they are pending again."""
+    return int(
+        store.execute(sql(store.dialect, f"DELETE FROM {LEDGER} WHERE target = ? AND state = ?"), [target, state])
+    )
+
+
 def counts(store: Any, target: str) -> dict[str, int]:
     rows = store.fetch(
         sql(store.dialect, f"SELECT state, COUNT(*) FROM {LEDGER} WHERE target = ? GROUP BY state"), [target]
