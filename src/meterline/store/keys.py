@@ -62,9 +62,7 @@ def hash_key(key: str) -> str:
     return hashlib.sha256(key.strip().encode()).hexdigest()
 
 
-def create_key(
-    store: SQLStore, scope: str, name: str | None = None, *, style: str = "meterline"
-) -> tuple[str, ApiKey]:
+def create_key(store: SQLStore, scope: str, name: str | None = None, *, style: str = "meterline") -> tuple[str, ApiKey]:
     """A new key: (the clear key, to show once; its record). ``style="revenium"`` spells it ``hak_…`` so
     Revenium's SDKs accept it; scopes and hashing are the same."""
     if scope not in SCOPES:
