@@ -347,3 +347,27 @@ def test_a_bad_forward_spec_is_logged_and_the_collector_still_serves(
     with ThreadCollector(database=f"sqlite:///{tmp_path / 'c.db'}", auth=False) as c:
         assert request(f"{c.url}/healthz")[0] == 200
     assert "must be http(s)://host" in caplog.text
+
+
+def test_follow_reads_recent_events_cheaply_and_late_ones_on_a_full_pass(store: Any) -> None:
+    import threading
+
+    with BillingTarget() as lago:
+        target = make_target("lago", lago.url, "target-key", ChargeBy("subscriber_id"))
+        exporter = Exporter(store, target)
+        thread = threading.Thread(target=exporter.follow, args=(0.05,), kwargs={"full_every": 3600.0})
+        thread.start()
+        try:
+            store.insert(make_events(5, start=NOW))
+            lago.wait_for(5, timeout=10)
+            late = make_events(1, start=NOW - timedelta(days=20))  # e.g. replayed from a spool after an outage
+            store.insert(late)
+            time.sleep(0.5)
+            assert late[0].id not in lago.stored  # recent passes do not scan the whole store
+            exporter.note_stored(late)  # what the collector's ingest hook does
+            lago.wait_for(6, timeout=10)
+            assert late[0].id in lago.stored
+        finally:
+            exporter.stop()
+            thread.join(10)
+        assert set(lago.receipts.values()) == {1}

@@ -9,9 +9,11 @@ from __future__ import annotations
 import collections
 import dataclasses
 import logging
+import math
 import threading
+import time
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from meterline.exports.base import ExportError, RetryLater, Target
@@ -63,16 +65,27 @@ class Exporter:
         self.give_up_after = give_up_after
         self._stop = threading.Event()
         self._wait = wait or self._stop.wait  # returns True when stopped during the wait
+        self._full_wanted = False
+        self.recent = timedelta(days=1)
+
+    def note_stored(self, events: Any) -> None:
+        """Told about newly stored events (the collector's ingest hook): one that started before the recent
+        window makes the next pass a full one, so it goes out now rather than at the next hourly full pass."""
+        horizon = datetime.now(timezone.utc) - self.recent
+        if any(e.start_time < horizon for e in events):
+            self._full_wanted = True
 
     def stop(self) -> None:
         self._stop.set()
 
-    def run_once(self, *, retry_forever: bool = False) -> Report:
-        """Send everything pending now. Raises ExportError on configuration errors (or when the target
-        stays unavailable for ``give_up_after`` tries, unless ``retry_forever``)."""
+    def run_once(self, *, retry_forever: bool = False, since: datetime | None = None) -> Report:
+        """Send everything pending now (started at or after ``since`` too, when given). Raises ExportError on
+        configuration errors (or when the target stays unavailable for ``give_up_after`` tries, unless
+        ``retry_forever``)."""
         report = Report()
+        start = self.start if since is None or (self.start is not None and self.start > since) else since
         while not self._stop.is_set():
-            events = L.pending(self.store, self.cursor, start=self.start, end=self.end, limit=self.target.batch_size)
+            events = L.pending(self.store, self.cursor, start=start, end=self.end, limit=self.target.batch_size)
             if not events:
                 break
             items, skips = [], collections.defaultdict(list)
@@ -114,12 +127,27 @@ class Exporter:
             items = result.again
         return True
 
-    def follow(self, poll_seconds: float = 2.0, on_pass: Callable[[Report], None] | None = None) -> None:
-        """Forward new events until :meth:`stop`; never raises."""
+    def follow(
+        self,
+        poll_seconds: float = 2.0,
+        on_pass: Callable[[Report], None] | None = None,
+        *,
+        full_every: float = 3600.0,
+    ) -> None:
+        """Forward new events until :meth:`stop`; never raises. Most passes look only at events that started
+        within ``self.recent`` (cheap on a large store); a full pass every ``full_every`` seconds (the first
+        one too, and after :meth:`note_stored` saw an old event) picks up anything stored late with an older
+        start time, so nothing is ever skipped."""
         failures = 0
+        last_full = -math.inf
         while not self._stop.is_set():
             try:
-                report = self.run_once(retry_forever=True)
+                full = self._full_wanted or time.monotonic() - last_full >= full_every
+                self._full_wanted = False
+                since = None if full else datetime.now(timezone.utc) - self.recent
+                report = self.run_once(retry_forever=True, since=since)
+                if full:
+                    last_full = time.monotonic()
                 failures = 0
                 for line in report.lines(self.target.format):
                     logger.warning("%s", line)

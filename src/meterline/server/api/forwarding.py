@@ -58,6 +58,12 @@ def setup(app: FastAPI) -> None:
             app.state.forwarders.append(_start(app, parse_spec(spec)))
         except Exception as exc:  # noqa: BLE001 - a bad forwarder spec must not stop the collector
             logger.error("meterline collector: export forwarder not started: %s", exc)
+    if app.state.forwarders:
+        # late events (old start times, e.g. replayed from an SDK's spool) trigger a full pass at once
+        hooks = getattr(app.state, "ingest_hooks", None)
+        if hooks is None:
+            hooks = app.state.ingest_hooks = []
+        hooks.append(lambda events: [f["exporter"].note_stored(events) for f in app.state.forwarders])
 
 
 def _start(app: FastAPI, opts: dict[str, Any]) -> dict[str, Any]:
