@@ -54,6 +54,11 @@ class SQLiteStore(SQLReads):
                     "INSERT OR IGNORE INTO meterline_meta (key, value) VALUES ('schema_revision', ?)",
                     (str(SCHEMA_REVISION),),
                 )
+                try:
+                    cur.execute(R.SPLIT_PROBE)
+                except sqlite3.OperationalError:  # no rollup yet, or one whose cost sums could overflow
+                    for stmt in R.upgrade_split_statements():
+                        cur.execute(stmt)
                 for stmt in R.create_statements("sqlite"):
                     cur.execute(stmt)
                 if not cur.execute(R.READY_SQL).fetchall():  # a file from before rollups: build it once
