@@ -140,6 +140,37 @@ class PostgresStore(SQLReads):
             counted = cur.fetchone()
             return int(counted[0]) if counted else 0
 
+    def insert_each(self, events: Sequence[UsageEvent]) -> tuple[int, list[tuple[int, str]]]:
+        """Insert events one by one (a savepoint each) when the batch is refused, so one event the
+        database cannot write never holds back the others: (how many were new, [(position in ``events``,
+        why it was refused)]). Raises only when the database itself fails (connection, shutdown)."""
+        try:
+            return self.insert(events), []
+        except (psycopg.OperationalError, psycopg.InterfaceError):
+            raise
+        except Exception:  # noqa: BLE001 - some event is unstorable: find which, store the rest
+            pass
+        cols = ", ".join(COLUMN_NAMES)
+        one = (
+            f"WITH ins AS (INSERT INTO {TABLE} ({cols}) VALUES ({', '.join(['%s'] * len(COLUMN_NAMES))}) "
+            f"ON CONFLICT (id) DO NOTHING RETURNING *), up AS ({R.upsert_sql('ins', self.dialect)}) "
+            "SELECT COUNT(*) FROM ins"
+        )
+        new = 0
+        failed: list[tuple[int, str]] = []
+        with self._pool.connection() as conn, conn.transaction():
+            for i, event in enumerate(events):
+                try:
+                    row = event_to_row(event, native_bool=True)
+                    with conn.transaction():  # a savepoint: a refused row leaves the others
+                        counted = conn.execute(one, row).fetchone()
+                    new += int(counted[0]) if counted else 0
+                except (psycopg.OperationalError, psycopg.InterfaceError):
+                    raise
+                except Exception as exc:  # noqa: BLE001 - reported per event to the caller
+                    failed.append((i, f"{type(exc).__name__}: {exc}"))
+        return new, failed
+
     # -- generic access for per-area modules (API keys, budgets): SQL with %s placeholders -------
     def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
         with self._pool.connection() as conn:
