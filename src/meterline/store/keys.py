@@ -64,6 +64,8 @@ def create_key(store: SQLStore, scope: str, name: str | None = None) -> tuple[st
     """A new key: (the clear key, to show once; its record)."""
     if scope not in SCOPES:
         raise ValueError(f"scope: must be one of {', '.join(SCOPES)}; got {scope!r}")
+    if name is not None and (len(name) > 256 or "\x00" in name or not name.isprintable()):
+        raise ValueError("name: at most 256 printable characters")
     key = f"ml_{scope[0]}_{secrets.token_urlsafe(32)}"
     rec = ApiKey(id=str(uuid.uuid4()), name=name, scope=scope, prefix=key[:10], created_at=time.time(), revoked_at=None)
     store.execute(
