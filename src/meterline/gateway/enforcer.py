@@ -46,7 +46,7 @@ from meterline.store.schema import PICO, to_micros
 logger = logging.getLogger("meterline")
 
 DEFAULT_OUTPUT_TOKENS = 256  # reserved when a request sets no max_tokens
-COLD_FACTOR = 100  # a budget is "tight" for an unlearned model group below this many static estimates
+COLD_FACTOR = 1000  # a budget is "tight" for an unlearned model group below this many static estimates
 EWMA_UP, EWMA_DOWN = 0.5, 0.2  # learn a higher real cost faster than a lower one
 
 
