@@ -38,7 +38,9 @@ SHAPES = [  # (name, budget worth N calls, first estimate as a multiple of the r
 ]
 
 
-async def run(root: Path, calls: int, worth: int, ratio: Decimal, adaptive: bool, redis: str | None) -> dict[str, object]:
+async def run(
+    root: Path, calls: int, worth: int, ratio: Decimal, adaptive: bool, redis: str | None
+) -> dict[str, object]:
     store, reader = open_stores(f"sqlite:///{root / f'{uuid.uuid4().hex}.db'}")
     reader.close()
     limit = CALL * worth + Decimal("0.001")  # just above N calls: the (N+1)th call is the first one too many
@@ -92,7 +94,7 @@ def main() -> None:
                 bound = r["overshoot"] <= CALL * r["peak"]  # type: ignore[operator]
                 print(
                     f"{name:<20} {worth:>5} {'learning' if adaptive else 'static':<9} {r['admitted']:>8} "
-                    f"{r['spent']:>8} {r['limit']:>8} {r['overshoot']:>11} {r['peak']:>9} {str(bound):>12} "
+                    f"{r['spent']:>8} {r['limit']:>8} {r['overshoot']:>11} {r['peak']:>9} {bound!s:>12} "
                     f"{r['seconds']:>7.2f}"
                 )
 

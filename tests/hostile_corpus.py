@@ -282,7 +282,10 @@ def budget_cases() -> list[Case]:
         ("name newline", js(b(name="abc\n"))),
         ("scope junk", js(b(scope="galaxy"))),
         ("period junk", js(b(period="\x00"))),
-        ("thresholds inf", b'{"name": "t1", "scope": "team", "scope_value": "x", "limit_usd": "1", "thresholds": [1e308]}'),
+        (
+            "thresholds inf",
+            b'{"name": "t1", "scope": "team", "scope_value": "x", "limit_usd": "1", "thresholds": [1e308]}',
+        ),
         ("thresholds huge", js(b(thresholds=[10**30]))),
         ("thresholds nested", js(b(thresholds=[[1]]))),
         ("thresholds many", js(b(thresholds=list(range(1, 5000))))),

@@ -14,8 +14,8 @@ import pytest
 from collector_support import SRC, ThreadCollector, request, wire_event
 from meterline.cli import main
 from meterline.server.settings import SettingsError, load_settings
-from meterline.store.migrate import head as migrate_head
 from meterline.store import keys as K
+from meterline.store.migrate import head as migrate_head
 
 
 def test_keys_create_list_revoke_on_the_database(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

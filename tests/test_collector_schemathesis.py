@@ -17,11 +17,11 @@ if os.environ.get("CI", "").lower() == "true":
     import schemathesis  # CI installs [dev]: a missing schemathesis is a failure, not a skip
 else:
     schemathesis = pytest.importorskip("schemathesis", reason="not installed (pip install 'meterline[dev]')")
-from hypothesis import HealthCheck, settings  # noqa: E402
-from schemathesis import checks  # noqa: E402
+from hypothesis import HealthCheck, settings
+from schemathesis import checks
 
-from collector_support import ThreadCollector  # noqa: E402
-from meterline.store import keys as K  # noqa: E402
+from collector_support import ThreadCollector
+from meterline.store import keys as K
 
 MAX_EXAMPLES = int(os.environ.get("METERLINE_SCHEMATHESIS_EXAMPLES", "25"))
 CHECKS = [

@@ -24,8 +24,18 @@ def _events(n: int) -> list[UsageEvent]:
     out = []
     for i in range(n):
         cost = MAX_COST if i % 2 == 0 else MAX_COST - PICO  # both halves of the split sum carry
-        out.append(UsageEvent(provider="p", model="m", response_model="rm", subscriber_id="whale", team_id="t",
-                              start_time=DAY + timedelta(seconds=i % 7200), input_cost=cost, total_cost=cost))
+        out.append(
+            UsageEvent(
+                provider="p",
+                model="m",
+                response_model="rm",
+                subscriber_id="whale",
+                team_id="t",
+                start_time=DAY + timedelta(seconds=i % 7200),
+                input_cost=cost,
+                total_cost=cost,
+            )
+        )
     return out  # fmt: skip
 
 

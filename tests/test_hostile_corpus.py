@@ -48,10 +48,16 @@ def _store_out_of_window_rows(store: Any) -> None:
         UsageEvent(provider="p", model="m", start_time=datetime(1, 1, 1, tzinfo=timezone.utc)),
         UsageEvent(provider="p", model="m", start_time=datetime(9999, 12, 31, 23, 59, tzinfo=timezone.utc)),
         *(
-            UsageEvent(provider="p", model="big", start_time=datetime(2026, 11, 2, tzinfo=timezone.utc),
-                       total_cost=Decimal("5000000"), input_cost=Decimal("5000000"), subscriber_id="whale")
+            UsageEvent(
+                provider="p",
+                model="big",
+                start_time=datetime(2026, 11, 2, tzinfo=timezone.utc),
+                total_cost=Decimal("5000000"),
+                input_cost=Decimal("5000000"),
+                subscriber_id="whale",
+            )
             for _ in range(3)
-        ),  # fmt: skip
+        ),
     ]
     assert store.insert(rows) == 5
 

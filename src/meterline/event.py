@@ -452,7 +452,9 @@ def check_content(field: str, value: Any) -> None:
                 raise EventValidationError(field, "numbers must be finite")
             size += 24
         else:
-            raise EventValidationError(field, f"must be JSON (objects, arrays, strings, numbers); got {type(item).__name__}")
+            raise EventValidationError(
+                field, f"must be JSON (objects, arrays, strings, numbers); got {type(item).__name__}"
+            )
         if size > MAX_CONTENT:
             raise EventValidationError(field, f"larger than {MAX_CONTENT} characters as JSON")
 
@@ -470,10 +472,17 @@ def validate_attributes(value: Any) -> dict[str, str | int | float | bool]:
         if isinstance(v, str):
             out[k] = v[:MAX_STRING]
             check_text(f"attributes.{k}", out[k])  # type: ignore[arg-type]
-        elif isinstance(v, bool) or (isinstance(v, int) and -(2**63) <= v < 2**63):
-            out[k] = v
-        elif isinstance(v, float) and math.isfinite(v):
+        elif _scalar(v):
             out[k] = v
         else:
             raise EventValidationError(f"attributes.{k}", f"must be a string, number or boolean; got {v!r}")
     return out
+
+
+def _scalar(v: Any) -> bool:
+    """A bool, a 64-bit integer or a finite float (what every store and exporter can hold)."""
+    if isinstance(v, bool):
+        return True
+    if isinstance(v, int):
+        return -(2**63) <= v < 2**63
+    return isinstance(v, float) and math.isfinite(v)

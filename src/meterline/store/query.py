@@ -16,8 +16,7 @@ from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from meterline.event import COST_FIELDS
-from meterline.event import MAX_TIME, MIN_TIME
+from meterline.event import COST_FIELDS, MAX_TIME, MIN_TIME
 from meterline.store.schema import (
     COLUMN_NAMES,
     DIMENSIONS,
@@ -219,7 +218,9 @@ def shape_usage_rows(
         for m in METRICS[: 4 + len(TOKEN_METRICS)]:
             target[m] += int(rec[m] or 0)
         for c in COST_FIELDS:
-            pico = int(rec[c]) if c in rec and rec[c] is not None else join_split(rec.get(f"{c}__hi"), rec.get(f"{c}__lo"))
+            pico = (
+                int(rec[c]) if c in rec and rec[c] is not None else join_split(rec.get(f"{c}__hi"), rec.get(f"{c}__lo"))
+            )
             if pico is not None:
                 target[c] += from_pico(pico)
     result = list(merged.values())

@@ -65,9 +65,7 @@ def create_statements(dialect: str) -> list[str]:
     big = "BIGINT" if dialect == "postgresql" else "INTEGER"
     # NUMERIC in PostgreSQL: sums of pico-dollars can pass BIGINT over years of traffic
     cost = "NUMERIC" if dialect == "postgresql" else "INTEGER"
-    metrics = ", ".join(
-        f"{m} {cost if m in COST_FIELDS else big} NOT NULL" for m in metric_columns(dialect)
-    )
+    metrics = ", ".join(f"{m} {cost if m in COST_FIELDS else big} NOT NULL" for m in metric_columns(dialect))
     return [
         f"CREATE TABLE IF NOT EXISTS {ROLLUP} (day {big} NOT NULL, dim TEXT NOT NULL, value TEXT NOT NULL, "
         f"{metrics}, PRIMARY KEY (dim, value, day))"
