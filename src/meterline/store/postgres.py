@@ -21,12 +21,18 @@ from meterline.event import UsageEvent
 from meterline.store import query as Q
 from meterline.store import rollup as R
 from meterline.store.extensions import extra_statements
+from meterline.store.isolate import insert_isolating
 from meterline.store.reads import SQLReads
 from meterline.store.schema import COLUMN_NAMES, TABLE, create_statements, event_to_row
 
 SCHEMA_REVISION = 1
 _STAGE = "meterline_events_in"
 _LOCK_KEY = 0x6D657465  # advisory lock taken while creating tables: replicas may start together
+
+
+def _store_down(exc: BaseException) -> bool:
+    """The database is unavailable (not one event refused): the batch is retried as a whole later."""
+    return isinstance(exc, (psycopg.OperationalError, psycopg.InterfaceError))
 
 
 def connection_url(url: str) -> str:
@@ -141,35 +147,10 @@ class PostgresStore(SQLReads):
             return int(counted[0]) if counted else 0
 
     def insert_each(self, events: Sequence[UsageEvent]) -> tuple[int, list[tuple[int, str]]]:
-        """Insert events one by one (a savepoint each) when the batch is refused, so one event the
-        database cannot write never holds back the others: (how many were new, [(position in ``events``,
-        why it was refused)]). Raises only when the database itself fails (connection, shutdown)."""
-        try:
-            return self.insert(events), []
-        except (psycopg.OperationalError, psycopg.InterfaceError):
-            raise
-        except Exception:  # noqa: BLE001 - some event is unstorable: find which, store the rest
-            pass
-        cols = ", ".join(COLUMN_NAMES)
-        one = (
-            f"WITH ins AS (INSERT INTO {TABLE} ({cols}) VALUES ({', '.join(['%s'] * len(COLUMN_NAMES))}) "
-            f"ON CONFLICT (id) DO NOTHING RETURNING *), up AS ({R.upsert_sql('ins', self.dialect)}) "
-            "SELECT COUNT(*) FROM ins"
-        )
-        new = 0
-        failed: list[tuple[int, str]] = []
-        with self._pool.connection() as conn, conn.transaction():
-            for i, event in enumerate(events):
-                try:
-                    row = event_to_row(event, native_bool=True)
-                    with conn.transaction():  # a savepoint: a refused row leaves the others
-                        counted = conn.execute(one, row).fetchone()
-                    new += int(counted[0]) if counted else 0
-                except (psycopg.OperationalError, psycopg.InterfaceError):
-                    raise
-                except Exception as exc:  # noqa: BLE001 - reported per event to the caller
-                    failed.append((i, f"{type(exc).__name__}: {exc}"))
-        return new, failed
+        """Store every event the database can hold, however bad its batch-mates: (how many were new,
+        [(position in ``events``, why it was refused)]). A refused batch is bisected (store.isolate).
+        Raises only when the database itself fails (connection lost, shutdown)."""
+        return insert_isolating(self.insert, events, _store_down)
 
     # -- generic access for per-area modules (API keys, budgets): SQL with %s placeholders -------
     def execute(self, sql: str, params: Sequence[Any] = ()) -> int:

@@ -16,6 +16,7 @@ from meterline.event import UsageEvent
 from meterline.store import query as Q
 from meterline.store import rollup as R
 from meterline.store.extensions import extra_statements
+from meterline.store.isolate import insert_isolating
 from meterline.store.reads import SQLReads
 from meterline.store.schema import COLUMN_NAMES, TABLE, create_statements, event_to_row
 
@@ -97,39 +98,10 @@ class SQLiteStore(SQLReads):
             return new
 
     def insert_each(self, events: Sequence[UsageEvent]) -> tuple[int, list[tuple[int, str]]]:
-        """Insert events one by one when the batch is refused, so one event the store cannot write never
-        holds back the others: (how many were new, [(position in ``events``, why it was refused)]).
+        """Store every event the database can hold, however bad its batch-mates: (how many were new,
+        [(position in ``events``, why it was refused)]). A refused batch is bisected (store.isolate).
         Raises only when the store itself fails (locked, disk I/O: sqlite3.OperationalError)."""
-        try:
-            return self.insert(events), []
-        except sqlite3.OperationalError:
-            raise
-        except Exception:  # noqa: BLE001 - some event is unstorable: find which, store the rest
-            pass
-        cols = ", ".join(COLUMN_NAMES)
-        sql = f"INSERT OR IGNORE INTO {TABLE} ({cols}) VALUES ({', '.join('?' * len(COLUMN_NAMES))})"
-        failed: list[tuple[int, str]] = []
-        with self._lock:
-            conn = self._conn
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                last = conn.execute(f"SELECT COALESCE(MAX(rowid), 0) FROM {TABLE}").fetchone()[0]
-                before = conn.total_changes
-                for i, event in enumerate(events):
-                    try:  # a failed statement changes nothing (SQLite undoes a statement as a whole)
-                        conn.execute(sql, event_to_row(event))
-                    except sqlite3.OperationalError:
-                        raise
-                    except Exception as exc:  # noqa: BLE001 - reported per event to the caller
-                        failed.append((i, f"{type(exc).__name__}: {exc}"))
-                new = conn.total_changes - before
-                if new:
-                    conn.execute(R.upsert_sql(f"(SELECT * FROM {TABLE} WHERE rowid > {int(last)})", self.dialect))
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            return new, failed
+        return insert_isolating(self.insert, events, lambda exc: isinstance(exc, sqlite3.OperationalError))
 
     # -- generic access for per-area modules (API keys, budgets): SQL with ? placeholders -------
     def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
