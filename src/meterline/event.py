@@ -132,9 +132,10 @@ class UsageEvent:
 
     def __post_init__(self) -> None:
         # every spelling of one UUID is one idempotency key (an id that is no UUID is left for from_wire)
-        if self.id.__class__ is str and not _CANONICAL_ID.fullmatch(self.id):
+        i = self.id
+        if i.__class__ is str and not (len(i) == 36 and i.islower()) and not _CANONICAL_ID.fullmatch(i):
             try:
-                self.id = str(uuid.UUID(self.id.strip()))
+                self.id = str(uuid.UUID(i.strip()))
             except ValueError:
                 pass
 
@@ -300,7 +301,8 @@ def _from_wire(data: Mapping[str, Any]) -> UsageEvent:
             limit = _STRING_LIMITS.get(name, MAX_STRING)
             if len(value) > limit:
                 raise EventValidationError(name, f"longer than {limit} characters")
-            check_text(name, value)
+            if not value.isascii() or "\x00" in value:  # the common ASCII text needs no further look
+                check_text(name, value)
             kw[name] = value
         elif kind == _TOKEN:
             if (value.__class__ is not int and (isinstance(value, bool) or not isinstance(value, int))) or value < 0:
@@ -387,7 +389,8 @@ def validate_tags(value: Any) -> list[str]:
         raise EventValidationError("tags", f"at most {MAX_TAGS} tags")
     out = [str(t)[:MAX_STRING] for t in value]
     for t in out:
-        check_text("tags", t)
+        if not t.isascii() or "\x00" in t:
+            check_text("tags", t)
     return out
 
 
