@@ -81,3 +81,28 @@ def test_uuid_spellings_canonicalize_everywhere() -> None:
         # the app side too: an event built with any spelling carries the canonical id
         assert UsageEvent(provider="p", model="m", start_time=UsageEvent.from_wire(_wire()).start_time,
                           id=spelling).id == str(u)  # fmt: skip
+
+
+def test_check_event_applies_the_same_bounds_to_events_built_in_code() -> None:
+    from datetime import datetime, timezone
+
+    from meterline.event import check_event
+
+    now = datetime(2026, 11, 2, tzinfo=timezone.utc)
+    check_event(UsageEvent(provider="p", model="m", start_time=now, input_tokens=5, output_text="ok"))
+    bad = [
+        ("subscriber_id", {"subscriber_id": "\ud800"}),
+        ("subscriber_id", {"subscriber_id": "a\x00"}),
+        ("input_tokens", {"input_tokens": 2**62}),
+        ("total_cost", {"total_cost": Decimal("1e30")}),
+        ("start_time", {"start_time": datetime(1, 1, 1, tzinfo=timezone.utc)}),
+        ("retry_number", {"retry_number": 2**70}),
+        ("duration_ms", {"duration_ms": float("nan")}),
+        ("input_messages", {"input_messages": _nested(100)}),
+        ("attributes.k", {"attributes": {"k": "\x00"}}),
+    ]
+    for field, fields in bad:
+        kw: dict[str, Any] = {"provider": "p", "model": "m", "start_time": now, **fields}
+        with pytest.raises(EventValidationError) as info:
+            check_event(UsageEvent(**kw))
+        assert info.value.field == field

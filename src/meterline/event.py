@@ -394,6 +394,52 @@ def validate_tags(value: Any) -> list[str]:
     return out
 
 
+def check_event(event: UsageEvent) -> None:
+    """Raise :class:`EventValidationError` (naming the field) when an event built in code rather than read
+    from the wire holds a value no store can keep: the bounds of :func:`UsageEvent.from_wire` (text without
+    NUL or lone surrogates and within its length, tokens, costs, counts, durations, the time window,
+    tags, attributes, content), without a round trip through JSON."""
+    for name in STRING_FIELDS:
+        v = getattr(event, name)
+        if v is None:
+            continue
+        if not isinstance(v, str):
+            raise EventValidationError(name, f"must be a string; got {type(v).__name__}")
+        limit = _STRING_LIMITS.get(name, MAX_STRING)
+        if len(v) > limit:
+            raise EventValidationError(name, f"longer than {limit} characters")
+        if not v.isascii() or "\x00" in v:
+            check_text(name, v)
+    for name in TOKEN_FIELDS:
+        v = getattr(event, name)
+        if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= MAX_TOKENS:
+            raise EventValidationError(name, f"must be an integer between 0 and {MAX_TOKENS}; got {v!r}"[:200])
+    for name in COST_FIELDS:
+        v = getattr(event, name)
+        if v is not None and (not isinstance(v, Decimal) or not v.is_finite() or not 0 <= v <= MAX_COST):
+            raise EventValidationError(name, f"must be a Decimal between 0 and {MAX_COST}; got {v!r}"[:200])
+    for name in TIME_FIELDS:
+        v = getattr(event, name)
+        if v is not None:
+            t = v if v.tzinfo is not None else v.replace(tzinfo=timezone.utc)
+            if not MIN_TIME <= t < MAX_TIME:
+                raise EventValidationError(name, f"outside the supported range {MIN_TIME.year}..{MAX_TIME.year}")
+    for name in ("retry_number", "fallback_depth"):
+        v = getattr(event, name)
+        if v is not None and (isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= MAX_COUNT):
+            raise EventValidationError(name, f"must be an integer between 0 and {MAX_COUNT}; got {v!r}"[:200])
+    for name, (low, high) in _FLOAT_RANGES.items():
+        v = getattr(event, name)
+        if v is not None and (not isinstance(v, (int, float)) or not math.isfinite(v) or not low <= v <= high):
+            raise EventValidationError(name, f"must be between {low:g} and {high:g}")
+    if event.tags:
+        validate_tags(event.tags)
+    if event.attributes:
+        validate_attributes(event.attributes)
+    if event.input_messages is not None:
+        check_content("input_messages", event.input_messages)
+
+
 _CANONICAL_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
