@@ -106,3 +106,12 @@ def test_check_event_applies_the_same_bounds_to_events_built_in_code() -> None:
         with pytest.raises(EventValidationError) as info:
             check_event(UsageEvent(**kw))
         assert info.value.field == field
+
+
+def test_times_are_written_with_four_digit_years() -> None:
+    from datetime import datetime, timezone
+
+    from meterline.event import format_time
+
+    assert format_time(datetime(1, 1, 1, tzinfo=timezone.utc)) == "0001-01-01T00:00:00.000000Z"
+    assert format_time(datetime(2026, 11, 2, 10, tzinfo=timezone.utc)) == "2026-11-02T10:00:00.000000Z"

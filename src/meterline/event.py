@@ -212,7 +212,8 @@ def format_cost(value: Decimal) -> str:
 
 
 def format_time(value: datetime) -> str:
-    return value.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    # isoformat, not strftime: "%Y" drops the leading zeros of years before 1000 on glibc ("1-01-01…")
+    return value.astimezone(timezone.utc).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
 def parse_time(value: Any, field: str = "time") -> datetime:
