@@ -67,6 +67,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             setup = getattr(mod, "setup", None)
             if setup is not None:
                 setup(app)
+        from meterline.server.hardening import install_access_log_scrubber
+
+        install_access_log_scrubber()  # again: uvicorn configures its loggers after create_app
         logger.info("meterline collector %s storing into %s", __version__, _safe(settings.database))
         if settings.auth:
             from meterline.store.keys import count_active
@@ -106,6 +109,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.exception_handler(QueryError)
     async def _query_error(request: Request, exc: QueryError) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=400)
+
+    from meterline.server import hardening
+
+    hardening.install(app)  # NUL guard, 405 with Allow, OpenAPI error declarations, access log scrubbing
 
     return app
 

@@ -69,6 +69,8 @@ def create_key(store: SQLStore, scope: str, name: str | None = None, *, style: s
         raise ValueError(f"scope: must be one of {', '.join(SCOPES)}; got {scope!r}")
     if style not in STYLES:
         raise ValueError(f"style: must be one of {', '.join(STYLES)}; got {style!r}")
+    if name is not None and (len(name) > 256 or "\x00" in name or not name.isprintable()):
+        raise ValueError("name: at most 256 printable characters")
     prefix = "hak" if style == "revenium" else "ml"
     key = f"{prefix}_{scope[0]}_{secrets.token_urlsafe(32)}"
     rec = ApiKey(id=str(uuid.uuid4()), name=name, scope=scope, prefix=key[:10], created_at=time.time(), revoked_at=None)

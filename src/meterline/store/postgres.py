@@ -21,12 +21,18 @@ from meterline.event import UsageEvent
 from meterline.store import query as Q
 from meterline.store import rollup as R
 from meterline.store.extensions import extra_statements
+from meterline.store.isolate import insert_isolating
 from meterline.store.reads import SQLReads
 from meterline.store.schema import COLUMN_NAMES, TABLE, create_statements, event_to_row
 
 SCHEMA_REVISION = 1
 _STAGE = "meterline_events_in"
 _LOCK_KEY = 0x6D657465  # advisory lock taken while creating tables: replicas may start together
+
+
+def _store_down(exc: BaseException) -> bool:
+    """The database is unavailable (not one event refused): the batch is retried as a whole later."""
+    return isinstance(exc, (psycopg.OperationalError, psycopg.InterfaceError))
 
 
 def connection_url(url: str) -> str:
@@ -139,6 +145,12 @@ class PostgresStore(SQLReads):
             )
             counted = cur.fetchone()
             return int(counted[0]) if counted else 0
+
+    def insert_each(self, events: Sequence[UsageEvent]) -> tuple[int, list[tuple[int, str]]]:
+        """Store every event the database can hold, however bad its batch-mates: (how many were new,
+        [(position in ``events``, why it was refused)]). A refused batch is bisected (store.isolate).
+        Raises only when the database itself fails (connection lost, shutdown)."""
+        return insert_isolating(self.insert, events, _store_down)
 
     # -- generic access for per-area modules (API keys, budgets): SQL with %s placeholders -------
     def execute(self, sql: str, params: Sequence[Any] = ()) -> int:

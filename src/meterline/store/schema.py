@@ -152,6 +152,27 @@ def from_pico(value: int) -> Decimal:
     return (Decimal(value) / PICO).quantize(Decimal("1e-12"))
 
 
+# Exact cost sums in SQL. One event's cost fits int64 pico-dollars (event.MAX_COST is $9,000,000), but a
+# sum of them may not: SQLite's SUM() raises "integer overflow" past 2^63 pico (~$9.2 million). So SQL sums
+# the micro-dollar part and the pico remainder separately, both far from overflow (the first reaches 2^63
+# only past $9.2 * 10^12, the second after 9.2 * 10^12 events), and Python adds them as exact integers.
+SPLIT = 1_000_000
+
+
+def split_sum_sql(column: str, alias: str | None = None) -> str:
+    """``SUM(col / 10^6) AS alias__hi, SUM(col mod 10^6) AS alias__lo`` (see :func:`join_split`)."""
+    a = alias or column
+    # the remainder as a - a / n * n: '%' would be a placeholder for psycopg
+    return f"SUM({column} / {SPLIT}) AS {a}__hi, SUM({column} - {column} / {SPLIT} * {SPLIT}) AS {a}__lo"
+
+
+def join_split(hi: Any, lo: Any) -> int | None:
+    """Pico-dollars from the two halves of a split sum (None when both are NULL: nothing to add)."""
+    if hi is None and lo is None:
+        return None
+    return int(hi or 0) * SPLIT + int(lo or 0)
+
+
 _ALL_FIELDS = operator.attrgetter(*COLUMN_NAMES)
 _INDEXES = {k: tuple(i for i, (_, kind) in enumerate(COLUMNS) if kind == k) for k in ("time", "cost", "json", "bool")}
 
