@@ -1,0 +1,215 @@
+"""Redaction of captured content: presets for personal data and secrets, custom patterns, header masking.
+
+Runs on the recorder's thread (never the caller's), before an event is stored, spooled, sent to a
+collector or exported over OTLP. Presets:
+
+- ``emails``: ``name@domain.tld``
+- ``phones``: international (``+44 20 7946 0958``) and North-American (``(415) 555-0132``) numbers of
+  10..15 digits written with the usual separators; bare digit runs (order numbers, ids) are left alone
+- ``cards``: 13..19 digit card numbers (spaces or dashes allowed) that pass the Luhn check; a 16-digit
+  number that fails it is not a card and is kept
+- ``secrets``: OpenAI ``sk-…`` / ``sk-proj-…``, Anthropic ``sk-ant-…``, AWS access key ids ``AKIA…``/``ASIA…``
+  and secret access keys (40 characters after an ``aws_secret_access_key``-like label), ``Bearer …`` tokens,
+  GitHub ``ghp_…`` tokens, JWTs
+- ``ips``: IPv4 addresses (each octet 0..255) and full or ``::``-compressed IPv6 addresses
+
+Each match becomes ``[REDACTED:<kind>]``. Header values of credential headers (``authorization``,
+``x-api-key``, ``api-key``, ``cookie``, …) are always replaced, whatever the presets.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
+
+PRESETS = ("emails", "phones", "cards", "secrets", "ips")
+
+# headers whose value is a credential: never kept, even with every preset off
+SECRET_HEADERS = frozenset(
+    {
+        "authorization",
+        "proxy-authorization",
+        "x-api-key",
+        "api-key",
+        "cookie",
+        "set-cookie",
+        "x-goog-api-key",
+        "x-amz-security-token",
+        "anthropic-api-key",
+        "openai-api-key",
+    }
+)
+# request keys (raw request capture) whose value is a credential
+SECRET_KEYS = frozenset(
+    {
+        "api_key",
+        "apikey",
+        "aws_secret_access_key",
+        "aws_session_token",
+        "aws_access_key_id",
+        "azure_ad_token",
+        "client_secret",
+        "password",
+        "authorization",
+        "x-api-key",
+        "token",
+        "access_token",
+        "secret",
+        "vertex_credentials",
+    }
+)
+
+_EMAIL = r"(?<![\w.+-])[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,24}(?![\w-])"
+# +CC then 7..13 more digits in groups, or NANP (xxx) xxx-xxxx / xxx-xxx-xxxx / xxx.xxx.xxxx
+_PHONE = (
+    r"(?<![\w+])(?:\+\d{1,3}[ .-]?(?:\(\d{1,4}\)[ .-]?)?\d{1,4}(?:[ .-]?\d{2,4}){1,4}"
+    r"|\(\d{3}\)[ .-]?\d{3}[ .-]\d{4}|\d{3}[.-]\d{3}[.-]\d{4})(?![\w-])"
+)
+_CARD = r"(?<![\w-])\d(?:[ -]?\d){12,18}(?![\w-])"
+_SECRETS = (
+    r"(?<![\w-])sk-ant-[A-Za-z0-9_-]{16,}"  # Anthropic (before OpenAI: it also starts with sk-)
+    r"|(?<![\w-])sk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_-]{20,}"  # OpenAI
+    r"|(?<![A-Z0-9])(?:AKIA|ASIA)[A-Z0-9]{16}(?![A-Z0-9])"  # AWS access key id
+    r"|(?i:aws_?secret_?access_?key|aws_?secret|secret_?access_?key)[\"']?\s*[:=]\s*[\"']?[A-Za-z0-9/+=]{40}(?![A-Za-z0-9/+=])"
+    r"|(?i:bearer)\s+[A-Za-z0-9._~+/=-]{12,}"  # bearer tokens
+    r"|gh[pousr]_[A-Za-z0-9]{30,}"  # GitHub
+    r"|eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}"  # JWT
+)
+_OCTET = r"(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)"
+_IPV4 = rf"(?<![\w.]){_OCTET}(?:\.{_OCTET}){{3}}(?![\w]|\.\d)"
+_H = r"[0-9A-Fa-f]{1,4}"
+_IPV6 = (
+    rf"(?<![\w:])(?:(?:{_H}:){{7}}{_H}"
+    rf"|(?:{_H}:){{1,7}}:(?:{_H}(?::{_H}){{0,6}})?"
+    rf"|::(?:{_H}:){{0,6}}{_H})(?![\w:])"
+)
+
+_PATTERNS: dict[str, str] = {
+    "secrets": _SECRETS,  # first: a key may contain digit runs that look like other things
+    "emails": _EMAIL,
+    "cards": _CARD,
+    "ips": f"{_IPV4}|{_IPV6}",
+    "phones": _PHONE,
+}
+
+
+def luhn_ok(digits: str) -> bool:
+    """The Luhn checksum of a digit string (what every payment card number satisfies)."""
+    total = 0
+    for i, ch in enumerate(reversed(digits)):
+        d = ord(ch) - 48
+        if i % 2:
+            d *= 2
+            if d > 9:
+                d -= 9
+        total += d
+    return total % 10 == 0
+
+
+def _card(match: re.Match[str]) -> str:
+    digits = re.sub(r"[ -]", "", match.group(0))
+    if 13 <= len(digits) <= 19 and luhn_ok(digits):
+        return "[REDACTED:card]"
+    return match.group(0)
+
+
+def _ipv6_plausible(text: str) -> bool:
+    # "12:30:45" or "a::b" in prose are not addresses: want >= 3 groups, or a "::" with a hex group
+    return text.count(":") >= 3 or ("::" in text and any(c.isalpha() for c in text) and len(text) > 4)
+
+
+class RedactionError(ValueError):
+    pass
+
+
+class Redactor:
+    """Replaces sensitive substrings in captured content. ``presets``: names from :data:`PRESETS`;
+    ``patterns``: extra regexes (strings or compiled), each match becoming ``[REDACTED]``."""
+
+    def __init__(self, presets: Iterable[str] = PRESETS, patterns: Sequence[str | re.Pattern[str]] = ()) -> None:
+        chosen = list(dict.fromkeys(presets))
+        unknown = [p for p in chosen if p not in _PATTERNS]
+        if unknown:
+            raise RedactionError(f"redact_presets: unknown preset {unknown[0]!r}; choose from {', '.join(PRESETS)}")
+        self.presets = tuple(p for p in _PATTERNS if p in chosen)
+        self._custom: list[re.Pattern[str]] = []
+        for i, p in enumerate(patterns):
+            try:
+                self._custom.append(p if isinstance(p, re.Pattern) else re.compile(p))
+            except re.error as exc:
+                raise RedactionError(f"redact_patterns[{i}]: not a valid regular expression: {exc}") from None
+        # one alternation, one pass over the text: the groups say which preset matched
+        if self.presets:
+            joined = "|".join(f"(?P<{name}>{_PATTERNS[name]})" for name in self.presets)
+            self._combined: re.Pattern[str] | None = re.compile(joined)
+        else:
+            self._combined = None
+
+    @property
+    def active(self) -> bool:
+        return self._combined is not None or bool(self._custom)
+
+    def _replace(self, match: re.Match[str]) -> str:
+        kind = match.lastgroup or ""
+        text = match.group(0)
+        if kind == "cards":
+            return _card(match)
+        if kind == "ips" and ":" in text and not _ipv6_plausible(text):
+            return text
+        if kind == "phones" and sum(c.isdigit() for c in text) < 10:
+            return text
+        return f"[REDACTED:{kind.rstrip('s')}]"
+
+    def text(self, value: str) -> str:
+        """``value`` with every preset and custom match replaced."""
+        if self._combined is not None:
+            value = self._combined.sub(self._replace, value)
+        for pattern in self._custom:
+            value = pattern.sub("[REDACTED]", value)
+        return value
+
+    def value(self, obj: Any, _depth: int = 0) -> Any:
+        """A JSON-like value (dicts, lists, strings, scalars) with every string redacted; keys that name a
+        credential (``api_key``, ``password``, …) lose their value."""
+        if isinstance(obj, str):
+            return self.text(obj)
+        if _depth > 64:
+            return "[REDACTED:too-deep]"
+        if isinstance(obj, Mapping):
+            out: dict[str, Any] = {}
+            for k, v in obj.items():
+                key = str(k)
+                if key.lower() in SECRET_KEYS and v is not None and not isinstance(v, (bool, int, float)):
+                    out[key] = "[REDACTED:secret]"
+                else:
+                    out[key] = self.value(v, _depth + 1)
+            return out
+        if isinstance(obj, (list, tuple)):
+            return [self.value(v, _depth + 1) for v in obj]
+        return obj
+
+    def headers(self, headers: Mapping[str, Any]) -> dict[str, str]:
+        """Credential headers masked, the other values redacted like text."""
+        out: dict[str, str] = {}
+        for k, v in headers.items():
+            key = str(k)
+            out[key] = "[REDACTED:secret]" if key.lower() in SECRET_HEADERS else self.text(str(v))
+        return out
+
+
+def mask_headers(headers: Mapping[str, Any]) -> dict[str, str]:
+    """Credential headers masked, nothing else changed (used when every preset is off)."""
+    return {str(k): "[REDACTED:secret]" if str(k).lower() in SECRET_HEADERS else str(v) for k, v in headers.items()}
+
+
+def parse_presets(text: str | None) -> tuple[str, ...]:
+    """``METERLINE_REDACT``: ``all`` (default), ``none``, or a comma list of preset names."""
+    if text is None or not text.strip() or text.strip().lower() == "all":
+        return PRESETS
+    if text.strip().lower() in ("none", "off", "false", "0"):
+        return ()
+    return tuple(p.strip().lower() for p in text.split(",") if p.strip())
+
+
+Hook = Callable[[Any, "str | None"], "tuple[Any, str | None]"]
