@@ -20,6 +20,8 @@ import psycopg
 from meterline.event import UsageEvent
 from meterline.store import query as Q
 from meterline.store import rollup as R
+from meterline.store.content import content_rows
+from meterline.store.content import insert_sql as content_insert_sql
 from meterline.store.extensions import extra_statements
 from meterline.store.reads import SQLReads
 from meterline.store.schema import COLUMN_NAMES, TABLE, create_statements, event_to_row
@@ -138,6 +140,9 @@ class PostgresStore(SQLReads):
                 f"up AS ({R.upsert_sql('ins', self.dialect)}) SELECT COUNT(*) FROM ins"
             )
             counted = cur.fetchone()
+            content = content_rows(events)
+            if content:  # captured content goes to its own table, same transaction
+                cur.executemany(content_insert_sql("postgresql"), content)
             return int(counted[0]) if counted else 0
 
     # -- generic access for per-area modules (API keys, budgets): SQL with %s placeholders -------

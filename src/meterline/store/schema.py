@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 from decimal import Decimal
 from typing import Any
 
-from meterline.event import COST_FIELDS, FIELD_NAMES, UsageEvent
+from meterline.event import CONTENT_FIELDS, COST_FIELDS, FIELD_NAMES, UsageEvent
 
 TABLE = "events"
 PICO = Decimal(10) ** 12
@@ -40,11 +40,14 @@ _KINDS: dict[str, str] = {
     "fallback_depth": "int",
     "tags": "json",
     "attributes": "json",
-    "input_messages": "json",
     **dict.fromkeys(COST_FIELDS, "cost"),
 }
 
-COLUMNS: tuple[tuple[str, str], ...] = tuple((name, _KINDS.get(name, "text")) for name in FIELD_NAMES)
+# Captured content is not a column: it lives in ``event_content`` (meterline.store.content), so the usage
+# rows stay small. (Databases created before keep their old, unused input_messages/output_text columns.)
+COLUMNS: tuple[tuple[str, str], ...] = tuple(
+    (name, _KINDS.get(name, "text")) for name in FIELD_NAMES if name not in CONTENT_FIELDS
+)
 COLUMN_NAMES = tuple(name for name, _ in COLUMNS)
 KIND = dict(COLUMNS)
 
