@@ -55,12 +55,13 @@ def request_headers(client: Any, options: Any) -> dict[str, Any] | None:
     if not _api.settings.capture_headers:
         return None
     out: dict[str, Any] = {}
-    try:
-        defaults = getattr(client, "default_headers", None)
-        if isinstance(defaults, Mapping):
-            out.update(defaults)
-    except Exception:  # noqa: BLE001 - a client without the property: the call's own headers only
-        pass
+    for attr in ("default_headers", "auth_headers"):  # auth: masked, but shows which credential header went
+        try:
+            found = getattr(client, attr, None)
+        except Exception:  # noqa: BLE001 - a client without the property: the call's own headers only
+            found = None
+        if isinstance(found, Mapping):
+            out.update({k: v for k, v in found.items() if isinstance(v, str)})
     own = getattr(options, "headers", None)
     if isinstance(own, Mapping):
         out.update({k: v for k, v in own.items() if isinstance(v, str)})
