@@ -126,12 +126,25 @@ INDEXES = (
 
 def create_statements(dialect: str) -> list[str]:
     types = _SQL_TYPES[dialect]
+    # PostgreSQL: partitioned by month of start_time (meterline.store.partitions), so retention drops whole
+    # partitions; a partitioned table's key must include the partition column: (id, start_time). A
+    # retried event carries its original start_time, so the id stays the idempotency key.
+    partitioned = dialect == "postgresql"
     cols = ",\n  ".join(
-        f"{name} {types[kind]}{' PRIMARY KEY' if name == 'id' else ''}"
-        f"{' NOT NULL' if name in ('start_time', 'provider', 'model') else ''}"
+        f"{name} {types[kind]}{' PRIMARY KEY' if name == 'id' and not partitioned else ''}"
+        f"{' NOT NULL' if name in ('id', 'start_time', 'provider', 'model') else ''}"
         for name, kind in COLUMNS
     )
-    stmts = [f"CREATE TABLE IF NOT EXISTS {TABLE} (\n  {cols}\n)"]
+    if partitioned:
+        stmts = [
+            f"CREATE TABLE IF NOT EXISTS {TABLE} (\n  {cols},\n  PRIMARY KEY (id, start_time)\n)"
+            " PARTITION BY RANGE (start_time)",
+            # a database from before partitioning keeps its plain table until `meterline migrate`
+            f"DO $$ BEGIN IF EXISTS (SELECT 1 FROM pg_partitioned_table WHERE partrelid = '{TABLE}'::regclass) "
+            f"THEN CREATE TABLE IF NOT EXISTS {TABLE}_default PARTITION OF {TABLE} DEFAULT; END IF; END $$",
+        ]
+    else:
+        stmts = [f"CREATE TABLE IF NOT EXISTS {TABLE} (\n  {cols}\n)"]
     stmts += [f"CREATE INDEX IF NOT EXISTS {ix} ON {TABLE} ({cols_})" for ix, cols_ in INDEXES]
     return stmts
 
