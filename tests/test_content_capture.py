@@ -131,7 +131,9 @@ def test_openai_sdk_stream_and_tools_with_headers_masked(capture_db: MeterDB, fa
         for _ in stream:
             pass
         fake_provider.set_reply()
-        client.embeddings.create(model="text-embedding-3-small", input=f"hello {EMAIL}", usage_metadata={"agent": "emb"})
+        client.embeddings.create(
+            model="text-embedding-3-small", input=f"hello {EMAIL}", usage_metadata={"agent": "emb"}
+        )
         events = {e.agent: e for e in capture_db.events()}
     finally:
         meterline.uninstrument("openai")
@@ -192,7 +194,9 @@ def test_size_cap_per_event(tmp_path: Path) -> None:
     db = MeterDB(tmp_path)
     db.init(capture_content=True, content_max_bytes=2000)
     try:
-        meterline.record(provider="openai", model="m", input_messages=[{"content": "x" * 50_000}], output_text="y" * 9000)
+        meterline.record(
+            provider="openai", model="m", input_messages=[{"content": "x" * 50_000}], output_text="y" * 9000
+        )
         [e] = db.events()
     finally:
         meterline.shutdown()

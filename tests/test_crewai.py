@@ -33,7 +33,9 @@ def _crew(crewai: Any, fake: Any, name: str | None = "report-crew") -> Any:
     llm = crewai.LLM(model="openai/gpt-4o-mini", base_url=fake.openai_base_url, api_key="sk-test")
     researcher = crewai.Agent(role="Researcher", goal="find facts", backstory="careful", llm=llm, max_iter=2)
     writer = crewai.Agent(role="Writer", goal="write it up", backstory="clear", llm=llm, max_iter=2)
-    research = crewai.Task(name="research", description="Research the market", expected_output="notes", agent=researcher)
+    research = crewai.Task(
+        name="research", description="Research the market", expected_output="notes", agent=researcher
+    )
     write = crewai.Task(description="Write the report\nin two lines", expected_output="text", agent=writer)
     return crewai.Crew(name=name, agents=[researcher, writer], tasks=[research, write])
 
@@ -57,7 +59,9 @@ def test_agent_task_and_crew_run_on_every_llm_call(crewai: Any, meter_db: Any, f
         assert {e.trace_type for e in evs} == {"crewai"}
 
 
-def test_the_apps_own_trace_wins_and_nothing_leaks_after_the_run(crewai: Any, meter_db: Any, fake_provider: Any) -> None:
+def test_the_apps_own_trace_wins_and_nothing_leaks_after_the_run(
+    crewai: Any, meter_db: Any, fake_provider: Any
+) -> None:
     fake_provider.set_reply(text=FINAL)
     with meterline.metadata(trace_id="conv-7", subscriber_id="cust-1"):
         _crew(crewai, fake_provider).kickoff()

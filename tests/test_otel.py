@@ -21,7 +21,6 @@ pb = pytest.importorskip(
     reason="opentelemetry-proto is not installed (pip install 'meterline[otel]')",
 )
 sdk_trace = pytest.importorskip("opentelemetry.sdk.trace", reason="opentelemetry-sdk is not installed")
-from opentelemetry import trace  # noqa: E402
 
 SECRET = "sk-proj-abcdefghijklmnopqrstuvwxyz0123456789"
 PRICES = [{"model": "gpt-4o-mini", "input_mtok": "0.15", "cache_read_mtok": "0.075", "output_mtok": "0.60"}]
@@ -144,9 +143,10 @@ def test_business_ids_win_and_otel_ids_go_to_attributes(tmp_path: Path, tracer: 
         with tracer.start_as_current_span("outer") as span, meterline.metadata(trace_id="conv-42"):
             ctx = span.get_span_context()
             meterline.record(provider="openai", model="m")  # record() is manual: no stamping
+            from datetime import datetime, timezone
+
             from meterline import _api
             from meterline.event import UsageEvent
-            from datetime import datetime, timezone
 
             ev = UsageEvent(provider="openai", model="m", start_time=datetime.now(timezone.utc))
             _api.emit(ev, meterline.context.current_metadata())
@@ -189,5 +189,7 @@ def test_env_endpoint_and_json_encoding(tmp_path: Path, monkeypatch: pytest.Monk
     doc = json.loads(otel.encode_json([ev]))
     span = doc["resourceSpans"][0]["scopeSpans"][0]["spans"][0]
     a = {kv["key"]: kv["value"] for kv in span["attributes"]}
-    assert a["gen_ai.operation.name"] == {"stringValue": "embeddings"} and a["error.type"] == {"stringValue": "RateLimit"}
+    assert a["gen_ai.operation.name"] == {"stringValue": "embeddings"} and a["error.type"] == {
+        "stringValue": "RateLimit"
+    }
     assert span["status"]["code"] == 2 and len(span["traceId"]) == 32

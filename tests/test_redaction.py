@@ -78,7 +78,11 @@ def test_nested_values_keys_and_headers() -> None:
         "n": 3,
     }
     headers = {"Authorization": "Bearer abc", "X-Request-Id": "r-1", "x-api-key": "k"}
-    assert R.headers(headers) == {"Authorization": "[REDACTED:secret]", "X-Request-Id": "r-1", "x-api-key": "[REDACTED:secret]"}
+    assert R.headers(headers) == {
+        "Authorization": "[REDACTED:secret]",
+        "X-Request-Id": "r-1",
+        "x-api-key": "[REDACTED:secret]",
+    }
     assert mask_headers(headers)["X-Request-Id"] == "r-1"
 
 

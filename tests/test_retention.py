@@ -14,11 +14,11 @@ import pytest
 from meterline.cli import main
 from meterline.cli.prune import parse_age
 from meterline.event import UsageEvent
-from meterline.store.content import content_for
 from meterline.store.backend import open_stores
+from meterline.store.content import content_for
 from meterline.store.query import UsageQuery
 from meterline.store.retention import prune
-from meterline.store.schema import COLUMNS, INDEXES, _SQL_TYPES
+from meterline.store.schema import _SQL_TYPES, COLUMNS, INDEXES
 
 NOW = datetime(2026, 11, 29, 12, 0, tzinfo=timezone.utc)
 

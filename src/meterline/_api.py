@@ -90,7 +90,13 @@ def init(
     dest = resolve_destination(destination)
     key = api_key or os.environ.get("METERLINE_API_KEY")
     content_policy = _content_policy(
-        capture_content, capture_headers, capture_raw_request, redact, redact_presets, redact_patterns, content_max_bytes
+        capture_content,
+        capture_headers,
+        capture_raw_request,
+        redact,
+        redact_presets,
+        redact_patterns,
+        content_max_bytes,
     )
     sink = sink_for(dest, api_key=key)
     exporter = _otel.exporter_from(otlp_endpoint, otlp_headers)
@@ -142,8 +148,8 @@ def _content_policy(
     import json
 
     from meterline.content import DEFAULT_MAX_BYTES, ContentPolicy
-    from meterline.redaction import Redactor as PresetRedactor
     from meterline.redaction import RedactionError, parse_presets
+    from meterline.redaction import Redactor as PresetRedactor
 
     if patterns is None:
         raw = os.environ.get("METERLINE_REDACT_PATTERNS", "").strip()

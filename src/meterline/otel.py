@@ -26,6 +26,7 @@ import json
 import logging
 import os
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -295,7 +296,10 @@ def encode_json(events: Sequence[UsageEvent]) -> bytes:
         spans.append(doc)
     body = {
         "resourceSpans": [
-            {"resource": {"attributes": kvs(_resource_attrs())}, "scopeSpans": [{"scope": {"name": "meterline"}, "spans": spans}]}
+            {
+                "resource": {"attributes": kvs(_resource_attrs())},
+                "scopeSpans": [{"scope": {"name": "meterline"}, "spans": spans}],
+            }
         ]
     }
     return json.dumps(body, separators=(",", ":")).encode()
@@ -327,7 +331,9 @@ class OTLPExporter:
             body, ctype = encode_protobuf(events), "application/x-protobuf"
         else:
             body, ctype = encode_json(events), "application/json"
-        req = urllib.request.Request(self.url, data=body, method="POST", headers={**self.headers, "Content-Type": ctype})
+        req = urllib.request.Request(
+            self.url, data=body, method="POST", headers={**self.headers, "Content-Type": ctype}
+        )
         try:
             with urllib.request.urlopen(req, timeout=self.timeout) as resp:
                 resp.read()
@@ -380,7 +386,7 @@ def parse_headers(text: str | None) -> dict[str, str]:
     for part in (text or "").split(","):
         if "=" in part:
             k, _, v = part.partition("=")
-            out[urllib.request.unquote(k.strip())] = urllib.request.unquote(v.strip())
+            out[urllib.parse.unquote(k.strip())] = urllib.parse.unquote(v.strip())
     return out
 
 

@@ -24,7 +24,9 @@ def parse_age(text: str, *, now: datetime | None = None, option: str = "--older-
     try:
         dt = datetime.fromisoformat(t)
     except ValueError:
-        raise ValueError(f"{option}: {text!r} is neither an age like 400d, 12h, 6w nor a date like 2026-01-01") from None
+        raise ValueError(
+            f"{option}: {text!r} is neither an age like 400d, 12h, 6w nor a date like 2026-01-01"
+        ) from None
     return dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)
 
 

@@ -276,7 +276,11 @@ class LiteLLMCall:
 
 def _tool_call(call: Any) -> dict[str, Any]:
     fn = getattr(call, "function", None)
-    return {"id": getattr(call, "id", None), "name": getattr(fn, "name", None), "arguments": getattr(fn, "arguments", None)}
+    return {
+        "id": getattr(call, "id", None),
+        "name": getattr(fn, "name", None),
+        "arguments": getattr(fn, "arguments", None),
+    }
 
 
 def _stream_tool_calls(chunks: Any) -> list[dict[str, Any]]:

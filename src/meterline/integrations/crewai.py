@@ -59,7 +59,9 @@ def _agent_fields(agent: Any, task: Any) -> dict[str, Any]:
     return {"agent": str(role).strip()[:1024] if role else None, "task_type": _task_type(task)}
 
 
-def _wrap(original: Callable[..., Any], fields: Callable[[Any, tuple[Any, ...], dict[str, Any]], dict[str, Any]]) -> Any:
+def _wrap(
+    original: Callable[..., Any], fields: Callable[[Any, tuple[Any, ...], dict[str, Any]], dict[str, Any]]
+) -> Any:
     def scope_for(self: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         try:
             return _scope.push(fields(self, args, kwargs))

@@ -38,7 +38,8 @@ def _base() -> type:
         from langchain_core.callbacks import BaseCallbackHandler
     except ImportError:  # pragma: no cover - the handler needs langchain-core
         return object
-    return BaseCallbackHandler
+    base: type = BaseCallbackHandler
+    return base
 
 
 class _Run:
@@ -163,7 +164,9 @@ class MeterlineCallbackHandler(_base()):  # type: ignore[misc]
         self._llm_end(run_id)
 
 
-_INTERNAL_NAMES = frozenset({"RunnableSequence", "RunnableLambda", "RunnableParallel", "RunnableCallable", "ChannelWrite"})
+_INTERNAL_NAMES = frozenset(
+    {"RunnableSequence", "RunnableLambda", "RunnableParallel", "RunnableCallable", "ChannelWrite"}
+)
 
 
 def _is_internal(name: Any) -> bool:
@@ -183,8 +186,10 @@ def _register(module: ModuleType) -> None:
     with _lock:
         if _hook is not None:
             return
+        # the default (not a set()) is seen by every thread and task: the handler joins every run
         var: contextvars.ContextVar[Any] = contextvars.ContextVar(
-            "meterline_langchain_handler", default=MeterlineCallbackHandler()
+            "meterline_langchain_handler",
+            default=MeterlineCallbackHandler(),  # noqa: B039 - one shared handler, on purpose
         )
         register_configure_hook(var, True, MeterlineCallbackHandler)
         _hook = _configure_hooks[-1]

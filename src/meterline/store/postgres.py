@@ -1,7 +1,8 @@
 """The PostgreSQL store (psycopg 3): the production destination and the collector's shared database.
 
-Writes: COPY the batch into a per-connection temporary table, then ``INSERT … SELECT … ON CONFLICT (id)
-DO NOTHING`` (the key is (id, start_time) on the monthly-partitioned table): one round trip of rows, idempotent on the event id, safe with any number of writers
+Writes: COPY the batch into a per-connection temporary table, then ``INSERT … SELECT … ON CONFLICT
+DO NOTHING`` (the key is (id, start_time) on the table partitioned by month; a retried event keeps its
+start_time): one round trip of rows, idempotent on the event id, safe with any number of writers
 (several collector replicas, SDK processes) on one database. Reads: the same dialect-neutral SQL as
 SQLite (``store/query.py``). Connections come from a small built-in pool (no psycopg_pool dependency).
 """
@@ -18,8 +19,8 @@ from typing import Any
 import psycopg
 
 from meterline.event import UsageEvent
-from meterline.store import query as Q
 from meterline.store import partitions
+from meterline.store import query as Q
 from meterline.store import rollup as R
 from meterline.store.content import content_rows
 from meterline.store.content import insert_sql as content_insert_sql

@@ -39,7 +39,8 @@ def _copy_legacy_content(bind: object, table: str, dialect: str) -> None:
         return
     if dialect == "postgresql":
         body = (
-            "json_strip_nulls(json_build_object('input_messages', input_messages::json, 'output_text', output_text))::text"
+            "json_strip_nulls(json_build_object("
+            "'input_messages', input_messages::json, 'output_text', output_text))::text"
         )
         op.execute(
             f"INSERT INTO {content.CONTENT_TABLE} (event_id, start_time, bytes, body) "
@@ -78,9 +79,7 @@ def upgrade() -> None:
             op.execute(partitions.create_sql(year, month))
     cols = ", ".join(COLUMN_NAMES)
     # DISTINCT ON: the old key was id alone; keep one row per id whatever its start_time
-    op.execute(
-        f"INSERT INTO {TABLE} ({cols}) SELECT DISTINCT ON (id) {cols} FROM {_OLD} ORDER BY id, start_time"
-    )
+    op.execute(f"INSERT INTO {TABLE} ({cols}) SELECT DISTINCT ON (id) {cols} FROM {_OLD} ORDER BY id, start_time")
     _copy_legacy_content(bind, _OLD, dialect)
     op.execute(f"DROP TABLE {_OLD}")
 
