@@ -60,30 +60,38 @@ SECRET_KEYS = frozenset(
     }
 )
 
-_EMAIL = r"(?<![\w.+-])[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,24}(?![\w-])"
+# Each pattern starts with a plain character class (lookbehinds come after the first character): Python's
+# regex engine then skips non-candidate positions quickly. Each preset is its own pass, behind a cheap guard.
+_EMAIL = (
+    r"[A-Za-z0-9._%+-](?<![\w.+-][A-Za-z0-9._%+-])[A-Za-z0-9._%+-]*"
+    r"@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,24}(?![\w-])"
+)
 # +CC then 7..13 more digits in groups, or NANP (xxx) xxx-xxxx / xxx-xxx-xxxx / xxx.xxx.xxxx
 _PHONE = (
-    r"(?<![\w+])(?:\+\d{1,3}[ .-]?(?:\(\d{1,4}\)[ .-]?)?\d{1,4}(?:[ .-]?\d{2,4}){1,4}"
-    r"|\(\d{3}\)[ .-]?\d{3}[ .-]\d{4}|\d{3}[.-]\d{3}[.-]\d{4})(?![\w-])"
+    r"(?:\+(?<![\w+]\+)\d{1,3}[ .-]?(?:\(\d{1,4}\)[ .-]?)?\d{1,4}(?:[ .-]?\d{2,4}){1,4}"
+    r"|\((?<![\w+]\()\d{3}\)[ .-]?\d{3}[ .-]\d{4}"
+    r"|\d(?<![\w+]\d)\d{2}[.-]\d{3}[.-]\d{4})(?![\w-])"
 )
-_CARD = r"(?<![\w-])\d(?:[ -]?\d){12,18}(?![\w-])"
+_CARD = r"\d(?<![\w-]\d)(?:[ -]?\d){12,18}(?![\w-])"
 _SECRETS = (
     r"(?<![\w-])sk-ant-[A-Za-z0-9_-]{16,}"  # Anthropic (before OpenAI: it also starts with sk-)
     r"|(?<![\w-])sk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_-]{20,}"  # OpenAI
     r"|(?<![A-Z0-9])(?:AKIA|ASIA)[A-Z0-9]{16}(?![A-Z0-9])"  # AWS access key id
-    r"|(?i:aws_?secret_?access_?key|aws_?secret|secret_?access_?key)[\"']?\s*[:=]\s*[\"']?[A-Za-z0-9/+=]{40}(?![A-Za-z0-9/+=])"
+    r"|(?i:aws_?secret_?access_?key|aws_?secret|secret_?access_?key)"  # AWS secret access key, after its label
+    r"[\"']?\s*[:=]\s*[\"']?[A-Za-z0-9/+=]{40}(?![A-Za-z0-9/+=])"
     r"|(?i:bearer)\s+[A-Za-z0-9._~+/=-]{12,}"  # bearer tokens
     r"|gh[pousr]_[A-Za-z0-9]{30,}"  # GitHub
     r"|eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}"  # JWT
 )
-_OCTET = r"(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)"
-_IPV4 = rf"(?<![\w.]){_OCTET}(?:\.{_OCTET}){{3}}(?![\w]|\.\d)"
+_SECRET_TRIGGERS = ("sk-", "akia", "asia", "secret", "bearer", "gh", "eyj")
+_IPV4 = r"\d(?<![\w.]\d)\d{0,2}(?:\.\d{1,3}){3}(?![\w]|\.\d)"  # octets checked in code (<= 255)
 _H = r"[0-9A-Fa-f]{1,4}"
 _IPV6 = (
     rf"(?<![\w:])(?:(?:{_H}:){{7}}{_H}"
     rf"|(?:{_H}:){{1,7}}:(?:{_H}(?::{_H}){{0,6}})?"
     rf"|::(?:{_H}:){{0,6}}{_H})(?![\w:])"
 )
+_IPV6_HINT = re.compile(r"[0-9A-Fa-f]:[0-9A-Fa-f]{0,4}:")
 
 _PATTERNS: dict[str, str] = {
     "secrets": _SECRETS,  # first: a key may contain digit runs that look like other things
@@ -108,15 +116,48 @@ def luhn_ok(digits: str) -> bool:
 
 
 def _card(match: re.Match[str]) -> str:
-    digits = re.sub(r"[ -]", "", match.group(0))
+    digits = match.group(0).replace(" ", "").replace("-", "")
     if 13 <= len(digits) <= 19 and luhn_ok(digits):
         return "[REDACTED:card]"
     return match.group(0)
 
 
-def _ipv6_plausible(text: str) -> bool:
-    # "12:30:45" or "a::b" in prose are not addresses: want >= 3 groups, or a "::" with a hex group
-    return text.count(":") >= 3 or ("::" in text and any(c.isalpha() for c in text) and len(text) > 4)
+def _ip(match: re.Match[str]) -> str:
+    text = match.group(0)
+    if ":" in text:
+        # "12:30:45" or "a::b" in prose are not addresses: want >= 3 groups, or a "::" with a hex letter
+        if text.count(":") >= 3 or ("::" in text and any(c.isalpha() for c in text) and len(text) > 4):
+            return "[REDACTED:ip]"
+        return text
+    parts = text.split(".")
+    if all(int(p) <= 255 and (p == "0" or not p.startswith("0") or len(p) == 1) for p in parts):
+        return "[REDACTED:ip]"
+    return text
+
+
+def _phone(match: re.Match[str]) -> str:
+    text = match.group(0)
+    return "[REDACTED:phone]" if sum(c.isdigit() for c in text) >= 10 else text
+
+
+def _always(_text: str, _lower: str) -> bool:
+    return True
+
+
+_GUARDS: dict[str, Callable[[str, str], bool]] = {
+    "secrets": lambda text, lower: any(t in lower for t in _SECRET_TRIGGERS),
+    "emails": lambda text, lower: "@" in text,
+    "cards": _always,
+    "ips": lambda text, lower: "." in text or ":" in text,
+    "phones": _always,
+}
+_REPLACE: dict[str, Callable[[re.Match[str]], str] | str] = {
+    "secrets": "[REDACTED:secret]",
+    "emails": "[REDACTED:email]",
+    "cards": _card,
+    "ips": _ip,
+    "phones": _phone,
+}
 
 
 class RedactionError(ValueError):
@@ -139,32 +180,25 @@ class Redactor:
                 self._custom.append(p if isinstance(p, re.Pattern) else re.compile(p))
             except re.error as exc:
                 raise RedactionError(f"redact_patterns[{i}]: not a valid regular expression: {exc}") from None
-        # one alternation, one pass over the text: the groups say which preset matched
-        if self.presets:
-            joined = "|".join(f"(?P<{name}>{_PATTERNS[name]})" for name in self.presets)
-            self._combined: re.Pattern[str] | None = re.compile(joined)
-        else:
-            self._combined = None
+        self._passes = [
+            (_GUARDS[name], re.compile(_IPV4) if name == "ips" else re.compile(_PATTERNS[name]), _REPLACE[name])
+            for name in self.presets
+        ]
+        self._ipv6 = re.compile(_IPV6) if "ips" in self.presets else None
 
     @property
     def active(self) -> bool:
-        return self._combined is not None or bool(self._custom)
-
-    def _replace(self, match: re.Match[str]) -> str:
-        kind = match.lastgroup or ""
-        text = match.group(0)
-        if kind == "cards":
-            return _card(match)
-        if kind == "ips" and ":" in text and not _ipv6_plausible(text):
-            return text
-        if kind == "phones" and sum(c.isdigit() for c in text) < 10:
-            return text
-        return f"[REDACTED:{kind.rstrip('s')}]"
+        return bool(self._passes) or bool(self._custom)
 
     def text(self, value: str) -> str:
         """``value`` with every preset and custom match replaced."""
-        if self._combined is not None:
-            value = self._combined.sub(self._replace, value)
+        if self._passes:
+            lower = value.lower()
+            for guard, pattern, replace in self._passes:
+                if guard(value, lower):
+                    value = pattern.sub(replace, value)
+            if self._ipv6 is not None and _IPV6_HINT.search(value):
+                value = self._ipv6.sub(_ip, value)
         for pattern in self._custom:
             value = pattern.sub("[REDACTED]", value)
         return value
