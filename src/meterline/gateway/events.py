@@ -158,6 +158,7 @@ def _capture(event: UsageEvent, headers: Mapping[str, Any], body: Mapping[str, A
     only: redaction and credential masking run on the recorder's thread)."""
     from meterline import _api
 
+    _api.get_recorder()  # the proxy configures meterline from its environment on first use: read it now
     s = _api.settings
     if s.capture_content:
         messages = body.get("messages") if "messages" in body else body.get("input", body.get("prompt"))
