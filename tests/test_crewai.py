@@ -90,3 +90,19 @@ def test_uninstrument_restores_crewai() -> None:
     assert crewai.Crew.__dict__["kickoff"] is not original
     meterline.uninstrument("crewai")
     assert crewai.Crew.__dict__["kickoff"] is original
+
+
+def test_instrument_waits_for_the_apps_own_import() -> None:
+    import subprocess
+    import sys
+
+    require("crewai", "/tmp/venv-crewai")
+    code = (
+        "import sys, meterline\n"
+        "meterline.instrument('crewai')\n"
+        "assert 'crewai' not in sys.modules, 'imported by meterline'\n"
+        "import crewai\n"
+        "assert crewai.Crew.__dict__['kickoff'].__meterline_original__\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr

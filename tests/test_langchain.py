@@ -119,3 +119,23 @@ async def test_async_graph(lc: Any, meter_db: Any, fake_provider: Any) -> None:
     await _graph(fake_provider).ainvoke({"question": "q"}, config={"run_id": root})
     events = meter_db.events()
     assert [e.agent for e in events] == ["planner", "writer"] and {e.trace_id for e in events} == {str(root)}
+
+
+def test_instrument_waits_for_the_apps_own_import() -> None:
+    import subprocess
+    import sys
+
+    require("langchain_core", VENV)
+    code = (
+        "import sys, meterline\n"
+        "meterline.instrument('langchain')\n"
+        "assert 'langchain_core' not in sys.modules, 'imported by meterline'\n"
+        "import langchain_core.callbacks\n"
+        "from meterline.integrations import langchain\n"
+        "assert langchain.is_instrumented()\n"
+        "from langchain_core.callbacks.manager import CallbackManager\n"
+        "m = CallbackManager.configure()\n"
+        "assert any(type(h).__name__ == 'MeterlineCallbackHandler' for h in m.handlers), m.handlers\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
