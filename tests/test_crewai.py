@@ -23,7 +23,7 @@ FINAL = "Thought: I now know the final answer\nFinal Answer: done"
 
 @pytest.fixture
 def crewai(meter_db: Any) -> Any:
-    module = require("crewai", "/tmp/venv-crewai (pip install -e '.[crewai,dev]')")
+    module = require("crewai", "/tmp/venv-crewai (pip install -e '.[crewai]' pytest pytest-asyncio)")
     meterline.instrument("openai", "crewai")
     yield module
     meterline.uninstrument("openai", "crewai")

@@ -13,7 +13,7 @@ import meterline
 from agent_frameworks import require
 
 pytestmark = pytest.mark.langchain
-VENV = "/tmp/venv-langchain (pip install -e '.[langchain,dev]')"
+VENV = "/tmp/venv-langchain (pip install -e '.[langchain]' pytest pytest-asyncio)"
 
 
 @pytest.fixture
