@@ -73,17 +73,23 @@ _PHONE = (
     r"|\d(?<![\w+]\d)\d{2}[.-]\d{3}[.-]\d{4})(?![\w-])"
 )
 _CARD = r"\d(?<![\w-]\d)(?:[ -]?\d){12,18}(?![\w-])"
-_SECRETS = (
-    r"(?<![\w-])sk-ant-[A-Za-z0-9_-]{16,}"  # Anthropic (before OpenAI: it also starts with sk-)
-    r"|(?<![\w-])sk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_-]{20,}"  # OpenAI
-    r"|(?<![A-Z0-9])(?:AKIA|ASIA)[A-Z0-9]{16}(?![A-Z0-9])"  # AWS access key id
-    r"|(?i:aws_?secret_?access_?key|aws_?secret|secret_?access_?key)"  # AWS secret access key, after its label
-    r"[\"']?\s*[:=]\s*[\"']?[A-Za-z0-9/+=]{40}(?![A-Za-z0-9/+=])"
-    r"|(?i:bearer)\s+[A-Za-z0-9._~+/=-]{12,}"  # bearer tokens
-    r"|gh[pousr]_[A-Za-z0-9]{30,}"  # GitHub
-    r"|eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}"  # JWT
+# (trigger that must appear in the lower-cased text, pattern): one guarded pass each, each pattern starting
+# with a literal so the engine jumps between candidates
+_SECRET_PASSES = (
+    # Anthropic sk-ant-…, OpenAI sk-… / sk-proj-…
+    ("sk-", r"s(?<![\w-]s)k-(?:ant-[A-Za-z0-9_-]{16,}|(?:proj-|svcacct-|admin-)?[A-Za-z0-9_-]{20,})"),
+    ("akia", r"A(?<![A-Z0-9]A)KIA[A-Z0-9]{16}(?![A-Z0-9])"),  # AWS access key id
+    ("asia", r"A(?<![A-Z0-9]A)SIA[A-Z0-9]{16}(?![A-Z0-9])"),  # AWS temporary access key id
+    (
+        "secret",  # AWS secret access key, after its label
+        r"(?i:aws_?secret_?access_?key|aws_?secret|secret_?access_?key)[\"']?\s*[:=]\s*[\"']?"
+        r"[A-Za-z0-9/+=]{40}(?![A-Za-z0-9/+=])",
+    ),
+    ("bearer", r"(?i:bearer)\s+[A-Za-z0-9._~+/=-]{12,}"),  # bearer tokens
+    ("gh", r"gh[pousr]_[A-Za-z0-9]{30,}"),  # GitHub
+    ("eyj", r"eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}"),  # JWT
 )
-_SECRET_TRIGGERS = ("sk-", "akia", "asia", "secret", "bearer", "gh", "eyj")
+_SECRETS = "|".join(f"(?:{p})" for _, p in _SECRET_PASSES)
 _IPV4 = r"\d(?<![\w.]\d)\d{0,2}(?:\.\d{1,3}){3}(?![\w]|\.\d)"  # octets checked in code (<= 255)
 _H = r"[0-9A-Fa-f]{1,4}"
 _IPV6 = (
@@ -145,7 +151,7 @@ def _always(_text: str, _lower: str) -> bool:
 
 
 _GUARDS: dict[str, Callable[[str, str], bool]] = {
-    "secrets": lambda text, lower: any(t in lower for t in _SECRET_TRIGGERS),
+    "secrets": _always,  # each secret pattern has its own trigger (see Redactor.text)
     "emails": lambda text, lower: "@" in text,
     "cards": _always,
     "ips": lambda text, lower: "." in text or ":" in text,
@@ -183,17 +189,24 @@ class Redactor:
         self._passes = [
             (_GUARDS[name], re.compile(_IPV4) if name == "ips" else re.compile(_PATTERNS[name]), _REPLACE[name])
             for name in self.presets
+            if name != "secrets"
         ]
+        self._secrets = (
+            [(trigger, re.compile(p)) for trigger, p in _SECRET_PASSES] if "secrets" in self.presets else []
+        )
         self._ipv6 = re.compile(_IPV6) if "ips" in self.presets else None
 
     @property
     def active(self) -> bool:
-        return bool(self._passes) or bool(self._custom)
+        return bool(self._passes) or bool(self._secrets) or bool(self._custom)
 
     def text(self, value: str) -> str:
         """``value`` with every preset and custom match replaced."""
-        if self._passes:
+        if self._passes or self._secrets:
             lower = value.lower()
+            for trigger, pattern in self._secrets:  # first: a key may contain digit runs that look like other things
+                if trigger in lower:
+                    value = pattern.sub("[REDACTED:secret]", value)
             for guard, pattern, replace in self._passes:
                 if guard(value, lower):
                     value = pattern.sub(replace, value)
