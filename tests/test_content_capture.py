@@ -259,3 +259,22 @@ def test_off_by_default_and_env_forms(tmp_path: Path, monkeypatch: pytest.Monkey
     finally:
         meterline.shutdown()
         _content.configure(_content.ContentPolicy())
+
+
+def test_content_reaches_a_collector_redacted_and_is_stored_apart(tmp_path: Path) -> None:
+    """SDK -> HTTP collector -> store: the collector accepts the content fields and keeps them in event_content."""
+    from collector_support import ThreadCollector
+
+    with ThreadCollector(database=f"sqlite:///{tmp_path / 'c.db'}", auth=False) as c:
+        meterline.init(destination=c.url, spool_dir=tmp_path / "spool", capture_content=True, capture_raw_request=True)
+        try:
+            meterline.record(provider="openai", model="gpt-4o-mini", input_tokens=3, output_text="x" * 5000,
+                             input_messages=PROMPT, raw_request={"api_key": SECRET, "messages": PROMPT})  # fmt: skip
+            assert meterline.flush(10)
+        finally:
+            meterline.shutdown()
+        [e] = list(c.store.iter_events())
+        assert e.input_messages == REDACTED_PROMPT and e.output_text == "x" * 5000
+        assert e.raw_request == {"api_key": "[REDACTED:secret]", "messages": REDACTED_PROMPT}
+        assert content_for(c.store, e.id)["input_messages"] == REDACTED_PROMPT  # type: ignore[index]
+    assert SECRET.encode() not in (tmp_path / "c.db").read_bytes()
