@@ -158,3 +158,33 @@ def test_migration_partitions_a_populated_plain_table(postgres_url: str) -> None
         assert store.count() == len(AGES) - 3 + 1
     finally:
         store.close()
+
+
+@pytest.mark.postgres
+def test_a_late_event_for_a_dropped_month_goes_to_the_default_partition(postgres_url: str) -> None:
+    """A replica that still believed in a dropped partition wrote into the default one: later inserts of
+    that month must still succeed (the month's partition cannot be created over those rows) and prune
+    still removes them."""
+    from meterline.store.postgres import PostgresStore
+
+    store = PostgresStore(postgres_url)
+    try:
+        _populate(store)
+        assert prune(store, events_before=NOW - timedelta(days=400)).dropped_partitions
+        old = NOW - timedelta(days=450)
+        late = _event(old, 70)
+        with store.connection() as conn:  # what a replica with a stale partition cache ends up doing
+            from meterline.store.schema import COLUMN_NAMES, event_to_row
+
+            cols = ", ".join(COLUMN_NAMES)
+            conn.execute(f"INSERT INTO events_default ({cols}) VALUES ({', '.join(['%s'] * len(COLUMN_NAMES))})",
+                         event_to_row(late, native_bool=True))  # fmt: skip
+        fresh = PostgresStore(postgres_url)
+        try:
+            assert fresh.insert([_event(old, 71)]) == 1
+            assert fresh.fetch("SELECT COUNT(*) FROM events_default") == [(2,)]
+            assert prune(fresh, events_before=NOW - timedelta(days=400)).events == 2
+        finally:
+            fresh.close()
+    finally:
+        store.close()

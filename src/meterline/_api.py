@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import sys
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timezone
@@ -246,8 +247,6 @@ def capture(messages: Any, output_text: str | None) -> tuple[Any, str | None]:
 
 def _otel_loaded() -> bool:
     # the OpenTelemetry API is only consulted when the app imported it (never imported by meterline)
-    import sys
-
     return "opentelemetry.trace" in sys.modules
 
 
@@ -268,6 +267,10 @@ def record(*, usage_metadata: Mapping[str, Any] | None = None, **fields: Any) ->
     event_fields.setdefault("integration", "manual")
     event = UsageEvent.from_wire(event_fields)
     apply_metadata(event, current_metadata(), call_md)
+    if _otel_loaded():
+        from meterline.otel import stamp
+
+        stamp(event)
     event.sdk_version = __version__
     get_recorder().submit(event)
     return event.id

@@ -8,11 +8,14 @@ instead of deleting millions of rows, and deletes only inside the partition the 
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 from datetime import datetime, timezone
 from typing import Any
 
 from meterline.store.schema import TABLE, to_micros
+
+logger = logging.getLogger("meterline")
 
 _LOCK_KEY = 0x6D6C7074  # advisory lock while creating partitions
 PARTITIONED_SQL = f"SELECT 1 FROM pg_partitioned_table WHERE partrelid = to_regclass('{TABLE}')"
@@ -48,6 +51,8 @@ def is_partitioned(conn: Any) -> bool:
 
 def ensure(conn: Any, months: Iterable[tuple[int, int]]) -> None:
     """Create the monthly partitions that are missing (``conn`` in a transaction)."""
+    import psycopg  # PostgreSQL only: SQLite users need not have it
+
     months = sorted(set(months))
     if not months:
         return
@@ -58,8 +63,17 @@ def ensure(conn: Any, months: Iterable[tuple[int, int]]) -> None:
         (TABLE,),
     ).fetchall()}  # fmt: skip
     for year, month in months:
-        if partition_name(year, month) not in existing:
-            conn.execute(create_sql(year, month))
+        if partition_name(year, month) in existing:
+            continue
+        try:
+            with conn.transaction():  # a savepoint: a failure here must not abort the insert
+                conn.execute(create_sql(year, month))
+        except psycopg.errors.CheckViolation:
+            # rows of that month already sit in the default partition (written while the month's partition
+            # was dropped by a prune): leave them there, new rows of the month join them
+            logger.info(
+                "meterline: %s not created: the default partition holds rows of that month", partition_name(year, month)
+            )
 
 
 def monthly_partitions(conn: Any) -> list[tuple[str, int, int]]:
