@@ -14,17 +14,23 @@ from agent_frameworks import require
 
 pytestmark = pytest.mark.crewai
 
-for _k, _v in {"CREWAI_DISABLE_TELEMETRY": "true", "OTEL_SDK_DISABLED": "true", "CREWAI_TRACING_ENABLED": "false",
-               "CREWAI_DISABLE_TRACKING": "true"}.items():  # fmt: skip
-    os.environ.setdefault(_k, _v)
+QUIET = {"CREWAI_DISABLE_TELEMETRY": "true", "OTEL_SDK_DISABLED": "true", "CREWAI_TRACING_ENABLED": "false",
+         "CREWAI_DISABLE_TRACKING": "true"}  # fmt: skip  (no telemetry: the tests reach 127.0.0.1 only)
 
 FINAL = "Thought: I now know the final answer\nFinal Answer: done"
+
+
+@pytest.fixture(autouse=True)
+def _quiet(monkeypatch: pytest.MonkeyPatch) -> None:
+    for key, value in QUIET.items():
+        monkeypatch.setenv(key, value)
 
 
 @pytest.fixture
 def crewai(meter_db: Any) -> Any:
     module = require("crewai", "/tmp/venv-crewai (pip install -e '.[crewai]' pytest pytest-asyncio)")
-    meterline.instrument("openai", "crewai")
+    meterline.instrument_openai()
+    meterline.instrument_crewai()
     yield module
     meterline.uninstrument("openai", "crewai")
 
@@ -104,5 +110,6 @@ def test_instrument_waits_for_the_apps_own_import() -> None:
         "import crewai\n"
         "assert crewai.Crew.__dict__['kickoff'].__meterline_original__\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    env = {**os.environ, **QUIET}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, env=env)
     assert out.returncode == 0, out.stderr

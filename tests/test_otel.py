@@ -84,8 +84,9 @@ def receiver() -> Iterator[Receiver]:
     r.close()
 
 
-@pytest.fixture(scope="module")
-def tracer() -> Any:
+@pytest.fixture
+def tracer(monkeypatch: pytest.MonkeyPatch) -> Any:
+    monkeypatch.delenv("OTEL_SDK_DISABLED", raising=False)  # a disabled SDK makes invalid (all-zero) spans
     provider = sdk_trace.TracerProvider()
     return provider.get_tracer("app")
 
