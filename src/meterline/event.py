@@ -126,9 +126,13 @@ class UsageEvent:
     # source
     integration: str = "manual"
     sdk_version: str | None = None
-    # content (only with capture_content)
+    # content (only with capture_content / capture_headers / capture_raw_request; redacted on the recorder
+    # thread, stored apart from the usage row: see meterline.content)
     input_messages: Any = None
     output_text: str | None = None
+    output_tool_calls: Any = None  # [{id, name, arguments}] the reply asked for
+    request_headers: Any = None  # {name: value}, credential headers masked
+    raw_request: Any = None  # the request body as sent (credential keys masked)
 
     def __post_init__(self) -> None:
         # every spelling of one UUID is one idempotency key (an id that is no UUID is left for from_wire)
@@ -183,6 +187,7 @@ TOKEN_FIELDS = (
 )
 TIME_FIELDS = ("start_time", "end_time")
 BOOL_FIELDS = ("stream", "cache_hit")
+CONTENT_FIELDS = ("input_messages", "output_text", "output_tool_calls", "request_headers", "raw_request")
 FLOAT_FIELDS = ("duration_ms", "time_to_first_token_ms", "response_quality_score")
 INT_FIELDS = ("schema_version", "retry_number", "fallback_depth")
 _STRING_LIMITS = {"trace_type": 128, "trace_name": 256, "error_message": MAX_ERROR_MESSAGE, "output_text": MAX_CONTENT}
@@ -195,7 +200,7 @@ STRING_FIELDS = tuple(
     f.name
     for f in dataclasses.fields(UsageEvent)
     if f.name not in (*COST_FIELDS, *TOKEN_FIELDS, *TIME_FIELDS, *BOOL_FIELDS, *FLOAT_FIELDS, *INT_FIELDS)
-    and f.name not in ("tags", "attributes", "input_messages")
+    and f.name not in ("tags", "attributes", *CONTENT_FIELDS)
 )
 
 
@@ -334,7 +339,11 @@ def _from_wire(data: Mapping[str, Any]) -> UsageEvent:
             kw[name] = validate_tags(value) if value or not isinstance(value, list) else []
         elif kind == _ATTRS:
             kw[name] = validate_attributes(value) if value or not isinstance(value, Mapping) else {}
-        else:  # input_messages: any JSON, bounded in depth, size and text content
+        else:  # content: any JSON (output_text: a string), bounded in depth, size and text content
+            if name == "output_text" and not isinstance(value, str):
+                raise EventValidationError(name, f"must be a string; got {type(value).__name__}")
+            if name == "request_headers" and not isinstance(value, Mapping):
+                raise EventValidationError(name, "must be an object of header names to values")
             check_content(name, value)
             kw[name] = value
     if kw.get("schema_version", SCHEMA_VERSION) != SCHEMA_VERSION:
@@ -379,7 +388,7 @@ _WIRE_KIND: dict[str, int] = {
     **dict.fromkeys(BOOL_FIELDS, _BOOL),
     "tags": _TAGS,
     "attributes": _ATTRS,
-    "input_messages": _ANY,
+    **dict.fromkeys(CONTENT_FIELDS, _ANY),
 }
 
 

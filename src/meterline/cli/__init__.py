@@ -17,6 +17,7 @@ COMMANDS = (
     "meterline.cli.export",
     "meterline.cli.keys",
     "meterline.cli.migrate",
+    "meterline.cli.prune",
     "meterline.cli.budgets",
     "meterline.cli.gateway",
     "meterline.cli.doctor",

@@ -21,6 +21,9 @@ INTEGRATIONS: dict[str, tuple[str, str]] = {
     "anthropic": ("meterline.integrations.anthropic", "anthropic"),
     "bedrock": ("meterline.integrations.bedrock", "botocore"),
     "openai": ("meterline.integrations.openai", "openai"),
+    # agent frameworks: attribution only (agent, task, trace); the SDK integrations underneath meter
+    "crewai": ("meterline.integrations.crewai", "crewai"),
+    "langchain": ("meterline.integrations.langchain", "langchain_core"),
 }
 
 
@@ -81,3 +84,13 @@ def instrument_bedrock() -> None:
 
 def instrument_openai() -> None:
     instrument("openai")
+
+
+def instrument_crewai() -> None:
+    """CrewAI agent role, task and crew run on every LLM call made inside a crew."""
+    instrument("crewai")
+
+
+def instrument_langchain() -> None:
+    """A meterline callback handler on every LangChain / LangGraph run (agent = chain or node name)."""
+    instrument("langchain")

@@ -48,6 +48,27 @@ def call_metadata(raw: Any) -> Mapping[str, Any]:
     return normalise(raw, strict=False)
 
 
+def request_headers(client: Any, options: Any) -> dict[str, Any] | None:
+    """The headers a Stainless SDK call sends (client defaults, then the call's own), only when
+    capture_headers is on; credential headers are masked later, on the recorder's thread."""
+    from meterline import _api
+
+    if not _api.settings.capture_headers:
+        return None
+    out: dict[str, Any] = {}
+    for attr in ("default_headers", "auth_headers"):  # auth: masked, but shows which credential header went
+        try:
+            found = getattr(client, attr, None)
+        except Exception:  # noqa: BLE001 - a client without the property: the call's own headers only
+            found = None
+        if isinstance(found, Mapping):
+            out.update({k: v for k, v in found.items() if isinstance(v, str)})
+    own = getattr(options, "headers", None)
+    if isinstance(own, Mapping):
+        out.update({k: v for k, v in own.items() if isinstance(v, str)})
+    return out
+
+
 class CallMeter:
     """Usage and outcome of one call; :meth:`finish` emits its single event."""
 
@@ -63,6 +84,8 @@ class CallMeter:
         "out_chars",
         "prompt_chars",
         "provider",
+        "raw_request",
+        "request_headers",
         "response_model",
         "scope",
         "start",
@@ -70,6 +93,7 @@ class CallMeter:
         "stream",
         "text_parts",
         "tokens",
+        "tool_calls",
         "tool_use",
         "ttft_ms",
     )
@@ -100,6 +124,9 @@ class CallMeter:
         self.tokens = _usage.TokenUsage()
         self.text_parts: list[str] | None = None
         self.input_messages: Any = None
+        self.tool_calls: list[dict[str, Any]] | None = None  # with capture_content: the tool calls asked for
+        self.request_headers: Any = None
+        self.raw_request: Any = None
         self.prompt_chars = 0  # for the estimate of a stream abandoned before the provider reported usage
         self.out_chars = 0
         self._lock = threading.Lock()
@@ -122,6 +149,10 @@ class CallMeter:
             kind = get(block, "type")
             if kind in _TOOL_BLOCKS:
                 self.tool_use = True
+                if self.tool_calls is not None:
+                    self.tool_calls.append(
+                        {"id": get(block, "id"), "name": get(block, "name"), "arguments": get(block, "input")}
+                    )
             elif kind == "text" and self.text_parts is not None:
                 self.text_parts.append(str(get(block, "text") or ""))
 
@@ -147,11 +178,17 @@ class CallMeter:
             self.mark_first_token()
             if self.text_parts is not None:
                 delta = get(event, "delta")
-                if get(delta, "type") == "text_delta":
+                kind = get(delta, "type")
+                if kind == "text_delta":
                     self.text_parts.append(str(get(delta, "text") or ""))
+                elif kind == "input_json_delta" and self.tool_calls:
+                    self.tool_calls[-1]["arguments"] += str(get(delta, "partial_json") or "")
         elif kind == "content_block_start":
-            if get(get(event, "content_block"), "type") in _TOOL_BLOCKS:
+            block = get(event, "content_block")
+            if get(block, "type") in _TOOL_BLOCKS:
                 self.tool_use = True
+                if self.tool_calls is not None:
+                    self.tool_calls.append({"id": get(block, "id"), "name": get(block, "name"), "arguments": ""})
         elif kind == "message_delta":
             self.set_stop(get(get(event, "delta"), "stop_reason"))
             self._merge_delta_usage(get(event, "usage"))
@@ -252,14 +289,25 @@ class CallMeter:
             if _api.settings.capture_content:
                 text = "".join(self.text_parts) if self.text_parts else None
                 event.input_messages, event.output_text = _api.capture(self.input_messages, text)
+                event.output_tool_calls = self.tool_calls or None
+            event.request_headers = self.request_headers
+            event.raw_request = self.raw_request
             _api.emit(event, self.scope, self.call_md)
         except Exception as exc:  # noqa: BLE001 - never raise into the caller (or a GC finaliser)
             _errors.report("integrations.finish", exc, reraise=False)
 
-    def want_content(self, messages: Any) -> None:
-        """Keep the request's messages and collect reply text, when content capture is on."""
+    def want_content(self, messages: Any, headers: Any = None, body: Any = None) -> None:
+        """Keep the request's messages and collect reply text and tool calls, when content capture is on;
+        the request's headers and body with capture_headers / capture_raw_request. References and shallow
+        copies only: redaction runs on the recorder's thread."""
         from meterline import _api
 
-        if _api.settings.capture_content:
-            self.input_messages = messages
+        s = _api.settings
+        if s.capture_content:
+            self.input_messages = list(messages) if isinstance(messages, list) else messages
             self.text_parts = []
+            self.tool_calls = []
+        if s.capture_headers and headers:
+            self.request_headers = dict(headers)
+        if s.capture_raw_request and body is not None:
+            self.raw_request = dict(body) if isinstance(body, Mapping) else body

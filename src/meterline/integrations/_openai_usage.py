@@ -50,6 +50,12 @@ def completion(meter: CallMeter, reply: Any) -> None:
         message = get(choice, "message")
         if get(message, "tool_calls"):
             meter.tool_use = True
+            if meter.tool_calls is not None:
+                for call in get(message, "tool_calls") or ():
+                    fn = get(call, "function")
+                    meter.tool_calls.append(
+                        {"id": get(call, "id"), "name": get(fn, "name"), "arguments": get(fn, "arguments")}
+                    )
         if meter.text_parts is not None:
             text = get(message, "content") if message is not None else get(choice, "text")
             if isinstance(text, str):
@@ -69,11 +75,29 @@ def chunk(meter: CallMeter, item: Any) -> None:
             meter.mark_first_token()
         if get(delta, "tool_calls"):
             meter.tool_use = True
+            if meter.tool_calls is not None:
+                stream_tool_calls(meter.tool_calls, get(delta, "tool_calls"))
         if isinstance(text, str):
             meter.out_chars += len(text)
             if meter.text_parts is not None:
                 meter.text_parts.append(text)
         _finish(meter, get(choice, "finish_reason"))
+
+
+def stream_tool_calls(calls: list[dict[str, Any]], deltas: Any) -> None:
+    """Assemble streamed tool calls (OpenAI deltas: index, then id/name once, arguments in pieces)."""
+    for d in deltas or ():
+        index = get(d, "index")
+        index = index if isinstance(index, int) else len(calls)
+        while len(calls) <= index:
+            calls.append({"id": None, "name": None, "arguments": ""})
+        call = calls[index]
+        fn = get(d, "function")
+        if get(d, "id"):
+            call["id"] = get(d, "id")
+        if get(fn, "name"):
+            call["name"] = get(fn, "name")
+        call["arguments"] = str(call["arguments"] or "") + str(get(fn, "arguments") or "")
 
 
 def is_usage_only(item: Any) -> bool:
@@ -90,6 +114,10 @@ def response(meter: CallMeter, reply: Any) -> None:
         kind = get(item, "type")
         if kind in _TOOL_ITEMS:
             meter.tool_use = True
+            if meter.tool_calls is not None:
+                meter.tool_calls.append(
+                    {"id": get(item, "call_id"), "name": get(item, "name"), "arguments": get(item, "arguments")}
+                )
         if kind in _BILLED_TOOL_ITEMS:
             billed[_BILLED_TOOL_ITEMS[kind]] += 1
     if usage is not None:

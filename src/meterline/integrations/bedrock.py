@@ -66,8 +66,11 @@ def _before_parameter_build(params: Any, model: Any, context: Any, **_: Any) -> 
             call_md=call_metadata(raw_md),
             operation=operation,
         )
-        if model.name.startswith("Converse"):
-            meter.want_content(params.get("messages"))
+        meter.want_content(
+            params.get("messages") if model.name.startswith("Converse") else None,
+            None,
+            {k: v for k, v in params.items() if k != "body"} if model.name.startswith("Converse") else None,
+        )
         context[_CONTEXT_KEY] = meter
     except Exception as exc:  # noqa: BLE001 - never break the user's call
         _errors.report("bedrock.before_parameter_build", exc)

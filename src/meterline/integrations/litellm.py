@@ -138,9 +138,27 @@ def _plan(call_type: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Lite
         messages = kwargs.get("messages") if operation == "chat" else kwargs.get("prompt", kwargs.get("input"))
     name = model if isinstance(model, str) else None
     call = LiteLLMCall(operation, name, stream, current_metadata(), call_md, messages)
+    if settings.capture_headers or settings.capture_raw_request:
+        _capture_request(call, settings, args, kwargs)
     if stream:
         call.prompt_chars = prompt_chars(kwargs)
     return call
+
+
+_INTERNAL_KWARGS = frozenset({"litellm_call_id", "litellm_logging_obj", "litellm_params", "logger_fn", "client"})
+
+
+def _capture_request(call: LiteLLMCall, settings: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+    """Headers and request body, with capture_headers / capture_raw_request (shallow copies; masking and
+    redaction happen on the recorder's thread)."""
+    if settings.capture_headers:
+        headers = {**(kwargs.get("headers") or {}), **(kwargs.get("extra_headers") or {})}
+        call.request_headers = headers or None
+    if settings.capture_raw_request:
+        raw = {k: v for k, v in kwargs.items() if k not in _INTERNAL_KWARGS and not k.startswith("litellm_")}
+        if args:
+            raw.setdefault("model", args[0])
+        call.raw_request = raw
 
 
 def _ask_for_stream_usage(model: Any, kwargs: dict[str, Any]) -> None:

@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 from decimal import Decimal
 from typing import Any
 
-from meterline.event import COST_FIELDS, FIELD_NAMES, UsageEvent
+from meterline.event import CONTENT_FIELDS, COST_FIELDS, FIELD_NAMES, UsageEvent
 
 TABLE = "events"
 PICO = Decimal(10) ** 12
@@ -40,11 +40,14 @@ _KINDS: dict[str, str] = {
     "fallback_depth": "int",
     "tags": "json",
     "attributes": "json",
-    "input_messages": "json",
     **dict.fromkeys(COST_FIELDS, "cost"),
 }
 
-COLUMNS: tuple[tuple[str, str], ...] = tuple((name, _KINDS.get(name, "text")) for name in FIELD_NAMES)
+# Captured content is not a column: it lives in ``event_content`` (meterline.store.content), so the usage
+# rows stay small. (Databases created before keep their old, unused input_messages/output_text columns.)
+COLUMNS: tuple[tuple[str, str], ...] = tuple(
+    (name, _KINDS.get(name, "text")) for name in FIELD_NAMES if name not in CONTENT_FIELDS
+)
 COLUMN_NAMES = tuple(name for name, _ in COLUMNS)
 KIND = dict(COLUMNS)
 
@@ -123,12 +126,25 @@ INDEXES = (
 
 def create_statements(dialect: str) -> list[str]:
     types = _SQL_TYPES[dialect]
+    # PostgreSQL: partitioned by month of start_time (meterline.store.partitions), so retention drops whole
+    # partitions; a partitioned table's key must include the partition column: (id, start_time). A
+    # retried event carries its original start_time, so the id stays the idempotency key.
+    partitioned = dialect == "postgresql"
     cols = ",\n  ".join(
-        f"{name} {types[kind]}{' PRIMARY KEY' if name == 'id' else ''}"
-        f"{' NOT NULL' if name in ('start_time', 'provider', 'model') else ''}"
+        f"{name} {types[kind]}{' PRIMARY KEY' if name == 'id' and not partitioned else ''}"
+        f"{' NOT NULL' if name in ('id', 'start_time', 'provider', 'model') else ''}"
         for name, kind in COLUMNS
     )
-    stmts = [f"CREATE TABLE IF NOT EXISTS {TABLE} (\n  {cols}\n)"]
+    if partitioned:
+        stmts = [
+            f"CREATE TABLE IF NOT EXISTS {TABLE} (\n  {cols},\n  PRIMARY KEY (id, start_time)\n)"
+            " PARTITION BY RANGE (start_time)",
+            # a database from before partitioning keeps its plain table until `meterline migrate`
+            f"DO $$ BEGIN IF EXISTS (SELECT 1 FROM pg_partitioned_table WHERE partrelid = '{TABLE}'::regclass) "
+            f"THEN CREATE TABLE IF NOT EXISTS {TABLE}_default PARTITION OF {TABLE} DEFAULT; END IF; END $$",
+        ]
+    else:
+        stmts = [f"CREATE TABLE IF NOT EXISTS {TABLE} (\n  {cols}\n)"]
     stmts += [f"CREATE INDEX IF NOT EXISTS {ix} ON {TABLE} ({cols_})" for ix, cols_ in INDEXES]
     return stmts
 

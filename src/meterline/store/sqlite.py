@@ -15,6 +15,8 @@ from typing import Any
 from meterline.event import UsageEvent
 from meterline.store import query as Q
 from meterline.store import rollup as R
+from meterline.store.content import content_rows
+from meterline.store.content import insert_sql as content_insert_sql
 from meterline.store.extensions import extra_statements
 from meterline.store.isolate import insert_isolating
 from meterline.store.reads import SQLReads
@@ -91,6 +93,9 @@ class SQLiteStore(SQLReads):
                 new = conn.total_changes - before
                 if new:
                     conn.execute(R.upsert_sql(f"(SELECT * FROM {TABLE} WHERE rowid > {int(last)})", self.dialect))
+                content = content_rows(events)
+                if content:  # captured content goes to its own table, same transaction
+                    conn.executemany(content_insert_sql("sqlite"), content)
                 conn.execute("COMMIT")
             except BaseException:
                 conn.execute("ROLLBACK")
