@@ -81,6 +81,7 @@ class Enforcer:
         self._initialised: set[str] = set()
         self._holds: dict[str, list[_Hold]] = {}
         self._alerted: set[tuple[str, str, int]] = set()
+        self.wallets: Any = None  # prepaid wallets (meterline.gateway.wallets.WalletGuard), checked first
 
     # -- definitions ----------------------------------------------------------------------------
     async def budgets(self) -> list[B.Budget]:
@@ -108,6 +109,8 @@ class Enforcer:
 
     # -- the three steps of a call --------------------------------------------------------------
     async def admit(self, call_id: str, identity: Mapping[str, Any], data: Mapping[str, Any]) -> None:
+        if self.wallets is not None:
+            await self.wallets.admit(call_id, identity, data, self.estimate)
         applicable = [b for b in await self.budgets() if b.matches(identity)]
         if not applicable:
             return
@@ -127,6 +130,8 @@ class Enforcer:
         except BaseException:
             for h in holds:
                 await self.counters.add(h.held_key, -h.amount)
+            if self.wallets is not None:
+                await self.wallets.release(call_id)
             raise
         if call_id:
             self._holds[call_id] = holds
@@ -144,6 +149,8 @@ class Enforcer:
             await self.release(cid)
 
     async def settle(self, call_id: str, event: UsageEvent) -> None:
+        if self.wallets is not None:
+            await self.wallets.settle(call_id, event)
         holds = self._holds.pop(call_id, None)
         if not holds:
             return
@@ -156,6 +163,8 @@ class Enforcer:
             self._maybe_alert(h.budget, Decimal(spent) / PICO)
 
     async def release(self, call_id: str) -> None:
+        if self.wallets is not None:
+            await self.wallets.release(call_id)
         for h in self._holds.pop(call_id, None) or ():
             await self.counters.add(h.held_key, -h.amount)
 
@@ -234,4 +243,9 @@ def enforcer_from_env() -> Enforcer | None:
     refresh = float(os.environ.get("METERLINE_BUDGETS_REFRESH_S", "5"))
     reserve = Decimal(os.environ.get("METERLINE_GATEWAY_RESERVE_USD", "0.01"))
     hold_ttl = float(os.environ.get("METERLINE_GATEWAY_HOLD_TTL_S", "600"))
-    return Enforcer(source, counters, refresh_s=refresh, default_reserve_usd=reserve, hold_ttl_s=hold_ttl)
+    enforcer = Enforcer(source, counters, refresh_s=refresh, default_reserve_usd=reserve, hold_ttl_s=hold_ttl)
+    if isinstance(source, SQLBudgets):  # prepaid wallets are read from the database
+        from meterline.gateway.wallets import WalletGuard
+
+        enforcer.wallets = WalletGuard(source.store, counters, refresh_s=refresh)
+    return enforcer
