@@ -8,6 +8,7 @@ rounding is the only one on an invoice.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import re
 from collections.abc import Mapping, Sequence
 from datetime import date, datetime, timedelta
@@ -74,12 +75,20 @@ def segments(period: str, subs: Sequence[Subscription], plans: Mapping[str, Sequ
                 cuts.add(p.effective_from)
     bounds = sorted(cuts)
     out: list[Segment] = []
-    for a, b in zip(bounds, bounds[1:]):
+    for a, b in itertools.pairwise(bounds):
         sub = next((s for s in sorted(subs, key=lambda s: s.start, reverse=True) if s.start <= a), None)
         plan = None
         if sub is not None:
-            plan = next((p for p in sorted(plans.get(sub.plan_id, ()), key=lambda p: (p.effective_from, p.version),
-                                                reverse=True) if p.effective_from <= a), None)  # fmt: skip
+            plan = next(
+                (
+                    p
+                    for p in sorted(
+                        plans.get(sub.plan_id, ()), key=lambda p: (p.effective_from, p.version), reverse=True
+                    )
+                    if p.effective_from <= a
+                ),
+                None,
+            )
         if out and out[-1].plan == plan:
             out[-1] = Segment(out[-1].start, b, plan)  # a cut that changes nothing (another plan's version)
         else:
@@ -168,8 +177,16 @@ def build(
     used = sum((ln.amount for ln in lines), ZERO)
     if last_plan is not None and used < last_plan.minimum_usd:
         short = last_plan.minimum_usd - used
-        lines.append(Line("minimum", f"minimum monthly commitment of plan {last_plan.id} "
-                                     f"({_s(last_plan.minimum_usd)} USD)", Decimal(1), "USD", short, short))  # fmt: skip
+        lines.append(
+            Line(
+                "minimum",
+                f"minimum monthly commitment of plan {last_plan.id} ({_s(last_plan.minimum_usd)} USD)",
+                Decimal(1),
+                "USD",
+                short,
+                short,
+            )
+        )
     lines += adjustments
     inv = Invoice(customer, period, lines, cost, unpriced_events=unpriced, requests=requests)
     inv.credits = max(ZERO, min(credits_available, inv.subtotal))
@@ -177,5 +194,12 @@ def build(
 
 
 def adjustment(period: str, number: str, amount: Decimal) -> Line:
-    return Line("adjustment", f"adjustment for {period} (invoice {number}): usage recorded or re-priced after it "
-                              "was finalized", Decimal(1), "USD", amount, amount, adjusts_period=period)  # fmt: skip
+    return Line(
+        "adjustment",
+        f"adjustment for {period} (invoice {number}): usage recorded or re-priced after it was finalized",
+        Decimal(1),
+        "USD",
+        amount,
+        amount,
+        adjusts_period=period,
+    )

@@ -27,8 +27,12 @@ ZERO = Decimal(0)
 # part of output_tokens that was reasoning (billed as output when the rule has no reasoning price)
 TOKEN_CLASSES = ("input", "cache_read", "cache_write_5m", "cache_write_1h", "output", "reasoning")
 # a class without its own price falls back to another one's (as provider price tables do)
-CLASS_FALLBACK = {"cache_read": "input", "cache_write_5m": "input", "cache_write_1h": "cache_write_5m",
-                  "reasoning": "output"}  # fmt: skip
+CLASS_FALLBACK = {
+    "cache_read": "input",
+    "cache_write_5m": "input",
+    "cache_write_1h": "cache_write_5m",
+    "reasoning": "output",
+}
 TIER_MODES = ("graduated", "volume")
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:@/+-]{0,255}$")
 
@@ -120,7 +124,9 @@ def _class_price(spec: Any, free: int, field: str) -> ClassPrice:
                 raise BillingError(f"{field}.tiers[{i}]", "must be an object {up_to, mtok}")
             up = t.get("up_to")
             if up is not None and (isinstance(up, bool) or not isinstance(up, int) or up <= 0):
-                raise BillingError(f"{field}.tiers[{i}].up_to", f"a positive whole number of tokens or null; got {up!r}")
+                raise BillingError(
+                    f"{field}.tiers[{i}].up_to", f"a positive whole number of tokens or null; got {up!r}"
+                )
             tiers.append(Tier(up, money(t.get("mtok"), f"{field}.tiers[{i}].mtok")))
         ends = [t.up_to for t in tiers]
         if ends[-1] is not None or any(e is None for e in ends[:-1]):

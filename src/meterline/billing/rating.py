@@ -93,11 +93,19 @@ class Line:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Line:
         return cls(
-            kind=d["kind"], description=d["description"], quantity=Decimal(d["quantity"]), unit=d["unit"],
-            unit_price=Decimal(d["unit_price"]), amount=Decimal(d["amount"]), provider=d.get("provider"),
-            model=d.get("model"), token_class=d.get("token_class"), tokens=d.get("tokens"),
-            segment=d.get("segment"), adjusts_period=d.get("adjusts_period"),
-        )  # fmt: skip
+            kind=d["kind"],
+            description=d["description"],
+            quantity=Decimal(d["quantity"]),
+            unit=d["unit"],
+            unit_price=Decimal(d["unit_price"]),
+            amount=Decimal(d["amount"]),
+            provider=d.get("provider"),
+            model=d.get("model"),
+            token_class=d.get("token_class"),
+            tokens=d.get("tokens"),
+            segment=d.get("segment"),
+            adjusts_period=d.get("adjusts_period"),
+        )
 
 
 def _s(d: Decimal) -> str:
@@ -143,8 +151,12 @@ def tier_parts(price: ClassPrice, tokens: int) -> list[tuple[int, Decimal, str]]
 
 
 _PRICE_CLASSES = ("input", "cache_read", "cache_write_5m", "cache_write_1h", "output", "reasoning")
-_COST_CLASSES = (("input", "input_cost"), ("cache_read", "cache_read_cost"), ("cache_write", "cache_write_cost"),
-                 ("output", "output_cost"))  # fmt: skip
+_COST_CLASSES = (
+    ("input", "input_cost"),
+    ("cache_read", "cache_read_cost"),
+    ("cache_write", "cache_write_cost"),
+    ("output", "output_cost"),
+)
 
 
 def rate(usages: Iterable[Usage], chain: Sequence[Sequence[Rule]], segment: str | None = None) -> list[Line]:
@@ -159,9 +171,20 @@ def rate(usages: Iterable[Usage], chain: Sequence[Sequence[Rule]], segment: str 
             for cls, attr in _COST_CLASSES:
                 cost: Decimal = getattr(u, attr)
                 if cost:
-                    lines.append(Line("markup", f"{name} {cls} at provider cost + {_s(rule.markup_percent)}%",
-                                      cost, "USD of provider cost", factor, cost * factor, u.provider, u.model, cls,
-                                      segment=segment))  # fmt: skip
+                    lines.append(
+                        Line(
+                            "markup",
+                            f"{name} {cls} at provider cost + {_s(rule.markup_percent)}%",
+                            cost,
+                            "USD of provider cost",
+                            factor,
+                            cost * factor,
+                            u.provider,
+                            u.model,
+                            cls,
+                            segment=segment,
+                        )
+                    )
         else:
             reasoning_apart = rule.prices is not None and "reasoning" in rule.prices
             for cls in _PRICE_CLASSES:
@@ -173,12 +196,26 @@ def rate(usages: Iterable[Usage], chain: Sequence[Sequence[Rule]], segment: str 
                 for n, mtok, label in tier_parts(price, tokens):
                     qty = Decimal(n) / MTOK
                     desc = f"{name} {cls}" + (f" ({label})" if label else "")
-                    lines.append(Line("usage", desc, qty, "1M tokens", mtok, qty * mtok, u.provider, u.model, cls,
-                                      n, segment))  # fmt: skip
+                    lines.append(
+                        Line("usage", desc, qty, "1M tokens", mtok, qty * mtok, u.provider, u.model, cls, n, segment)
+                    )
         if rule.fixed_per_request and u.requests:
             fee = rule.fixed_per_request
-            lines.append(Line("fee", f"{name} per-request fee", Decimal(u.requests), "requests", fee,
-                              u.requests * fee, u.provider, u.model, None, None, segment))  # fmt: skip
+            lines.append(
+                Line(
+                    "fee",
+                    f"{name} per-request fee",
+                    Decimal(u.requests),
+                    "requests",
+                    fee,
+                    u.requests * fee,
+                    u.provider,
+                    u.model,
+                    None,
+                    None,
+                    segment,
+                )
+            )
     return lines
 
 

@@ -10,8 +10,21 @@ from collections.abc import Mapping
 from typing import Any
 
 FORMATS = ("json", "csv", "html")
-CSV_COLUMNS = ("number", "customer", "period", "kind", "description", "provider", "model", "token_class", "tokens",
-               "quantity", "unit", "unit_price", "amount")  # fmt: skip
+CSV_COLUMNS = (
+    "number",
+    "customer",
+    "period",
+    "kind",
+    "description",
+    "provider",
+    "model",
+    "token_class",
+    "tokens",
+    "quantity",
+    "unit",
+    "unit_price",
+    "amount",
+)
 
 
 def render(inv: Mapping[str, Any], fmt: str) -> str:
@@ -31,9 +44,9 @@ def to_csv(inv: Mapping[str, Any]) -> str:
     w.writerow(CSV_COLUMNS)
     head = [inv.get("number") or "DRAFT", inv["customer"], inv["period"]]
     for ln in inv["lines"]:
-        w.writerow(head + [ln[c] if ln[c] is not None else "" for c in CSV_COLUMNS[3:]])
+        w.writerow([*head, *(ln[c] if ln[c] is not None else "" for c in CSV_COLUMNS[3:])])
     for key in ("provider_cost_usd", "margin_usd", "subtotal_usd", "credits_usd", "total_usd"):
-        w.writerow(head + ["total", key, "", "", "", "", "", "USD", "", inv[key]])
+        w.writerow([*head, "total", key, "", "", "", "", "", "USD", "", inv[key]])
     return out.getvalue()
 
 
@@ -54,8 +67,11 @@ def to_html(inv: Mapping[str, Any]) -> str:
     totals = "".join(
         f"<tr class='tot{' grand' if k == 'total_usd' else ''}'><td colspan=4 class=n>{label}</td>"
         f"<td class=n>{e(str(inv[k]))}</td></tr>"
-        for k, label in (("subtotal_usd", "Subtotal (USD)"), ("credits_usd", "Prepaid credits applied (USD)"),
-                         ("total_usd", "Total due (USD, rounded to cents half-up)"))  # fmt: skip
+        for k, label in (
+            ("subtotal_usd", "Subtotal (USD)"),
+            ("credits_usd", "Prepaid credits applied (USD)"),
+            ("total_usd", "Total due (USD, rounded to cents half-up)"),
+        )
     )
     who = e(inv.get("customer_name") or inv["customer"])
     email = f"<br>{e(inv['customer_email'])}" if inv.get("customer_email") else ""

@@ -36,9 +36,16 @@ class ModelChange:
     def to_dict(self) -> dict[str, Any]:
         from meterline.billing.rating import _s
 
-        return {"provider": self.provider, "model": self.model, "events": self.events, "changed": self.changed,
-                "old_cost_usd": _s(self.old_cost), "new_cost_usd": _s(self.new_cost),
-                "old_unpriced": self.old_unpriced, "new_unpriced": self.new_unpriced}  # fmt: skip
+        return {
+            "provider": self.provider,
+            "model": self.model,
+            "events": self.events,
+            "changed": self.changed,
+            "old_cost_usd": _s(self.old_cost),
+            "new_cost_usd": _s(self.new_cost),
+            "old_unpriced": self.old_unpriced,
+            "new_unpriced": self.new_unpriced,
+        }
 
 
 def reprice_events(events: Iterable[UsageEvent], pricer: Pricer) -> tuple[list[ModelChange], list[tuple[Any, ...]]]:
@@ -68,14 +75,16 @@ def reprice_events(events: Iterable[UsageEvent], pricer: Pricer) -> tuple[list[M
     return sorted(changes.values(), key=lambda c: (c.provider, c.model)), rows
 
 
-def reprice(store: Any, since: datetime, *, model: str | None = None, pricer: Pricer | None = None,
-            dry_run: bool = False) -> list[ModelChange]:  # fmt: skip
+def reprice(
+    store: Any, since: datetime, *, model: str | None = None, pricer: Pricer | None = None, dry_run: bool = False
+) -> list[ModelChange]:
     """Re-price the events since ``since`` (of one model, when given); write unless ``dry_run``."""
     from meterline.pricing import get_pricer
 
     filters = {"model": model} if model else None
-    changes, rows = reprice_events(store.iter_events(filters=filters, start=since, page_size=5000),
-                                   pricer or get_pricer())  # fmt: skip
+    changes, rows = reprice_events(
+        store.iter_events(filters=filters, start=since, page_size=5000), pricer or get_pricer()
+    )
     if rows and not dry_run:
         SR.update_costs(store, rows)
     return changes

@@ -53,7 +53,7 @@ class Context:
     def history(self, cid: str) -> tuple[list[tuple[str, str, Decimal]], dict[str, Decimal]]:
         if self._history is None:
             self._history = SI.customer_history(self.store)
-        return self._history.get(cid, ([], {}))  # type: ignore[no-any-return]
+        return self._history.get(cid, ([], {}))
 
     def grants(self, cid: str) -> list[Grant]:
         if self._grants is None:
@@ -79,8 +79,14 @@ def _customer(store: Any, cid: str) -> Customer:
     return c
 
 
-def _rated(ctx: Context, c: Customer, period: str, usage: Sequence[Sequence[Usage]] | None = None,
-           adjustments: Sequence[Line] = (), credits: Decimal = ZERO) -> I.Invoice:  # fmt: skip
+def _rated(
+    ctx: Context,
+    c: Customer,
+    period: str,
+    usage: Sequence[Sequence[Usage]] | None = None,
+    adjustments: Sequence[Line] = (),
+    credits: Decimal = ZERO,
+) -> I.Invoice:
     parts = []
     for i, seg in enumerate(ctx.segments(c, period)):
         got = usage[i] if usage is not None else None
@@ -134,8 +140,9 @@ def preview(store: Any, customer_id: str, period: str) -> dict[str, Any]:
     return draft(store, customer_id, period).to_dict()
 
 
-def finalize(store: Any, period: str, *, customers: Sequence[str] | None = None,
-             now: datetime | None = None, batch: int = 1000) -> list[I.Invoice]:  # fmt: skip
+def finalize(
+    store: Any, period: str, *, customers: Sequence[str] | None = None, now: datetime | None = None, batch: int = 1000
+) -> list[I.Invoice]:
     """Finalize ``period`` for every customer with usage or a plan in it (or the ones named); a customer
     already finalized for the period is skipped. Invoices are numbered in customer id order."""
     start, end = I.period_dates(period)
@@ -143,8 +150,9 @@ def finalize(store: Any, period: str, *, customers: Sequence[str] | None = None,
     ctx = Context(store)
     if S.get_setting(store, "auto_create_customers", "false") == "true" and customers is None:
         # customers seen in the period's events (UTC bounds widened by a day for other time zones)
-        wide = S.usage_by_customer(store, ctx.dimension, I.local_midnight(start, "Etc/GMT-14"),
-                                   I.local_midnight(end, "Etc/GMT+12"))  # fmt: skip
+        wide = S.usage_by_customer(
+            store, ctx.dimension, I.local_midnight(start, "Etc/GMT-14"), I.local_midnight(end, "Etc/GMT+12")
+        )
         S.add_customers(store, list(wide))
     known = {c.id: c for c in S.list_customers(store)}
     if customers is not None:
@@ -173,8 +181,15 @@ def finalize(store: Any, period: str, *, customers: Sequence[str] | None = None,
 
 
 # -- wallets ---------------------------------------------------------------------------------------
-def grant(store: Any, customer_id: str, amount: Any, *, expires_at: datetime | None = None, note: str = "",
-          granted_at: datetime | None = None) -> Grant:  # fmt: skip
+def grant(
+    store: Any,
+    customer_id: str,
+    amount: Any,
+    *,
+    expires_at: datetime | None = None,
+    note: str = "",
+    granted_at: datetime | None = None,
+) -> Grant:
     _customer(store, customer_id)
     value = money(amount, "amount_usd")
     if value <= 0:
@@ -192,8 +207,9 @@ def unbilled(ctx: Context, c: Customer, now: datetime) -> Decimal:
     current = I.period_of(now, c.timezone)
     last = SI.last_finalized_period(ctx.store, c.id)
     grants = ctx.grants(c.id)
-    first = I.next_period(last) if last else min((I.period_of(g.granted_at, c.timezone) for g in grants),
-                                                 default=current)  # fmt: skip
+    first = (
+        I.next_period(last) if last else min((I.period_of(g.granted_at, c.timezone) for g in grants), default=current)
+    )
     total = ZERO
     p, n = first, 0
     while p <= current and n < 24:
@@ -237,13 +253,20 @@ def credit_note(store: Any, number: str, amount: Any, reason: str) -> dict[str, 
         raise BillingError("reason", "required")
     now = datetime.now(timezone.utc)
     gid = str(uuid.uuid4())
-    cn = SI.add_credit_note(store, number, body["customer"], value, reason, gid, int(now.timestamp() * 1e6),
-                            Decimal(body["subtotal_usd"]))  # fmt: skip
+    cn = SI.add_credit_note(
+        store, number, body["customer"], value, reason, gid, int(now.timestamp() * 1e6), Decimal(body["subtotal_usd"])
+    )
     if cn is None:
         raise BillingError("amount_usd", f"credit notes of {number} would exceed its subtotal {body['subtotal_usd']}")
     S.add_grant(store, Grant(gid, body["customer"], value, now, None, f"credit note {cn} for {number}"))
-    return {"number": cn, "invoice": number, "customer": body["customer"], "amount_usd": _plain(value),
-            "reason": reason, "wallet_grant": gid}  # fmt: skip
+    return {
+        "number": cn,
+        "invoice": number,
+        "customer": body["customer"],
+        "amount_usd": _plain(value),
+        "reason": reason,
+        "wallet_grant": gid,
+    }
 
 
 def subscribe(store: Any, customer_id: str, plan_id: str, start: Any) -> Subscription:

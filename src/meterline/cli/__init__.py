@@ -18,6 +18,11 @@ COMMANDS = (
     "meterline.cli.keys",
     "meterline.cli.migrate",
     "meterline.cli.budgets",
+    "meterline.cli.customers",
+    "meterline.cli.plans",
+    "meterline.cli.wallets",
+    "meterline.cli.invoices",
+    "meterline.cli.reprice",
     "meterline.cli.gateway",
     "meterline.cli.doctor",
 )

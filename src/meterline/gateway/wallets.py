@@ -63,8 +63,9 @@ class _Wallet:
 
 
 class WalletGuard:
-    def __init__(self, store: Any, counters: Counters, *, refresh_s: float = 5.0,
-                 send: alerts.Sender = alerts.post_webhook) -> None:  # fmt: skip
+    def __init__(
+        self, store: Any, counters: Counters, *, refresh_s: float = 5.0, send: alerts.Sender = alerts.post_webhook
+    ) -> None:
         self.store = store
         self.counters = counters
         self.refresh_s = refresh_s
@@ -127,8 +128,13 @@ class WalletGuard:
         vals = [await self.counters.get(x) for x in k]
         return vals[0] + (w.granted - vals[1]) - vals[2] - vals[3]
 
-    async def admit(self, call_id: str, identity: Mapping[str, Any], data: Mapping[str, Any],
-                    estimate: Callable[[Mapping[str, Any]], int]) -> None:  # fmt: skip
+    async def admit(
+        self,
+        call_id: str,
+        identity: Mapping[str, Any],
+        data: Mapping[str, Any],
+        estimate: Callable[[Mapping[str, Any]], int],
+    ) -> None:
         cid = identity.get(self.dimension)
         wallets = await self.wallets()
         w = wallets.get(cid) if isinstance(cid, str) else None
@@ -137,7 +143,7 @@ class WalletGuard:
         k = await self._keys(cid, w)
         amount = estimate(data)
         held = await self.counters.add(k[3], amount)
-        base, granted, spent = (await self.counters.get(x) for x in k[:3])
+        base, granted, spent = [await self.counters.get(x) for x in k[:3]]
         left = base + (w.granted - granted) - spent - (held - amount)
         if left <= 0:
             await self.counters.add(k[3], -amount)
@@ -158,10 +164,17 @@ class WalletGuard:
         priced = dataclasses.replace(event, total_cost=None)
         get_pricer().price(priced)
         usage = Usage(
-            priced.provider, priced.model, 1, priced.input_tokens, priced.cache_read_tokens,
-            priced.cache_write_tokens, priced.cache_write_1h_tokens, priced.output_tokens, priced.reasoning_tokens,
+            priced.provider,
+            priced.model,
+            1,
+            priced.input_tokens,
+            priced.cache_read_tokens,
+            priced.cache_write_tokens,
+            priced.cache_write_1h_tokens,
+            priced.output_tokens,
+            priced.reasoning_tokens,
             provider_cost=priced.total_cost or Decimal(0),
-        )  # fmt: skip
+        )
         charge = event_charge(choose_rule(priced.provider, priced.model, w.chain), usage)
         await self.counters.add(k[2], int(charge * PICO))
         self._maybe_alert(cid, w, await self.available(cid))
@@ -178,10 +191,16 @@ class WalletGuard:
         due = [t for t in THRESHOLDS if used_pct >= t and (cid, t, w.granted) not in self._alerted]
         for t in due:
             self._alerted.add((cid, t, w.granted))
-            payload = {"type": "meterline.wallet.threshold", "customer": cid, "threshold_percent": t,
-                       "balance_usd": _s(Decimal(left) / PICO), "granted_usd": _s(Decimal(w.granted) / PICO)}  # fmt: skip
-            logger.warning("meterline wallet of %r: %d%% of its credit used (balance %s USD)", cid, t,
-                           payload["balance_usd"])  # fmt: skip
+            payload = {
+                "type": "meterline.wallet.threshold",
+                "customer": cid,
+                "threshold_percent": t,
+                "balance_usd": _s(Decimal(left) / PICO),
+                "granted_usd": _s(Decimal(w.granted) / PICO),
+            }
+            logger.warning(
+                "meterline wallet of %r: %d%% of its credit used (balance %s USD)", cid, t, payload["balance_usd"]
+            )
             if w.webhook:
                 hook = w.webhook
                 asyncio.get_running_loop().run_in_executor(None, self.send, hook, payload)

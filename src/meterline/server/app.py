@@ -30,6 +30,7 @@ ROUTERS = (
     "meterline.server.api.query",
     "meterline.server.api.keys",
     "meterline.server.api.budgets",
+    "meterline.server.api.billing",
 )
 
 

@@ -119,8 +119,14 @@ _CUST = "id, name, email, timezone, metadata, overrides"
 
 
 def _customer(r: Sequence[Any]) -> Customer:
-    spec = {"id": r[0], "name": r[1], "email": r[2], "timezone": r[3], "metadata": json.loads(r[4]),
-            "overrides": json.loads(r[5])}  # fmt: skip
+    spec = {
+        "id": r[0],
+        "name": r[1],
+        "email": r[2],
+        "timezone": r[3],
+        "metadata": json.loads(r[4]),
+        "overrides": json.loads(r[5]),
+    }
     return parse_customer(spec)
 
 
@@ -129,9 +135,16 @@ def save_customer(store: Any, c: Customer) -> None:
         tx.run(f"DELETE FROM {CUSTOMERS} WHERE id = ?", (c.id,))
         tx.run(
             f"INSERT INTO {CUSTOMERS} ({_CUST}, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (c.id, c.name, c.email, c.timezone, json.dumps(dict(c.metadata)),
-             json.dumps([dict(r.spec) for r in c.overrides]), time.time()),
-        )  # fmt: skip
+            (
+                c.id,
+                c.name,
+                c.email,
+                c.timezone,
+                json.dumps(dict(c.metadata)),
+                json.dumps([dict(r.spec) for r in c.overrides]),
+                time.time(),
+            ),
+        )
 
 
 def get_customer(store: Any, cid: str) -> Customer | None:
@@ -148,8 +161,10 @@ def add_customers(store: Any, ids: Sequence[str]) -> int:
     known = {r[0] for r in store.fetch(f"SELECT id FROM {CUSTOMERS}")}
     new = [i for i in dict.fromkeys(ids) if i not in known]
     with transaction(store) as tx:
-        tx.many(f"INSERT INTO {CUSTOMERS} ({_CUST}, created_at) VALUES (?, ?, NULL, 'UTC', '{{}}', '[]', ?)",
-                [(i, i, time.time()) for i in new])  # fmt: skip
+        tx.many(
+            f"INSERT INTO {CUSTOMERS} ({_CUST}, created_at) VALUES (?, ?, NULL, 'UTC', '{{}}', '[]', ?)",
+            [(i, i, time.time()) for i in new],
+        )
     return len(new)
 
 
@@ -160,8 +175,10 @@ def add_plan_version(store: Any, spec: Mapping[str, Any]) -> Plan:
     with transaction(store) as tx:
         rows = tx.run(f"SELECT COALESCE(MAX(version), 0) FROM {PLANS} WHERE id = ?", (spec["id"],))
         plan = parse_plan(spec, version=int(rows[0][0]) + 1)
-        tx.run(f"INSERT INTO {PLANS} (id, version, effective_from, body, created_at) VALUES (?, ?, ?, ?, ?)",
-               (plan.id, plan.version, plan.effective_from.isoformat(), json.dumps(plan.to_dict()), time.time()))  # fmt: skip
+        tx.run(
+            f"INSERT INTO {PLANS} (id, version, effective_from, body, created_at) VALUES (?, ?, ?, ?, ?)",
+            (plan.id, plan.version, plan.effective_from.isoformat(), json.dumps(plan.to_dict()), time.time()),
+        )
     return plan
 
 
@@ -176,10 +193,14 @@ def plan_versions(store: Any, plan_ids: Sequence[str] | None = None) -> dict[str
 
 def subscribe(store: Any, sub: Subscription) -> None:
     with transaction(store) as tx:
-        tx.run(f"DELETE FROM {SUBSCRIPTIONS} WHERE customer_id = ? AND start_date = ?",
-               (sub.customer_id, sub.start.isoformat()))  # fmt: skip
-        tx.run(f"INSERT INTO {SUBSCRIPTIONS} (customer_id, start_date, plan_id, created_at) VALUES (?, ?, ?, ?)",
-               (sub.customer_id, sub.start.isoformat(), sub.plan_id, time.time()))  # fmt: skip
+        tx.run(
+            f"DELETE FROM {SUBSCRIPTIONS} WHERE customer_id = ? AND start_date = ?",
+            (sub.customer_id, sub.start.isoformat()),
+        )
+        tx.run(
+            f"INSERT INTO {SUBSCRIPTIONS} (customer_id, start_date, plan_id, created_at) VALUES (?, ?, ?, ?)",
+            (sub.customer_id, sub.start.isoformat(), sub.plan_id, time.time()),
+        )
 
 
 def subscriptions(store: Any, customer_id: str | None = None) -> dict[str, list[Subscription]]:
@@ -196,11 +217,21 @@ def subscriptions(store: Any, customer_id: str | None = None) -> dict[str, list[
 # -- wallet grants ---------------------------------------------------------------------------------
 def add_grant(store: Any, g: Grant) -> None:
     store.execute(
-        sql(store.dialect, f"INSERT INTO {GRANTS} (id, customer_id, amount, granted_at, expires_at, note, created_at) "
-                           "VALUES (?, ?, ?, ?, ?, ?, ?)"),
-        (g.id, g.customer_id, str(g.amount), to_micros(g.granted_at),
-         to_micros(g.expires_at) if g.expires_at else None, g.note, time.time()),
-    )  # fmt: skip
+        sql(
+            store.dialect,
+            f"INSERT INTO {GRANTS} (id, customer_id, amount, granted_at, expires_at, note, created_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+        ),
+        (
+            g.id,
+            g.customer_id,
+            str(g.amount),
+            to_micros(g.granted_at),
+            to_micros(g.expires_at) if g.expires_at else None,
+            g.note,
+            time.time(),
+        ),
+    )
 
 
 def grants(store: Any, customer_id: str | None = None) -> list[Grant]:
@@ -209,8 +240,14 @@ def grants(store: Any, customer_id: str | None = None) -> list[Grant]:
     if customer_id is not None:
         q, params = q + " WHERE customer_id = ?", (customer_id,)
     return [
-        Grant(r[0], r[1], Decimal(r[2]), from_micros(int(r[3])), from_micros(int(r[4])) if r[4] is not None else None,
-              r[5])  # fmt: skip
+        Grant(
+            r[0],
+            r[1],
+            Decimal(r[2]),
+            from_micros(int(r[3])),
+            from_micros(int(r[4])) if r[4] is not None else None,
+            r[5],
+        )
         for r in store.fetch(sql(store.dialect, q + " ORDER BY granted_at, id"), params)
     ]
 
@@ -232,10 +269,22 @@ _SUMS = (
 def _usage(provider: str, model: str, r: Sequence[Any]) -> Usage:
     ints = [int(v or 0) for v in r]
     return Usage(
-        provider, model, ints[0], ints[1], ints[2], ints[3], ints[4], ints[5], ints[6],
-        Decimal(ints[7]) / PICO, Decimal(ints[8]) / PICO, Decimal(ints[9]) / PICO, Decimal(ints[10]) / PICO,
-        Decimal(ints[11]) / PICO, ints[12],
-    )  # fmt: skip
+        provider,
+        model,
+        ints[0],
+        ints[1],
+        ints[2],
+        ints[3],
+        ints[4],
+        ints[5],
+        ints[6],
+        Decimal(ints[7]) / PICO,
+        Decimal(ints[8]) / PICO,
+        Decimal(ints[9]) / PICO,
+        Decimal(ints[10]) / PICO,
+        Decimal(ints[11]) / PICO,
+        ints[12],
+    )
 
 
 def _dim(dimension: str) -> str:
@@ -248,10 +297,13 @@ def usage(store: Any, dimension: str, customer_id: str, start: datetime, end: da
     """Usage per (provider, model) of one customer's events with start_time in [start, end)."""
     col = _dim(dimension)
     rows = store.fetch(
-        sql(store.dialect, f"SELECT provider, model, {_SUMS} FROM events WHERE {col} = ? AND start_time >= ? "
-                           "AND start_time < ? GROUP BY provider, model"),
+        sql(
+            store.dialect,
+            f"SELECT provider, model, {_SUMS} FROM events WHERE {col} = ? AND start_time >= ? "
+            "AND start_time < ? GROUP BY provider, model",
+        ),
         (customer_id, to_micros(start), to_micros(end)),
-    )  # fmt: skip
+    )
     return [_usage(r[0], r[1], r[2:]) for r in rows]
 
 
@@ -259,10 +311,13 @@ def usage_by_customer(store: Any, dimension: str, start: datetime, end: datetime
     """Usage per customer and (provider, model) in [start, end): one scan for every customer at once."""
     col = _dim(dimension)
     rows = store.fetch(
-        sql(store.dialect, f"SELECT {col}, provider, model, {_SUMS} FROM events WHERE start_time >= ? "
-                           f"AND start_time < ? AND {col} IS NOT NULL GROUP BY {col}, provider, model"),
+        sql(
+            store.dialect,
+            f"SELECT {col}, provider, model, {_SUMS} FROM events WHERE start_time >= ? "
+            f"AND start_time < ? AND {col} IS NOT NULL GROUP BY {col}, provider, model",
+        ),
         (to_micros(start), to_micros(end)),
-    )  # fmt: skip
+    )
     out: dict[str, list[Usage]] = {}
     for r in rows:
         out.setdefault(str(r[0]), []).append(_usage(r[1], r[2], r[3:]))

@@ -47,18 +47,48 @@ def save_finalized(store: Any, invoices: Sequence[Invoice], issued_at: Any, peri
             inv.number = f"{INVOICE_PREFIX}{first + i:06d}"
             inv.status, inv.issued_at = "finalized", issued_at
             body = inv.to_dict()
-            rows.append((inv.number, inv.customer.id, inv.period, to_micros(end), to_micros(issued_at),
-                         body["subtotal_usd"], str(inv.usage_subtotal), body["credits_usd"], body["total_usd"],
-                         body["provider_cost_usd"], json.dumps(body, separators=(",", ":"))))  # fmt: skip
+            rows.append(
+                (
+                    inv.number,
+                    inv.customer.id,
+                    inv.period,
+                    to_micros(end),
+                    to_micros(issued_at),
+                    body["subtotal_usd"],
+                    str(inv.usage_subtotal),
+                    body["credits_usd"],
+                    body["total_usd"],
+                    body["provider_cost_usd"],
+                    json.dumps(body, separators=(",", ":")),
+                )
+            )
             for pos, ln in enumerate(body["lines"]):
-                lines.append((inv.number, pos, ln["kind"], ln["description"], ln["provider"], ln["model"],
-                              ln["token_class"], ln["quantity"], ln["unit"], ln["unit_price"], ln["amount"],
-                              ln["adjusts_period"]))  # fmt: skip
-        tx.many(f"INSERT INTO {INVOICES} (number, customer_id, period, period_end, issued_at, subtotal, "
-                "usage_subtotal, credits, total, provider_cost, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)  # fmt: skip
-        tx.many(f"INSERT INTO {LINES} (invoice_number, position, kind, description, provider, model, token_class, "
-                "quantity, unit, unit_price, amount, adjusts_period) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                lines)  # fmt: skip
+                lines.append(
+                    (
+                        inv.number,
+                        pos,
+                        ln["kind"],
+                        ln["description"],
+                        ln["provider"],
+                        ln["model"],
+                        ln["token_class"],
+                        ln["quantity"],
+                        ln["unit"],
+                        ln["unit_price"],
+                        ln["amount"],
+                        ln["adjusts_period"],
+                    )
+                )
+        tx.many(
+            f"INSERT INTO {INVOICES} (number, customer_id, period, period_end, issued_at, subtotal, "
+            "usage_subtotal, credits, total, provider_cost, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            rows,
+        )
+        tx.many(
+            f"INSERT INTO {LINES} (invoice_number, position, kind, description, provider, model, token_class, "
+            "quantity, unit, unit_price, amount, adjusts_period) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            lines,
+        )
 
 
 def get_invoice(store: Any, number: str) -> dict[str, Any] | None:
@@ -79,21 +109,30 @@ def list_invoices(store: Any, *, customer: str | None = None, period: str | None
         q += " WHERE " + " AND ".join(where)
     rows = store.fetch(sql(store.dialect, q + " ORDER BY number"), params)
     keys = ("number", "customer", "period", "subtotal_usd", "credits_usd", "total_usd")
-    return [dict(zip(keys, r)) for r in rows]
+    return [dict(zip(keys, r, strict=True)) for r in rows]
 
 
-def customer_history(store: Any, customer: str | None = None) -> dict[str, tuple[list[tuple[str, str, Decimal]], dict[str, Decimal]]]:
+def customer_history(
+    store: Any, customer: str | None = None
+) -> dict[str, tuple[list[tuple[str, str, Decimal]], dict[str, Decimal]]]:
     """Per customer (one, or all when None): the finalized invoices as (period, number, usage_subtotal),
     and per earlier period the sum of the adjustment lines already invoiced for it."""
     where, params = ("WHERE customer_id = ?", (customer,)) if customer else ("", ())
-    invs = store.fetch(sql(store.dialect, f"SELECT customer_id, period, number, usage_subtotal FROM {INVOICES} "
-                                          f"{where} ORDER BY period"), params)  # fmt: skip
-    adj = store.fetch(
-        sql(store.dialect, f"SELECT i.customer_id, l.adjusts_period, l.amount FROM {LINES} l JOIN {INVOICES} i "
-                           f"ON i.number = l.invoice_number WHERE l.kind = 'adjustment'"
-                           + (" AND i.customer_id = ?" if customer else "")),
+    invs = store.fetch(
+        sql(
+            store.dialect, f"SELECT customer_id, period, number, usage_subtotal FROM {INVOICES} {where} ORDER BY period"
+        ),
         params,
-    )  # fmt: skip
+    )
+    adj = store.fetch(
+        sql(
+            store.dialect,
+            f"SELECT i.customer_id, l.adjusts_period, l.amount FROM {LINES} l JOIN {INVOICES} i "
+            f"ON i.number = l.invoice_number WHERE l.kind = 'adjustment'"
+            + (" AND i.customer_id = ?" if customer else ""),
+        ),
+        params,
+    )
     out: dict[str, tuple[list[tuple[str, str, Decimal]], dict[str, Decimal]]] = {}
     for c, p, n, s in invs:
         out.setdefault(c, ([], {}))[0].append((p, n, Decimal(s)))
@@ -119,18 +158,33 @@ def last_finalized_period(store: Any, customer: str) -> str | None:
     return str(rows[0][0]) if rows and rows[0][0] else None
 
 
-def add_credit_note(store: Any, invoice_number: str, customer: str, amount: Decimal, reason: str,
-                    grant_id: str, issued_us: int, limit: Decimal) -> str | None:  # fmt: skip
+def add_credit_note(
+    store: Any,
+    invoice_number: str,
+    customer: str,
+    amount: Decimal,
+    reason: str,
+    grant_id: str,
+    issued_us: int,
+    limit: Decimal,
+) -> str | None:
     """Store a credit note when the invoice's credit notes stay within ``limit``; its number, else None."""
     with transaction(store) as tx:
-        done = sum((Decimal(r[0]) for r in tx.run(f"SELECT amount FROM {CREDIT_NOTES} WHERE invoice_number = ?",
-                                                  (invoice_number,))), Decimal(0))  # fmt: skip
+        done = sum(
+            (
+                Decimal(r[0])
+                for r in tx.run(f"SELECT amount FROM {CREDIT_NOTES} WHERE invoice_number = ?", (invoice_number,))
+            ),
+            Decimal(0),
+        )
         if done + amount > limit:
             return None
         number = f"{CREDIT_PREFIX}{_take_numbers(tx, 'credit_note', 1):06d}"
-        tx.run(f"INSERT INTO {CREDIT_NOTES} (number, invoice_number, customer_id, amount, reason, grant_id, issued_at) "
-               "VALUES (?, ?, ?, ?, ?, ?, ?)", (number, invoice_number, customer, str(amount), reason, grant_id,
-                                                issued_us))  # fmt: skip
+        tx.run(
+            f"INSERT INTO {CREDIT_NOTES} (number, invoice_number, customer_id, amount, reason, grant_id, issued_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (number, invoice_number, customer, str(amount), reason, grant_id, issued_us),
+        )
     return number
 
 
@@ -140,4 +194,4 @@ def credit_notes(store: Any, invoice_number: str | None = None) -> list[dict[str
     if invoice_number:
         q, params = q + " WHERE invoice_number = ?", (invoice_number,)
     keys = ("number", "invoice", "customer", "amount_usd", "reason", "wallet_grant")
-    return [dict(zip(keys, r)) for r in store.fetch(sql(store.dialect, q + " ORDER BY number"), params)]
+    return [dict(zip(keys, r, strict=True)) for r in store.fetch(sql(store.dialect, q + " ORDER BY number"), params)]
