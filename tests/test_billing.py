@@ -19,7 +19,7 @@ from meterline.billing import service as svc
 from meterline.billing.model import BillingError, parse_customer, parse_plan
 from meterline.billing.reprice import reprice
 from meterline.event import UsageEvent
-from meterline.pricing import Pricer, PriceOverride
+from meterline.pricing import PriceOverride, Pricer
 from meterline.store import billing as S
 from meterline.store import billing_invoices as SI
 from meterline.store.backend import open_stores
@@ -310,7 +310,8 @@ def test_repricing_a_previously_unpriced_model(store: Any, tmp_path: Path, datab
         ({"id": "p", "rules": [{"prices": {"input": {"tiers": [{"up_to": None, "mtok": "1"},
                                                                {"up_to": 5, "mtok": "1"}]}}}]},
          "rules[0].prices.input.tiers"),
-        ({"id": "p", "rules": [{"prices": {"output": "1"}, "free_tokens": {"input": 5}}]}, "rules[0].free_tokens.input"),
+        ({"id": "p", "rules": [{"prices": {"output": "1"}, "free_tokens": {"input": 5}}]},
+         "rules[0].free_tokens.input"),
         ({"id": "", "rules": [{"markup_percent": "1"}]}, "id"),
         ({"id": "p", "effective_from": "soon", "rules": [{"markup_percent": "1"}]}, "effective_from"),
     ],
