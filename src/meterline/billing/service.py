@@ -210,13 +210,15 @@ def unbilled(ctx: Context, c: Customer, now: datetime) -> Decimal:
     first = (
         I.next_period(last) if last else min((I.period_of(g.granted_at, c.timezone) for g in grants), default=current)
     )
+    y, m = I.parse_period(current)
+    first = max(first, f"{y - 2 + (m == 12):04d}-{m % 12 + 1:02d}")  # at most 24 open periods back
     total = ZERO
-    p, n = first, 0
-    while p <= current and n < 24:
+    p = first
+    while p <= current:
         inv = _rated(ctx, c, p, adjustments=_adjustments(ctx, c, p))
         # the open period's minimum commitment is only due at its end: not taken from the wallet before
         total += sum((ln.amount for ln in inv.lines if p < current or ln.kind != "minimum"), ZERO)
-        p, n = I.next_period(p), n + 1
+        p = I.next_period(p)
     return total
 
 

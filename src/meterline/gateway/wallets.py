@@ -4,7 +4,8 @@ its balance reaches zero, like a hard budget.
 Per customer with grants, three counters (pico-USD, in Redis when the enforcer's counters are shared):
 ``base`` = the exact balance read from the database at first use (grants - billed usage, see
 :func:`meterline.billing.service.wallet`), ``spent`` = what settled calls cost the customer since, and
-``held`` = estimates of calls in flight. Admission is refused when ``base + top-ups - spent - held``
+``held`` = estimates of calls in flight (the larger of the enforcer's provider-cost estimate and the customer's
+previous call's charge). Admission is refused when ``base + top-ups - spent - held``
 (before the call's own estimate) is <= 0, so calls in flight together overspend by at most their own cost.
 
 A settled call is counted at the customer's rule (override > plan > default rate card) at its highest unit
@@ -77,6 +78,7 @@ class WalletGuard:
         self._ready: set[str] = set()
         self._holds: dict[str, tuple[str, int]] = {}
         self._alerted: set[tuple[str, int, int]] = set()
+        self._last_charge: dict[str, int] = {}
 
     def _read(self) -> tuple[str, dict[str, _Wallet]]:
         now = datetime.now(timezone.utc)
@@ -135,13 +137,15 @@ class WalletGuard:
         data: Mapping[str, Any],
         estimate: Callable[[Mapping[str, Any]], int],
     ) -> None:
+        wallets = await self.wallets()  # first: it also reads which event field names the customer
         cid = identity.get(self.dimension)
-        wallets = await self.wallets()
         w = wallets.get(cid) if isinstance(cid, str) else None
         if w is None or not isinstance(cid, str):
             return
         k = await self._keys(cid, w)
-        amount = estimate(data)
+        # hold what the customer's previous call cost when that is more than the provider-cost estimate,
+        # so a burst of similar calls stops before the balance rather than after
+        amount = max(estimate(data), self._last_charge.get(cid, 0))
         held = await self.counters.add(k[3], amount)
         base, granted, spent = [await self.counters.get(x) for x in k[:3]]
         left = base + (w.granted - granted) - spent - (held - amount)
@@ -176,6 +180,7 @@ class WalletGuard:
             provider_cost=priced.total_cost or Decimal(0),
         )
         charge = event_charge(choose_rule(priced.provider, priced.model, w.chain), usage)
+        self._last_charge[cid] = int(charge * PICO)
         await self.counters.add(k[2], int(charge * PICO))
         self._maybe_alert(cid, w, await self.available(cid))
 
