@@ -368,3 +368,26 @@ def test_billing_cli_end_to_end(database: str, tmp_path: Path, capsys: pytest.Ca
     assert "already exists" in capsys.readouterr().err
     assert main(["customers", "create", "bad", "--timezone", "Nowhere/City", *db]) == 2
     assert "unknown time zone" in capsys.readouterr().err
+
+
+def test_usage_rollup_is_exact_for_half_hour_zones_and_a_changed_dimension(store: Any) -> None:
+    """Hours at the period edges of Asia/Kolkata (UTC+5:30) come from the events; the rest from the hourly
+    rollup. Changing the customer dimension rebuilds the rollup for the new field."""
+    customer(store, timezone="Asia/Kolkata")
+    plan(store, "flat", [{"model": "*", "prices": {"input": "1", "output": "1"}}])
+    svc.subscribe(store, "acme", "flat", "2026-01-01")
+    store.insert([
+        ev("2026-10-31T18:20:00+00:00", input_tokens=1),  # Oct 31, 23:50 in Kolkata: October
+        ev("2026-10-31T18:40:00+00:00", input_tokens=10, team_id="t1"),  # Nov 1, 00:10: November, first half hour
+        ev("2026-11-15T12:00:00+00:00", input_tokens=100, team_id="t1"),
+        ev("2026-11-30T18:20:00+00:00", input_tokens=1_000),  # Nov 30, 23:50: November, last half hour
+        ev("2026-11-30T18:40:00+00:00", input_tokens=10_000),  # Dec 1, 00:10: December
+    ])  # fmt: skip
+    inv = svc.preview(store, "acme", "2026-11")
+    assert inv["lines"][0]["tokens"] == 1_110 and inv["requests"] == 3
+    assert (inv["period_start"], inv["period_end"]) == ("2026-10-31T18:30:00Z", "2026-11-30T18:30:00Z")
+    S.set_customer_dimension(store, "team_id")
+    customer(store, "t1", timezone="Asia/Kolkata")
+    svc.subscribe(store, "t1", "flat", "2026-01-01")
+    assert svc.preview(store, "t1", "2026-11")["lines"][0]["tokens"] == 110
+    assert svc.preview(store, "acme", "2026-11")["lines"] == []  # no events carry team_id = acme

@@ -35,7 +35,7 @@ RULES = [{"model": "*", "prices": {"input": str(PER_MTOK), "output": str(PER_MTO
 
 
 def _setup(store: Any, customers: dict[str, str], *, webhook: str | None = None) -> None:
-    S.set_setting(store, "customer_dimension", "api_key_alias")
+    S.set_customer_dimension(store, "api_key_alias")
     S.add_plan_version(store, {"id": "metered", "rules": RULES})
     for cid, grant in customers.items():
         meta = {"wallet_webhook_url": webhook} if webhook else {}

@@ -94,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
             if args.dimension is not None:
                 if args.dimension not in DIMENSIONS:
                     raise BillingError("--dimension", f"not an event dimension: {args.dimension!r}")
-                S.set_setting(store, "customer_dimension", args.dimension)
+                S.set_customer_dimension(store, args.dimension)
             if args.auto_create is not None:
                 S.set_setting(store, "auto_create_customers", "true" if args.auto_create == "on" else "false")
             show(

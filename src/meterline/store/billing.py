@@ -17,6 +17,7 @@ from typing import Any
 
 from meterline.billing.model import Customer, Grant, Plan, Subscription, parse_customer, parse_plan
 from meterline.billing.rating import Usage
+from meterline.store import billing_rollup as BR
 from meterline.store.extensions import register_tables, sql
 from meterline.store.schema import DIMENSIONS, PICO, from_micros, to_micros
 
@@ -29,7 +30,7 @@ INVOICES = "billing_invoices"
 LINES = "billing_invoice_lines"
 CREDIT_NOTES = "billing_credit_notes"
 SEQUENCES = "billing_sequences"
-TABLES = (SETTINGS, CUSTOMERS, PLANS, SUBSCRIPTIONS, GRANTS, INVOICES, LINES, CREDIT_NOTES, SEQUENCES)
+TABLES = (SETTINGS, CUSTOMERS, PLANS, SUBSCRIPTIONS, GRANTS, INVOICES, LINES, CREDIT_NOTES, SEQUENCES, BR.ROLLUP)
 DEFAULT_DIMENSION = "subscriber_id"
 
 
@@ -59,6 +60,7 @@ def _tables(dialect: str) -> list[str]:
         f"customer_id TEXT NOT NULL, amount TEXT NOT NULL, reason TEXT NOT NULL, grant_id TEXT NOT NULL, "
         f"issued_at {big} NOT NULL)",
         f"CREATE TABLE IF NOT EXISTS {SEQUENCES} (name TEXT PRIMARY KEY, value {big} NOT NULL)",
+        *BR.create_statements(dialect),
     ]
 
 
@@ -107,6 +109,16 @@ def set_setting(store: Any, key: str, value: str) -> None:
     with transaction(store) as tx:
         tx.run(f"DELETE FROM {SETTINGS} WHERE key = ?", (key,))
         tx.run(f"INSERT INTO {SETTINGS} (key, value) VALUES (?, ?)", (key, value))
+
+
+def set_customer_dimension(store: Any, dim: str) -> None:
+    """Bill by another event field; the hourly usage rollup is rebuilt for it."""
+    _dim(dim)
+    with transaction(store) as tx:
+        tx.run(f"DELETE FROM {SETTINGS} WHERE key = 'customer_dimension'")
+        tx.run(f"INSERT INTO {SETTINGS} (key, value) VALUES ('customer_dimension', ?)", (dim,))
+        for stmt in BR.rebuild_statements(store.dialect.name, dim):
+            tx.run(stmt)
 
 
 def customer_dimension(store: Any) -> str:
@@ -293,32 +305,63 @@ def _dim(dimension: str) -> str:
     return dimension
 
 
+def _pieces(start: datetime, end: datetime) -> tuple[tuple[int, int] | None, list[tuple[int, int]]]:
+    """[start, end) as whole UTC hours (for the rollup) and the raw-event ranges left at both ends."""
+    lo, hi = to_micros(start), to_micros(end)
+    h0, h1 = -(-lo // BR.HOUR_US), hi // BR.HOUR_US
+    if h0 >= h1:
+        return None, [(lo, hi)]
+    raw = [(a, b) for a, b in ((lo, h0 * BR.HOUR_US), (h1 * BR.HOUR_US, hi)) if a < b]
+    return (h0, h1), raw
+
+
+def _collect(rows: Sequence[Sequence[Any]], out: dict[str, dict[tuple[str, str], Usage]], keyed: bool) -> None:
+    for r in rows:
+        cid, rest = (str(r[0]), r[1:]) if keyed else ("", r)
+        u = _usage(rest[0], rest[1], rest[2:])
+        per = out.setdefault(cid, {})
+        if (u.provider, u.model) in per:
+            per[(u.provider, u.model)].add(u)
+        else:
+            per[(u.provider, u.model)] = u
+
+
+def _usage_rows(
+    store: Any, dimension: str, customer_id: str | None, start: datetime, end: datetime
+) -> dict[str, list[Usage]]:
+    col = _dim(dimension)
+    hours, raw = _pieces(start, end)
+    if hours is not None and BR.rollup_dimension(store) != dimension:
+        hours, raw = None, [(to_micros(start), to_micros(end))]  # no rollup for this dimension
+    who = f"{col} = ? AND " if customer_id is not None else f"{col} IS NOT NULL AND "
+    key = f"{col}, " if customer_id is None else ""
+    cust: tuple[Any, ...] = (customer_id,) if customer_id is not None else ()
+    out: dict[str, dict[tuple[str, str], Usage]] = {}
+    for lo, hi in raw:
+        rows = store.fetch(
+            sql(store.dialect, f"SELECT {key}provider, model, {_SUMS} FROM events WHERE {who}start_time >= ? "
+                               f"AND start_time < ? GROUP BY {key}provider, model"),
+            (*cust, lo, hi),
+        )  # fmt: skip
+        _collect(rows, out, customer_id is None)
+    if hours is not None:
+        sums = ", ".join(f"SUM({c})" for c in BR.SUMS)
+        rwho = "customer = ? AND " if customer_id is not None else ""
+        rkey = "customer, " if customer_id is None else ""
+        rows = store.fetch(
+            sql(store.dialect, f"SELECT {rkey}provider, model, {sums} FROM {BR.ROLLUP} WHERE {rwho}hour >= ? "
+                               f"AND hour < ? GROUP BY {rkey}provider, model"),
+            (*cust, hours[0], hours[1]),
+        )  # fmt: skip
+        _collect(rows, out, customer_id is None)
+    return {cid: list(per.values()) for cid, per in out.items()}
+
+
 def usage(store: Any, dimension: str, customer_id: str, start: datetime, end: datetime) -> list[Usage]:
     """Usage per (provider, model) of one customer's events with start_time in [start, end)."""
-    col = _dim(dimension)
-    rows = store.fetch(
-        sql(
-            store.dialect,
-            f"SELECT provider, model, {_SUMS} FROM events WHERE {col} = ? AND start_time >= ? "
-            "AND start_time < ? GROUP BY provider, model",
-        ),
-        (customer_id, to_micros(start), to_micros(end)),
-    )
-    return [_usage(r[0], r[1], r[2:]) for r in rows]
+    return _usage_rows(store, dimension, customer_id, start, end).get("", [])
 
 
 def usage_by_customer(store: Any, dimension: str, start: datetime, end: datetime) -> dict[str, list[Usage]]:
-    """Usage per customer and (provider, model) in [start, end): one scan for every customer at once."""
-    col = _dim(dimension)
-    rows = store.fetch(
-        sql(
-            store.dialect,
-            f"SELECT {col}, provider, model, {_SUMS} FROM events WHERE start_time >= ? "
-            f"AND start_time < ? AND {col} IS NOT NULL GROUP BY {col}, provider, model",
-        ),
-        (to_micros(start), to_micros(end)),
-    )
-    out: dict[str, list[Usage]] = {}
-    for r in rows:
-        out.setdefault(str(r[0]), []).append(_usage(r[1], r[2], r[3:]))
-    return out
+    """Usage per customer and (provider, model) in [start, end), for every customer at once."""
+    return _usage_rows(store, dimension, None, start, end)

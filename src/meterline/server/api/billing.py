@@ -202,7 +202,7 @@ async def put_settings(body: BillingSettingsIn, key: AdminKey, writer: WriterDep
 
     def run() -> None:
         if body.customer_dimension is not None:
-            S.set_setting(writer, "customer_dimension", body.customer_dimension)
+            S.set_customer_dimension(writer, body.customer_dimension)
         if body.auto_create_customers is not None:
             S.set_setting(writer, "auto_create_customers", "true" if body.auto_create_customers else "false")
 
