@@ -188,5 +188,6 @@ def run(args: argparse.Namespace) -> int:
             print()
     finally:
         store.close()
+    __import__("meterline.cli._demo_billing", fromlist=["_"]).sample_invoice(dest)
     print("Next: `meterline report -g subscriber_id --bucket day`, `meterline export --format jsonl | head`.")
     return 0 if ok else 1

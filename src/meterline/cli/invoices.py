@@ -44,9 +44,9 @@ def text(inv: dict[str, Any]) -> str:
         f"({inv['timezone']})"
     ]
     for ln in inv["lines"]:
-        out.append(f"  {ln['description'][:64]:64} {ln['quantity']:>14} x {ln['unit_price']:>10} = {ln['amount']:>14}")
+        out.append(f"  {ln['description'][:72]:72} {ln['quantity']:>14} x {ln['unit_price']:>10} = {ln['amount']:>14}")
     for key in ("provider_cost_usd", "margin_usd", "subtotal_usd", "credits_usd", "total_usd"):
-        out.append(f"  {key:>96} {inv[key]:>14}")
+        out.append(f"  {key:>104} {inv[key]:>14}")
     return "\n".join(out)
 
 
