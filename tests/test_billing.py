@@ -391,3 +391,50 @@ def test_usage_rollup_is_exact_for_half_hour_zones_and_a_changed_dimension(store
     svc.subscribe(store, "t1", "flat", "2026-01-01")
     assert svc.preview(store, "t1", "2026-11")["lines"][0]["tokens"] == 110
     assert svc.preview(store, "acme", "2026-11")["lines"] == []  # no events carry team_id = acme
+
+
+def test_docs_billing_worked_example(store: Any) -> None:
+    """The worked example of docs/billing.md, number for number."""
+    customer(store, timezone="Europe/Paris", email="billing@acme.example")
+    plan(store, "pro", [
+        {"model": "gpt-4o-mini", "prices": {"input": "0.30", "cache_read": "0.03", "output": "1.20"},
+         "free_tokens": {"input": 1_000_000}},
+        {"model": "claude-*", "markup_percent": "25", "fixed_per_request": "0.002"},
+    ], effective_from="2026-01-01", minimum_usd="2")  # fmt: skip
+    svc.subscribe(store, "acme", "pro", "2026-11-01")
+    svc.grant(store, "acme", "1.50", granted_at=datetime(2026, 11, 1, tzinfo=timezone.utc))
+    d = Decimal
+    store.insert([
+        ev("2026-11-03T09:00:00+00:00", input_tokens=800_000, cache_read_tokens=200_000, output_tokens=40_000,
+           input_cost=d("0.12"), cache_read_cost=d("0.015"), output_cost=d("0.024"), total_cost=d("0.159")),
+        ev("2026-11-18T09:00:00+00:00", input_tokens=700_000, output_tokens=60_000,
+           input_cost=d("0.105"), output_cost=d("0.036"), total_cost=d("0.141")),
+        ev("2026-11-20T09:00:00+00:00", "claude-haiku-4-5", provider="anthropic", input_tokens=400_000,
+           output_tokens=200_000, input_cost=d("0.40"), output_cost=d("1.00"), total_cost=d("1.40")),
+        ev("2026-11-30T23:30:00+00:00", output_tokens=5_000),  # 00:30 on Dec 1 in Paris: December
+    ])  # fmt: skip
+    (nov,) = svc.finalize(store, "2026-11", now=datetime(2026, 12, 1, 8, tzinfo=timezone.utc))
+    inv = nov.to_dict()
+    assert [(ln["description"], ln["quantity"], ln["unit_price"], ln["amount"]) for ln in inv["lines"]] == [
+        ("anthropic/claude-haiku-4-5 input at provider cost + 25%", "0.4", "1.25", "0.5"),
+        ("anthropic/claude-haiku-4-5 output at provider cost + 25%", "1", "1.25", "1.25"),
+        ("anthropic/claude-haiku-4-5 per-request fee", "1", "0.002", "0.002"),
+        ("openai/gpt-4o-mini input (free allowance (1,000,000 tokens))", "1", "0", "0"),
+        ("openai/gpt-4o-mini input (tokens above 1,000,000)", "0.5", "0.3", "0.15"),
+        ("openai/gpt-4o-mini cache_read", "0.2", "0.03", "0.006"),
+        ("openai/gpt-4o-mini output", "0.1", "1.2", "0.12"),
+    ]
+    assert {k: inv[k] for k in ("number", "provider_cost_usd", "margin_usd", "subtotal_usd", "credits_usd",
+                                "total_usd", "period_start", "period_end")} == {
+        "number": "INV-000001", "provider_cost_usd": "1.7", "margin_usd": "0.328", "subtotal_usd": "2.028",
+        "credits_usd": "1.5", "total_usd": "0.53", "period_start": "2026-10-31T23:00:00Z",
+        "period_end": "2026-11-30T23:00:00Z",
+    }  # fmt: skip
+    store.insert([ev("2026-11-29T09:00:00+00:00", output_tokens=10_000)])  # late: November is finalized
+    dec = svc.preview(store, "acme", "2026-12")
+    assert [(ln["kind"], ln["amount"]) for ln in dec["lines"]] == [
+        ("usage", "0.006"),  # the 5,000 output tokens of Dec 1, 00:30 Paris time
+        ("minimum", "1.994"),  # December's own usage is below the 2.00 minimum
+        ("adjustment", "0.012"),  # November re-rated: 110,000 output tokens x 1.20 = 0.132, invoiced 0.12
+    ]
+    assert (dec["subtotal_usd"], dec["credits_usd"], dec["total_usd"]) == ("2.012", "0", "2.01")
