@@ -42,8 +42,8 @@ MODELS = [("openai", "gpt-4o-mini"), ("openai", "gpt-4o"), ("anthropic", "claude
 PLAN = {"id": "bench", "minimum_usd": "1", "rules": [
     {"model": "gpt-4o*", "prices": {"input": "0.30", "output": "1.20", "cache_read": "0.03"},
      "free_tokens": {"input": 100000}},
-    {"model": "claude-*", "prices": {"output": {"tiers": [{"up_to": 1000000, "mtok": "6"}, {"up_to": None, "mtok": "5"}]},
-                                     "input": "1.2"}},
+    {"model": "claude-*", "prices": {"input": "1.2", "output": {"tiers": [{"up_to": 1000000, "mtok": "6"},
+                                                                          {"up_to": None, "mtok": "5"}]}}},
     {"model": "*", "markup_percent": "25", "fixed_per_request": "0.0005"},
 ]}  # fmt: skip
 
@@ -125,26 +125,71 @@ def run(name: str, dest: str, n_events: int, n_customers: int) -> list[tuple[str
         store.close()
 
 
+def ingest(name: str, dest: str, n: int, with_trigger: bool) -> float:
+    """Seconds to store ``n`` events through ``store.insert`` (batches of 20,000), with or without the
+    billing rollup trigger: what keeping the hourly billing usage costs ingest."""
+    from meterline.store import billing_rollup as BR
+
+    store, reader = open_stores(dest, pool_size=2)
+    if reader is not store:
+        reader.close()
+    try:
+        if not with_trigger:
+            store.execute(
+                f"DROP TRIGGER IF EXISTS {BR.TRIGGER}" + (" ON events" if store.dialect.name != "sqlite" else "")
+            )
+        batches = list(events(n, [f"c{i}" for i in range(100)], 3))
+        t0 = time.perf_counter()
+        for b in batches:
+            store.insert(b)
+        return time.perf_counter() - t0
+    finally:
+        store.close()
+
+
+def ingest_rows(n: int, pg: bool) -> list[tuple[str, str, str, str, str]]:
+    rows = []
+    for name in ("SQLite", "PostgreSQL") if pg else ("SQLite",):
+        times = {}
+        for trig in (False, True):
+            with tempfile.TemporaryDirectory() as tmp:
+                if name == "SQLite":
+                    times[trig] = ingest(name, f"sqlite:///{tmp}/i.db", n, trig)
+                else:
+                    times[trig] = with_pg(lambda url, t=trig: ingest("PostgreSQL", url, n, t))
+        rows.append((name, f"store.insert of {n:,} events (rollup trigger cost)",
+                     f"{n / times[False]:,.0f} events/s without trigger", f"{n / times[True]:,.0f} events/s",
+                     f"{(times[True] / times[False] - 1) * 100:+.0f} % time"))  # fmt: skip
+    return rows
+
+
+def with_pg(fn: Callable[[str], Any]) -> Any:
+    import psycopg
+
+    name = f"meterline_bench_{uuid.uuid4().hex[:8]}"
+    admin = psycopg.connect(PG_ADMIN, autocommit=True)
+    admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        return fn(PG_ADMIN.rsplit("/", 1)[0] + f"/{name}")
+    finally:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.close()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--events", type=int, default=1_000_000)
     ap.add_argument("--customers", type=int, default=10_000)
     ap.add_argument("--skip-postgres", action="store_true")
+    ap.add_argument("--ingest", type=int, default=100_000, help="events for the ingest-cost rows (0: skip)")
+    ap.add_argument("--only-ingest", action="store_true", help="only the ingest-cost rows")
     args = ap.parse_args()
-    rows = []
-    with tempfile.TemporaryDirectory() as tmp:
-        rows += run("SQLite", f"sqlite:///{tmp}/bench.db", args.events, args.customers)
-    if not args.skip_postgres:
-        import psycopg
-
-        name = f"meterline_bench_{uuid.uuid4().hex[:8]}"
-        admin = psycopg.connect(PG_ADMIN, autocommit=True)
-        admin.execute(f'CREATE DATABASE "{name}"')
-        try:
-            rows += run("PostgreSQL", PG_ADMIN.rsplit("/", 1)[0] + f"/{name}", args.events, args.customers)
-        finally:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            admin.close()
+    rows = ingest_rows(args.ingest, not args.skip_postgres) if args.ingest else []
+    if not args.only_ingest:
+        with tempfile.TemporaryDirectory() as tmp:
+            rows += run("SQLite", f"sqlite:///{tmp}/bench.db", args.events, args.customers)
+        if not args.skip_postgres:
+            rows += with_pg(lambda url: run("PostgreSQL", url, args.events, args.customers))
     head = ("store", "operation", "baseline", "meterline", "goal")
     widths = [max(len(str(r[i])) for r in [head, *rows]) for i in range(5)]
     for r in [head, *rows]:
