@@ -76,15 +76,17 @@ def _migrate(db: str) -> str:
 
 
 def test_migrate_sqlite_and_existing_sdk_file(tmp_path: Path) -> None:
+    from meterline.store.migrate import head
     from meterline.store.sqlite import SQLiteStore
 
+    newest = f"current revision: {head()}"  # the last revision, whichever area added it
     fresh = f"sqlite:///{tmp_path / 'fresh.db'}"
-    assert "current revision: 0002" in _migrate(fresh)
+    assert newest in _migrate(fresh)
     # a file the SDK created on first use migrates too (the statements are idempotent)
     sdk = tmp_path / "sdk.db"
     SQLiteStore(sdk).close()
-    assert "current revision: 0002" in _migrate(f"sqlite:///{sdk}")
-    assert "current revision: 0002" in _migrate(f"sqlite:///{sdk}")  # again: nothing to do
+    assert newest in _migrate(f"sqlite:///{sdk}")
+    assert newest in _migrate(f"sqlite:///{sdk}")  # again: nothing to do
     store = SQLiteStore(sdk)
     try:
         tables = {r[0] for r in store.fetch("SELECT name FROM sqlite_master WHERE type='table'")}
@@ -95,13 +97,15 @@ def test_migrate_sqlite_and_existing_sdk_file(tmp_path: Path) -> None:
 
 @pytest.mark.postgres
 def test_migrate_postgres(postgres_url: str) -> None:
-    assert "current revision: 0002" in _migrate(postgres_url)
+    from meterline.store.migrate import head
+
+    assert f"current revision: {head()}" in _migrate(postgres_url)
     from meterline.store.postgres import PostgresStore
 
     store = PostgresStore(postgres_url, create=False)
     try:
         assert store.count() == 0
-        assert store.fetch("SELECT version_num FROM alembic_version") == [("0002",)]
+        assert store.fetch("SELECT version_num FROM alembic_version") == [(head(),)]
     finally:
         store.close()
 
