@@ -438,3 +438,18 @@ def test_docs_billing_worked_example(store: Any) -> None:
         ("adjustment", "0.012"),  # November re-rated: 110,000 output tokens x 1.20 = 0.132, invoiced 0.12
     ]
     assert (dec["subtotal_usd"], dec["credits_usd"], dec["total_usd"]) == ("2.012", "0", "2.01")
+
+
+def test_auto_created_customers_from_event_values(store: Any) -> None:
+    """With auto-creation on, finalize bills every customer value seen in the month's events, whatever
+    characters it holds; customers without usage or plan get no invoice."""
+    S.set_setting(store, "auto_create_customers", "true")
+    customer(store, "idle")
+    store.insert([ev("2026-11-03T00:00:00+00:00", who="Jane Doe <jane@x.test>", input_tokens=5,
+                     input_cost=Decimal("0.01"), total_cost=Decimal("0.01"))])  # fmt: skip
+    (inv,) = svc.finalize(store, "2026-11")
+    jane = "Jane Doe <jane@x.test>"
+    assert (inv.customer.id, inv.number, inv.to_dict()["subtotal_usd"]) == (jane, "INV-000001", "0.01")
+    assert [c.id for c in S.list_customers(store)] == ["Jane Doe <jane@x.test>", "idle"]
+    with pytest.raises(BillingError, match="id: required"):
+        parse_customer({"id": "bad\nid"})

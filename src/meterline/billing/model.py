@@ -35,6 +35,7 @@ CLASS_FALLBACK = {
 }
 TIER_MODES = ("graduated", "volume")
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:@/+-]{0,255}$")
+_CUSTOMER_ID = re.compile(r"^[^\x00-\x1f\x7f]{1,1024}$")  # any event dimension value (no control characters)
 
 
 class BillingError(ValueError):
@@ -301,7 +302,11 @@ def parse_customer(spec: Mapping[str, Any], existing: Customer | None = None) ->
     unknown = set(spec) - {"id", "name", "email", "timezone", "metadata", "overrides"}
     if unknown:
         raise BillingError(sorted(unknown)[0], "unknown customer field")
-    base = existing or Customer(id=identifier(spec.get("id"), "id"))
+    if existing is None:
+        cid = spec.get("id")
+        if not isinstance(cid, str) or not _CUSTOMER_ID.match(cid) or cid != cid.strip():
+            raise BillingError("id", "required: the customer's value of the customer dimension (1-1024 characters)")
+    base = existing or Customer(id=str(spec.get("id")))
     name = spec.get("name", base.name) or ""
     email = spec.get("email", base.email)
     if email is not None and (not isinstance(email, str) or "@" not in email):

@@ -139,7 +139,7 @@ def _customer(r: Sequence[Any]) -> Customer:
         "metadata": json.loads(r[4]),
         "overrides": json.loads(r[5]),
     }
-    return parse_customer(spec)
+    return parse_customer(spec, existing=Customer(id=r[0]))  # a stored id is not validated again
 
 
 def save_customer(store: Any, c: Customer) -> None:
