@@ -119,25 +119,23 @@ def run(name: str, dest: str, n_events: int, n_customers: int) -> list[tuple[str
             (name, f"preview, 1 customer, {n_events:,} events", f"{base * 1000:.0f} ms (count+sum)",
              f"{prev * 1000:.0f} ms", "met" if prev < 1 else "NOT met"),
             (name, f"finalize {n_customers + 1:,} customers ({n_events + 5 * n_customers:,} events)",
-             f"{scan:.1f} s (group-by scan)", f"{fin:.1f} s", "met" if fin < 60 else "NOT met"),
+             f"{scan:.1f} s (usage sums alone)", f"{fin:.1f} s", "met" if fin < 60 else "NOT met"),
         ]  # fmt: skip
     finally:
         store.close()
 
 
 def ingest(name: str, dest: str, n: int, with_trigger: bool) -> float:
-    """Seconds to store ``n`` events through ``store.insert`` (batches of 20,000), with or without the
-    billing rollup trigger: what keeping the hourly billing usage costs ingest."""
-    from meterline.store import billing_rollup as BR
+    """Seconds to store ``n`` events through ``store.insert`` (batches of 20,000) in a database without or
+    with billing in use: what keeping the hourly billing usage (its trigger) costs ingest."""
+    from meterline.billing.model import parse_customer
 
     store, reader = open_stores(dest, pool_size=2)
     if reader is not store:
         reader.close()
     try:
-        if not with_trigger:
-            store.execute(
-                f"DROP TRIGGER IF EXISTS {BR.TRIGGER}" + (" ON events" if store.dialect.name != "sqlite" else "")
-            )
+        if with_trigger:  # the first billing record starts the hourly billing usage (its trigger)
+            S.save_customer(store, parse_customer({"id": "c0"}))
         batches = list(events(n, [f"c{i}" for i in range(100)], 3))
         t0 = time.perf_counter()
         for b in batches:
@@ -157,8 +155,8 @@ def ingest_rows(n: int, pg: bool) -> list[tuple[str, str, str, str, str]]:
                     times[trig] = ingest(name, f"sqlite:///{tmp}/i.db", n, trig)
                 else:
                     times[trig] = with_pg(lambda url, t=trig: ingest("PostgreSQL", url, n, t))
-        rows.append((name, f"store.insert of {n:,} events (rollup trigger cost)",
-                     f"{n / times[False]:,.0f} events/s without trigger", f"{n / times[True]:,.0f} events/s",
+        rows.append((name, f"store.insert of {n:,} events (billing rollup cost)",
+                     f"{n / times[False]:,.0f} events/s, no billing", f"{n / times[True]:,.0f} events/s",
                      f"{(times[True] / times[False] - 1) * 100:+.0f} % time"))  # fmt: skip
     return rows
 

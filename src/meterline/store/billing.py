@@ -121,6 +121,18 @@ def set_customer_dimension(store: Any, dim: str) -> None:
             tx.run(stmt)
 
 
+def enable_rollup(store: Any) -> None:
+    """Start keeping the hourly billing usage (trigger + first build), once, at the first billing record."""
+    if BR.rollup_dimension(store) is not None:
+        return
+    dim = customer_dimension(store)
+    with transaction(store) as tx:
+        if tx.run(f"SELECT value FROM meterline_meta WHERE key = '{BR.META_KEY}'"):
+            return  # another process did it
+        for stmt in BR.rebuild_statements(store.dialect.name, dim):
+            tx.run(stmt)
+
+
 def customer_dimension(store: Any) -> str:
     dim = get_setting(store, "customer_dimension", DEFAULT_DIMENSION)
     return dim if dim in DIMENSIONS else DEFAULT_DIMENSION
@@ -143,6 +155,7 @@ def _customer(r: Sequence[Any]) -> Customer:
 
 
 def save_customer(store: Any, c: Customer) -> None:
+    enable_rollup(store)
     with transaction(store) as tx:
         tx.run(f"DELETE FROM {CUSTOMERS} WHERE id = ?", (c.id,))
         tx.run(
@@ -170,6 +183,7 @@ def list_customers(store: Any) -> list[Customer]:
 
 def add_customers(store: Any, ids: Sequence[str]) -> int:
     """Create bare customers (name = id, UTC) for ids not known yet; how many were new."""
+    enable_rollup(store)
     known = {r[0] for r in store.fetch(f"SELECT id FROM {CUSTOMERS}")}
     new = [i for i in dict.fromkeys(ids) if i not in known]
     with transaction(store) as tx:
@@ -184,6 +198,7 @@ def add_customers(store: Any, ids: Sequence[str]) -> int:
 def add_plan_version(store: Any, spec: Mapping[str, Any]) -> Plan:
     """Store a new version of a plan (version = previous + 1)."""
     parse_plan(spec)  # validate before taking a version number
+    enable_rollup(store)
     with transaction(store) as tx:
         rows = tx.run(f"SELECT COALESCE(MAX(version), 0) FROM {PLANS} WHERE id = ?", (spec["id"],))
         plan = parse_plan(spec, version=int(rows[0][0]) + 1)

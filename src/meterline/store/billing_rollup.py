@@ -8,7 +8,8 @@ whole rows; the parts of a period that do not fill an hour (zones such as Asia/K
 The customer column holds the value of the billing customer dimension (``meterline_meta`` key
 ``billing_rollup`` says which one). SQLite: a row trigger (re-created when the dimension changes).
 PostgreSQL: a statement trigger over the inserted rows (its transition table), reading the dimension at
-run time. ``rebuild`` recomputes the table (after re-pricing or a dimension change).
+run time. The trigger and the first build come with the first billing record (customer or plan), so
+metering alone never pays for it; ``rebuild_statements`` also runs after re-pricing or a dimension change.
 """
 
 from __future__ import annotations
@@ -84,41 +85,34 @@ def _pg_function() -> str:
 
 
 def create_statements(dialect: str) -> list[str]:
+    """The table (and PostgreSQL's trigger function); the trigger itself is created by :func:`rebuild_statements`
+    when billing is first used, so a deployment that only meters pays nothing for it."""
     big = "BIGINT" if dialect == "postgresql" else "INTEGER"
     cost = "NUMERIC" if dialect == "postgresql" else "INTEGER"
     metrics = ", ".join(f"{c} {cost if c in COSTS else big} NOT NULL" for c in SUMS)
-    build = _upsert(select_sql("events", "subscriber_id"), dialect).replace(
-        "WHERE subscriber_id IS NOT NULL",
-        f"WHERE subscriber_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM meterline_meta WHERE key = '{META_KEY}')",
-    )
-    mark = (
-        f"INSERT OR IGNORE INTO meterline_meta (key, value) VALUES ('{META_KEY}', 'subscriber_id')"
-        if dialect == "sqlite"
-        else f"INSERT INTO meterline_meta (key, value) VALUES ('{META_KEY}', 'subscriber_id') ON CONFLICT DO NOTHING"
-    )
     stmts = [
         "CREATE TABLE IF NOT EXISTS meterline_meta (key TEXT PRIMARY KEY, value TEXT)",
         f"CREATE TABLE IF NOT EXISTS {ROLLUP} (customer TEXT NOT NULL, hour {big} NOT NULL, provider TEXT NOT NULL, "
         f"model TEXT NOT NULL, {metrics}, PRIMARY KEY (customer, hour, provider, model))",
     ]
-    if dialect == "sqlite":
-        stmts.append(sqlite_trigger("subscriber_id"))  # IF NOT EXISTS: a changed dimension's trigger stays
-    else:
-        stmts += [
-            _pg_function(),
-            f"CREATE OR REPLACE TRIGGER {TRIGGER} AFTER INSERT ON events REFERENCING NEW TABLE AS new_rows "
-            f"FOR EACH STATEMENT EXECUTE FUNCTION {ROLLUP}_fn()",
-        ]
-    return [*stmts, build, mark]  # a database from before billing: built once from its events
+    if dialect == "postgresql":
+        stmts.append(_pg_function())
+    return stmts
 
 
 def rebuild_statements(dialect: str, dim: str) -> list[str]:
-    """Recompute the rollup for ``dim`` (run in one transaction)."""
+    """(Re)create the trigger and recompute the rollup for ``dim`` (run in one transaction)."""
     if dim not in DIMENSIONS:
         raise ValueError(f"not an event dimension: {dim!r}")
     stmts = [f"DELETE FROM {ROLLUP}", f"DELETE FROM meterline_meta WHERE key = '{META_KEY}'"]
     if dialect == "sqlite":
         stmts += [f"DROP TRIGGER IF EXISTS {TRIGGER}", sqlite_trigger(dim)]
+    else:
+        stmts += [
+            "LOCK TABLE events IN SHARE MODE",  # no insert between the rebuild and the trigger taking over
+            f"CREATE OR REPLACE TRIGGER {TRIGGER} AFTER INSERT ON events REFERENCING NEW TABLE AS new_rows "
+            f"FOR EACH STATEMENT EXECUTE FUNCTION {ROLLUP}_fn()",
+        ]
     stmts += [
         _upsert(select_sql("events", dim), dialect),
         f"INSERT INTO meterline_meta (key, value) VALUES ('{META_KEY}', '{dim}')",

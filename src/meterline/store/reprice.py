@@ -27,5 +27,6 @@ def update_costs(store: Any, rows: Sequence[tuple[Any, ...]]) -> None:
         for stmt in R.rebuild_statements(store.dialect):
             tx.run(stmt)
         dim = tx.run("SELECT value FROM meterline_meta WHERE key = ?", (BR.META_KEY,))
-        for stmt in BR.rebuild_statements(store.dialect.name, str(dim[0][0]) if dim else "subscriber_id"):
-            tx.run(stmt)
+        if dim:  # billing is in use: its hourly usage is rebuilt too
+            for stmt in BR.rebuild_statements(store.dialect.name, str(dim[0][0])):
+                tx.run(stmt)
