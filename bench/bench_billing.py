@@ -48,11 +48,11 @@ PLAN = {"id": "bench", "minimum_usd": "1", "rules": [
 ]}  # fmt: skip
 
 
-def events(n: int, customers: list[str], seed: int) -> Any:
-    """Batches of UsageEvents spread over the month, with exact costs already set."""
+def events(n: int, customers: list[str], seed: int, *, hours: int = 31 * 24, batch_size: int = 20_000) -> Any:
+    """Batches of UsageEvents spread over ``hours`` from Oct 1 (the month), with exact costs already set."""
     rnd = random.Random(seed)
     start = datetime(2026, 10, 1, tzinfo=timezone.utc)
-    span_us = 31 * 86_400 * 1_000_000
+    span_us = hours * 3_600 * 1_000_000
     batch: list[UsageEvent] = []
     for i in range(n):
         provider, model = MODELS[i % len(MODELS)]
@@ -64,7 +64,7 @@ def events(n: int, customers: list[str], seed: int) -> Any:
             input_cost=Decimal(inp) * Decimal("0.00000015"), output_cost=Decimal(out) * Decimal("0.0000006"),
             total_cost=Decimal(inp) * Decimal("0.00000015") + Decimal(out) * Decimal("0.0000006"),
         ))  # fmt: skip
-        if len(batch) == 20_000:
+        if len(batch) == batch_size:
             yield batch
             batch = []
     if batch:
@@ -126,7 +126,7 @@ def run(name: str, dest: str, n_events: int, n_customers: int) -> list[tuple[str
 
 
 def ingest(name: str, dest: str, n: int, with_trigger: bool) -> float:
-    """Seconds to store ``n`` events through ``store.insert`` (batches of 20,000) in a database without or
+    """Seconds to store ``n`` events through ``store.insert`` (batches of 500) in a database without or
     with billing in use: what keeping the hourly billing usage (its trigger) costs ingest."""
     from meterline.billing.model import parse_customer
 
@@ -136,7 +136,8 @@ def ingest(name: str, dest: str, n: int, with_trigger: bool) -> float:
     try:
         if with_trigger:  # the first billing record starts the hourly billing usage (its trigger)
             S.save_customer(store, parse_customer({"id": "c0"}))
-        batches = list(events(n, [f"c{i}" for i in range(100)], 3))
+        # a live stream: batches of 500 (as the collector's clients send), 100 customers, within 2 hours
+        batches = list(events(n, [f"c{i}" for i in range(100)], 3, hours=2, batch_size=500))
         t0 = time.perf_counter()
         for b in batches:
             store.insert(b)
