@@ -80,10 +80,8 @@ def _migrate(db: str) -> str:
 
 
 def test_migrate_sqlite_and_existing_sdk_file(tmp_path: Path) -> None:
-    from meterline.store.migrate import head
     from meterline.store.sqlite import SQLiteStore
 
-    newest = f"current revision: {head()}"  # the last revision, whichever area added it
     fresh = f"sqlite:///{tmp_path / 'fresh.db'}"
     assert f"current revision: {HEAD}" in _migrate(fresh)
     # a file the SDK created on first use migrates too (the statements are idempotent)
