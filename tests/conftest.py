@@ -68,9 +68,7 @@ def _no_internal_errors(request: pytest.FixtureRequest) -> Iterator[None]:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "allow_internal_errors: the test provokes meterline internal errors")
-    config.addinivalue_line(
-        "markers", "clickhouse: needs the chdb package (embedded ClickHouse); runs in CI, skipped elsewhere when absent"
-    )
+
 
 
 # -- shared fixtures for integration tests ---------------------------------------------------------

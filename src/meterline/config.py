@@ -50,7 +50,8 @@ def destination_kind(dest: str) -> str:
     if "://" in dest:
         scheme = dest.split("://", 1)[0]
         raise DestinationError(
-            f"destination {dest!r}: unknown scheme {scheme!r}; use sqlite:///file.db, postgresql://…, clickhouse://…, chdb:///dir or http(s)://…"
+            f"destination {dest!r}: unknown scheme {scheme!r}; use sqlite:///file.db, postgresql://…, "
+            "clickhouse://…, chdb:///dir or http(s)://…"
         )
     return "sqlite"
 

@@ -262,6 +262,10 @@ class ClickHouseStore(SQLReads):
             return self._fetch(self._to_clickhouse(sql), params)[1]
         return list(self._meta.fetch(sql, params))
 
+    def fetch_clickhouse(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """Rows of a query in ClickHouse's own SQL (``%s`` placeholders), for maintenance and tests."""
+        return self._fetch(sql, params)[1]
+
     def ping(self) -> None:
         self._fetch("SELECT 1", ())
         self._meta.ping()
@@ -280,7 +284,7 @@ class ClickHouseStore(SQLReads):
         with self._lock:
             removed = int(self._fetch(f"SELECT count() FROM {S.EVENTS_FINAL} WHERE start_time < %s", [cut])[1][0][0])
             month = int(
-                self._fetch("SELECT toYYYYMM(fromUnixTimestamp64Micro(%s, 'UTC'))", [cut])[1][0][0]  # noqa: S608
+                self._fetch("SELECT toYYYYMM(fromUnixTimestamp64Micro(%s, 'UTC'))", [cut])[1][0][0]
             )
             parts = self._fetch(
                 "SELECT DISTINCT partition FROM system.parts WHERE database = %s AND table = %s AND active",
