@@ -266,6 +266,10 @@ class ClickHouseStore(SQLReads):
         """Rows of a query in ClickHouse's own SQL (``%s`` placeholders), for maintenance and tests."""
         return self._fetch(sql, params)[1]
 
+    def command_clickhouse(self, sql: str, params: Sequence[Any] = ()) -> None:
+        """Run one statement in ClickHouse's own SQL (bulk loads, maintenance)."""
+        self._client.command(sql, parameters=list(params) or None)
+
     def ping(self) -> None:
         self._fetch("SELECT 1", ())
         self._meta.ping()
