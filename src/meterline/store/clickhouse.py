@@ -163,6 +163,7 @@ class ClickHouseStore(SQLReads):
         self.database = _database_name(destination)
         _, params = _split(destination)
         self.async_insert = params.get("async_insert", "0") in ("1", "true")
+        self.replicated = params.get("replicated", "0") in ("1", "true")
         self._client = _client(destination, self.database)
         self._lock = threading.Lock()  # one insert at a time per process: the id check and the insert go together
         self._meta = meta if meta is not None else _open_meta(meta_destination(destination))
@@ -174,7 +175,7 @@ class ClickHouseStore(SQLReads):
 
     # -- schema ---------------------------------------------------------------------------------
     def migrate(self) -> None:
-        for stmt in [*S.create_statements(), *S.add_column_statements()]:
+        for stmt in [*S.create_statements(self.replicated), *S.add_column_statements()]:
             self._client.command(stmt)
 
     # -- writes ---------------------------------------------------------------------------------

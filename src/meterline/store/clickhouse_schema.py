@@ -75,21 +75,24 @@ def column_type(name: str, kind: str) -> str:
     return typ
 
 
-def create_statements() -> list[str]:
+def create_statements(replicated: bool = False) -> list[str]:
+    """CREATE statements; ``replicated`` uses the Replicated* engines with the server's default replica path
+    and name (``default_replica_path``/``default_replica_name``), for a cluster with ClickHouse Keeper."""
+    prefix = "Replicated" if replicated else ""
     cols = ",\n  ".join(f"{name} {column_type(name, kind)}" for name, kind in COLUMNS)
     events = (
         f"CREATE TABLE IF NOT EXISTS {TABLE} (\n  {cols},\n"
         "  INDEX ix_id id TYPE bloom_filter GRANULARITY 4,\n"
         "  INDEX ix_subscriber subscriber_id TYPE bloom_filter GRANULARITY 4,\n"
         "  INDEX ix_trace trace_id TYPE bloom_filter GRANULARITY 4\n"
-        ") ENGINE = ReplacingMergeTree\n"
+        f") ENGINE = {prefix}ReplacingMergeTree\n"
         "PARTITION BY toYYYYMM(fromUnixTimestamp64Micro(start_time, 'UTC'))\n"
         "ORDER BY (start_time, id)"
     )
     metrics = ", ".join(f"{m} {'Int128' if m.endswith('_cost') else 'Int64'}" for m in METRIC_COLUMNS)
     rollup = (
         f"CREATE TABLE IF NOT EXISTS {ROLLUP} (day Int64, dim LowCardinality(String), value String, {metrics}) "
-        "ENGINE = SummingMergeTree ORDER BY (dim, value, day)"
+        f"ENGINE = {prefix}SummingMergeTree ORDER BY (dim, value, day)"
     )
     return [events, rollup, _view_statement()]
 
