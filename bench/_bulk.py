@@ -66,7 +66,7 @@ def postgres_fill(store: Any, n: int) -> None:
     with store.connection() as conn, conn.transaction():
         conn.execute(
             f"INSERT INTO events (id, stream, {', '.join(cols)}) SELECT md5(i::text)::uuid::text, false, "
-            f"{', '.join(cols.values())} FROM generate_series(1, {int(n)}) AS i"
+            f"{', '.join(cols.values())} FROM generate_series(1::bigint, {int(n)}::bigint) AS i"
         )
         for stmt in R.rebuild_statements(store.dialect):
             conn.execute(stmt)
