@@ -335,7 +335,8 @@ def main() -> int:
         try:
             for label, pg_ms, ch_ms in bench_scale(pg_url, ch_url, n):
                 scale_rows.append((n, label, pg_ms, ch_ms))
-                print(f"[scale] {n:,} {label}: PostgreSQL {pg_ms} ms, ClickHouse {ch_ms} ms", file=sys.stderr, flush=True)
+                print(f"[scale] {n:,} {label}: PostgreSQL {pg_ms} ms, ClickHouse {ch_ms} ms", file=sys.stderr,
+                      flush=True)  # fmt: skip
         finally:
             drop()
     import shutil
