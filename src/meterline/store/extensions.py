@@ -28,6 +28,7 @@ BUILTIN_TABLE_MODULES = (
     "meterline.store.export_ledger",
     "meterline.store.content",
     "meterline.store.billing",
+    "meterline.store.transfer",
 )
 
 

@@ -32,6 +32,13 @@ def open_store(destination: str | None = None, *, api_key: str | None = None) ->
         except ImportError as exc:
             raise DestinationError(f"{dest}: needs pip install 'meterline[postgres]' ({exc})") from None
         return PostgresStore(dest)
+    if kind == "clickhouse":
+        from meterline.store.clickhouse import ClickHouseError, ClickHouseStore
+
+        try:
+            return ClickHouseStore(dest)
+        except ClickHouseError as exc:
+            raise DestinationError(str(exc)) from None
     try:
         from meterline.server.client import CollectorClient
     except ImportError as exc:
