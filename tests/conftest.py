@@ -106,6 +106,12 @@ def _postgres_admin() -> object:
         pytest.skip(reason)
 
 
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A destination URL, once a SQLite file and once a fresh PostgreSQL database (tests run on both)."""
+    return _sql_database(request, tmp_path)
+
+
 @pytest.fixture(
     params=[
         "sqlite",
@@ -113,14 +119,19 @@ def _postgres_admin() -> object:
         pytest.param("chdb", marks=pytest.mark.clickhouse),
     ]
 )
-def database(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """A destination URL: a SQLite file, a fresh PostgreSQL database and a fresh database in the embedded
-    ClickHouse engine (tests run on all three)."""
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'meterline.db'}"
+def any_database(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A destination URL on each event store: a SQLite file, a fresh PostgreSQL database and a fresh database in
+    the embedded ClickHouse engine. A test module whose behaviour every store must share (ingest, usage,
+    events, budgets, reports, exact sums, hostile input) overrides ``database`` with it."""
     if request.param == "chdb":
         url_ch: str = request.getfixturevalue("chdb_url")
         return url_ch
+    return _sql_database(request, tmp_path)
+
+
+def _sql_database(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'meterline.db'}"
     url: str = request.getfixturevalue("postgres_url")
     return url
 

@@ -40,11 +40,22 @@ from meterline.store.schema import COLUMN_NAMES, TABLE, event_to_row, row_to_eve
 QUERY_SETTINGS = {"prefer_column_name_to_alias": 1, "do_not_merge_across_partitions_select_final": 1}
 _EVENTS_SQL = re.compile(r"\bevents\b", re.IGNORECASE)
 _FROM_EVENTS = re.compile(r"\bFROM\s+events\b(?!\s+FINAL)", re.IGNORECASE)
+_INT_DIV = re.compile(r"\b([A-Za-z_][A-Za-z0-9_]*) / (\d+)\b")
 _START = COLUMN_NAMES.index("start_time")
+_ID_CHECK_CHUNK = 5000  # ids per look-up query (ClickHouse bounds the size of a query's text)
 
 
 class ClickHouseError(RuntimeError):
     """The ClickHouse store cannot be opened or used; the message says why."""
+
+
+def _store_down(exc: BaseException) -> bool:
+    """ClickHouse itself is unavailable (not one event it refuses): the whole batch is retried later."""
+    try:
+        from clickhouse_connect.driver.exceptions import OperationalError
+    except ImportError:
+        return True
+    return isinstance(exc, (OperationalError, ClickHouseError, ConnectionError))
 
 
 def is_clickhouse(destination: str) -> bool:
@@ -196,18 +207,38 @@ class ClickHouseStore(SQLReads):
             unique.setdefault(e.id, e)
         rows = [event_to_row(e) for e in unique.values()]
         with self._lock:
-            lo = min(r[_START] for r in rows)
-            hi = max(r[_START] for r in rows)
-            stored = self._client.query(
-                f"SELECT id FROM {TABLE} WHERE start_time >= %s AND start_time <= %s AND id IN %s",
-                parameters=[lo, hi, tuple(unique)],
-            ).result_rows
-            seen = {r[0] for r in stored}
+            seen: set[str] = set()
+            for i in range(0, len(rows), _ID_CHECK_CHUNK):
+                chunk = rows[i : i + _ID_CHECK_CHUNK]
+                lo, hi = min(r[_START] for r in chunk), max(r[_START] for r in chunk)
+                stored = self._client.query(
+                    f"SELECT id FROM {TABLE} WHERE start_time >= %s AND start_time <= %s AND id IN %s",
+                    parameters=[lo, hi, tuple(r[0] for r in chunk)],
+                ).result_rows
+                seen.update(r[0] for r in stored)
             fresh = [r for r in rows if r[0] not in seen]
             if fresh:
                 settings = {"async_insert": 1, "wait_for_async_insert": 1} if self.async_insert else None
                 self._client.insert(TABLE, fresh, column_names=list(COLUMN_NAMES), settings=settings)
+                new_ids = {r[0] for r in fresh}
+                self._insert_content([e for e in unique.values() if e.id in new_ids])
             return len(fresh)
+
+    def insert_each(self, events: Sequence[UsageEvent]) -> tuple[int, list[tuple[int, str]]]:
+        """Store every event ClickHouse can hold, however bad its batch-mates (see ``store.isolate``):
+        (how many were new, [(position, why it was refused)]). Raises only when ClickHouse is unreachable."""
+        from meterline.store.isolate import insert_isolating
+
+        return insert_isolating(self.insert, events, _store_down)
+
+    def _insert_content(self, events: Sequence[UsageEvent]) -> None:
+        """Captured content goes to the metadata database's ``event_content`` (rare: capture is opt-in)."""
+        from meterline.store.content import content_rows
+        from meterline.store.content import insert_sql as content_insert_sql
+
+        rows = content_rows(events)
+        for row in rows:
+            self._meta.execute(content_insert_sql(self._meta.dialect.name), row)
 
     # -- reads ----------------------------------------------------------------------------------
     def _fetch(self, sql: str, params: Sequence[Any]) -> tuple[list[str], list[tuple[Any, ...]]]:
@@ -242,7 +273,11 @@ class ClickHouseStore(SQLReads):
         if len(rows) == limit:
             last = rows[-1]
             next_cursor = Q.encode_cursor(int(last[_START]), str(last[0]))
-        return [row_to_event(r) for r in rows], next_cursor
+        page = [row_to_event(r) for r in rows]
+        from meterline.store.content import attach
+
+        attach(self, page)  # captured content, kept in the metadata database
+        return page, next_cursor
 
     def count(self) -> int:
         _, rows = self._fetch(f"SELECT count() FROM {S.EVENTS_FINAL}", ())
@@ -250,8 +285,11 @@ class ClickHouseStore(SQLReads):
 
     # -- generic SQL for per-area modules -------------------------------------------------------
     def _to_clickhouse(self, sql: str) -> str:
+        """Per-area SQL written for SQLite/PostgreSQL, made ClickHouse's: placeholders, FINAL, and integer
+        division (``col / 1000000`` in the split cost sums is float division in ClickHouse)."""
         if self.dialect.placeholder == "?":
             sql = sql.replace("%", "%%").replace("?", "%s")
+        sql = _INT_DIV.sub(r"intDiv(\1, \2)", sql)
         return _FROM_EVENTS.sub(f"FROM {S.EVENTS_FINAL}", sql)
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> int:

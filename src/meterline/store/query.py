@@ -171,7 +171,8 @@ def usage_sql(q: UsageQuery, dialect: Dialect) -> tuple[str, list[Any], tuple[in
         "SUM(CASE WHEN status = 'cancelled' THEN 1 ELSE 0 END) AS cancelled",
         "SUM(CASE WHEN total_cost IS NULL THEN 1 ELSE 0 END) AS unpriced",
         *(f"SUM({m}) AS {m}" for m in TOKEN_METRICS),
-        *(split_sum_sql(c) for c in COST_FIELDS),
+        # ClickHouse sums Int128 cost columns whole; the others split each sum in two (int64 would overflow)
+        *(f"SUM({c}) AS {c}" if dialect.name == "clickhouse" else split_sum_sql(c) for c in COST_FIELDS),
     ]
     sql = f"SELECT {', '.join([*select, *metrics])} FROM {dialect.events_from}{where}"
     if group:
