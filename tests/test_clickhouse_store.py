@@ -166,24 +166,28 @@ def test_inserts_are_idempotent_on_the_event_id_for_events_and_rollup(chdb_url: 
         store.close()
 
 
-def test_prune_drops_whole_month_partitions_and_the_rollup_days(chdb_url: str) -> None:
+def test_prune_drops_month_partitions_and_keeps_the_rollup(chdb_url: str, capsys: pytest.CaptureFixture[str]) -> None:
     store = _open(chdb_url)
+    parts_sql = ("SELECT DISTINCT partition FROM system.parts WHERE database = currentDatabase() "
+                 "AND table = 'events' AND active")  # fmt: skip
     try:
         days = [datetime(2026, m, d, 12, tzinfo=timezone.utc) for m, d in ((8, 5), (9, 10), (10, 2), (10, 20), (11, 1))]
         store.insert([UsageEvent(provider="openai", model="m", start_time=t, total_cost=Decimal(1)) for t in days])
-        partitions = {r[0] for r in store.fetch_clickhouse("SELECT DISTINCT partition FROM system.parts "
-                                                           "WHERE database = currentDatabase() AND table = 'events' "
-                                                           "AND active")}  # fmt: skip
-        assert partitions == {"202608", "202609", "202610", "202611"}
-        assert store.prune_events(datetime(2026, 10, 10, 8, tzinfo=timezone.utc)) == 3
-        left = [e.start_time for e in store.iter_events()]
-        assert left == days[3:]
-        partitions = {r[0] for r in store.fetch_clickhouse("SELECT DISTINCT partition FROM system.parts "
-                                                           "WHERE database = currentDatabase() AND table = 'events' "
-                                                           "AND active")}  # fmt: skip
-        assert partitions == {"202610", "202611"}
-        totals = store.usage(UsageQuery())  # from the rollup: the pruned days went with their events
-        assert (totals[0]["requests"], totals[0]["total_cost"]) == (2, Decimal(2))
+        assert {r[0] for r in store.fetch_clickhouse(parts_sql)} == {"202608", "202609", "202610", "202611"}
+    finally:
+        store.close()
+    assert main(["prune", "--database", chdb_url, "--older-than", "2026-10-10T08:00:00Z", "--dry-run"]) == 0
+    assert "would delete 3 events" in capsys.readouterr().out
+    assert main(["prune", "--database", chdb_url, "--older-than", "2026-10-10T08:00:00Z"]) == 0
+    assert "deleted 3 events started before 2026-10-10 08:00 UTC" in capsys.readouterr().out
+    store = _open(chdb_url)
+    try:
+        assert [e.start_time for e in store.iter_events()] == days[3:]
+        assert {r[0] for r in store.fetch_clickhouse(parts_sql)} == {"202610", "202611"}  # two months dropped whole
+        totals = store.usage(UsageQuery())  # from the rollup: kept by design, as on the SQL stores
+        assert (totals[0]["requests"], totals[0]["total_cost"]) == (5, Decimal(5))
+        scan = store.usage(UsageQuery(bucket="hour"))  # from the events: what is left
+        assert sum(r["requests"] for r in scan) == 2
     finally:
         store.close()
 

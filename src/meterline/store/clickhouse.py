@@ -323,14 +323,13 @@ class ClickHouseStore(SQLReads):
                 self._client.command(stmt)
 
     def prune_events(self, before: datetime) -> int:
-        """Delete events (and their rollup days) from before UTC midnight of ``before``: whole months by dropping
-        partitions, the rest of the cut-off month with a lightweight DELETE. Returns the events removed."""
-        cut = to_micros(before) // Q.DAY_US * Q.DAY_US  # at UTC midnight, so whole rollup days go with it
+        """Delete events that started before ``before``: whole months by dropping partitions, the rest of the
+        cut-off month with a lightweight DELETE. Returns the events removed. The daily rollup is kept, as on
+        the SQL stores (``store.retention``): totals of pruned periods stay exact."""
+        cut = to_micros(before)
         with self._lock:
             removed = int(self._fetch(f"SELECT count() FROM {S.EVENTS_FINAL} WHERE start_time < %s", [cut])[1][0][0])
-            month = int(
-                self._fetch("SELECT toYYYYMM(fromUnixTimestamp64Micro(%s, 'UTC'))", [cut])[1][0][0]
-            )
+            month = int(self._fetch("SELECT toYYYYMM(fromUnixTimestamp64Micro(%s, 'UTC'))", [cut])[1][0][0])
             parts = self._fetch(
                 "SELECT DISTINCT partition FROM system.parts WHERE database = %s AND table = %s AND active",
                 [self.database, TABLE],
@@ -339,11 +338,6 @@ class ClickHouseStore(SQLReads):
                 if int(partition) < month:
                     self._client.command(f"ALTER TABLE {TABLE} DROP PARTITION {int(partition)}")
             self._client.command(f"DELETE FROM {TABLE} WHERE start_time < %s", parameters=[cut])
-            self._client.command(
-                f"ALTER TABLE {R.ROLLUP} DELETE WHERE day < %s",
-                parameters=[cut // Q.DAY_US],
-                settings={"mutations_sync": 1},
-            )
         return removed
 
     def optimize(self) -> None:
