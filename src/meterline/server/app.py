@@ -30,6 +30,7 @@ ROUTERS = (
     "meterline.server.api.query",
     "meterline.server.api.keys",
     "meterline.server.api.budgets",
+    "meterline.server.dashboard",  # web pages at / (login, overview, explorer, requests, traces, budgets, keys)
 )
 
 

@@ -1,0 +1,199 @@
+"""Reads the dashboard needs beyond :mod:`meterline.store.reads` (newest-first pages, one event by id, recent
+traces, latency samples, fast budget spend) and the dashboard's signing secret. SQL lives here, not in the
+server package. Every listing is keyset-paged so a page costs the same on page 1 and page 10,000.
+"""
+
+from __future__ import annotations
+
+import base64
+import secrets
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from meterline.event import UsageEvent
+from meterline.store import query as Q
+from meterline.store import rollup as R
+from meterline.store.budgets import SCOPES, Budget
+from meterline.store.extensions import register_tables, sql
+from meterline.store.schema import COLUMN_NAMES, PICO, TABLE, from_micros, row_to_event, to_micros
+
+SECRETS = "dashboard_secrets"
+_START = COLUMN_NAMES.index("start_time")
+
+
+def _tables(dialect: str) -> list[str]:
+    return [f"CREATE TABLE IF NOT EXISTS {SECRETS} (name TEXT PRIMARY KEY, value TEXT NOT NULL)"]
+
+
+register_tables("dashboard", _tables)
+
+
+def signing_secret(store: Any) -> bytes:
+    """The per-install secret that signs session cookies and share links, created on first use and kept in
+    the database so every collector replica on one database accepts the same sessions."""
+    store.execute(f"CREATE TABLE IF NOT EXISTS {SECRETS} (name TEXT PRIMARY KEY, value TEXT NOT NULL)")
+    rows = store.fetch(sql(store.dialect, f"SELECT value FROM {SECRETS} WHERE name = ?"), ("signing",))
+    if not rows:
+        store.execute(
+            sql(store.dialect, f"INSERT INTO {SECRETS} (name, value) VALUES (?, ?) ON CONFLICT DO NOTHING"),
+            ("signing", secrets.token_urlsafe(48)),
+        )
+        rows = store.fetch(sql(store.dialect, f"SELECT value FROM {SECRETS} WHERE name = ?"), ("signing",))
+    return str(rows[0][0]).encode()
+
+
+# -- events, newest first ------------------------------------------------------------------------
+def _cursor(start_us: int, key: str) -> str:
+    return base64.urlsafe_b64encode(f"{start_us}:{key}".encode()).decode().rstrip("=")
+
+
+def recent_events(
+    store: Any,
+    *,
+    filters: Mapping[str, str | Sequence[str]] | None = None,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    before: str | None = None,
+    limit: int = 50,
+) -> tuple[list[UsageEvent], str | None]:
+    """A page of events newest first and the cursor of the next (older) page, None at the end."""
+    filters = filters or {}
+    for dim in filters:
+        if dim not in Q.DIMENSIONS:
+            raise Q.QueryError(f"filter: unknown dimension {dim!r}")
+    where, params = Q.where_clause(store.dialect, filters, start, end)
+    ph = store.dialect.placeholder
+    if before:
+        us, event_id = Q.decode_cursor(before)
+        cond = f"(start_time < {ph} OR (start_time = {ph} AND id < {ph}))"
+        where = f"{where} AND {cond}" if where else f" WHERE {cond}"
+        params += [us, us, event_id]
+    text = (
+        f"SELECT {', '.join(COLUMN_NAMES)} FROM {TABLE}{where} ORDER BY start_time DESC, id DESC LIMIT {int(limit)}"
+    )
+    _, rows = store._fetch(text, params)
+    nxt = _cursor(int(rows[-1][_START]), str(rows[-1][0])) if len(rows) == limit else None
+    return [row_to_event(r) for r in rows], nxt
+
+
+def event_by_id(store: Any, event_id: str) -> UsageEvent | None:
+    _, rows = store._fetch(
+        sql(store.dialect, f"SELECT {', '.join(COLUMN_NAMES)} FROM {TABLE} WHERE id = ?"), (event_id,)
+    )
+    return row_to_event(rows[0]) if rows else None
+
+
+def latency_sample(
+    store: Any, *, start: datetime | None, end: datetime | None, filters: Mapping[str, Any] | None = None,
+    limit: int = 20_000,
+) -> tuple[list[float], list[float]]:  # fmt: skip
+    """(durations, times to first token) in ms of the newest ``limit`` events in the range: percentiles
+    from a bounded sample, so the overview costs the same on a million events as on a thousand."""
+    where, params = Q.where_clause(store.dialect, filters or {}, start, end)
+    _, rows = store._fetch(
+        f"SELECT duration_ms, time_to_first_token_ms FROM {TABLE}{where} ORDER BY start_time DESC LIMIT {int(limit)}",
+        params,
+    )
+    return [float(r[0]) for r in rows if r[0] is not None], [float(r[1]) for r in rows if r[1] is not None]
+
+
+# -- traces --------------------------------------------------------------------------------------
+def recent_traces(
+    store: Any,
+    *,
+    filters: Mapping[str, str | Sequence[str]] | None = None,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    before: str | None = None,
+    limit: int = 25,
+) -> tuple[list[dict[str, Any]], str | None]:
+    """Traces newest first (by their latest event) with requests, cost, tokens, errors and time span.
+
+    Walks the newest events that carry a trace id (keyset, by the time index) until ``limit`` distinct
+    traces are seen, then totals exactly those traces through the trace index."""
+    where, params = Q.where_clause(store.dialect, filters or {}, start, end)
+    ph = store.dialect.placeholder
+    cond = "trace_id IS NOT NULL"
+    where = f"{where} AND {cond}" if where else f" WHERE {cond}"
+    if before:
+        us, trace_id = Q.decode_cursor(before)
+        where += f" AND (start_time < {ph} OR (start_time = {ph} AND trace_id < {ph}))"
+        params += [us, us, trace_id]
+    seen: dict[str, int] = {}
+    scanned_to: tuple[int, str] | None = None
+    chunk = max(limit * 20, 500)
+    offset_where, offset_params = where, list(params)
+    while len(seen) < limit:
+        _, rows = store._fetch(
+            f"SELECT trace_id, start_time FROM {TABLE}{offset_where} ORDER BY start_time DESC, trace_id DESC "
+            f"LIMIT {chunk}",
+            offset_params,
+        )
+        for tid, st in rows:
+            if tid not in seen:
+                if len(seen) == limit:
+                    break
+                seen[tid] = int(st)
+            scanned_to = (int(st), str(tid))
+        if len(rows) < chunk or len(seen) >= limit or scanned_to is None:
+            break
+        us, tid = scanned_to
+        offset_where = where + f" AND (start_time < {ph} OR (start_time = {ph} AND trace_id < {ph}))"
+        offset_params = [*params, us, us, tid]
+    if not seen:
+        return [], None
+    ids = list(seen)
+    marks = ", ".join([ph] * len(ids))
+    _, rows = store._fetch(
+        f"SELECT trace_id, COUNT(*), SUM(CASE WHEN status = 'error' THEN 1 ELSE 0 END), SUM(total_tokens), "
+        f"SUM(total_cost), MIN(start_time), MAX(COALESCE(end_time, start_time)), MIN(trace_name), "
+        f"MIN(subscriber_id), SUM(CASE WHEN total_cost IS NULL THEN 1 ELSE 0 END), MAX(start_time) "
+        f"FROM {TABLE} WHERE trace_id IN ({marks}) GROUP BY trace_id",
+        ids,
+    )
+    by_id = {r[0]: r for r in rows}
+    before_us = Q.decode_cursor(before)[0] if before else None
+    out = []
+    for tid in ids:
+        r = by_id[tid]
+        if before_us is not None and int(r[10]) > before_us:
+            continue  # its newest event was on an earlier page: shown there already
+        out.append(
+            {
+                "trace_id": tid,
+                "requests": int(r[1]),
+                "errors": int(r[2] or 0),
+                "total_tokens": int(r[3] or 0),
+                "total_cost": Decimal(int(r[4] or 0)) / PICO,
+                "start": from_micros(int(r[5])),
+                "start_us": int(r[5]),
+                "end_us": int(r[6]),
+                "trace_name": r[7],
+                "subscriber_id": r[8],
+                "unpriced": int(r[9] or 0),
+            }
+        )
+    last = ids[-1]
+    nxt = _cursor(seen[last], last) if len(ids) == limit else None
+    return out, nxt
+
+
+# -- budgets -------------------------------------------------------------------------------------
+def budget_spend(store: Any, budget: Budget, now: datetime) -> Decimal:
+    """The same number as :func:`meterline.store.budgets.spend`, read from the daily rollup when the
+    budget's field is rolled up (periods start at UTC midnight), else from events."""
+    from meterline.store import budgets as B
+
+    fields = SCOPES[budget.scope]
+    if getattr(store, "_rollup_ready", False) and len(fields) == 1 and fields[0] in R.ROLLUP_DIMS:
+        rows = store.fetch(
+            sql(
+                store.dialect,
+                f"SELECT COALESCE(SUM(total_cost), 0) FROM {R.ROLLUP} WHERE dim = ? AND value = ? AND day >= ?",
+            ),
+            (fields[0], "v:" + budget.scope_value, to_micros(budget.period_start(now)) // Q.DAY_US),
+        )
+        return Decimal(int(rows[0][0])) / PICO
+    return B.spend(store, budget, now)
