@@ -17,7 +17,7 @@ from meterline.store import query as Q
 from meterline.store import rollup as R
 from meterline.store.budgets import SCOPES, Budget
 from meterline.store.extensions import register_tables, sql
-from meterline.store.schema import COLUMN_NAMES, PICO, TABLE, from_micros, row_to_event, to_micros
+from meterline.store.schema import COLUMN_NAMES, DIMENSIONS, PICO, TABLE, from_micros, row_to_event, to_micros
 
 SECRETS = "dashboard_secrets"
 _START = COLUMN_NAMES.index("start_time")
@@ -61,7 +61,7 @@ def recent_events(
     """A page of events newest first and the cursor of the next (older) page, None at the end."""
     filters = filters or {}
     for dim in filters:
-        if dim not in Q.DIMENSIONS:
+        if dim not in DIMENSIONS:
             raise Q.QueryError(f"filter: unknown dimension {dim!r}")
     where, params = Q.where_clause(store.dialect, filters, start, end)
     ph = store.dialect.placeholder
@@ -70,9 +70,7 @@ def recent_events(
         cond = f"(start_time < {ph} OR (start_time = {ph} AND id < {ph}))"
         where = f"{where} AND {cond}" if where else f" WHERE {cond}"
         params += [us, us, event_id]
-    text = (
-        f"SELECT {', '.join(COLUMN_NAMES)} FROM {TABLE}{where} ORDER BY start_time DESC, id DESC LIMIT {int(limit)}"
-    )
+    text = f"SELECT {', '.join(COLUMN_NAMES)} FROM {TABLE}{where} ORDER BY start_time DESC, id DESC LIMIT {int(limit)}"
     _, rows = store._fetch(text, params)
     nxt = _cursor(int(rows[-1][_START]), str(rows[-1][0])) if len(rows) == limit else None
     return [row_to_event(r) for r in rows], nxt

@@ -39,4 +39,3 @@ def setup(app: FastAPI) -> None:
 
     configured = getattr(app.state.settings, "dashboard_secret", "") or ""
     app.state.dashboard_secret = configured.encode() if configured else signing_secret(app.state.writer)
-

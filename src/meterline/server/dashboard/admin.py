@@ -174,12 +174,13 @@ async def create_share(request: Request) -> Response:
     elif not 1 <= days <= SHARE_MAX_DAYS:
         error = f"days: a whole number of days from 1 to {SHARE_MAX_DAYS}"
     if error:
-        ctx = {"page": "share", "link": None, "max_days": SHARE_MAX_DAYS, "error": error}
+        ctx: dict[str, Any] = {"page": "share", "link": None, "max_days": SHARE_MAX_DAYS, "error": error}
         return render(request, "share_new.html", ctx, 400)
     expires = time.time() + days * 86400
     token = auth.share_token(auth.secret_of(request), customer, expires)
     link = str(request.base_url).rstrip("/") + f"/share/{token}"
     ctx = {
+        "error": None,
         "page": "share",
         "link": link,
         "customer": customer,

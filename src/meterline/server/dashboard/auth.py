@@ -76,7 +76,13 @@ def secret_of(request: Request) -> bytes:
 
 
 def new_session_cookie(secret: bytes, key_id: str, key_name: str | None, scope: str) -> str:
-    payload = {"k": key_id, "n": key_name, "s": scope, "x": secrets.token_urlsafe(16), "exp": time.time() + SESSION_SECONDS}
+    payload = {
+        "k": key_id,
+        "n": key_name,
+        "s": scope,
+        "x": secrets.token_urlsafe(16),
+        "exp": time.time() + SESSION_SECONDS,
+    }
     return sign(secret, "session", payload)
 
 
@@ -86,9 +92,9 @@ def csrf_token(secret: bytes, nonce: str) -> str:
 
 def session_of(request: Request) -> Session | None:
     """The signed-in session, or None. Without auth (``--no-auth`` on loopback) everyone is a local admin."""
-    cached = getattr(request.state, "dashboard_session", False)
-    if cached is not False:
-        return cached  # type: ignore[no-any-return]
+    if hasattr(request.state, "dashboard_session"):
+        cached: Session | None = request.state.dashboard_session
+        return cached
     session: Session | None = None
     if not request.app.state.settings.auth:
         session = Session("local", "--no-auth", "admin", "local")

@@ -135,7 +135,7 @@ def percent(value: float | None) -> str:
 
 
 def change(current: Decimal | int | float, previous: Decimal | int | float) -> str:
-    """"+12.0%" against the previous period ("new" when it was zero)."""
+    """ "+12.0%" against the previous period ("new" when it was zero)."""
     if not previous:
         return "new" if current else "±0%"
     delta = (float(current) - float(previous)) / float(previous) * 100

@@ -174,7 +174,12 @@ def request_detail(event_id: str, request: Request) -> Response:
     return render(
         request,
         "request.html",
-        {"page": "requests", "e": event, "breakdown": views.cost_breakdown(event), "tz": request.query_params.get("tz")},
+        {
+            "page": "requests",
+            "e": event,
+            "breakdown": views.cost_breakdown(event),
+            "tz": request.query_params.get("tz"),
+        },
     )
 
 
@@ -214,7 +219,9 @@ def trace_detail(trace_id: str, request: Request) -> Response:
         totals = trace_totals(events)
     else:  # too many steps to list: totals from the usage query over all of them
         row = store.usage(UsageQuery(filters={"trace_id": [trace_id]}))[0]
-        totals = {k: row[k] for k in ("requests", "errors", "total_tokens")} | {"total_cost": format_cost(row["total_cost"])}
+        totals = {k: row[k] for k in ("requests", "errors", "total_tokens")} | {
+            "total_cost": format_cost(row["total_cost"])
+        }
     return render(
         request,
         "trace.html",

@@ -103,14 +103,14 @@ def bars(rows: Sequence[Mapping[str, Any]], metric: str = "total_cost") -> list[
     return [float(r[metric] or 0) * 100 / biggest if biggest else 0.0 for r in rows]
 
 
-def customer_usage(
-    store: Any, tr: TimeRange, only: Mapping[str, Sequence[str]], before: str | None
-) -> dict[str, Any]:
+def customer_usage(store: Any, tr: TimeRange, only: Mapping[str, Sequence[str]], before: str | None) -> dict[str, Any]:
     """What a share link shows: every query is filtered by ``only`` (the one customer)."""
     by_model = top(store, tr, "model", 20, only)
     by_product = top(store, tr, "product_id", 20, only)
     daily = series(store, tr, "day", only)
-    events, next_cursor = D.recent_events(store, filters=only, start=tr.start, end=tr.end, before=before, limit=PAGE_SIZE)
+    events, next_cursor = D.recent_events(
+        store, filters=only, start=tr.start, end=tr.end, before=before, limit=PAGE_SIZE
+    )
     return {
         "cards": cards(store, tr, only),
         "by_model": by_model,

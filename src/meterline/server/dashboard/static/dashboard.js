@@ -2,6 +2,7 @@
 (function () {
   "use strict";
   function money(v) { return v == null ? "" : "$" + v.toFixed(v !== 0 && Math.abs(v) < 0.01 ? 6 : 2); }
+  function tick(v) { return v == null ? "" : "$" + (Math.abs(v) >= 1 ? v.toFixed(2) : String(+v.toPrecision(3))); }
   function draw(root) {
     (root || document).querySelectorAll("[data-chart]").forEach(function (el) {
       var src = document.getElementById(el.getAttribute("data-chart"));
@@ -13,7 +14,7 @@
       new uPlot({
         width: width, height: 220,
         scales: { x: { time: true } },
-        axes: [{}, { values: function (u, vals) { return vals.map(money); }, size: 70 }],
+        axes: [{}, { values: function (u, vals) { return vals.map(tick); }, size: 80 }],
         series: [{}, { label: "spend (USD)", stroke: "#2563eb", fill: "rgba(37,99,235,0.12)", width: 2,
                        value: function (u, v) { return money(v); } }],
         legend: { show: true }
