@@ -35,7 +35,8 @@ def login(c: TestClient, key: str, next_url: str = "/") -> Any:
     page = c.get("/login")
     token = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
     assert token, page.text
-    return c.post("/login", data={"csrf_token": token.group(1), "api_key": key, "next": next_url}, follow_redirects=False)
+    form = {"csrf_token": token.group(1), "api_key": key, "next": next_url}
+    return c.post("/login", data=form, follow_redirects=False)
 
 
 def csrf_of(html: str) -> str:
