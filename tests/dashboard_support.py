@@ -37,7 +37,7 @@ def _event(i: int, start: datetime, **extra: Any) -> UsageEvent:
     fields: dict[str, Any] = {
         "id": str(uuid.UUID(int=i + 1)),
         "provider": "anthropic" if i % 3 == 1 else "openai",
-        "model": MODELS[i % 3],
+        "model": MODELS[(i // 3) % 3],
         "start_time": start,
         "end_time": start + timedelta(milliseconds=200 + i * 3),
         "duration_ms": float(200 + i * 3),

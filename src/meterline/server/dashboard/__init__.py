@@ -32,6 +32,11 @@ def static(path: str) -> Response:
     return FileResponse(target, media_type=_TYPES[target.suffix], headers={"Cache-Control": "public, max-age=86400"})
 
 
+@router.get("/favicon.ico")
+def favicon() -> Response:
+    return Response(status_code=204)
+
+
 def setup(app: FastAPI) -> None:
     """At start-up: the signing secret (setting ``dashboard_secret``, else one generated per install and kept
     in the database)."""

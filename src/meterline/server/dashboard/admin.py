@@ -79,7 +79,8 @@ def _budgets(request: Request, error: str | None = None, status_code: int = 200)
 async def create_budget(request: Request) -> Response:
     session = auth.require(request, admin=True)
     form = await auth.check_csrf(request, session)
-    data: dict[str, Any] = {k: form.get(k) for k in ("name", "scope", "scope_value", "period", "limit_usd")}
+    # fields left out of the form take the budget defaults (e.g. period monthly)
+    data: dict[str, Any] = {k: form[k] for k in ("name", "scope", "scope_value", "period", "limit_usd") if form.get(k)}
     data["thresholds"] = form.get("thresholds") or list(B.DEFAULT_THRESHOLDS)
     data["hard"] = form.get("hard") == "on"
     if form.get("webhook_url"):

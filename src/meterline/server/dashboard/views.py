@@ -23,6 +23,7 @@ TOP_DIMENSIONS = (
     ("Products", "product_id"),
 )
 LATENCY_SAMPLE = 20_000
+SHARE_PAGE_SIZE = 20
 
 
 def totals(store: Any, start: datetime, end: datetime, tz: str, filters: Mapping[str, Sequence[str]]) -> dict[str, Any]:
@@ -109,7 +110,7 @@ def customer_usage(store: Any, tr: TimeRange, only: Mapping[str, Sequence[str]],
     by_product = top(store, tr, "product_id", 20, only)
     daily = series(store, tr, "day", only)
     events, next_cursor = D.recent_events(
-        store, filters=only, start=tr.start, end=tr.end, before=before, limit=PAGE_SIZE
+        store, filters=only, start=tr.start, end=tr.end, before=before, limit=SHARE_PAGE_SIZE
     )
     return {
         "cards": cards(store, tr, only),
