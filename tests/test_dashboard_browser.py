@@ -95,7 +95,7 @@ def wait_for(cond: Any, timeout: float = 10.0) -> Any:
             got = cond()
             if got:
                 return got
-        except Exception:  # noqa: BLE001 - element not there yet
+        except Exception:
             if time.monotonic() > deadline:
                 raise
         if time.monotonic() > deadline:

@@ -10,7 +10,7 @@ from decimal import Decimal
 from typing import Any
 
 from meterline.event import UsageEvent, format_cost
-from meterline.server.dashboard.common import PAGE_SIZE, TimeRange
+from meterline.server.dashboard.common import TimeRange
 from meterline.store import dashboard as D
 from meterline.store.query import UsageQuery
 
