@@ -409,3 +409,36 @@ def test_dashboard_secret_setting_signs_sessions_across_apps(tmp_path: Any) -> N
     with TestClient(create_app(Settings(database=db))) as three:  # the per-install secret differs
         three.cookies.set(auth.SESSION_COOKIE, one.cookies[auth.SESSION_COOKIE])
         assert three.get("/", follow_redirects=False).status_code == 303
+
+
+def test_demo_serve_keeps_a_dashboard_running_over_the_demo_data(tmp_path: Any) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import urllib.request
+
+    from collector_support import SRC, free_port
+
+    port = free_port()
+    env = {**os.environ, "PYTHONPATH": SRC, "METERLINE_HOME": str(tmp_path), "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
+    cmd = [sys.executable, "-m", "meterline", "demo", "--database", f"sqlite:///{tmp_path / 'demo.db'}", "--calls",
+           "4", "--serve", "--port", str(port)]  # fmt: skip
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        page = ""
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2) as r:
+                    page = r.read().decode()
+                    break
+            except OSError:
+                time.sleep(0.3)
+        assert 'data-testid="card-requests"' in page, "the dashboard did not come up"
+        requests_shown = int(attrs(page, "card-requests", "data-value"))
+        assert requests_shown >= 10  # 4 chat calls + Anthropic, stream, embedding, Router, refused call, SDK calls
+    finally:
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=30)
+    assert f"Dashboard over the demo data: http://127.0.0.1:{port}/" in out
