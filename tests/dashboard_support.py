@@ -5,6 +5,7 @@ captured content, and older events in the previous period. Costs are exact Decim
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import uuid
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
@@ -26,6 +27,11 @@ class Seeded:
     events: list[UsageEvent]
     trace_root: str
     content_event: str
+
+
+def key_hash(alias: str) -> str:
+    """A stand-in for the gateway's sha256 hex of a key, derived from the alias."""
+    return hashlib.sha256(alias.encode()).hexdigest()
 
 
 def _event(i: int, start: datetime, **extra: Any) -> UsageEvent:
@@ -57,6 +63,7 @@ def _event(i: int, start: datetime, **extra: Any) -> UsageEvent:
         "subscriber_id": CUSTOMERS[i % 3],
         "product_id": ("search", "support-bot")[i % 2],
         "api_key_alias": ("key-web", "key-batch")[i % 2],
+        "api_key_hash": key_hash(("key-web", "key-batch")[i % 2]),
         "team_id": ("team-a", "team-b")[(i // 2) % 2],
         "environment": "production",
         "integration": "litellm",

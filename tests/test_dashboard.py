@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from dashboard_support import TRACE_ID, Seeded, seed
+from dashboard_support import TRACE_ID, Seeded, key_hash, seed
 from meterline.server.app import create_app
 from meterline.server.dashboard import auth
 from meterline.server.settings import Settings
@@ -314,7 +314,9 @@ def test_traces_list_and_tree_with_totals_equal_the_trace_api(client: TestClient
 def test_budget_create_status_and_delete_match_the_budget_api(client: TestClient, seeded: Seeded) -> None:
     login(client, seeded.keys["admin"])
     token = csrf_of(client.get("/budgets").text)
-    for name, scope, value in (("acme-monthly", "subscriber", "acme"), ("web-key", "api_key", "key-web")):
+    budgets = [("acme-monthly", "subscriber", "acme"), ("web-key", "api_key", "key-web"),
+               ("web-key-hash", "api_key", key_hash("key-web")), ("team-a", "team", "team-a")]  # fmt: skip
+    for name, scope, value in budgets:
         form = {"csrf_token": token, "name": name, "scope": scope, "scope_value": value, "period": "monthly",
                 "limit_usd": "0.05", "thresholds": "50,80,100", "hard": "on"}  # fmt: skip
         assert client.post("/budgets", data=form, follow_redirects=False).status_code == 303
@@ -322,12 +324,13 @@ def test_budget_create_status_and_delete_match_the_budget_api(client: TestClient
     assert bad.status_code == 400 and "limit_usd: not a decimal number" in bad.text
     status = {b["name"]: b for b in api(client, seeded.keys["admin"], "/v1/budgets/status")}
     shown = {r["name"]: r for r in rows(client.get("/budgets").text, "budgets")}
-    for name in ("acme-monthly", "web-key"):
+    for name, *_ in budgets:
+        assert Decimal(shown[name]["spend"]) > 0
         assert shown[name]["spend"] == status[name]["spend_usd"]
         assert shown[name]["percent"] == f"{status[name]['percent_used']:.2f}"
     r = client.post(f"/budgets/{status['web-key']['id']}/delete", data={"csrf_token": token}, follow_redirects=False)
     assert r.status_code == 303
-    assert [b["name"] for b in api(client, seeded.keys["admin"], "/v1/budgets")] == ["acme-monthly"]
+    assert "web-key" not in [b["name"] for b in api(client, seeded.keys["admin"], "/v1/budgets")]
 
 
 def test_a_key_created_in_the_dashboard_is_shown_once_and_works(client: TestClient, seeded: Seeded) -> None:

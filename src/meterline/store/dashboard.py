@@ -6,6 +6,7 @@ server package. Every listing is keyset-paged so a page costs the same on page 1
 from __future__ import annotations
 
 import base64
+import re
 import secrets
 from collections.abc import Mapping, Sequence
 from datetime import datetime
@@ -20,6 +21,7 @@ from meterline.store.extensions import register_tables, sql
 from meterline.store.schema import COLUMN_NAMES, DIMENSIONS, PICO, TABLE, from_micros, row_to_event, to_micros
 
 SECRETS = "dashboard_secrets"
+_SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
 _START = COLUMN_NAMES.index("start_time")
 
 
@@ -181,10 +183,14 @@ def recent_traces(
 # -- budgets -------------------------------------------------------------------------------------
 def budget_spend(store: Any, budget: Budget, now: datetime) -> Decimal:
     """The same number as :func:`meterline.store.budgets.spend`, read from the daily rollup when the
-    budget's field is rolled up (periods start at UTC midnight), else from events."""
+    budget's field is rolled up (periods start at UTC midnight), else from events. An ``api_key`` budget whose
+    value is not a sha256 hex digest counts the events with that key alias (the rollup has aliases, not hashes);
+    one on a hash scans the period's events."""
     from meterline.store import budgets as B
 
     fields = SCOPES[budget.scope]
+    if budget.scope == "api_key" and not _SHA256_HEX.match(budget.scope_value):
+        fields = ("api_key_alias",)  # key hashes are sha256 hex: any other value names the key's alias
     if getattr(store, "_rollup_ready", False) and len(fields) == 1 and fields[0] in R.ROLLUP_DIMS:
         rows = store.fetch(
             sql(
