@@ -378,6 +378,8 @@ def test_a_share_link_shows_one_customer_their_usage_and_nothing_else(client: Te
     secret = client.app.state.dashboard_secret
     expired = auth.share_token(secret, "acme", time.time() - 1)
     assert anon.get(f"/share/{expired}").status_code == 404
+    for junk in ("x", "a.b", "!!!.???", "e30.e30", auth._b64(b"[1]") + "." + mac, "." * 5000):
+        assert anon.get(f"/share/{junk}").status_code == 404, junk
     assert anon.get(f"{path}?subscriber_id=globex").text.count("globex") == 0  # query filters are ignored
     bad = client.post("/share", data={"csrf_token": token, "customer": "acme", "days": "400"})
     assert bad.status_code == 400 and "days: a whole number of days from 1 to 90" in bad.text

@@ -108,6 +108,7 @@ def shot(driver: Any, name: str) -> None:
         Path(SHOTS).mkdir(parents=True, exist_ok=True)
         height = driver.execute_script("return document.body.scrollHeight")
         driver.set_window_size(1366, min(max(700, int(height) + 40), 2200))
+        time.sleep(0.3)  # let the page lay out (and charts redraw) at the new size
         driver.save_screenshot(str(Path(SHOTS) / f"{name}.png"))
         driver.set_window_size(1366, 900)
 
