@@ -18,7 +18,16 @@ from meterline.store import query as Q
 from meterline.store import rollup as R
 from meterline.store.budgets import SCOPES, Budget
 from meterline.store.extensions import register_tables, sql
-from meterline.store.schema import COLUMN_NAMES, DIMENSIONS, PICO, TABLE, from_micros, row_to_event, to_micros
+from meterline.store.schema import (
+    COLUMN_NAMES,
+    DIMENSIONS,
+    PICO,
+    TABLE,
+    from_micros,
+    from_pico,
+    row_to_event,
+    to_micros,
+)
 
 SECRETS = "dashboard_secrets"
 _SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
@@ -201,3 +210,38 @@ def budget_spend(store: Any, budget: Budget, now: datetime) -> Decimal:
         )
         return Decimal(int(rows[0][0])) / PICO
     return B.spend(store, budget, now)
+
+
+# -- top lists -----------------------------------------------------------------------------------
+def top_groups(store: Any, q: Q.UsageQuery, n: int) -> list[dict[str, Any]] | None:
+    """The ``n`` values of ``q``'s one dimension with the highest spend, straight from the daily rollup
+    (only the sums a top list shows, sorted and cut in SQL), or None when the rollup cannot answer ``q``.
+    Same sums as ``store.usage(q)``: the rollup rows that query would read."""
+    if len(q.group_by) != 1 or not getattr(store, "_rollup_ready", False) or R.usable(q) != q.group_by[0]:
+        return None
+    dim = q.group_by[0]
+    where = "dim = ?"
+    params: list[Any] = [dim]
+    if q.start is not None:
+        where += " AND day >= ?"
+        params.append(to_micros(q.start) // Q.DAY_US)
+    if q.end is not None:
+        where += " AND day < ?"
+        params.append(to_micros(q.end) // Q.DAY_US)
+    rows = store.fetch(
+        sql(
+            store.dialect,
+            f"SELECT value, SUM(requests), SUM(total_tokens), SUM(total_cost) FROM {R.ROLLUP} WHERE {where} "
+            f"GROUP BY value ORDER BY SUM(total_cost) DESC, SUM(requests) DESC, value LIMIT {int(n)}",
+        ),
+        params,
+    )
+    return [
+        {
+            dim: None if r[0] == "n" else str(r[0])[2:],
+            "requests": int(r[1]),
+            "total_tokens": int(r[2]),
+            "total_cost": from_pico(int(r[3])),
+        }
+        for r in rows
+    ]

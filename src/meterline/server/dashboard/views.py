@@ -72,7 +72,11 @@ def chart_json(rows: Sequence[Mapping[str, Any]], metric: str = "total_cost") ->
 def top(
     store: Any, tr: TimeRange, dim: str, n: int = 5, filters: Mapping[str, Sequence[str]] | None = None
 ) -> list[dict[str, Any]]:
-    rows = store.usage(UsageQuery(group_by=[dim], start=tr.start, end=tr.end, tz=tr.tz, filters=filters or {}))
+    q = UsageQuery(group_by=[dim], start=tr.start, end=tr.end, tz=tr.tz, filters=filters or {})
+    fast = D.top_groups(store, q, n)
+    if fast is not None:
+        return fast
+    rows = store.usage(q)
     rows.sort(key=lambda r: (r["total_cost"], r["requests"]), reverse=True)
     return list(rows[:n])
 
