@@ -78,7 +78,8 @@ def recent_events(
     ph = store.dialect.placeholder
     if before:
         us, event_id = Q.decode_cursor(before)
-        cond = f"(start_time < {ph} OR (start_time = {ph} AND id < {ph}))"
+        # the leading "start_time <= x" gives both databases an index range to start from
+        cond = f"start_time <= {ph} AND (start_time < {ph} OR id < {ph})"
         where = f"{where} AND {cond}" if where else f" WHERE {cond}"
         params += [us, us, event_id]
     text = f"SELECT {', '.join(COLUMN_NAMES)} FROM {TABLE}{where} ORDER BY start_time DESC, id DESC LIMIT {int(limit)}"
@@ -128,7 +129,7 @@ def recent_traces(
     where = f"{where} AND {cond}" if where else f" WHERE {cond}"
     if before:
         us, trace_id = Q.decode_cursor(before)
-        where += f" AND (start_time < {ph} OR (start_time = {ph} AND trace_id < {ph}))"
+        where += f" AND start_time <= {ph} AND (start_time < {ph} OR trace_id < {ph})"
         params += [us, us, trace_id]
     seen: dict[str, int] = {}
     scanned_to: tuple[int, str] | None = None
@@ -149,7 +150,7 @@ def recent_traces(
         if len(rows) < chunk or len(seen) >= limit or scanned_to is None:
             break
         us, tid = scanned_to
-        offset_where = where + f" AND (start_time < {ph} OR (start_time = {ph} AND trace_id < {ph}))"
+        offset_where = where + f" AND start_time <= {ph} AND (start_time < {ph} OR trace_id < {ph})"
         offset_params = [*params, us, us, tid]
     if not seen:
         return [], None

@@ -22,7 +22,7 @@ TOP_DIMENSIONS = (
     ("Teams", "team_id"),
     ("Products", "product_id"),
 )
-LATENCY_SAMPLE = 20_000
+LATENCY_SAMPLE = 10_000
 SHARE_PAGE_SIZE = 20
 
 
