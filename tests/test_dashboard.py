@@ -167,6 +167,9 @@ def test_every_change_needs_the_sessions_csrf_token(client: TestClient, seeded: 
     assert "csrf-test" not in client.get("/budgets").text
     ok = client.post("/budgets", data={**form, "csrf_token": mine}, headers={"X-CSRF-Token": mine})
     assert ok.status_code == 200 and 'data-name="csrf-test"' in ok.text
+    proxied = {"Origin": "https://dash.example", "X-Forwarded-Host": "dash.example"}  # behind a reverse proxy
+    ok = client.post("/budgets", data={**form, "name": "csrf-proxy", "csrf_token": mine}, headers=proxied)
+    assert ok.status_code == 200 and 'data-name="csrf-proxy"' in ok.text
 
 
 # -- numbers equal the API's ------------------------------------------------------------------------

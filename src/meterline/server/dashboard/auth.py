@@ -132,18 +132,19 @@ def require(request: Request, *, admin: bool = False) -> Session:
 async def check_csrf(request: Request, session: Session) -> dict[str, str]:
     """The submitted form, after checking its CSRF token (403 when missing or wrong) and its Origin."""
     form = {k: v for k, v in (await request.form()).items() if isinstance(v, str)}
-    _same_origin(request)
+    same_origin(request)
     sent = request.headers.get("x-csrf-token") or form.get("csrf_token", "")
     if not hmac.compare_digest(sent.encode(), csrf_token(secret_of(request), session.nonce).encode()):
         raise HTTPException(403, "CSRF token missing or invalid: reload the page and try again")
     return form
 
 
-def _same_origin(request: Request) -> None:
+def same_origin(request: Request) -> None:
+    """Refuse a form post whose Origin names another site (behind a proxy, X-Forwarded-Host counts too)."""
     origin = request.headers.get("origin")
     if origin and origin != "null":
-        host = request.headers.get("host", "")
-        if origin.split("://", 1)[-1] != host:
+        hosts = {request.headers.get("host", ""), request.headers.get("x-forwarded-host", "")}
+        if origin.split("://", 1)[-1] not in hosts - {""}:
             raise HTTPException(403, f"cross-origin form post from {origin} refused")
 
 

@@ -50,7 +50,7 @@ def _login(request: Request, next: str = "/", error: str | None = None) -> Respo
 @router.post("/login")
 async def login(request: Request) -> Response:
     form = {k: v for k, v in (await request.form()).items() if isinstance(v, str)}
-    auth._same_origin(request)
+    auth.same_origin(request)
     cookie = request.cookies.get(auth.LOGIN_CSRF_COOKIE, "")
     if not cookie or not hmac.compare_digest(cookie.encode(), form.get("csrf_token", "").encode()):
         raise HTTPException(403, "CSRF token missing or invalid: reload the login page and try again")
