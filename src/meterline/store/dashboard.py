@@ -16,6 +16,7 @@ from typing import Any
 from meterline.event import UsageEvent
 from meterline.store import query as Q
 from meterline.store import rollup as R
+from meterline.store import schema as S
 from meterline.store.budgets import SCOPES, Budget
 from meterline.store.extensions import register_tables, sql
 from meterline.store.schema import (
@@ -92,7 +93,26 @@ def event_by_id(store: Any, event_id: str) -> UsageEvent | None:
     _, rows = store._fetch(
         sql(store.dialect, f"SELECT {', '.join(COLUMN_NAMES)} FROM {TABLE} WHERE id = ?"), (event_id,)
     )
-    return row_to_event(rows[0]) if rows else None
+    if not rows:
+        return None
+    event = row_to_event(rows[0])
+    _attach_content(store, [event])
+    return event
+
+
+def _attach_content(store: Any, events: list[UsageEvent]) -> None:
+    """Captured content, where this version of the store keeps it apart (``meterline.store.content``);
+    otherwise it is already on the event's row."""
+    import importlib
+    import importlib.util
+
+    name = "meterline.store.content"
+    try:
+        found = importlib.util.find_spec(name) is not None
+    except ModuleNotFoundError:
+        found = False
+    if found:
+        importlib.import_module(name).attach(store, events)
 
 
 def latency_sample(
@@ -192,24 +212,19 @@ def recent_traces(
 
 # -- budgets -------------------------------------------------------------------------------------
 def budget_spend(store: Any, budget: Budget, now: datetime) -> Decimal:
-    """The same number as :func:`meterline.store.budgets.spend`, read from the daily rollup when the
-    budget's field is rolled up (periods start at UTC midnight), else from events. An ``api_key`` budget whose
-    value is not a sha256 hex digest counts the events with that key alias (the rollup has aliases, not hashes);
-    one on a hash scans the period's events."""
+    """The same number as :func:`meterline.store.budgets.spend`, through ``store.usage`` (so the daily rollup
+    answers when the budget's field is rolled up: periods start at UTC midnight), else from events. An
+    ``api_key`` budget whose value is not a sha256 hex digest counts the events with that key alias (the rollup
+    has aliases, not hashes); one on a hash scans the period's events."""
     from meterline.store import budgets as B
 
     fields = SCOPES[budget.scope]
     if budget.scope == "api_key" and not _SHA256_HEX.match(budget.scope_value):
         fields = ("api_key_alias",)  # key hashes are sha256 hex: any other value names the key's alias
-    if getattr(store, "_rollup_ready", False) and len(fields) == 1 and fields[0] in R.ROLLUP_DIMS:
-        rows = store.fetch(
-            sql(
-                store.dialect,
-                f"SELECT COALESCE(SUM(total_cost), 0) FROM {R.ROLLUP} WHERE dim = ? AND value = ? AND day >= ?",
-            ),
-            (fields[0], "v:" + budget.scope_value, to_micros(budget.period_start(now)) // Q.DAY_US),
-        )
-        return Decimal(int(rows[0][0])) / PICO
+    if len(fields) == 1 and fields[0] in R.ROLLUP_DIMS:
+        q = Q.UsageQuery(filters={fields[0]: [budget.scope_value]}, start=budget.period_start(now))
+        rows = store.usage(q)
+        return Decimal(rows[0]["total_cost"]) if rows else Decimal(0)
     return B.spend(store, budget, now)
 
 
@@ -229,11 +244,18 @@ def top_groups(store: Any, q: Q.UsageQuery, n: int) -> list[dict[str, Any]] | No
     if q.end is not None:
         where += " AND day < ?"
         params.append(to_micros(q.end) // Q.DAY_US)
+    columns = getattr(R, "metric_columns", lambda dialect: R.METRIC_COLUMNS)(store.dialect.name)
+    if "total_cost_hi" in columns:  # kept in two parts (high and low digits) so that SQLite sums cannot overflow
+        split = int(getattr(S, "SPLIT", 1_000_000))
+        cost = "SUM(total_cost_hi), SUM(total_cost_lo)"
+        order = f"SUM(total_cost_hi) * {split}.0 + SUM(total_cost_lo)"
+    else:
+        split, cost, order = 0, "SUM(total_cost), 0", "SUM(total_cost)"
     rows = store.fetch(
         sql(
             store.dialect,
-            f"SELECT value, SUM(requests), SUM(total_tokens), SUM(total_cost) FROM {R.ROLLUP} WHERE {where} "
-            f"GROUP BY value ORDER BY SUM(total_cost) DESC, SUM(requests) DESC, value LIMIT {int(n)}",
+            f"SELECT value, SUM(requests), SUM(total_tokens), {cost} FROM {R.ROLLUP} WHERE {where} "
+            f"GROUP BY value ORDER BY {order} DESC, SUM(requests) DESC, value LIMIT {int(n)}",
         ),
         params,
     )
@@ -242,7 +264,7 @@ def top_groups(store: Any, q: Q.UsageQuery, n: int) -> list[dict[str, Any]] | No
             dim: None if r[0] == "n" else str(r[0])[2:],
             "requests": int(r[1]),
             "total_tokens": int(r[2]),
-            "total_cost": from_pico(int(r[3])),
+            "total_cost": from_pico(int(r[3] or 0) * split + int(r[4] or 0) if split else int(r[3] or 0)),
         }
         for r in rows
     ]
