@@ -25,6 +25,8 @@ def register(sub: Any) -> None:
     )
     add_destination_argument(p)
     p.add_argument("--calls", type=int, default=40, help="LiteLLM chat calls to make (default 40)")
+    p.add_argument("--serve", action="store_true", help="then run a collector with the dashboard over the data")
+    p.add_argument("--port", type=int, default=8787, help="dashboard port with --serve (default 8787)")
     p.set_defaults(handler=run)
 
 
@@ -192,4 +194,20 @@ def run(args: argparse.Namespace) -> int:
 
     sample_invoice(dest)  # billing: a sample invoice for one demo customer
     print("Next: `meterline report -g subscriber_id --bucket day`, `meterline export --format jsonl | head`.")
-    return 0 if ok else 1
+    return _dashboard(dest, args) if ok else 1
+
+
+def _dashboard(dest: str, args: argparse.Namespace) -> int:
+    """Print the dashboard URL over the demo data; with --serve, run that collector (local only, no key)."""
+    url = f"http://127.0.0.1:{args.port}/"
+    if not getattr(args, "serve", False):
+        print(f"Dashboard: rerun with --serve (or `meterline serve --database {dest} --no-auth`), then open {url}")
+        return 0
+    import uvicorn
+
+    from meterline.server.app import create_app
+    from meterline.server.settings import Settings
+
+    print(f"Dashboard over the demo data: {url}  (local only, no API key; Ctrl-C to stop)")
+    uvicorn.run(create_app(Settings(database=dest, auth=False, port=args.port)), host="127.0.0.1", port=args.port)
+    return 0

@@ -38,6 +38,7 @@ ROUTERS = (
     "meterline.server.api.compat_otlp",
     "meterline.server.api.forwarding",
     "meterline.server.api.billing",
+    "meterline.server.dashboard",  # web pages at / (login, overview, explorer, requests, traces, budgets, keys)
 )
 
 

@@ -33,6 +33,7 @@ class Settings:
     pool_size: int = 8  # PostgreSQL connections per process
     workers: int = 1  # uvicorn worker processes (PostgreSQL only; SQLite has one writer)
     log_level: str = "info"
+    dashboard_secret: str = ""  # signs dashboard sessions and share links; empty: one generated per install (in the db)
 
     def __post_init__(self) -> None:
         self.database = resolve_destination(self.database or None)

@@ -1,0 +1,70 @@
+"""The one place the dashboard reads billing (customers, wallets, invoices) from.
+
+Billing is built separately (``meterline.billing``). Until that module is importable and has data, the
+Billing page says "Billing is not configured" and share links show usage only. Wiring it is a change to
+``_source()`` below: return an object with the three methods of :class:`BillingSource`; the templates
+(``billing.html``, ``share.html``) already render what they return.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import logging
+from typing import Any, Protocol
+
+logger = logging.getLogger("meterline.server")
+MODULE = "meterline.billing"
+
+
+class BillingSource(Protocol):
+    def customers(self, store: Any) -> list[dict[str, Any]]:
+        """[{customer, plan, wallet_balance_usd}] for every billed customer."""
+        ...
+
+    def invoices(self, store: Any, customer: str | None) -> list[dict[str, Any]]:
+        """[{number, customer, period, status (draft|final), total_usd, lines: [...]}], newest first."""
+        ...
+
+    def wallet(self, store: Any, customer: str) -> dict[str, Any] | None:
+        """{balance_usd, grants: [...]} or None."""
+        ...
+
+
+def _source() -> BillingSource | None:
+    try:
+        if importlib.util.find_spec(MODULE) is None:
+            return None
+    except ModuleNotFoundError:
+        return None
+    mod = importlib.import_module(MODULE)
+    source = getattr(mod, "dashboard_source", None)  # the billing module's adapter, once it has one
+    return source() if callable(source) else None
+
+
+def overview(store: Any) -> dict[str, Any] | None:
+    """{customers, invoices} for the Billing page, or None when billing is not configured or has no data."""
+    source = _source()
+    if source is None:
+        return None
+    try:
+        customers = source.customers(store)
+        invoices = source.invoices(store, None)
+    except Exception as exc:  # noqa: BLE001 - a billing fault must not take the dashboard down
+        logger.error("meterline dashboard: billing read failed: %s", exc)
+        return None
+    if not customers and not invoices:
+        return None
+    return {"customers": customers, "invoices": invoices}
+
+
+def for_customer(store: Any, customer: str) -> dict[str, Any] | None:
+    """One customer's wallet and invoices for a share link, or None without billing."""
+    source = _source()
+    if source is None:
+        return None
+    try:
+        return {"wallet": source.wallet(store, customer), "invoices": source.invoices(store, customer)}
+    except Exception as exc:  # noqa: BLE001
+        logger.error("meterline dashboard: billing read failed: %s", exc)
+        return None

@@ -1,0 +1,270 @@
+"""Reads the dashboard needs beyond :mod:`meterline.store.reads` (newest-first pages, one event by id, recent
+traces, latency samples, fast budget spend) and the dashboard's signing secret. SQL lives here, not in the
+server package. Every listing is keyset-paged so a page costs the same on page 1 and page 10,000.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+import secrets
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from meterline.event import UsageEvent
+from meterline.store import query as Q
+from meterline.store import rollup as R
+from meterline.store import schema as S
+from meterline.store.budgets import SCOPES, Budget
+from meterline.store.extensions import register_tables, sql
+from meterline.store.schema import (
+    COLUMN_NAMES,
+    DIMENSIONS,
+    PICO,
+    TABLE,
+    from_micros,
+    from_pico,
+    row_to_event,
+    to_micros,
+)
+
+SECRETS = "dashboard_secrets"
+_SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
+_START = COLUMN_NAMES.index("start_time")
+
+
+def _tables(dialect: str) -> list[str]:
+    return [f"CREATE TABLE IF NOT EXISTS {SECRETS} (name TEXT PRIMARY KEY, value TEXT NOT NULL)"]
+
+
+register_tables("dashboard", _tables)
+
+
+def signing_secret(store: Any) -> bytes:
+    """The per-install secret that signs session cookies and share links, created on first use and kept in
+    the database so every collector replica on one database accepts the same sessions."""
+    store.execute(f"CREATE TABLE IF NOT EXISTS {SECRETS} (name TEXT PRIMARY KEY, value TEXT NOT NULL)")
+    rows = store.fetch(sql(store.dialect, f"SELECT value FROM {SECRETS} WHERE name = ?"), ("signing",))
+    if not rows:
+        store.execute(
+            sql(store.dialect, f"INSERT INTO {SECRETS} (name, value) VALUES (?, ?) ON CONFLICT DO NOTHING"),
+            ("signing", secrets.token_urlsafe(48)),
+        )
+        rows = store.fetch(sql(store.dialect, f"SELECT value FROM {SECRETS} WHERE name = ?"), ("signing",))
+    return str(rows[0][0]).encode()
+
+
+# -- events, newest first ------------------------------------------------------------------------
+def _cursor(start_us: int, key: str) -> str:
+    return base64.urlsafe_b64encode(f"{start_us}:{key}".encode()).decode().rstrip("=")
+
+
+def recent_events(
+    store: Any,
+    *,
+    filters: Mapping[str, str | Sequence[str]] | None = None,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    before: str | None = None,
+    limit: int = 50,
+) -> tuple[list[UsageEvent], str | None]:
+    """A page of events newest first and the cursor of the next (older) page, None at the end."""
+    filters = filters or {}
+    for dim in filters:
+        if dim not in DIMENSIONS:
+            raise Q.QueryError(f"filter: unknown dimension {dim!r}")
+    where, params = Q.where_clause(store.dialect, filters, start, end)
+    ph = store.dialect.placeholder
+    if before:
+        us, event_id = Q.decode_cursor(before)
+        # the leading "start_time <= x" gives both databases an index range to start from
+        cond = f"start_time <= {ph} AND (start_time < {ph} OR id < {ph})"
+        where = f"{where} AND {cond}" if where else f" WHERE {cond}"
+        params += [us, us, event_id]
+    text = f"SELECT {', '.join(COLUMN_NAMES)} FROM {TABLE}{where} ORDER BY start_time DESC, id DESC LIMIT {int(limit)}"
+    _, rows = store._fetch(text, params)
+    nxt = _cursor(int(rows[-1][_START]), str(rows[-1][0])) if len(rows) == limit else None
+    return [row_to_event(r) for r in rows], nxt
+
+
+def event_by_id(store: Any, event_id: str) -> UsageEvent | None:
+    _, rows = store._fetch(
+        sql(store.dialect, f"SELECT {', '.join(COLUMN_NAMES)} FROM {TABLE} WHERE id = ?"), (event_id,)
+    )
+    if not rows:
+        return None
+    event = row_to_event(rows[0])
+    _attach_content(store, [event])
+    return event
+
+
+def _attach_content(store: Any, events: list[UsageEvent]) -> None:
+    """Captured content, where this version of the store keeps it apart (``meterline.store.content``);
+    otherwise it is already on the event's row."""
+    import importlib
+    import importlib.util
+
+    name = "meterline.store.content"
+    try:
+        found = importlib.util.find_spec(name) is not None
+    except ModuleNotFoundError:
+        found = False
+    if found:
+        importlib.import_module(name).attach(store, events)
+
+
+def latency_sample(
+    store: Any, *, start: datetime | None, end: datetime | None, filters: Mapping[str, Any] | None = None,
+    limit: int = 20_000,
+) -> tuple[list[float], list[float]]:  # fmt: skip
+    """(durations, times to first token) in ms of the newest ``limit`` events in the range: percentiles
+    from a bounded sample, so the overview costs the same on a million events as on a thousand."""
+    where, params = Q.where_clause(store.dialect, filters or {}, start, end)
+    _, rows = store._fetch(
+        f"SELECT duration_ms, time_to_first_token_ms FROM {TABLE}{where} ORDER BY start_time DESC LIMIT {int(limit)}",
+        params,
+    )
+    return [float(r[0]) for r in rows if r[0] is not None], [float(r[1]) for r in rows if r[1] is not None]
+
+
+# -- traces --------------------------------------------------------------------------------------
+def recent_traces(
+    store: Any,
+    *,
+    filters: Mapping[str, str | Sequence[str]] | None = None,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    before: str | None = None,
+    limit: int = 25,
+) -> tuple[list[dict[str, Any]], str | None]:
+    """Traces newest first (by their latest event) with requests, cost, tokens, errors and time span.
+
+    Walks the newest events that carry a trace id (keyset, by the time index) until ``limit`` distinct
+    traces are seen, then totals exactly those traces through the trace index."""
+    where, params = Q.where_clause(store.dialect, filters or {}, start, end)
+    ph = store.dialect.placeholder
+    cond = "trace_id IS NOT NULL"
+    where = f"{where} AND {cond}" if where else f" WHERE {cond}"
+    if before:
+        us, trace_id = Q.decode_cursor(before)
+        where += f" AND start_time <= {ph} AND (start_time < {ph} OR trace_id < {ph})"
+        params += [us, us, trace_id]
+    seen: dict[str, int] = {}
+    scanned_to: tuple[int, str] | None = None
+    chunk = max(limit * 20, 500)
+    offset_where, offset_params = where, list(params)
+    while len(seen) < limit:
+        _, rows = store._fetch(
+            f"SELECT trace_id, start_time FROM {TABLE}{offset_where} ORDER BY start_time DESC, trace_id DESC "
+            f"LIMIT {chunk}",
+            offset_params,
+        )
+        for tid, st in rows:
+            if tid not in seen:
+                if len(seen) == limit:
+                    break
+                seen[tid] = int(st)
+            scanned_to = (int(st), str(tid))
+        if len(rows) < chunk or len(seen) >= limit or scanned_to is None:
+            break
+        us, tid = scanned_to
+        offset_where = where + f" AND start_time <= {ph} AND (start_time < {ph} OR trace_id < {ph})"
+        offset_params = [*params, us, us, tid]
+    if not seen:
+        return [], None
+    ids = list(seen)
+    marks = ", ".join([ph] * len(ids))
+    _, rows = store._fetch(
+        f"SELECT trace_id, COUNT(*), SUM(CASE WHEN status = 'error' THEN 1 ELSE 0 END), SUM(total_tokens), "
+        f"SUM(total_cost), MIN(start_time), MAX(COALESCE(end_time, start_time)), MIN(trace_name), "
+        f"MIN(subscriber_id), SUM(CASE WHEN total_cost IS NULL THEN 1 ELSE 0 END), MAX(start_time) "
+        f"FROM {TABLE} WHERE trace_id IN ({marks}) GROUP BY trace_id",
+        ids,
+    )
+    by_id = {r[0]: r for r in rows}
+    before_us = Q.decode_cursor(before)[0] if before else None
+    out = []
+    for tid in ids:
+        r = by_id[tid]
+        if before_us is not None and int(r[10]) > before_us:
+            continue  # its newest event was on an earlier page: shown there already
+        out.append(
+            {
+                "trace_id": tid,
+                "requests": int(r[1]),
+                "errors": int(r[2] or 0),
+                "total_tokens": int(r[3] or 0),
+                "total_cost": Decimal(int(r[4] or 0)) / PICO,
+                "start": from_micros(int(r[5])),
+                "start_us": int(r[5]),
+                "end_us": int(r[6]),
+                "trace_name": r[7],
+                "subscriber_id": r[8],
+                "unpriced": int(r[9] or 0),
+            }
+        )
+    last = ids[-1]
+    nxt = _cursor(seen[last], last) if len(ids) == limit else None
+    return out, nxt
+
+
+# -- budgets -------------------------------------------------------------------------------------
+def budget_spend(store: Any, budget: Budget, now: datetime) -> Decimal:
+    """The same number as :func:`meterline.store.budgets.spend`, through ``store.usage`` (so the daily rollup
+    answers when the budget's field is rolled up: periods start at UTC midnight), else from events. An
+    ``api_key`` budget whose value is not a sha256 hex digest counts the events with that key alias (the rollup
+    has aliases, not hashes); one on a hash scans the period's events."""
+    from meterline.store import budgets as B
+
+    fields = SCOPES[budget.scope]
+    if budget.scope == "api_key" and not _SHA256_HEX.match(budget.scope_value):
+        fields = ("api_key_alias",)  # key hashes are sha256 hex: any other value names the key's alias
+    if len(fields) == 1 and fields[0] in R.ROLLUP_DIMS:
+        q = Q.UsageQuery(filters={fields[0]: [budget.scope_value]}, start=budget.period_start(now))
+        rows = store.usage(q)
+        return Decimal(rows[0]["total_cost"]) if rows else Decimal(0)
+    return B.spend(store, budget, now)
+
+
+# -- top lists -----------------------------------------------------------------------------------
+def top_groups(store: Any, q: Q.UsageQuery, n: int) -> list[dict[str, Any]] | None:
+    """The ``n`` values of ``q``'s one dimension with the highest spend, straight from the daily rollup
+    (only the sums a top list shows, sorted and cut in SQL), or None when the rollup cannot answer ``q``.
+    Same sums as ``store.usage(q)``: the rollup rows that query would read."""
+    if len(q.group_by) != 1 or not getattr(store, "_rollup_ready", False) or R.usable(q) != q.group_by[0]:
+        return None
+    dim = q.group_by[0]
+    where = "dim = ?"
+    params: list[Any] = [dim]
+    if q.start is not None:
+        where += " AND day >= ?"
+        params.append(to_micros(q.start) // Q.DAY_US)
+    if q.end is not None:
+        where += " AND day < ?"
+        params.append(to_micros(q.end) // Q.DAY_US)
+    columns = getattr(R, "metric_columns", lambda dialect: R.METRIC_COLUMNS)(store.dialect.name)
+    if "total_cost_hi" in columns:  # kept in two parts (high and low digits) so that SQLite sums cannot overflow
+        split = int(getattr(S, "SPLIT", 1_000_000))
+        cost = "SUM(total_cost_hi), SUM(total_cost_lo)"
+        order = f"SUM(total_cost_hi) * {split}.0 + SUM(total_cost_lo)"
+    else:
+        split, cost, order = 0, "SUM(total_cost), 0", "SUM(total_cost)"
+    rows = store.fetch(
+        sql(
+            store.dialect,
+            f"SELECT value, SUM(requests), SUM(total_tokens), {cost} FROM {R.ROLLUP} WHERE {where} "
+            f"GROUP BY value ORDER BY {order} DESC, SUM(requests) DESC, value LIMIT {int(n)}",
+        ),
+        params,
+    )
+    return [
+        {
+            dim: None if r[0] == "n" else str(r[0])[2:],
+            "requests": int(r[1]),
+            "total_tokens": int(r[2]),
+            "total_cost": from_pico(int(r[3] or 0) * split + int(r[4] or 0) if split else int(r[3] or 0)),
+        }
+        for r in rows
+    ]
