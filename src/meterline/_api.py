@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import os
 import threading
@@ -14,8 +15,10 @@ from typing import Any
 from meterline import _errors
 from meterline import metadata as _md
 from meterline._version import __version__
-from meterline.config import data_dir, env_flag, resolve_destination
+from meterline.config import data_dir, destination_key, destination_label, env_flag, resolve_destination
 from meterline.context import current_metadata
+from meterline.deadletter import DeadLetters
+from meterline.durable import fsync_interval_from_env
 from meterline.event import UsageEvent
 from meterline.pricing import Pricer, load_price_table, set_pricer
 from meterline.pricing.overrides import parse_entries
@@ -56,6 +59,8 @@ def init(
     max_retries: int = 4,
     backoff_max: float = 30.0,
     before_write: Callable[[UsageEvent], UsageEvent | None] | None = None,
+    durability: str | None = None,
+    fsync_interval_ms: float | None = None,
 ) -> Recorder:
     """Configure where events go. Safe to call again: the previous recorder is flushed and closed.
 
@@ -65,9 +70,24 @@ def init(
     capture_content: also store prompts and replies (env ``METERLINE_CAPTURE_CONTENT``; off by default),
     passed through ``redact(messages, output_text) -> (messages, output_text)`` first.
     prices: a price table file (TOML/YAML/JSON) or a list of entries (env ``METERLINE_PRICES``).
+    spool_dir: where this process keeps its local delivery state, one sub-directory per destination (named
+    by a hash of the destination without credentials): the spool, the durable log and ``deadletter.jsonl``
+    (default: ``delivery`` in the user data dir).
+    durability: ``"memory"`` (default) or ``"disk"`` (env ``METERLINE_DURABILITY``): with ``"disk"`` every
+    event goes to an append-only local log first (group commit every ``fsync_interval_ms``, env
+    ``METERLINE_FSYNC_INTERVAL_MS``, default 50), so a killed process loses at most that interval.
     """
     global _recorder
-    dest = resolve_destination(destination)
+    inherited = _inherited() if destination is None and not os.environ.get("METERLINE_DESTINATION") else {}
+    dest = resolve_destination(destination or inherited.get("destination"))
+    if spool_dir is None and inherited.get("spool_dir"):
+        spool_dir = inherited["spool_dir"]
+    mode = (durability or os.environ.get("METERLINE_DURABILITY") or inherited.get("durability") or "memory").strip()
+    if mode.lower() not in ("memory", "disk"):
+        raise ValueError(f"durability={mode!r}: expected 'memory' or 'disk'")
+    fsync_interval = fsync_interval_from_env() if fsync_interval_ms is None else fsync_interval_ms / 1000
+    if fsync_interval <= 0:
+        raise ValueError(f"fsync_interval_ms={fsync_interval_ms!r}: must be > 0")
     key = api_key or os.environ.get("METERLINE_API_KEY")
     sink = sink_for(dest, api_key=key)
     table = prices if prices is not None else os.environ.get("METERLINE_PRICES")
@@ -78,11 +98,17 @@ def init(
     else:
         pricer = Pricer(parse_entries(table))
     set_pricer(pricer)
-    spool = Spool(Path(spool_dir) if spool_dir else data_dir() / "spool", max_bytes=spool_max_bytes)
+    # one directory per destination: a spool for one destination is never replayed into another
+    state = (Path(spool_dir) if spool_dir else data_dir() / "delivery") / destination_key(dest)
+    _describe_state_dir(state, dest)
+    spool = Spool(state / "spool", max_bytes=spool_max_bytes)
     recorder = Recorder(
         sink,
         pricer=pricer,
         spool=spool,
+        dead_letters=DeadLetters(state / "deadletter.jsonl", destination=destination_label(dest)),
+        durable_dir=state / "durable" if mode.lower() == "disk" else None,
+        fsync_interval=fsync_interval,
         queue_size=queue_size,
         batch_size=batch_size,
         flush_interval=flush_interval,
@@ -98,9 +124,65 @@ def init(
             capture_content if capture_content is not None else env_flag("METERLINE_CAPTURE_CONTENT")
         )
         settings.redact = redact
+    _export_for_children(dest, spool_dir, mode.lower())
     if old is not None:
         old.shutdown(exit_timeout)
     return recorder
+
+
+_CHILD_ENV = "_METERLINE_PARENT_INIT"
+
+
+def _export_for_children(dest: str, spool_dir: str | Path | None, durability: str) -> None:
+    """``multiprocessing`` spawn children start a fresh interpreter: leave them this process's destination
+    (never one holding a password: those children need ``METERLINE_DESTINATION``) so their first event goes
+    where the parent's go."""
+    import urllib.parse
+
+    try:
+        if urllib.parse.urlsplit(dest).password:
+            os.environ.pop(_CHILD_ENV, None)
+            return
+    except ValueError:
+        return
+    doc = {"pid": os.getpid(), "destination": dest, "durability": durability}
+    if spool_dir is not None:
+        doc["spool_dir"] = str(spool_dir)
+    os.environ[_CHILD_ENV] = json.dumps(doc)
+
+
+def _inherited() -> dict[str, str]:
+    raw = os.environ.get(_CHILD_ENV)
+    if not raw:
+        return {}
+    try:
+        doc = json.loads(raw)
+    except ValueError:
+        return {}
+    if not isinstance(doc, dict) or doc.get("pid") != os.getppid() or not _in_multiprocessing_child():
+        return {}  # only a multiprocessing child of the process that called init() inherits its destination
+    return {k: v for k, v in doc.items() if k in ("destination", "spool_dir", "durability") and isinstance(v, str)}
+
+
+def _in_multiprocessing_child() -> bool:
+    import sys
+
+    mp = sys.modules.get("multiprocessing")
+    if mp is None:
+        return False
+    # a spawn child imports the parent's main module before its bootstrap sets parent_process()
+    return mp.parent_process() is not None or bool(getattr(mp.current_process(), "_inheriting", False))
+
+
+def _describe_state_dir(state: Path, dest: str) -> None:
+    """A ``destination.txt`` naming the destination (without credentials) for an operator; best effort."""
+    try:
+        label = state / "destination.txt"
+        if not label.exists():
+            state.mkdir(parents=True, exist_ok=True)
+            label.write_text(destination_label(dest) + "\n", encoding="utf-8")
+    except OSError:
+        pass  # the spool counts its own errors when it is used
 
 
 def get_recorder() -> Recorder:

@@ -37,7 +37,12 @@ class PostgresSink:
         except psycopg.OperationalError as exc:  # server down, connection lost, timeout: may pass
             raise SinkError(str(exc), retryable=True) from exc
         except psycopg.Error as exc:
-            raise SinkError(str(exc), retryable=False) from exc
+            # SQLSTATE class 22 (data exception: NUL byte, out of range) and 23 (constraint): the batch's content
+            state = getattr(exc, "sqlstate", None) or ""
+            data = isinstance(exc, (psycopg.DataError, psycopg.IntegrityError)) or state[:2] in ("22", "23")
+            raise SinkError(str(exc), retryable=False, data_fault=data) from exc
+        except (ValueError, OverflowError, TypeError) as exc:  # a lone surrogate, an int over 64 bits: the data
+            raise SinkError(f"{type(exc).__name__}: {exc}", retryable=False, data_fault=True) from exc
         return 0
 
     def close(self) -> None:

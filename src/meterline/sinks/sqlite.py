@@ -35,8 +35,12 @@ class SQLiteSink:
             self.store.insert(events)
         except sqlite3.OperationalError as exc:  # locked, disk full, I/O: may pass
             raise SinkError(str(exc), retryable=True) from exc
-        except sqlite3.Error as exc:
+        except (sqlite3.IntegrityError, sqlite3.DataError, sqlite3.InterfaceError, sqlite3.ProgrammingError) as exc:
+            raise SinkError(str(exc), retryable=False, data_fault=True) from exc
+        except sqlite3.Error as exc:  # not a database, corrupt file: the destination is at fault
             raise SinkError(str(exc), retryable=False) from exc
+        except (ValueError, OverflowError, TypeError) as exc:  # a lone surrogate, an int over 64 bits: the data
+            raise SinkError(f"{type(exc).__name__}: {exc}", retryable=False, data_fault=True) from exc
         return 0
 
     def close(self) -> None:
