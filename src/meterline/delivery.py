@@ -7,8 +7,10 @@
 - A failure the sink blames on the data (``SinkError.data_fault``: an unstorable value, a 400/422 answer)
   never blocks the rest: the batch is split in halves, recursively, until the culprit events are alone;
   each culprit goes to the dead-letter file with its reason, every other event is written. An unclear
-  failure (an HTTP 500) is split the same way, but an event is blamed only if the destination accepted
-  other writes meanwhile; otherwise the destination is the problem and the batch is spooled.
+  failure (an HTTP 5xx) is retried first, then split the same way, but an event is blamed only if the
+  destination accepted another part of the split; otherwise the destination is the problem and the batch
+  is spooled. (The spool replay adds a second witness: a file that failed while later files went through
+  is blamed on its second such failure, see ``blame``.)
 - Events a sink rejects inside a successful write (a collector's 207 ``rejected`` list) are dead-lettered too.
 """
 
@@ -29,7 +31,6 @@ from meterline.sinks.base import Sink, SinkError
 logger = logging.getLogger("meterline")
 
 PROBE_MAX = 2.0  # longest wait between two attempts on a destination that is down
-WITNESS_WINDOW = 5.0  # a write accepted this recently proves the destination works
 
 
 class Deliverer:
@@ -52,8 +53,8 @@ class Deliverer:
         self.deadline: float | None = None  # set at shutdown: no retry may outlive it
         self.down_until = 0.0
         self._down_streak = 0
-        self._ok_writes = 0
-        self._last_ok = float("-inf")
+        self.ok_writes = 0  # successful writes so far: a witness that the destination works
+        self.destination_failed = False  # the last deliver() handed events back because the destination failed
 
     # -- destination state ---------------------------------------------------------------------
     def is_down(self) -> bool:
@@ -75,9 +76,11 @@ class Deliverer:
         return delay
 
     # -- writing -------------------------------------------------------------------------------
-    def deliver(self, batch: Sequence[UsageEvent], *, retries: bool = True) -> list[UsageEvent]:
-        """Write ``batch``; return the events that could not be delivered because the destination is down
-        (the caller spools them). Culprit events are dead-lettered, not returned."""
+    def deliver(self, batch: Sequence[UsageEvent], *, retries: bool = True, blame: bool = False) -> list[UsageEvent]:
+        """Write ``batch``; return the events that could not be delivered because the destination failed
+        (the caller spools them). Culprit events are dead-lettered, not returned. ``blame``: an unclear
+        failure of a lone event is the event's fault (the caller has another witness)."""
+        self.destination_failed = False
         if not batch:
             return []
         attempt = 0
@@ -85,8 +88,8 @@ class Deliverer:
             try:
                 rejected = self.sink.write(batch)
             except SinkError as exc:
-                if exc.data_fault is not False:
-                    return self._isolate(batch, exc)
+                if exc.data_fault is True:
+                    return self._isolate(batch, exc, blame)
                 if exc.retryable and retries and attempt < self.max_retries:
                     delay = self.backoff(attempt, exc.retry_after)
                     if not self._past_deadline(delay):
@@ -97,12 +100,16 @@ class Deliverer:
                         )
                         time.sleep(delay)
                         continue
+                if exc.data_fault is None:  # retried in vain: is it one event, or the destination?
+                    return self._isolate(batch, exc, blame)
                 logger.error("meterline: write to %s failed: %s", _desc(self.sink), exc)
                 self._mark_down()
+                self.destination_failed = True
                 return list(batch)
             except Exception as exc:  # noqa: BLE001 - a sink bug must not lose the batch nor kill the worker
                 _errors.report(f"sink {_desc(self.sink)}", exc, reraise=False)
                 self._mark_down()
+                self.destination_failed = True
                 return list(batch)
             self._delivered(batch, rejected)
             return []
@@ -110,8 +117,7 @@ class Deliverer:
     def _delivered(self, batch: Sequence[UsageEvent], rejected: int) -> None:
         self.down_until = 0.0
         self._down_streak = 0
-        self._ok_writes += 1
-        self._last_ok = time.monotonic()
+        self.ok_writes += 1
         self.counts["written"] += len(batch) - rejected
         self.counts["rejected"] += rejected
         if rejected:
@@ -131,9 +137,9 @@ class Deliverer:
         self.counts["dropped_sink_failure"] += 1
         logger.error("meterline: event %s lost: %s (no dead-letter file)", event.id, reason)
 
-    def _isolate(self, batch: Sequence[UsageEvent], first: SinkError) -> list[UsageEvent]:
+    def _isolate(self, batch: Sequence[UsageEvent], first: SinkError, blame: bool) -> list[UsageEvent]:
         """Split a batch the sink refused until each culprit is alone; write the rest."""
-        ok_before = self._ok_writes
+        ok_before = self.ok_writes
         singles: list[tuple[UsageEvent, SinkError]] = []
         work: collections.deque[Sequence[UsageEvent]] = collections.deque()
         if len(batch) == 1:
@@ -155,6 +161,7 @@ class Deliverer:
                         leftover.extend(rest)
                     work.clear()
                     self._mark_down()
+                    self.destination_failed = True
                     break
                 if len(part) == 1:
                     singles.append((part[0], exc))
@@ -168,10 +175,11 @@ class Deliverer:
                     leftover.extend(rest)
                 work.clear()
                 self._mark_down()
+                self.destination_failed = True
                 break
             self._delivered(part, rejected)
-        # the destination took other events (in this split or a moment ago): the culprits are the data
-        witnessed = self._ok_writes > ok_before or time.monotonic() - self._last_ok < WITNESS_WINDOW
+        # the destination took other parts of this very batch: the culprits are the data
+        witnessed = self.ok_writes > ok_before or blame
         for event, error in singles:
             if error.data_fault is True or witnessed:
                 self.dead_letter(event, str(error))

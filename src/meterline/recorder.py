@@ -139,6 +139,7 @@ class Recorder:
         self._spool_maybe = True  # the spool may hold files (cleared by a replay pass that finds none)
         self._next_rescan = 0.0
         self._segment_losses = 0  # losses when the previous durable segment marker was reached
+        self._strikes: dict[str, int] = {}  # spool file -> times it failed while later files went through
 
     def _after_fork_in_child(self) -> None:
         self._init_runtime()
@@ -414,27 +415,43 @@ class Recorder:
     def _replay(self, *, final: bool = False) -> None:
         """Replay spool files, oldest first, while the destination takes them; yield to fresh events.
 
-        A file's culprit events are dead-lettered by the delivery, so one bad file never blocks the others;
-        a file the destination cannot take now (down) is put back and the pass ends."""
+        A file's culprit events are dead-lettered by the delivery, so one bad file never blocks the others.
+        A file the destination failed as a whole is put back: when the destination failed (connection
+        refused, a bad key) the pass ends; when the failure is unclear (a 5xx) the pass goes on with the
+        next files, and a file that failed while later ones went through is blamed on its second such
+        failure (its events dead-lettered)."""
         spool = self.spool
         if spool is None or not self._spool_maybe:
             return
         if self._delivery.is_down() and not final:
             return
         found = False
+        unclear_in_a_row = 0
+        failed_this_pass: list[str] = []
         claims = spool.claim()
         try:
             for path, events in claims:
                 found = True
-                leftover = self._delivery.deliver(events, retries=False)
-                if len(leftover) == len(events) and events:
-                    spool.release(path)  # the destination is down: try again after the probe delay
-                    return
+                name = _spool_name(path)
+                blame = self._strikes.get(name, 0) >= 2
+                leftover = self._delivery.deliver(events, retries=False, blame=blame)
+                if events and len(leftover) == len(events):
+                    spool.release(path)
+                    if self._delivery.destination_failed or unclear_in_a_row >= 2:
+                        return  # the destination is down: try again after the probe delay
+                    unclear_in_a_row += 1
+                    failed_this_pass.append(name)
+                    continue
                 if leftover and not spool.append(leftover):
                     spool.release(path)  # keep the whole file; a replay is idempotent
                     return
                 spool.done(path)
+                self._strikes.pop(name, None)
                 self._counts["replayed"] += len(events) - len(leftover)
+                unclear_in_a_row = 0
+                for failed in failed_this_pass:  # they failed, this one went through: a witness against them
+                    self._strikes[failed] = self._strikes.get(failed, 0) + 1
+                failed_this_pass.clear()
                 if leftover:
                     return
                 if self._delivery.deadline is not None and time.monotonic() > self._delivery.deadline:
@@ -460,6 +477,10 @@ class Recorder:
             self._queue.append(_SegmentMarker(path))
         if self._queue:
             self._wakeup.set()
+
+
+def _spool_name(claimed: Path) -> str:
+    return claimed.name.partition(".claimed-")[0]
 
 
 class _Marker:

@@ -16,8 +16,8 @@ class SinkError(Exception):
     data_fault: who is to blame. ``True``: the batch's content (an unstorable value, a 400/422 answer):
     retrying the same batch fails the same way, so the recorder splits it to find the culprit(s).
     ``False``: the destination (down, bad key, full disk): the batch is retried or spooled as a whole.
-    ``None``: unclear (an HTTP 500): the recorder splits the batch, and an event is blamed only when
-    the destination took other events meanwhile.
+    ``None``: unclear (an HTTP 5xx): retried like a destination failure, then the batch is split, and an
+    event is blamed only when the destination took the other events of the split meanwhile.
     """
 
     def __init__(

@@ -7,6 +7,8 @@ Failures: network errors, 5xx, 408 and 429 are retryable (``Retry-After`` passed
 collector rejects as invalid are logged, returned as the count and kept in ``last_rejections`` (the
 recorder dead-letters them). 400/413/422 for a whole batch blame the batch's content and a 500 is unclear
 (see :class:`SinkError` ``data_fault``): the recorder splits such a batch to find the culprit.
+A 5xx is unclear: retried first, then split, and an event is blamed only when the collector took the
+other part of the batch.
 """
 
 from __future__ import annotations
@@ -127,7 +129,8 @@ class HttpSink:
             f"{self.destination} answered {status}: {detail}",
             retryable=retryable,
             retry_after=retry_after_seconds(headers.get("retry-after")),
-            data_fault=True if status in DATA_FAULT_STATUS else None if status == 500 else False,
+            # a 5xx may come from one unstorable event (an older collector answers 503 for a store error)
+            data_fault=True if status in DATA_FAULT_STATUS else None if status >= 500 else False,
         )
 
     def _rejections(self, data: bytes) -> int:
