@@ -6,8 +6,8 @@ recorded during the last fsync interval.
 - A log-writer thread wakes every ``fsync_interval`` (``METERLINE_FSYNC_INTERVAL_MS``, default 50 ms),
   serialises everything recorded since its last turn, writes it to the current segment file with one
   ``write`` and one ``fsync`` (group commit), then hands the events to the recorder's queue.
-- Segments (``seg-<time>-<pid>-<n>.log`` in ``<delivery dir>/<destination key>/durable``) rotate every
-  second or 8 MB; a closed segment is deleted once the recorder has written (or spooled, or dead-lettered)
+- Segments (``seg-<time>-<pid>-<n>.log`` in ``<delivery dir>/<destination key>/durable``) rotate every ten
+  seconds or 8 MB; a closed segment is deleted once the recorder has written (or spooled, or dead-lettered)
   every event in it. A segment whose writer process is dead is replayed by the next process that starts
   on the same destination (at ``init()``, and every few seconds after), with the same event ids, so a
   replay of events that were delivered before the kill never double-counts.
@@ -58,7 +58,7 @@ class DurableLog:
         *,
         fsync_interval: float = DEFAULT_FSYNC_INTERVAL,
         segment_max_bytes: int = 8 * 1024 * 1024,
-        segment_max_age: float = 1.0,
+        segment_max_age: float = 10.0,
     ) -> None:
         if fsync_interval <= 0:
             raise ValueError("fsync_interval must be > 0")

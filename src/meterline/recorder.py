@@ -316,8 +316,9 @@ class Recorder:
     def _run(self) -> None:
         while True:
             timeout = self.flush_interval
-            if self._spool_maybe and self.spool is not None:
-                timeout = min(timeout, max(self._delivery.down_until - time.monotonic(), 0.01))
+            down_for = self._delivery.down_until - time.monotonic()
+            if self._spool_maybe and self.spool is not None and down_for > 0:
+                timeout = min(timeout, down_for + 0.01)  # probe the destination again when the delay is over
             self._wakeup.wait(timeout)
             self._wakeup.clear()
             try:
@@ -328,6 +329,8 @@ class Recorder:
                 _errors.report("recorder worker", exc, reraise=False)
             if self._stop and not self._queue:
                 try:
+                    self._recover_durable(force=True)  # logs of processes that died meanwhile (pool workers)
+                    self._drain()
                     self._replay(final=True)
                 except Exception as exc:  # noqa: BLE001
                     _errors.report("recorder worker", exc, reraise=False)
@@ -466,9 +469,9 @@ class Recorder:
         else:
             self._spool_maybe = False
 
-    def _recover_durable(self) -> None:
+    def _recover_durable(self, *, force: bool = False) -> None:
         """Queue the events of durable logs whose writer process died (at start, then every few seconds)."""
-        if self.durable is None or time.monotonic() < self._next_rescan:
+        if self.durable is None or (time.monotonic() < self._next_rescan and not force):
             return
         self._next_rescan = time.monotonic() + DURABLE_RESCAN
         for path, events in self.durable.recover():
