@@ -238,12 +238,11 @@ def _one(out: dict[str, Any], name: str, value: Any, raw_key: str) -> None:
     elif name == "attributes":
         if not isinstance(value, Mapping):
             raise MetadataError(raw_key, "must be a mapping of names to scalar values")
-        attrs = out.setdefault("attributes", {})
         for k, v in value.items():
             if _under_credential(str(k)):
                 logger.warning("meterline: attribute %r under a credential is not stored", str(k))
                 continue
-            attrs[str(k)] = _scalar(f"attributes.{k}", v)
+            out.setdefault("attributes", {})[str(k)] = _scalar(f"attributes.{k}", v)
     elif name in _OWNED:
         raise MetadataError(raw_key, "is measured by meterline and cannot be set through metadata")
     elif _under_credential(raw_key) or _under_credential(name):
