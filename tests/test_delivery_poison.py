@@ -272,3 +272,25 @@ def test_a_spool_under_a_regular_file_is_counted_and_flush_says_false(tmp_path: 
     s = meterline.stats()  # never raises
     assert s["dropped_sink_failure"] == 5 and s["spool_errors"] >= 1 and s["spool_files"] == 0, s
     meterline.shutdown(0.5)
+
+
+def test_events_a_collector_rejects_in_a_207_are_dead_lettered_with_its_reason(tmp_path: Path) -> None:
+    from collector_support import ThreadCollector
+    from meterline.sinks.http import HttpSink
+
+    with ThreadCollector(database=f"sqlite:///{tmp_path / 'c.db'}", auth=False) as collector:
+        letters = DeadLetters(tmp_path / "dead.jsonl")
+        r = Recorder(HttpSink(collector.url), dead_letters=letters, flush_interval=60)
+        events = [_ev(i) for i in range(10)]
+        bad = events[4]
+        r.submit(bad)
+        for e in events[:4] + events[5:]:
+            r.submit(e)
+        bad.input_tokens = -5  # after submit, before the worker serialises it: the collector's validation refuses it
+        assert r.flush(10)
+        s = r.stats()
+        assert s["written"] == 9 and s["rejected"] == 1 and s["dead_lettered"] == 1, s
+        (letter,) = list(letters.read())
+        assert letter["event"]["id"] == bad.id  # type: ignore[index]
+        assert "input_tokens" in str(letter["reason"])
+        r.shutdown()
