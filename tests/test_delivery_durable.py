@@ -106,7 +106,7 @@ def test_sigkill_in_durable_mode_loses_at_most_one_fsync_interval(tmp_path: Path
     lost = [(t, i) for t, i in recorded if i not in stored]
     window = interval_ms / 1000
     in_last_interval = sum(1 for t, _ in recorded if t > killed_at - window)
-    assert len(recorded) > 2000
+    assert len(recorded) > 500
     # the next start replayed the log, and it had to: far more was missing than one interval's worth
     assert len(recorded) - delivered_before > 5 * in_last_interval
     assert stats["recovered"] >= len(recorded) - delivered_before - len(lost), stats

@@ -15,7 +15,7 @@ from typing import Any
 from meterline import _errors
 from meterline import metadata as _md
 from meterline._version import __version__
-from meterline.config import data_dir, destination_key, destination_label, env_flag, resolve_destination
+from meterline.config import delivery_state_dir, destination_label, env_flag, resolve_destination
 from meterline.context import current_metadata
 from meterline.deadletter import DeadLetters
 from meterline.durable import fsync_interval_from_env
@@ -99,7 +99,7 @@ def init(
         pricer = Pricer(parse_entries(table))
     set_pricer(pricer)
     # one directory per destination: a spool for one destination is never replayed into another
-    state = (Path(spool_dir) if spool_dir else data_dir() / "delivery") / destination_key(dest)
+    state = delivery_state_dir(dest, spool_dir)
     _describe_state_dir(state, dest)
     spool = Spool(state / "spool", max_bytes=spool_max_bytes)
     recorder = Recorder(

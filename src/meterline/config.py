@@ -98,3 +98,9 @@ def destination_key(dest: str) -> str:
 
     label = destination_label(dest)
     return f"{destination_kind(dest)}-{hashlib.sha256(label.encode()).hexdigest()[:16]}"
+
+
+def delivery_state_dir(dest: str, root: str | os.PathLike[str] | None = None) -> Path:
+    """Where the SDK keeps one destination's spool, durable log and dead letters: ``<root>/<destination key>``,
+    root defaulting to ``delivery`` in the user data dir (``init(spool_dir=...)`` moves it)."""
+    return (Path(root) if root else data_dir() / "delivery") / destination_key(dest)

@@ -367,6 +367,8 @@ class Recorder:
                         marker.reached(self)
             finally:
                 self._busy = False
+            if self._queue and self._spool_maybe:
+                self._replay(one_file=True)  # a queue that never empties must not starve the spool
 
     def _prepare(self, batch: list[UsageEvent]) -> list[UsageEvent]:
         """Price, apply environment fallbacks and the user's hook; drop oversize events (counted)."""
@@ -415,7 +417,7 @@ class Recorder:
         self._counts["dropped_sink_failure"] += len(batch)
         logger.error("meterline: %d events lost: the sink failed and the spool is full, broken or off", len(batch))
 
-    def _replay(self, *, final: bool = False) -> None:
+    def _replay(self, *, final: bool = False, one_file: bool = False) -> None:
         """Replay spool files, oldest first, while the destination takes them; yield to fresh events.
 
         A file's culprit events are dead-lettered by the delivery, so one bad file never blocks the others.
@@ -459,7 +461,7 @@ class Recorder:
                     return
                 if self._delivery.deadline is not None and time.monotonic() > self._delivery.deadline:
                     return
-                if self._queue and not final:
+                if (self._queue and not final) or one_file:
                     self._wakeup.set()  # fresh events first, then on with the spool at once
                     return
         finally:
