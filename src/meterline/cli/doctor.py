@@ -50,10 +50,10 @@ def run(args: argparse.Namespace) -> int:
         problems += 1
         print(f"store            PROBLEM: {exc}")
     try:
-        state = delivery_state_dir(dest)
-        spool = Spool(state / "spool")
+        local = delivery_state_dir(dest)
+        spool = Spool(local / "spool")
         print(f"spool            {spool.directory} ({spool.pending_files()} files waiting)")
-        letters = DeadLetters(state / "deadletter.jsonl")
+        letters = DeadLetters(local / "deadletter.jsonl")
         print(f"dead letters     {letters.path} ({sum(1 for _ in letters.read())} events)")
     except Exception as exc:  # noqa: BLE001 - doctor reports every failure as text
         problems += 1
