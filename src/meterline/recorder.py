@@ -13,27 +13,21 @@ Shape (after sentry-python's worker and OpenTelemetry's BatchSpanProcessor):
   up, interleaved with fresh events; a destination that is down is probed again within ~2 s.
 - ``flush(timeout)`` waits until everything submitted before it is written, spooled or dead-lettered, and
   is False when some of it was lost; ``shutdown`` flushes, then replays the spool, within one deadline and
-  stops the thread; an ``atexit`` hook does the same at interpreter exit, and a multiprocessing finalizer
-  in ``multiprocessing`` children (which leave through ``os._exit``).
-- after ``os.fork()`` the child starts with an empty queue and a new thread (the parent still owns the
-  events it had accepted, so nothing is sent twice).
+  stops the thread. :mod:`meterline.lifecycle` runs it at interpreter exit and at the end of
+  ``multiprocessing`` children, and resets the recorder in a forked child.
 """
 
 from __future__ import annotations
 
-import atexit
 import collections
 import logging
 import os
-import sys
 import threading
 import time
-import weakref
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
 
-from meterline import _errors
+from meterline import _errors, lifecycle
 from meterline.deadletter import DeadLetters
 from meterline.delivery import Deliverer
 from meterline.durable import DurableLog
@@ -107,15 +101,8 @@ class Recorder:
             DurableLog(durable_dir, self._from_log, fsync_interval=fsync_interval) if durable_dir is not None else None
         )
         self._closed = False
-        self._finalizer_pid: int | None = None
         self._init_runtime()
-        self._atexit = _register_exit(self)
-        self._register_child_exit()
-        _live.add(self)
-        if "multiprocessing" in sys.modules:  # runs in every multiprocessing child once its finalizers are reset
-            from multiprocessing import util
-
-            util.register_after_fork(self, Recorder._mp_after_fork)
+        self._atexit = lifecycle.track(self)
         if self._has_backlog():  # replay at start: a spool or a dead process's log waits for this destination
             self._wakeup.set()
             self._ensure_thread()
@@ -154,28 +141,9 @@ class Recorder:
                 return
             if self._closed:
                 return
-            self._register_child_exit()
+            lifecycle.register_child_exit(self)
             self._thread = threading.Thread(target=self._run, name="meterline-recorder", daemon=True)
             self._thread.start()
-
-    def _register_child_exit(self) -> None:
-        """A ``multiprocessing`` child leaves through ``os._exit`` (no atexit): flush in its finalizers."""
-        mp = sys.modules.get("multiprocessing")
-        if mp is None or self._finalizer_pid == os.getpid():
-            return
-        try:
-            if mp.parent_process() is None:
-                return
-            from multiprocessing import util
-
-            util.Finalize(None, _finalize_child, args=(weakref.ref(self),), exitpriority=100)
-            self._finalizer_pid = os.getpid()
-        except Exception as exc:  # noqa: BLE001 - a missing hook must not break recording
-            _errors.report("multiprocessing finalizer", exc, reraise=False)
-
-    def _mp_after_fork(self) -> None:
-        self._finalizer_pid = None
-        self._register_child_exit()
 
     def _has_backlog(self) -> bool:
         try:
@@ -269,8 +237,7 @@ class Recorder:
             self.sink.close()
         except Exception as exc:  # noqa: BLE001 - meterline must never raise into the caller or kill its worker
             _errors.report("sink.close", exc, reraise=False)
-        _unregister_exit(self._atexit)
-        _live.discard(self)
+        lifecycle.untrack(self, self._atexit)
         return ok
 
     def _abandon_queue(self) -> None:
@@ -532,38 +499,3 @@ def _wire_size(event: UsageEvent) -> int:
     import json
 
     return len(json.dumps(event.to_wire(), default=str))
-
-
-# -- process-wide hooks: atexit and fork -----------------------------------------------------------
-_live: weakref.WeakSet[Recorder] = weakref.WeakSet()
-
-
-def _register_exit(recorder: Recorder) -> Any:
-    ref = weakref.ref(recorder)
-
-    def _at_exit() -> None:
-        r = ref()
-        if r is not None:
-            r.shutdown(r.exit_timeout)
-
-    atexit.register(_at_exit)
-    return _at_exit
-
-
-def _unregister_exit(hook: Any) -> None:
-    atexit.unregister(hook)
-
-
-def _finalize_child(ref: weakref.ReferenceType[Recorder]) -> None:
-    r = ref()
-    if r is not None and r._pid == os.getpid():
-        r.shutdown(r.exit_timeout)
-
-
-def _after_fork() -> None:
-    for r in list(_live):
-        r._after_fork_in_child()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork)
