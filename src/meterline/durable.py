@@ -162,7 +162,7 @@ class DurableLog:
         lines = []
         for event in events:
             try:
-                lines.append(json.dumps(event.to_wire(), separators=(",", ":"), default=str))
+                lines.append(json.dumps(event.to_wire(compact=True), separators=(",", ":"), default=str))
             except Exception as exc:  # noqa: BLE001 - one odd event must not stop the log
                 self._error(f"event {getattr(event, 'id', '?')} not logged", exc)
         data = ("\n".join(lines) + "\n").encode("utf-8", errors="backslashreplace")
