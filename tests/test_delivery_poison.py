@@ -295,3 +295,18 @@ def test_events_a_collector_rejects_in_a_207_are_dead_lettered_with_its_reason(t
         assert letter["event"]["id"] == bad.id  # type: ignore[index]
         assert "input_tokens" in str(letter["reason"])
         r.shutdown()
+
+
+def test_a_spool_line_that_no_longer_validates_is_dead_lettered_not_dropped(tmp_path: Path) -> None:
+    spool = Spool(tmp_path / "spool")
+    good = [_ev(i) for i in range(3)]
+    assert spool.append(good)
+    (only,) = list((tmp_path / "spool").glob("*.jsonl"))
+    invalid = json.dumps({"id": "not-a-uuid-at-all", "provider": "openai", "input_tokens": -5})
+    only.write_text(only.read_text() + invalid + "\n" + "{torn\n")
+    letters = DeadLetters(tmp_path / "dead.jsonl")
+    r = Recorder(PickySink(tmp_path / "m.db"), spool=spool, dead_letters=letters, flush_interval=60)
+    assert r.shutdown(10)
+    s = r.stats()
+    assert s["written"] == 3 and s["dead_lettered"] == 2 and s["spool_errors"] == 2, s
+    assert sorted(str(d["raw"]) for d in letters.read()) == sorted([invalid, "{torn"])

@@ -41,6 +41,9 @@ class DeadLetters:
             "reason": reason[:2000],
             "event": wire,
         }
+        return self._append(doc, f"event {getattr(event, 'id', '?')}", reason)
+
+    def _append(self, doc: dict[str, Any], what: str, reason: str) -> bool:
         # ensure_ascii: a lone surrogate or a NUL byte becomes an escape, so the file stays valid UTF-8 JSON
         line = (json.dumps(doc, separators=(",", ":"), default=str, ensure_ascii=True) + "\n").encode()
         with self._lock:
@@ -56,8 +59,18 @@ class DeadLetters:
                 self.errors += 1
                 logger.error("meterline: cannot write dead letter to %s: %s", self.path, exc)
                 return False
-        logger.error("meterline: event %s dead-lettered to %s: %s", getattr(event, "id", "?"), self.path, reason)
+        logger.error("meterline: %s dead-lettered to %s: %s", what, self.path, reason)
         return True
+
+    def add_raw(self, raw: str, reason: str) -> bool:
+        """Keep a line that no longer reads as an event (a spool or log line the validation refuses)."""
+        doc = {
+            "time": datetime.now(timezone.utc).isoformat(),
+            "destination": self.destination,
+            "reason": reason[:2000],
+            "raw": raw[:1_000_000],
+        }
+        return self._append(doc, "a line that is not a valid event", reason)
 
     def read(self) -> Iterator[dict[str, Any]]:
         """The dead letters, oldest first (for tools and tests)."""

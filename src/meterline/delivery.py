@@ -137,6 +137,12 @@ class Deliverer:
         self.counts["dropped_sink_failure"] += 1
         logger.error("meterline: event %s lost: %s (no dead-letter file)", event.id, reason)
 
+    def dead_letter_raw(self, line: str, reason: str) -> None:
+        if self.dead_letters is not None and self.dead_letters.add_raw(line, reason):
+            self.counts["dead_lettered"] += 1
+            return
+        self.counts["dropped_sink_failure"] += 1
+
     def _isolate(self, batch: Sequence[UsageEvent], first: SinkError, blame: bool) -> list[UsageEvent]:
         """Split a batch the sink refused until each culprit is alone; write the rest."""
         ok_before = self.ok_writes

@@ -69,6 +69,8 @@ class DurableLog:
         self.segment_max_bytes = segment_max_bytes
         self.segment_max_age = segment_max_age
         self.errors = 0
+        # called with (line, reason) for a complete line the validation refuses: the recorder dead-letters it
+        self.on_invalid_line: Callable[[str, str], None] | None = None
         self._seq = itertools.count()
         self._init_runtime()
 
@@ -252,10 +254,16 @@ class DurableLog:
             if not line.strip():
                 continue
             try:
-                events.append(UsageEvent.from_wire(json.loads(line)))
-            except (ValueError, TypeError, RecursionError, EventValidationError) as exc:
-                # a line torn by the kill (the last one) or a damaged disk
+                doc = json.loads(line)
+            except (ValueError, RecursionError) as exc:  # a line torn by the kill (the last one), a damaged disk
                 self._error(f"{path.name} line {n} skipped", exc)
+                continue
+            try:
+                events.append(UsageEvent.from_wire(doc))
+            except (ValueError, TypeError, EventValidationError) as exc:
+                self._error(f"{path.name} line {n} set aside", exc)
+                if self.on_invalid_line is not None:
+                    self.on_invalid_line(line, f"durable log line no longer valid: {exc}")
         return events
 
 

@@ -100,6 +100,10 @@ class Recorder:
         self.durable = (
             DurableLog(durable_dir, self._from_log, fsync_interval=fsync_interval) if durable_dir is not None else None
         )
+        if spool is not None:
+            spool.on_invalid_line = self._delivery.dead_letter_raw
+        if self.durable is not None:
+            self.durable.on_invalid_line = self._delivery.dead_letter_raw
         self._closed = False
         self._init_runtime()
         self._atexit = lifecycle.track(self)

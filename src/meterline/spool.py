@@ -17,7 +17,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Generator, Sequence
+from collections.abc import Callable, Generator, Sequence
 from pathlib import Path
 
 from meterline.event import EventValidationError, UsageEvent
@@ -35,6 +35,8 @@ class Spool:
         self._seq = itertools.count()
         self._lock = threading.Lock()
         self.errors = 0
+        # called with (line, reason) for a line that no longer reads as an event: the recorder dead-letters it
+        self.on_invalid_line: Callable[[str, str], None] | None = None
 
     def _error(self, what: str, exc: BaseException) -> None:
         self.errors += 1
@@ -129,7 +131,9 @@ class Spool:
                 try:
                     events.append(UsageEvent.from_wire(json.loads(line)))
                 except (ValueError, TypeError, RecursionError, EventValidationError) as exc:
-                    self._error(f"{path.name} line {n} skipped", exc)
+                    self._error(f"{path.name} line {n} set aside", exc)
+                    if self.on_invalid_line is not None:
+                        self.on_invalid_line(line, f"spool line no longer valid: {exc}")
             yield claimed, events
 
     def _set_aside(self, claimed: Path, path: Path) -> None:
