@@ -18,6 +18,7 @@ from collector_support import SRC
 from meterline.config import destination_key
 from meterline.durable import fsync_interval_from_env
 from meterline.store import SQLiteStore
+from meterline.store.backend import open_stores
 
 
 def _env(tmp_path: Path) -> dict[str, str]:
@@ -164,7 +165,7 @@ def test_fsync_interval_from_the_environment(monkeypatch: pytest.MonkeyPatch) ->
 # -- fork and multiprocessing ----------------------------------------------------------------------
 CHILDREN_APP = textwrap.dedent(
     """
-    import multiprocessing as mp, os, sys
+    import json, multiprocessing as mp, os, sys
     import meterline
 
     def work(who, n):
@@ -177,6 +178,8 @@ CHILDREN_APP = textwrap.dedent(
 
     if __name__ == "__main__":
         meterline.init(sys.argv[1], flush_interval=30)  # nothing is flushed on a timer during the run
+        work("parent", 50)
+        assert meterline.flush(30)  # the parent holds an open connection when the children fork
         for _ in range(2):  # os.fork children that end normally
             pid = os.fork()
             if pid == 0:
@@ -195,27 +198,40 @@ CHILDREN_APP = textwrap.dedent(
         assert sorted(pool.map(task, range(100), chunksize=5)) == list(range(100))
         pool.close()
         pool.join()
+        work("parent", 50)  # the parent's connection still works after its children came and went
+        assert meterline.flush(30)
+        print(json.dumps(meterline.stats()))
     """
 )
 
 
-def test_400_of_400_from_fork_and_multiprocessing_children(tmp_path: Path) -> None:
-    db = tmp_path / "m.db"
+@pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_400_of_400_from_fork_and_multiprocessing_children(
+    tmp_path: Path, backend: str, request: pytest.FixtureRequest
+) -> None:
+    dest = f"sqlite:///{tmp_path / 'm.db'}" if backend == "sqlite" else request.getfixturevalue("postgres_url")
     script = tmp_path / "app.py"
     script.write_text(CHILDREN_APP)
     proc = subprocess.run(
-        [sys.executable, str(script), f"sqlite:///{db}"],
+        [sys.executable, str(script), dest],
         env=_env(tmp_path),
         capture_output=True,
         text=True,
         timeout=180,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    store = SQLiteStore(db)
-    who = [e.attributes["who"] for e in store.iter_events()]
-    store.close()
+    store, reader = open_stores(dest, pool_size=1)
+    if reader is not store:
+        reader.close()
+    try:
+        who = [e.attributes["who"] for e in store.iter_events()]
+    finally:
+        store.close()
     counts = {w: who.count(w) for w in set(who)}
-    assert counts == {"os.fork": 100, "fork": 100, "spawn": 100, "pool": 100}, counts
+    assert counts == {"parent": 100, "os.fork": 100, "fork": 100, "spawn": 100, "pool": 100}, counts
+    stats = json.loads(proc.stdout.strip().splitlines()[-1])
+    # no child touched the parent's connection: its writes never failed
+    assert stats["retries"] == 0 and stats["internal_errors"] == 0 and stats["written"] == 100, stats
 
 
 OS_EXIT_APP = textwrap.dedent(

@@ -133,6 +133,12 @@ class Recorder:
         self._strikes: dict[str, int] = {}  # spool file -> times it failed while later files went through
 
     def _after_fork_in_child(self) -> None:
+        reset_sink = getattr(self.sink, "after_fork_in_child", None)
+        if reset_sink is not None and self._pid != os.getpid():
+            try:
+                reset_sink()
+            except Exception as exc:  # noqa: BLE001 - a fork must never fail because of meterline
+                _errors.report("sink after fork", exc, reraise=False)
         self._init_runtime()
         self._counts.clear()
         self._counts.update(dict.fromkeys(COUNTERS, 0))

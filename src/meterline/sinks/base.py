@@ -47,5 +47,13 @@ class Sink(Protocol):
 
     def close(self) -> None: ...
 
+    # Optional: ``after_fork_in_child()`` drops connections inherited from the parent without closing them
+    # (closing a PostgreSQL connection sends a Terminate on the socket the parent still uses).
+
     @property
     def description(self) -> str: ...
+
+
+# Connections a forked child inherited and must neither use nor close: kept referenced here so that they
+# are not finalised (a finaliser could talk to the server on the parent's behalf).
+ABANDONED_IN_CHILD: list[object] = []

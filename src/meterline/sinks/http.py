@@ -146,6 +146,11 @@ class HttpSink:
             )
         return len(rejected)
 
+    def after_fork_in_child(self) -> None:
+        """The parent's kept-alive connection (and maybe its lock) must not be shared: start afresh."""
+        self._lock = threading.Lock()
+        self._conn = None  # the child's copy of the socket closes with it; the parent's stays open
+
     def close(self) -> None:
         with self._lock:
             self._drop_connection()

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from meterline.event import UsageEvent
-from meterline.sinks.base import SinkError
+from meterline.sinks.base import ABANDONED_IN_CHILD, SinkError
 from meterline.store.sqlite import SQLiteStore
 
 
@@ -42,6 +42,12 @@ class SQLiteSink:
         except (ValueError, OverflowError, TypeError) as exc:  # a lone surrogate, an int over 64 bits: the data
             raise SinkError(f"{type(exc).__name__}: {exc}", retryable=False, data_fault=True) from exc
         return 0
+
+    def after_fork_in_child(self) -> None:
+        """SQLite connections must not cross a fork: the child opens its own on its first write."""
+        if self._store is not None:
+            ABANDONED_IN_CHILD.append(self._store)
+            self._store = None
 
     def close(self) -> None:
         if self._store is not None:
