@@ -71,8 +71,9 @@ def test_sdk_loses_nothing_while_the_collector_is_killed_twice(
     store, reader = open_stores(db, pool_size=1)
     if reader is not store:
         reader.close()
+    log = (tmp_path / "collector.log").read_text(errors="replace")[-3000:]
     try:
-        assert store.count() == 20_000
+        assert store.count() == 20_000, json.dumps(stats) + log + err[-3000:]
         ids = store.fetch("SELECT COUNT(DISTINCT id) FROM events")[0][0]
         assert ids == 20_000
     finally:

@@ -308,10 +308,24 @@ class Recorder:
                 try:
                     self._recover_durable(force=True)  # logs of processes that died meanwhile (pool workers)
                     self._drain()
-                    self._replay(final=True)
+                    self._final_replay()
                 except Exception as exc:  # noqa: BLE001
                     _errors.report("recorder worker", exc, reraise=False)
                 return
+
+    def _final_replay(self) -> None:
+        """At shutdown: replay the spool, and while the destination is down keep probing it until the
+        exit deadline (a collector restarting as the app ends still gets every event)."""
+        deadline = self._delivery.deadline
+        while True:
+            self._replay(final=True)
+            if not self._spool_maybe or deadline is None:
+                return
+            now = time.monotonic()
+            if now >= deadline:
+                return
+            wait = self._delivery.down_until - now if self._delivery.is_down() else 0.05
+            time.sleep(min(max(wait, 0.01), deadline - now))
 
     def _take(self) -> tuple[list[UsageEvent], _Marker | None]:
         """Up to batch_size events, stopping early at a marker (returned, to be reached after the write)."""
