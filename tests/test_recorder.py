@@ -151,7 +151,7 @@ def test_full_spool_counts_losses(tmp_path: Path) -> None:
     r = Recorder(sink, spool=Spool(tmp_path / "spool", max_bytes=100), flush_interval=0.01, max_retries=0)
     for i in range(3):
         r.submit(_ev(i))
-    assert r.flush(5)
+    assert r.flush(5) is False  # done in time, but the events were lost: flush says so
     assert r.stats()["dropped_sink_failure"] == 3
     r.shutdown(1)
 

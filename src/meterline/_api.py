@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import os
 import sys
@@ -15,8 +16,10 @@ from typing import Any
 from meterline import _errors
 from meterline import metadata as _md
 from meterline._version import __version__
-from meterline.config import data_dir, env_flag, resolve_destination
+from meterline.config import delivery_state_dir, destination_label, env_flag, resolve_destination
 from meterline.context import current_metadata
+from meterline.deadletter import DeadLetters
+from meterline.durable import fsync_interval_from_env
 from meterline.event import MAX_ATTRIBUTES, UsageEvent
 from meterline.pricing import Pricer, load_price_table, set_pricer
 from meterline.pricing.overrides import parse_entries
@@ -66,6 +69,8 @@ def init(
     content_max_bytes: int | None = None,
     otlp_endpoint: str | None = None,
     otlp_headers: Mapping[str, str] | None = None,
+    durability: str | None = None,
+    fsync_interval_ms: float | None = None,
 ) -> Recorder:
     """Configure where events go. Safe to call again: the previous recorder is flushed and closed.
 
@@ -83,12 +88,27 @@ def init(
     otlp_endpoint: also export each call as an OpenTelemetry gen_ai span over OTLP/HTTP (env
     ``METERLINE_OTLP_ENDPOINT``, e.g. ``http://otel-collector:4318``; headers: ``METERLINE_OTLP_HEADERS``).
     prices: a price table file (TOML/YAML/JSON) or a list of entries (env ``METERLINE_PRICES``).
+    spool_dir: where this process keeps its local delivery state, one sub-directory per destination (named
+    by a hash of the destination without credentials): the spool, the durable log and ``deadletter.jsonl``
+    (default: ``delivery`` in the user data dir).
+    durability: ``"memory"`` (default) or ``"disk"`` (env ``METERLINE_DURABILITY``): with ``"disk"`` every
+    event goes to an append-only local log first (group commit every ``fsync_interval_ms``, env
+    ``METERLINE_FSYNC_INTERVAL_MS``, default 50), so a killed process loses at most that interval.
     """
     global _recorder
     from meterline import content as _content
     from meterline import otel as _otel
 
-    dest = resolve_destination(destination)
+    inherited = _inherited() if destination is None and not os.environ.get("METERLINE_DESTINATION") else {}
+    dest = resolve_destination(destination or inherited.get("destination"))
+    if spool_dir is None and inherited.get("spool_dir"):
+        spool_dir = inherited["spool_dir"]
+    mode = (durability or os.environ.get("METERLINE_DURABILITY") or inherited.get("durability") or "memory").strip()
+    if mode.lower() not in ("memory", "disk"):
+        raise ValueError(f"durability={mode!r}: expected 'memory' or 'disk'")
+    fsync_interval = fsync_interval_from_env() if fsync_interval_ms is None else fsync_interval_ms / 1000
+    if fsync_interval <= 0:
+        raise ValueError(f"fsync_interval_ms={fsync_interval_ms!r}: must be > 0")
     key = api_key or os.environ.get("METERLINE_API_KEY")
     content_policy = _content_policy(
         capture_content,
@@ -111,11 +131,17 @@ def init(
     else:
         pricer = Pricer(parse_entries(table))
     set_pricer(pricer)
-    spool = Spool(Path(spool_dir) if spool_dir else data_dir() / "spool", max_bytes=spool_max_bytes)
+    # one directory per destination: a spool for one destination is never replayed into another
+    state = delivery_state_dir(dest, spool_dir)
+    _describe_state_dir(state, dest)
+    spool = Spool(state / "spool", max_bytes=spool_max_bytes)
     recorder = Recorder(
         sink,
         pricer=pricer,
         spool=spool,
+        dead_letters=DeadLetters(state / "deadletter.jsonl", destination=destination_label(dest)),
+        durable_dir=state / "durable" if mode.lower() == "disk" else None,
+        fsync_interval=fsync_interval,
         queue_size=queue_size,
         batch_size=batch_size,
         flush_interval=flush_interval,
@@ -132,6 +158,7 @@ def init(
         settings.capture_raw_request = content_policy.capture_raw_request
         settings.redact = redact
         _content.configure(content_policy)
+    _export_for_children(dest, spool_dir, mode.lower())
     if old is not None:
         old.shutdown(exit_timeout)
     return recorder
@@ -178,6 +205,61 @@ def _content_policy(
         hook=redact,
         max_bytes=max_bytes,
     )
+
+
+_CHILD_ENV = "_METERLINE_PARENT_INIT"
+
+
+def _export_for_children(dest: str, spool_dir: str | Path | None, durability: str) -> None:
+    """``multiprocessing`` spawn children start a fresh interpreter: leave them this process's destination
+    (never one holding a password: those children need ``METERLINE_DESTINATION``) so their first event goes
+    where the parent's go."""
+    import urllib.parse
+
+    try:
+        if urllib.parse.urlsplit(dest).password:
+            os.environ.pop(_CHILD_ENV, None)
+            return
+    except ValueError:
+        return
+    doc = {"pid": os.getpid(), "destination": dest, "durability": durability}
+    if spool_dir is not None:
+        doc["spool_dir"] = str(spool_dir)
+    os.environ[_CHILD_ENV] = json.dumps(doc)
+
+
+def _inherited() -> dict[str, str]:
+    raw = os.environ.get(_CHILD_ENV)
+    if not raw:
+        return {}
+    try:
+        doc = json.loads(raw)
+    except ValueError:
+        return {}
+    if not isinstance(doc, dict) or doc.get("pid") != os.getppid() or not _in_multiprocessing_child():
+        return {}  # only a multiprocessing child of the process that called init() inherits its destination
+    return {k: v for k, v in doc.items() if k in ("destination", "spool_dir", "durability") and isinstance(v, str)}
+
+
+def _in_multiprocessing_child() -> bool:
+    import sys
+
+    mp = sys.modules.get("multiprocessing")
+    if mp is None:
+        return False
+    # a spawn child imports the parent's main module before its bootstrap sets parent_process()
+    return mp.parent_process() is not None or bool(getattr(mp.current_process(), "_inheriting", False))
+
+
+def _describe_state_dir(state: Path, dest: str) -> None:
+    """A ``destination.txt`` naming the destination (without credentials) for an operator; best effort."""
+    try:
+        label = state / "destination.txt"
+        if not label.exists():
+            state.mkdir(parents=True, exist_ok=True)
+            label.write_text(destination_label(dest) + "\n", encoding="utf-8")
+    except OSError:
+        pass  # the spool counts its own errors when it is used
 
 
 def get_recorder() -> Recorder:

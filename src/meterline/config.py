@@ -74,3 +74,36 @@ def env_flag(name: str, default: bool = False) -> bool:
     if value is None or not value.strip():
         return default
     return value.strip().lower() in ("1", "true", "yes", "on")
+
+
+def destination_label(dest: str) -> str:
+    """The destination without credentials (password, API key in the query, user info): safe to print and
+    to hash. SQLite files are made absolute so two spellings of one file are one destination."""
+    import urllib.parse
+
+    kind = destination_kind(dest)
+    if kind == "sqlite":
+        return f"sqlite:///{sqlite_path(dest).resolve()}"
+    url = urllib.parse.urlsplit(dest)
+    host = url.hostname or ""
+    if url.port:
+        host = f"{host}:{url.port}"
+    user = f"{url.username}@" if kind == "postgresql" and url.username else ""
+    scheme = "postgresql" if kind == "postgresql" else url.scheme.lower()
+    return f"{scheme}://{user}{host}{url.path.rstrip('/')}"
+
+
+def destination_key(dest: str) -> str:
+    """A directory name for one destination's local state (spool, durable log, dead letters): the kind and a
+    hash of :func:`destination_label`, so no credential ever appears in a path and a password change keeps
+    the same spool."""
+    import hashlib
+
+    label = destination_label(dest)
+    return f"{destination_kind(dest)}-{hashlib.sha256(label.encode()).hexdigest()[:16]}"
+
+
+def delivery_state_dir(dest: str, root: str | os.PathLike[str] | None = None) -> Path:
+    """Where the SDK keeps one destination's spool, durable log and dead letters: ``<root>/<destination key>``,
+    root defaulting to ``delivery`` in the user data dir (``init(spool_dir=...)`` moves it)."""
+    return (Path(root) if root else data_dir() / "delivery") / destination_key(dest)

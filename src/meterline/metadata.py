@@ -4,7 +4,10 @@ Accepted spellings (so Revenium middleware users can switch without rewriting):
 snake_case schema names (``subscriber_id``), camelCase (``subscriberId``), dotted (``subscriber.id``),
 nested (``subscriber={"id": ..., "email": ..., "credential": {"name": ..., "value": ...}}``) and the older
 flat Revenium names (``subscriber_credential_name``, ``subscriber_credential``).
-A credential *value* is never kept: only its salted hash (``credential_hash``).
+A credential *value* is never kept: only its salted hash (``credential_hash``); any other key under a
+``credential`` (``{"credential": {"name", "value", "token": ...}}``) is dropped, never stored.
+The salt is ``METERLINE_HASH_SALT`` or, when unset, a random salt generated once per installation in
+``<user data dir>/hash_salt`` (hosts that must produce the same hashes share one ``METERLINE_HASH_SALT``).
 Keys that are not schema fields become ``attributes`` (flat string -> scalar map, bounded).
 """
 
@@ -16,7 +19,11 @@ import logging
 import math
 import os
 import re
+import secrets
+import threading
+import time
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from meterline.event import MAX_ATTRIBUTES, MAX_STRING, MAX_TAGS
@@ -61,6 +68,8 @@ _ALIASES = {
     "subscriber.credential": "credential_value",
     "subscriber_credential": "credential_value",
     "credential": "credential_value",
+    "credential.name": "credential_name",
+    "credential.value": "credential_value",
     "organization.id": "organization_id",
     "organization_name": "organization_id",
     "organization.name": "organization_id",
@@ -103,9 +112,69 @@ class MetadataError(ValueError):
 
 
 def hash_credential(value: str) -> str:
-    """Salted HMAC-SHA256 of a credential value (``METERLINE_HASH_SALT``); the value itself is never kept."""
-    salt = os.environ.get("METERLINE_HASH_SALT", "meterline-v1").encode()
-    return hmac.new(salt, value.encode(), hashlib.sha256).hexdigest()[:32]
+    """Salted HMAC-SHA256 of a credential value; the value itself is never kept."""
+    return hmac.new(hash_salt(), value.encode("utf-8", "surrogatepass"), hashlib.sha256).hexdigest()[:32]
+
+
+_salt_cache: dict[str, bytes] = {}
+_salt_lock = threading.Lock()
+
+
+def hash_salt() -> bytes:
+    """``METERLINE_HASH_SALT``, else this installation's own random salt (``hash_salt`` in the user data dir,
+    created on first use with mode 0600). There is no public default: a hash made with a published salt
+    could be reversed for short or common keys by anyone."""
+    env = os.environ.get("METERLINE_HASH_SALT")
+    if env:
+        return env.encode()
+    from meterline.config import data_dir
+
+    path = data_dir() / "hash_salt"
+    key = str(path)
+    cached = _salt_cache.get(key)
+    if cached is not None:
+        return cached
+    with _salt_lock:
+        salt = _load_or_create_salt(path)
+        _salt_cache[key] = salt
+    return salt
+
+
+def _load_or_create_salt(path: Path) -> bytes:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        pass
+    except OSError as exc:  # a read-only home: a per-process salt still never publishes anything
+        logger.warning("meterline: cannot create %s (%s); credential hashes differ per process", path, exc)
+        return secrets.token_hex(32).encode()
+    else:
+        try:
+            os.write(fd, secrets.token_hex(32).encode())
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    for _ in range(50):  # another process may be writing it right now
+        try:
+            salt = path.read_bytes().strip()
+        except OSError as exc:
+            logger.warning("meterline: cannot read %s (%s); credential hashes differ per process", path, exc)
+            return secrets.token_hex(32).encode()
+        if salt:
+            return salt
+        time.sleep(0.01)
+    return secrets.token_hex(32).encode()
+
+
+def _under_credential(key: str) -> bool:
+    """A key inside a credential mapping (``subscriber.credential.extra``) or named like a secret part of one
+    (``credential_token``): never stored, whatever its value."""
+    parts = [p.lower() for p in key.replace("-", "_").split(".")]
+    if "credential" in parts[:-1] or "subscriber_credential" in parts[:-1]:
+        return True
+    last = parts[-1]
+    return last.startswith(("credential_", "subscriber_credential_")) or last in ("credential", "credentials")
 
 
 def _flatten(fields: Mapping[str, Any], prefix: str, out: dict[str, Any]) -> None:
@@ -169,11 +238,16 @@ def _one(out: dict[str, Any], name: str, value: Any, raw_key: str) -> None:
     elif name == "attributes":
         if not isinstance(value, Mapping):
             raise MetadataError(raw_key, "must be a mapping of names to scalar values")
-        attrs = out.setdefault("attributes", {})
         for k, v in value.items():
-            attrs[str(k)] = _scalar(f"attributes.{k}", v)
+            if _under_credential(str(k)):
+                logger.warning("meterline: attribute %r under a credential is not stored", str(k))
+                continue
+            out.setdefault("attributes", {})[str(k)] = _scalar(f"attributes.{k}", v)
     elif name in _OWNED:
         raise MetadataError(raw_key, "is measured by meterline and cannot be set through metadata")
+    elif _under_credential(raw_key) or _under_credential(name):
+        # only a credential's name and the hash of its value are kept; the rest may be secret
+        logger.warning("meterline: metadata key %r under a credential is not stored", raw_key)
     else:
         out.setdefault("attributes", {})[raw_key] = _scalar(raw_key, value)
 

@@ -357,6 +357,11 @@ class ExportingSink:
     def description(self) -> str:
         return str(getattr(self.inner, "description", type(self.inner).__name__))
 
+    @property
+    def last_rejections(self) -> list[Any]:
+        """The destination's per-event rejections of the last write (the delivery dead-letters them)."""
+        return list(getattr(self.inner, "last_rejections", None) or [])
+
     def write(self, events: Sequence[UsageEvent]) -> int:
         rejected = int(self.inner.write(events))
         try:

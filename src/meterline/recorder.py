@@ -2,38 +2,40 @@
 
 Shape (after sentry-python's worker and OpenTelemetry's BatchSpanProcessor):
 - ``submit`` never blocks and never raises: a bounded deque; when full it returns False and counts
-  the drop (``stats()["dropped_queue_full"]``).
+  the drop (``stats()["dropped_queue_full"]``). In durable mode (``durable=``) the event goes through the
+  append-only local log first (see :mod:`meterline.durable`).
 - one daemon thread wakes every ``flush_interval`` seconds, or as soon as a batch is full or a flush is
   asked for, prices the events (off the caller's thread), applies the environment fallbacks and writes
-  batches of ``batch_size``.
-- a failed write is retried with clamped exponential backoff (a sink's Retry-After is a minimum, capped
-  at ``backoff_max``); after ``max_retries`` the batch goes to the disk spool and is replayed, with the
-  same ids, once the sink takes writes again.
-- ``flush(timeout)`` waits until everything submitted before it is written or spooled; ``shutdown``
-  flushes with a deadline and stops the thread; an ``atexit`` hook does the same at interpreter exit.
-- after ``os.fork()`` the child starts with an empty queue and a new thread (the parent still owns the
-  events it had accepted, so nothing is sent twice).
+  batches of ``batch_size`` (see :mod:`meterline.delivery`: retries, splitting a refused batch to find the
+  culprit, dead letters).
+- a batch the destination cannot take while it is down goes to the disk spool (one per destination). The
+  spool is replayed, with the same ids, at start and continuously at full speed while the destination is
+  up, interleaved with fresh events; a destination that is down is probed again within ~2 s.
+- ``flush(timeout)`` waits until everything submitted before it is written, spooled or dead-lettered, and
+  is False when some of it was lost; ``shutdown`` flushes, then replays the spool, within one deadline and
+  stops the thread. :mod:`meterline.lifecycle` runs it at interpreter exit and at the end of
+  ``multiprocessing`` children, and resets the recorder in a forked child.
 """
 
 from __future__ import annotations
 
-import atexit
 import collections
 import logging
 import os
-import random
 import threading
 import time
-import weakref
 from collections.abc import Callable, Sequence
-from typing import Any
+from pathlib import Path
 
-from meterline import _errors
+from meterline import _errors, lifecycle
 from meterline import content as _content
+from meterline.deadletter import DeadLetters
+from meterline.delivery import Deliverer
+from meterline.durable import DurableLog
 from meterline.event import UsageEvent
 from meterline.metadata import environment_fallbacks
 from meterline.pricing import Pricer, get_pricer
-from meterline.sinks.base import Sink, SinkError
+from meterline.sinks.base import Sink
 from meterline.spool import Spool
 
 logger = logging.getLogger("meterline")
@@ -41,15 +43,19 @@ logger = logging.getLogger("meterline")
 COUNTERS = (
     "submitted",  # accepted by submit() (computed: taken by the worker + still queued)
     "written",  # stored by the sink (including replays)
-    "rejected",  # refused by the sink as invalid (logged with the reason)
+    "rejected",  # refused by the sink as invalid (logged with the reason, dead-lettered)
+    "dead_lettered",  # events the destination will never take, kept in the dead-letter file with the reason
     "dropped_queue_full",
     "dropped_oversize",
-    "dropped_sink_failure",  # could not be written nor spooled
+    "dropped_sink_failure",  # could not be written, spooled nor dead-lettered: lost
     "spooled",
     "replayed",
     "retries",
     "unpriced",
+    "recovered",  # events read back from the durable log of a dead process
 )
+
+DURABLE_RESCAN = 2.0  # seconds between two looks for durable logs left by dead processes
 
 
 class Recorder:
@@ -59,6 +65,9 @@ class Recorder:
         *,
         pricer: Pricer | None = None,
         spool: Spool | None = None,
+        dead_letters: DeadLetters | None = None,
+        durable_dir: str | os.PathLike[str] | None = None,
+        fsync_interval: float = 0.05,
         queue_size: int = 100_000,
         batch_size: int = 500,
         flush_interval: float = 1.0,
@@ -77,23 +86,41 @@ class Recorder:
         self.queue_size = queue_size
         self.batch_size = batch_size
         self.flush_interval = flush_interval
-        self.max_retries = max_retries
-        self.backoff_base = backoff_base
-        self.backoff_max = backoff_max
         self.max_event_bytes = max_event_bytes
         self.exit_timeout = exit_timeout
         self.before_write = before_write
         self._counts = dict.fromkeys(COUNTERS, 0)
+        self._delivery = Deliverer(
+            sink,
+            self._counts,
+            dead_letters=dead_letters,
+            max_retries=max_retries,
+            backoff_base=backoff_base,
+            backoff_max=backoff_max,
+        )
+        self.durable = (
+            DurableLog(durable_dir, self._from_log, fsync_interval=fsync_interval) if durable_dir is not None else None
+        )
+        if spool is not None:
+            spool.on_invalid_line = self._delivery.dead_letter_raw
+        if self.durable is not None:
+            self.durable.on_invalid_line = self._delivery.dead_letter_raw
         self._closed = False
         self._init_runtime()
-        self._atexit = _register_exit(self)
-        _live.add(self)
+        self._atexit = lifecycle.track(self)
+        if self._has_backlog():  # replay at start: a spool or a dead process's log waits for this destination
+            self._wakeup.set()
+            self._ensure_thread()
+
+    @property
+    def dead_letters(self) -> DeadLetters | None:
+        return self._delivery.dead_letters
 
     # -- runtime state, rebuilt after fork -------------------------------------------------------
     def _init_runtime(self) -> None:
-        # events, and _FlushMarker objects that flush() appends: a marker is reached only after everything
-        # submitted before it has been written or spooled, with no shared counter to race on
-        self._queue: collections.deque[UsageEvent | _FlushMarker] = collections.deque()
+        # events, and markers that flush() or the durable log append: a marker is reached only after
+        # everything queued before it has been written, spooled or dead-lettered
+        self._queue: collections.deque[UsageEvent | _Marker] = collections.deque()
         self._lock = threading.Lock()
         self._wakeup = threading.Event()
         self._stop = False
@@ -101,12 +128,23 @@ class Recorder:
         self._thread: threading.Thread | None = None
         self._pid = os.getpid()
         self._taken = 0  # events the worker took off the queue (submitted = taken + queued)
-        self._deadline: float | None = None  # set by shutdown: retries must not outlive it
-        self._sink_down_until = 0.0
+        self._spool_maybe = True  # the spool may hold files (cleared by a replay pass that finds none)
+        self._next_rescan = 0.0
+        self._segment_losses = 0  # losses when the previous durable segment marker was reached
+        self._strikes: dict[str, int] = {}  # spool file -> times it failed while later files went through
 
     def _after_fork_in_child(self) -> None:
+        reset_sink = getattr(self.sink, "after_fork_in_child", None)
+        if reset_sink is not None and self._pid != os.getpid():
+            try:
+                reset_sink()
+            except Exception as exc:  # noqa: BLE001 - a fork must never fail because of meterline
+                _errors.report("sink after fork", exc, reraise=False)
         self._init_runtime()
-        self._counts = dict.fromkeys(COUNTERS, 0)
+        self._counts.clear()
+        self._counts.update(dict.fromkeys(COUNTERS, 0))
+        if self.durable is not None:
+            self.durable.after_fork_in_child()
 
     def _ensure_thread(self) -> None:
         with self._lock:
@@ -114,8 +152,17 @@ class Recorder:
                 return
             if self._closed:
                 return
+            lifecycle.register_child_exit(self)
             self._thread = threading.Thread(target=self._run, name="meterline-recorder", daemon=True)
             self._thread.start()
+
+    def _has_backlog(self) -> bool:
+        try:
+            if self.spool is not None and self.spool.pending_files():
+                return True
+            return self.durable is not None and self.durable.directory.is_dir()
+        except OSError:
+            return False
 
     # -- caller side ----------------------------------------------------------------------------
     def submit(self, event: UsageEvent) -> bool:
@@ -126,6 +173,16 @@ class Recorder:
         if self._pid != os.getpid():
             self._after_fork_in_child()
         q = self._queue
+        durable = self.durable
+        if durable is not None:
+            if len(q) + durable.pending() >= self.queue_size:
+                with self._lock:
+                    self._counts["dropped_queue_full"] += 1
+                return False
+            durable.append(event)  # the log writer commits it and hands it on to the queue
+            if self._thread is None:
+                self._ensure_thread()
+            return True
         if len(q) >= self.queue_size:
             with self._lock:  # rare path; the count must be exact across threads
                 self._counts["dropped_queue_full"] += 1
@@ -137,25 +194,46 @@ class Recorder:
             self._wakeup.set()
         return True
 
+    def _from_log(self, events: list[UsageEvent], closed: Path | None) -> None:
+        """The durable log committed ``events`` (and maybe closed a segment): queue them for delivery."""
+        self._queue.extend(events)
+        if closed is not None:
+            self._queue.append(_SegmentMarker(closed))
+        if len(self._queue) >= self.batch_size or closed is not None:
+            self._wakeup.set()
+
     def flush(self, timeout: float | None = 5.0) -> bool:
-        """Wait until every event submitted so far is written (or spooled). True when done in time."""
+        """Wait until every event submitted so far is written, spooled or dead-lettered. True when done in
+        time and nothing of it was lost."""
         if self._pid != os.getpid():
             self._after_fork_in_child()
+        if self.durable is not None:
+            self.durable.sync()
         if not self._queue and not self._busy:
             return True
-        marker = _FlushMarker()
+        marker = _FlushMarker(self._counts["dropped_sink_failure"])
         self._queue.append(marker)  # markers bypass the size bound: they carry no data
         self._ensure_thread()
         self._wakeup.set()
-        return marker.done.wait(timeout)
+        return marker.done.wait(timeout) and marker.lost_after == marker.lost_before
 
     def shutdown(self, timeout: float | None = 5.0) -> bool:
-        """Flush within ``timeout``, stop the thread and close the sink. Events still queued after the
-        deadline are spooled when a spool is configured, else counted as lost. Idempotent."""
+        """Flush, then replay the spool, within ``timeout``; stop the thread and close the sink. Events
+        still queued after the deadline are spooled when a spool is configured, else counted as lost.
+        Idempotent."""
         if self._closed:
             return True
+        if self._pid != os.getpid():
+            self._after_fork_in_child()
         deadline = None if timeout is None else time.monotonic() + timeout
-        self._deadline = deadline
+        self._delivery.deadline = deadline
+        if self.durable is not None:
+            try:
+                self.durable.close()
+            except Exception as exc:  # noqa: BLE001 - meterline must never raise into the caller
+                _errors.report("durable log close", exc, reraise=False)
+        if self._spool_maybe and self.spool is not None:
+            self._ensure_thread()  # the final replay runs on the worker
         ok = self.flush(timeout)
         self._closed = True
         self._stop = True
@@ -170,8 +248,7 @@ class Recorder:
             self.sink.close()
         except Exception as exc:  # noqa: BLE001 - meterline must never raise into the caller or kill its worker
             _errors.report("sink.close", exc, reraise=False)
-        _unregister_exit(self._atexit)
-        _live.discard(self)
+        lifecycle.untrack(self, self._atexit)
         return ok
 
     def _abandon_queue(self) -> None:
@@ -181,8 +258,8 @@ class Recorder:
                 item = self._queue.popleft()
             except IndexError:
                 break
-            if isinstance(item, _FlushMarker):
-                item.done.set()
+            if isinstance(item, _Marker):
+                item.reached(self)
             else:
                 leftover.append(item)
         if leftover:
@@ -190,35 +267,75 @@ class Recorder:
             self._spool_or_drop(leftover)
 
     def stats(self) -> dict[str, int]:
+        """Counters; never raises (a broken spool directory shows up as ``spool_errors``)."""
         out = dict(self._counts)
-        queued = sum(1 for item in list(self._queue) if not isinstance(item, _FlushMarker))
+        try:
+            queued = sum(1 for item in list(self._queue) if not isinstance(item, _Marker))
+            if self.durable is not None:
+                queued += self.durable.pending()
+        except Exception:  # noqa: BLE001 - stats() must never raise
+            queued = 0
         out["submitted"] = self._taken + queued
         out["queued"] = queued
-        out["spool_files"] = self.spool.pending_files() if self.spool else 0
+        out["spool_files"] = 0
+        out["spool_errors"] = 0
+        if self.spool is not None:
+            try:
+                out["spool_files"] = self.spool.pending_files()
+            except Exception:  # noqa: BLE001 - stats() must never raise
+                self.spool.errors += 1
+            out["spool_errors"] = self.spool.errors
+        out["durable_errors"] = self.durable.errors if self.durable is not None else 0
+        dl = self.dead_letters
+        out["dead_letter_errors"] = dl.errors if dl is not None else 0
         return out
 
     # -- worker side ----------------------------------------------------------------------------
     def _run(self) -> None:
         while True:
-            self._wakeup.wait(self.flush_interval)
+            timeout = self.flush_interval
+            down_for = self._delivery.down_until - time.monotonic()
+            if self._spool_maybe and self.spool is not None and down_for > 0:
+                timeout = min(timeout, down_for + 0.01)  # probe the destination again when the delay is over
+            self._wakeup.wait(timeout)
             self._wakeup.clear()
             try:
                 self._drain()
-                if self.spool is not None and time.monotonic() >= self._sink_down_until:
-                    self._replay_one()
+                self._recover_durable()
+                self._replay()
             except Exception as exc:  # noqa: BLE001 - meterline must never raise into the caller or kill its worker
                 _errors.report("recorder worker", exc, reraise=False)
             if self._stop and not self._queue:
+                try:
+                    self._recover_durable(force=True)  # logs of processes that died meanwhile (pool workers)
+                    self._drain()
+                    self._final_replay()
+                except Exception as exc:  # noqa: BLE001
+                    _errors.report("recorder worker", exc, reraise=False)
                 return
 
-    def _take(self) -> tuple[list[UsageEvent], _FlushMarker | None]:
-        """Up to batch_size events, stopping early at a flush marker (returned to be set after the write)."""
+    def _final_replay(self) -> None:
+        """At shutdown: replay the spool, and while the destination is down keep probing it until the
+        exit deadline (a collector restarting as the app ends still gets every event)."""
+        deadline = self._delivery.deadline
+        while True:
+            self._replay(final=True)
+            if not self._spool_maybe or deadline is None:
+                return
+            now = time.monotonic()
+            if now >= deadline:
+                return
+            wait = self._delivery.down_until - now if self._delivery.is_down() else 0.05
+            time.sleep(min(max(wait, 0.01), deadline - now))
+
+    def _take(self) -> tuple[list[UsageEvent], _Marker | None]:
+        """Up to batch_size events, stopping early at a marker (returned, to be reached after the write)."""
         batch: list[UsageEvent] = []
         q = self._queue
         try:
             while len(batch) < self.batch_size:
                 item = q.popleft()
-                if isinstance(item, _FlushMarker):
+                if isinstance(item, _Marker):
                     return batch, item
                 batch.append(item)
         except IndexError:
@@ -236,12 +353,14 @@ class Recorder:
                 try:
                     batch = self._prepare(taken)
                     if batch:
-                        self._write_with_retry(batch)
+                        self._write(batch)
                 finally:
                     if marker is not None:
-                        marker.done.set()
+                        marker.reached(self)
             finally:
                 self._busy = False
+            if self._queue and self._spool_maybe:
+                self._replay(one_file=True)  # a queue that never empties must not starve the spool
 
     def _prepare(self, batch: list[UsageEvent]) -> list[UsageEvent]:
         """Price, apply environment fallbacks and the user's hook; drop oversize events (counted)."""
@@ -275,86 +394,127 @@ class Recorder:
             out.append(event)
         return out
 
-    def _backoff(self, attempt: int, hint: float | None) -> float:
-        delay: float = min(self.backoff_base * (2**attempt), self.backoff_max)
-        delay *= 0.5 + random.random() / 2  # jitter: replicas must not retry in lockstep
-        if hint is not None:
-            delay = max(delay, min(hint, self.backoff_max))
-        return delay
-
-    def _write_with_retry(self, batch: Sequence[UsageEvent]) -> None:
-        if time.monotonic() < self._sink_down_until and self.spool is not None:
-            self._spool_or_drop(batch)  # the sink just failed hard: do not stall every batch on it
+    def _write(self, batch: Sequence[UsageEvent]) -> None:
+        if self.spool is not None and self._delivery.is_down() and not self._stop:
+            self._spool_or_drop(batch)  # the destination just failed: do not stall every batch on it
             return
-        attempt = 0
-        while True:
-            try:
-                rejected = self.sink.write(batch)
-            except SinkError as exc:
-                if exc.retryable and attempt < self.max_retries:
-                    delay = self._backoff(attempt, exc.retry_after)
-                    if self._deadline is not None and time.monotonic() + delay > self._deadline:
-                        self._spool_or_drop(batch)
-                        return
-                    attempt += 1
-                    self._counts["retries"] += 1
-                    logger.warning("meterline: write to %s failed (%s); retry in %.2fs", _desc(self.sink), exc, delay)
-                    time.sleep(delay)
-                    continue
-                logger.error("meterline: write to %s failed: %s", _desc(self.sink), exc)
-                self._sink_down_until = time.monotonic() + self.backoff_max
-                self._spool_or_drop(batch)
-                return
-            except Exception as exc:  # noqa: BLE001 - meterline must never raise into the caller or kill its worker
-                _errors.report(f"sink {_desc(self.sink)}", exc, reraise=False)
-                self._spool_or_drop(batch)
-                return
-            self._sink_down_until = 0.0
-            self._counts["written"] += len(batch) - rejected
-            self._counts["rejected"] += rejected
-            return
+        leftover = self._delivery.deliver(batch)
+        if leftover:
+            self._spool_or_drop(leftover)
 
     def _spool_or_drop(self, batch: Sequence[UsageEvent]) -> None:
         if self.spool is not None and self.spool.append(batch):
             self._counts["spooled"] += len(batch)
+            self._spool_maybe = True
             return
         self._counts["dropped_sink_failure"] += len(batch)
-        logger.error("meterline: %d events lost: the sink failed and the spool is full or off", len(batch))
+        logger.error("meterline: %d events lost: the sink failed and the spool is full, broken or off", len(batch))
 
-    def _replay_one(self) -> None:
-        """Replay one spool file per wake-up, so fresh events are never held up for long."""
-        assert self.spool is not None
-        item = self.spool.claim_one()
-        if item is None:
+    def _replay(self, *, final: bool = False, one_file: bool = False) -> None:
+        """Replay spool files, oldest first, while the destination takes them; yield to fresh events.
+
+        A file's culprit events are dead-lettered by the delivery, so one bad file never blocks the others.
+        A file the destination failed as a whole is put back: when the destination failed (connection
+        refused, a bad key) the pass ends; when the failure is unclear (a 5xx) the pass goes on with the
+        next files, and a file that failed while later ones went through is blamed on its second such
+        failure (its events dead-lettered)."""
+        spool = self.spool
+        if spool is None or not self._spool_maybe:
             return
-        path, events = item
-        if not events:
-            self.spool.done(path)
+        if self._delivery.is_down() and not final:
             return
+        found = False
+        unclear_in_a_row = 0
+        failed_this_pass: list[str] = []
+        claims = spool.claim()
         try:
-            rejected = self.sink.write(events)
-        except Exception as exc:  # noqa: BLE001 - meterline must never raise into the caller or kill its worker
-            self.spool.release(path)
-            self._sink_down_until = time.monotonic() + self.backoff_max
-            if not isinstance(exc, SinkError):
-                _errors.report("spool replay", exc, reraise=False)
+            for path, events in claims:
+                found = True
+                name = _spool_name(path)
+                blame = self._strikes.get(name, 0) >= 2
+                leftover = self._delivery.deliver(events, retries=False, blame=blame)
+                if events and len(leftover) == len(events):
+                    spool.release(path)
+                    if self._delivery.destination_failed or unclear_in_a_row >= 2:
+                        return  # the destination is down: try again after the probe delay
+                    unclear_in_a_row += 1
+                    failed_this_pass.append(name)
+                    continue
+                if leftover and not spool.append(leftover):
+                    spool.release(path)  # keep the whole file; a replay is idempotent
+                    return
+                spool.done(path)
+                self._strikes.pop(name, None)
+                self._counts["replayed"] += len(events) - len(leftover)
+                unclear_in_a_row = 0
+                for failed in failed_this_pass:  # they failed, this one went through: a witness against them
+                    self._strikes[failed] = self._strikes.get(failed, 0) + 1
+                failed_this_pass.clear()
+                if leftover:
+                    return
+                if self._delivery.deadline is not None and time.monotonic() > self._delivery.deadline:
+                    return
+                if (self._queue and not final) or one_file:
+                    self._wakeup.set()  # fresh events first, then on with the spool at once
+                    return
+        finally:
+            claims.close()
+        if found:
+            self._wakeup.set()  # files may have arrived meanwhile: look again at once
+        else:
+            self._spool_maybe = False
+
+    def _recover_durable(self, *, force: bool = False) -> None:
+        """Queue the events of durable logs whose writer process died (at start, then every few seconds)."""
+        if self.durable is None or (time.monotonic() < self._next_rescan and not force):
             return
-        self.spool.done(path)
-        self._counts["replayed"] += len(events)
-        self._counts["written"] += len(events) - rejected
-        self._counts["rejected"] += rejected
-        self._wakeup.set()  # more files may wait
+        self._next_rescan = time.monotonic() + DURABLE_RESCAN
+        for path, events in self.durable.recover():
+            self._counts["recovered"] += len(events)
+            self._queue.extend(events)
+            self._queue.append(_SegmentMarker(path))
+        if self._queue:
+            self._wakeup.set()
 
 
-class _FlushMarker:
-    __slots__ = ("done",)
+def _spool_name(claimed: Path) -> str:
+    return claimed.name.partition(".claimed-")[0]
 
-    def __init__(self) -> None:
+
+class _Marker:
+    __slots__ = ()
+
+    def reached(self, recorder: Recorder) -> None:
+        raise NotImplementedError
+
+
+class _FlushMarker(_Marker):
+    __slots__ = ("done", "lost_after", "lost_before")
+
+    def __init__(self, lost_before: int) -> None:
         self.done = threading.Event()
+        self.lost_before = lost_before
+        self.lost_after = lost_before
+
+    def reached(self, recorder: Recorder) -> None:
+        self.lost_after = recorder._counts["dropped_sink_failure"]
+        self.done.set()
 
 
-def _desc(sink: Sink) -> str:
-    return getattr(sink, "description", type(sink).__name__)
+class _SegmentMarker(_Marker):
+    """Everything of one durable-log segment queued before this marker has been handled: delete it."""
+
+    __slots__ = ("path",)
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def reached(self, recorder: Recorder) -> None:
+        lost = recorder._counts["dropped_sink_failure"]
+        complete = lost == recorder._segment_losses
+        recorder._segment_losses = lost
+        if recorder.durable is not None:
+            recorder.durable.delivered(self.path, complete)
 
 
 def _large(event: UsageEvent) -> bool:
@@ -365,32 +525,3 @@ def _wire_size(event: UsageEvent) -> int:
     import json
 
     return len(json.dumps(event.to_wire(), default=str))
-
-
-# -- process-wide hooks: atexit and fork -----------------------------------------------------------
-_live: weakref.WeakSet[Recorder] = weakref.WeakSet()
-
-
-def _register_exit(recorder: Recorder) -> Any:
-    ref = weakref.ref(recorder)
-
-    def _at_exit() -> None:
-        r = ref()
-        if r is not None:
-            r.shutdown(r.exit_timeout)
-
-    atexit.register(_at_exit)
-    return _at_exit
-
-
-def _unregister_exit(hook: Any) -> None:
-    atexit.unregister(hook)
-
-
-def _after_fork() -> None:
-    for r in list(_live):
-        r._after_fork_in_child()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork)

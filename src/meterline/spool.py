@@ -4,6 +4,9 @@ with the same event ids (sinks are idempotent, so a replay never double-counts).
 Files are written atomically (temp file + rename). Several processes may share one spool directory:
 a replayer claims a file by renaming it, and claims left by a dead process are taken back.
 The spool is bounded (``max_bytes``); a batch that does not fit is refused and counted by the caller.
+Every error (a directory that cannot be made, a file that cannot be read, a corrupt line) is counted in
+``errors`` and logged, never raised; an unreadable file is set aside (``*.bad``) so it never blocks newer ones.
+The recorder keeps one spool per destination (see :func:`meterline.config.destination_key`).
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Generator, Sequence
+from collections.abc import Callable, Generator, Sequence
 from pathlib import Path
 
 from meterline.event import EventValidationError, UsageEvent
@@ -31,11 +34,22 @@ class Spool:
         self.max_bytes = max_bytes
         self._seq = itertools.count()
         self._lock = threading.Lock()
+        self.errors = 0
+        # called with (line, reason) for a line that no longer reads as an event: the recorder dead-letters it
+        self.on_invalid_line: Callable[[str, str], None] | None = None
+
+    def _error(self, what: str, exc: BaseException) -> None:
+        self.errors += 1
+        if self.errors <= 20:  # a broken disk must not flood the logs
+            logger.error("meterline: spool %s: %s: %s", self.directory, what, exc)
 
     def _files(self) -> list[Path]:
         try:
             return sorted(p for p in self.directory.iterdir() if p.name.endswith(_SUFFIX))
         except FileNotFoundError:
+            return []
+        except OSError as exc:  # not a directory, no permission
+            self._error("cannot list", exc)
             return []
 
     def size_bytes(self) -> int:
@@ -43,8 +57,8 @@ class Spool:
         for p in self._files():
             try:
                 total += p.stat().st_size
-            except FileNotFoundError:
-                pass
+            except OSError:
+                pass  # replayed meanwhile
         return total
 
     def pending_files(self) -> int:
@@ -67,14 +81,14 @@ class Spool:
                     os.fsync(f.fileno())
                 os.replace(tmp, self.directory / name)
             except OSError as exc:
-                logger.error("meterline: cannot write spool file in %s: %s", self.directory, exc)
+                self._error("cannot write a spool file", exc)
                 return False
         return True
 
     def _reclaim_stale(self) -> None:
         try:
             entries = list(self.directory.iterdir())
-        except FileNotFoundError:
+        except OSError:
             return
         for p in entries:
             if _CLAIM not in p.name:
@@ -106,17 +120,27 @@ class Spool:
                 continue  # another process took it
             events: list[UsageEvent] = []
             try:
-                text = claimed.read_text(encoding="utf-8")
-            except OSError:
+                text = claimed.read_bytes().decode("utf-8", errors="replace")
+            except OSError as exc:
+                self._error(f"cannot read {path.name} (set aside as .bad)", exc)
+                self._set_aside(claimed, path)
                 continue
             for n, line in enumerate(text.splitlines(), 1):
                 if not line.strip():
                     continue
                 try:
                     events.append(UsageEvent.from_wire(json.loads(line)))
-                except (ValueError, EventValidationError) as exc:
-                    logger.error("meterline: spool file %s line %d skipped: %s", path.name, n, exc)
+                except (ValueError, TypeError, RecursionError, EventValidationError) as exc:
+                    self._error(f"{path.name} line {n} set aside", exc)
+                    if self.on_invalid_line is not None:
+                        self.on_invalid_line(line, f"spool line no longer valid: {exc}")
             yield claimed, events
+
+    def _set_aside(self, claimed: Path, path: Path) -> None:
+        try:
+            os.replace(claimed, path.with_name(path.name + ".bad"))
+        except OSError:
+            pass
 
     @staticmethod
     def done(claimed: Path) -> None:

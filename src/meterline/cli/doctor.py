@@ -25,7 +25,8 @@ def _version(dist: str) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from meterline import __version__
-    from meterline.config import data_dir, destination_kind, resolve_destination
+    from meterline.config import delivery_state_dir, destination_kind, resolve_destination
+    from meterline.deadletter import DeadLetters
     from meterline.integrations import INTEGRATIONS, available
     from meterline.spool import Spool
 
@@ -48,8 +49,15 @@ def run(args: argparse.Namespace) -> int:
     except Exception as exc:  # noqa: BLE001 - doctor reports every failure as text
         problems += 1
         print(f"store            PROBLEM: {exc}")
-    spool = Spool(data_dir() / "spool")
-    print(f"spool            {spool.directory} ({spool.pending_files()} files waiting)")
+    try:
+        local = delivery_state_dir(dest)
+        spool = Spool(local / "spool")
+        print(f"spool            {spool.directory} ({spool.pending_files()} files waiting)")
+        letters = DeadLetters(local / "deadletter.jsonl")
+        print(f"dead letters     {letters.path} ({sum(1 for _ in letters.read())} events)")
+    except Exception as exc:  # noqa: BLE001 - doctor reports every failure as text
+        problems += 1
+        print(f"spool            PROBLEM: {exc}")
     ready = set(available())
     for name, (_, library) in INTEGRATIONS.items():
         state = "ready" if name in ready else "library not installed"

@@ -4,7 +4,11 @@ The body is gzip JSON ``{"events": [...]}`` with ``Authorization: Bearer <key>``
 idempotent on the event id, so a retried or replayed batch never double-counts.
 Failures: network errors, 5xx, 408 and 429 are retryable (``Retry-After`` passed on as a hint); other
 4xx are not (a bad key, a bad request); 413 splits the batch in two and sends the halves. Events the
-collector rejects as invalid are logged and returned as the count.
+collector rejects as invalid are logged, returned as the count and kept in ``last_rejections`` (the
+recorder dead-letters them). 400/413/422 for a whole batch blame the batch's content and a 500 is unclear
+(see :class:`SinkError` ``data_fault``): the recorder splits such a batch to find the culprit.
+A 5xx is unclear: retried first, then split, and an event is blamed only when the collector took the
+other part of the batch.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from meterline.sinks.base import SinkError
 logger = logging.getLogger("meterline")
 
 RETRYABLE_STATUS = frozenset({408, 429})
+DATA_FAULT_STATUS = frozenset({400, 413, 422})
 
 
 def retry_after_seconds(value: str | None) -> float | None:
@@ -58,6 +63,7 @@ class HttpSink:
         self._path = url.path.rstrip("/") + "/v1/events"
         self._conn: http.client.HTTPConnection | None = None
         self._lock = threading.Lock()
+        self.last_rejections: list[dict[str, Any]] = []
 
     @property
     def description(self) -> str:
@@ -103,6 +109,10 @@ class HttpSink:
         raise AssertionError("unreachable")
 
     def write(self, events: Sequence[UsageEvent]) -> int:
+        self.last_rejections = []
+        return self._write(events)
+
+    def _write(self, events: Sequence[UsageEvent]) -> int:
         if not events:
             return 0
         doc = {"events": [e.to_wire(compact=True) for e in events]}
@@ -113,25 +123,33 @@ class HttpSink:
         detail = error_detail(data)
         if status == 413 and len(events) > 1:  # the collector's limits are lower than our batch size
             half = len(events) // 2
-            return self.write(events[:half]) + self.write(events[half:])
+            return self._write(events[:half]) + self._write(events[half:])
         retryable = status >= 500 or status in RETRYABLE_STATUS
         raise SinkError(
             f"{self.destination} answered {status}: {detail}",
             retryable=retryable,
             retry_after=retry_after_seconds(headers.get("retry-after")),
+            # a 5xx may come from one unstorable event (an older collector answers 503 for a store error)
+            data_fault=True if status in DATA_FAULT_STATUS else None if status >= 500 else False,
         )
 
     def _rejections(self, data: bytes) -> int:
         try:
             result: Any = json.loads(data)
             rejected = result.get("rejected") or []
-        except (ValueError, AttributeError):
+            self.last_rejections.extend(r for r in rejected if isinstance(r, dict))
+        except (ValueError, AttributeError, TypeError):
             return 0
         for r in rejected[:5]:
             logger.warning(
                 "meterline: collector rejected event %s: %s: %s", r.get("id"), r.get("field"), r.get("reason")
             )
         return len(rejected)
+
+    def after_fork_in_child(self) -> None:
+        """The parent's kept-alive connection (and maybe its lock) must not be shared: start afresh."""
+        self._lock = threading.Lock()
+        self._conn = None  # the child's copy of the socket closes with it; the parent's stays open
 
     def close(self) -> None:
         with self._lock:

@@ -1,0 +1,298 @@
+"""Durable mode (``init(durability="disk")``): every recorded event is in an append-only local log before
+it is delivered, so a process killed with SIGKILL (or ending with ``os._exit``) loses at most the events
+recorded during the last fsync interval.
+
+- The caller only appends the event to an in-memory list (no I/O, no serialisation on its thread).
+- A log-writer thread commits twice per ``fsync_interval`` (``METERLINE_FSYNC_INTERVAL_MS``, default 50 ms,
+  the promised loss bound): it serialises everything recorded since its last turn, writes it to the
+  current segment file with one ``write`` and one ``fsync`` (group commit), then hands the events to the
+  recorder's queue. Once ``write`` returns, a SIGKILL can no longer lose them; ``fsync`` covers a crash.
+- Segments (``seg-<time>-<pid>-<n>.log`` in ``<delivery dir>/<destination key>/durable``) rotate every ten
+  seconds or 8 MB; a closed segment is deleted once the recorder has written (or spooled, or dead-lettered)
+  every event in it. A segment whose writer process is dead is replayed by the next process that starts
+  on the same destination (at ``init()``, and every few seconds after), with the same event ids, so a
+  replay of events that were delivered before the kill never double-counts.
+"""
+
+from __future__ import annotations
+
+import collections
+import itertools
+import json
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from meterline.event import EventValidationError, UsageEvent
+
+logger = logging.getLogger("meterline")
+
+_SUFFIX = ".log"
+_CLAIM = ".claimed-"
+DEFAULT_FSYNC_INTERVAL = 0.05
+
+# (events committed, a segment closed by this commit or None)
+Handoff = Callable[[list[UsageEvent], "Path | None"], None]
+
+
+def fsync_interval_from_env(default: float = DEFAULT_FSYNC_INTERVAL) -> float:
+    raw = os.environ.get("METERLINE_FSYNC_INTERVAL_MS")
+    if not raw or not raw.strip():
+        return default
+    try:
+        value = float(raw) / 1000
+    except ValueError:
+        raise ValueError(f"METERLINE_FSYNC_INTERVAL_MS={raw!r}: expected a number of milliseconds") from None
+    if not 0 < value <= 60:
+        raise ValueError(f"METERLINE_FSYNC_INTERVAL_MS={raw!r}: expected 1 to 60000 milliseconds")
+    return value
+
+
+class DurableLog:
+    def __init__(
+        self,
+        directory: str | os.PathLike[str],
+        handoff: Handoff,
+        *,
+        fsync_interval: float = DEFAULT_FSYNC_INTERVAL,
+        segment_max_bytes: int = 8 * 1024 * 1024,
+        segment_max_age: float = 10.0,
+    ) -> None:
+        if fsync_interval <= 0:
+            raise ValueError("fsync_interval must be > 0")
+        self.directory = Path(directory)
+        self.handoff = handoff
+        self.fsync_interval = fsync_interval
+        self.segment_max_bytes = segment_max_bytes
+        self.segment_max_age = segment_max_age
+        self.errors = 0
+        # called with (line, reason) for a complete line the validation refuses: the recorder dead-letters it
+        self.on_invalid_line: Callable[[str, str], None] | None = None
+        self._seq = itertools.count()
+        self._init_runtime()
+
+    def _init_runtime(self) -> None:
+        self._buf: collections.deque[UsageEvent] = collections.deque()
+        self._commit_lock = threading.Lock()
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._stop = False
+        self._fd: int | None = None
+        self._seg_path: Path | None = None
+        self._seg_bytes = 0
+        self._seg_opened = 0.0
+
+    def after_fork_in_child(self) -> None:
+        fd = self._fd
+        self._init_runtime()
+        if fd is not None:
+            try:
+                os.close(fd)  # the child's copy only; the parent keeps writing its own segment
+            except OSError:
+                pass
+
+    def _error(self, what: str, exc: BaseException) -> None:
+        self.errors += 1
+        if self.errors <= 20:
+            logger.error("meterline: durable log %s: %s: %s", self.directory, what, exc)
+
+    # -- caller side ----------------------------------------------------------------------------
+    def append(self, event: UsageEvent) -> None:
+        self._buf.append(event)  # deque.append and popleft are thread-safe: no lock on the caller's path
+        if self._thread is None:
+            self._start()
+
+    def pending(self) -> int:
+        return len(self._buf)
+
+    def _start(self) -> None:
+        with self._commit_lock:
+            if self._thread is not None or self._stop:
+                return
+            self._thread = threading.Thread(target=self._run, name="meterline-durable-log", daemon=True)
+            self._thread.start()
+
+    def sync(self) -> None:
+        """Commit now (flush() and shutdown call it): everything appended so far is on disk and handed over."""
+        self._commit()
+
+    def close(self) -> None:
+        """Commit, close the current segment (handed over for deletion once delivered) and stop the writer."""
+        self._stop = True
+        self._wake.set()
+        self._commit(rotate=True)
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(5)
+
+    # -- writer side ----------------------------------------------------------------------------
+    def _run(self) -> None:
+        # Commits start on a fixed cadence of half the interval (not "sleep, then commit", which drifts by
+        # the commit's own duration), so a thread woken late by the scheduler or the GIL still commits
+        # within the promised interval.
+        period = self.fsync_interval / 2
+        next_at = time.monotonic() + period
+        while not self._stop:
+            self._wake.wait(max(next_at - time.monotonic(), 0.0))
+            self._wake.clear()
+            next_at = max(next_at + period, time.monotonic())
+            try:
+                self._commit()
+            except Exception as exc:  # noqa: BLE001 - the writer must survive anything
+                self._error("commit failed", exc)
+
+    def _commit(self, *, rotate: bool = False) -> None:
+        with self._commit_lock:
+            buf = self._buf
+            events = [buf.popleft() for _ in range(len(buf))]
+            if events:
+                self._write(events)
+            closed: Path | None = None
+            if self._fd is not None and (
+                rotate
+                or self._seg_bytes >= self.segment_max_bytes
+                or time.monotonic() - self._seg_opened >= self.segment_max_age
+            ):
+                closed = self._close_segment()
+            if events or closed is not None:
+                self.handoff(events, closed)
+
+    def _write(self, events: list[UsageEvent]) -> None:
+        lines = []
+        for event in events:
+            try:
+                lines.append(json.dumps(event.to_wire(compact=True), separators=(",", ":"), default=str))
+            except Exception as exc:  # noqa: BLE001 - one odd event must not stop the log
+                self._error(f"event {getattr(event, 'id', '?')} not logged", exc)
+        data = ("\n".join(lines) + "\n").encode("utf-8", errors="backslashreplace")
+        try:
+            fd = self._segment()
+            view = memoryview(data)
+            while view:
+                n = os.write(fd, view)
+                view = view[n:]
+            os.fsync(fd)
+            self._seg_bytes += len(data)
+        except OSError as exc:  # the events still go on to delivery: only the SIGKILL protection is lost
+            self._error("cannot write the log", exc)
+
+    def _segment(self) -> int:
+        if self._fd is None:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            name = f"seg-{time.time_ns():020d}-{os.getpid()}-{next(self._seq):06d}{_SUFFIX}"
+            path = self.directory / name
+            self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+            self._seg_path = path
+            self._seg_bytes = 0
+            self._seg_opened = time.monotonic()
+            _fsync_dir(self.directory)  # the new file's name survives a machine crash too
+        return self._fd
+
+    def _close_segment(self) -> Path | None:
+        fd, path = self._fd, self._seg_path
+        self._fd = self._seg_path = None
+        if fd is not None:
+            try:
+                os.close(fd)
+            except OSError as exc:
+                self._error("cannot close a segment", exc)
+        return path
+
+    # -- after delivery, and at the next start ----------------------------------------------------
+    def delivered(self, segment: Path, complete: bool) -> None:
+        """Every event of ``segment`` was written, spooled or dead-lettered: delete it. When some were lost
+        (no spool), keep it for the next start to replay."""
+        if not complete:
+            _unclaim(segment)
+            return
+        try:
+            segment.unlink()
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            self._error(f"cannot delete {segment.name}", exc)
+
+    def recover(self) -> list[tuple[Path, list[UsageEvent]]]:
+        """Claim the segments of dead processes (and claims of dead replayers) with their events."""
+        try:
+            entries = sorted(self.directory.iterdir())
+        except FileNotFoundError:
+            return []
+        except OSError as exc:
+            self._error("cannot list", exc)
+            return []
+        out: list[tuple[Path, list[UsageEvent]]] = []
+        me = os.getpid()
+        for path in entries:
+            name = path.name
+            if _CLAIM in name:
+                owner = name.rpartition(_CLAIM)[2]
+                if not owner.isdigit() or int(owner) == me or _alive(int(owner)):
+                    continue
+            elif not name.endswith(_SUFFIX):
+                continue
+            else:
+                writer = name[: -len(_SUFFIX)].split("-")
+                if len(writer) < 3 or not writer[2].isdigit() or int(writer[2]) == me or _alive(int(writer[2])):
+                    continue
+            base = name.rpartition(_CLAIM)[0] if _CLAIM in name else name
+            claimed = path.with_name(f"{base}{_CLAIM}{me}")
+            try:
+                os.replace(path, claimed)
+                data = claimed.read_bytes()
+            except OSError:
+                continue  # another process took it
+            out.append((claimed, self._parse(claimed, data)))
+        return out
+
+    def _parse(self, path: Path, data: bytes) -> list[UsageEvent]:
+        events: list[UsageEvent] = []
+        for n, line in enumerate(data.decode("utf-8", errors="replace").splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                doc = json.loads(line)
+            except (ValueError, RecursionError) as exc:  # a line torn by the kill (the last one), a damaged disk
+                self._error(f"{path.name} line {n} skipped", exc)
+                continue
+            try:
+                events.append(UsageEvent.from_wire(doc))
+            except (ValueError, TypeError, EventValidationError) as exc:
+                self._error(f"{path.name} line {n} set aside", exc)
+                if self.on_invalid_line is not None:
+                    self.on_invalid_line(line, f"durable log line no longer valid: {exc}")
+        return events
+
+
+def _unclaim(segment: Path) -> None:
+    if _CLAIM in segment.name:
+        try:
+            os.replace(segment, segment.with_name(segment.name.rpartition(_CLAIM)[0]))
+        except OSError:
+            pass
+
+
+def _fsync_dir(directory: Path) -> None:
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
