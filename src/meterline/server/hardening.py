@@ -27,6 +27,7 @@ ERROR = {
     "properties": {"detail": {"description": "what is wrong (a string, or FastAPI's list of field errors)"}},
     "required": ["detail"],
 }
+COMPAT_PREFIXES = ("/meter/", "/lago/", "/openmeter/")
 _REASONS = {
     "400": "bad parameter or body (the detail names it)",
     "401": "missing, unknown or revoked API key",
@@ -98,7 +99,12 @@ def declare_errors(schema: dict[str, Any]) -> None:
     """Add the error answers every operation can give to its OpenAPI entry (in place)."""
     schema.setdefault("components", {}).setdefault("schemas", {})["ErrorDetail"] = ERROR
     ref = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorDetail"}}}}
+    # compatible-ingest routes answer errors in their client's own format (Revenium's Spring errors, Lago's
+    # validation_errors, OpenMeter's problem+json, OTLP's status): declared as "a JSON object"
+    any_object = {"type": "object", "description": "the client's own error format"}
+    client_format = {"content": {t: {"schema": any_object} for t in ("application/json", "application/problem+json")}}
     for path, item in schema.get("paths", {}).items():
+        compat = path.startswith(COMPAT_PREFIXES) or path == "/v1/traces"
         for method, op in item.items():
             codes = ["400", "405"]
             if path.startswith("/v1/"):
@@ -108,13 +114,17 @@ def declare_errors(schema: dict[str, Any]) -> None:
             if path == "/v1/events" and method == "post":
                 codes += ["413", "415", "503"]
                 _accept_bare_array(op)
-            if path in ("/v1/budgets", "/v1/keys") and method == "post":
+            if path in ("/v1/budgets", "/v1/keys", "/v1/customers", "/v1/plans") and method == "post":
                 codes.append("409")
+            if path == "/v1/traces" and method == "post":  # OTLP answers in the request's encoding
+                ok = op.setdefault("responses", {}).get("200")
+                if ok is not None:
+                    ok.setdefault("content", {}).setdefault("application/x-protobuf", {"schema": {"type": "string"}})
             responses = op.setdefault("responses", {})
             for code in codes:
                 entry = responses.setdefault(code, {"description": _REASONS[code]})
                 if "content" not in entry:
-                    entry.update(ref)
+                    entry.update(client_format if compat else ref)
 
 
 def _accept_bare_array(op: dict[str, Any]) -> None:
