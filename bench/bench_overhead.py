@@ -1,0 +1,295 @@
+"""Caller overhead on every path, side by side: bare vs meterline vs the revenium-python-sdk middleware.
+
+    PYTHONPATH=src python bench/bench_overhead.py [--calls 300] [--rounds 5] [--no-revenium] [--paths a,b]
+
+One local FakeProvider (OpenAI, Anthropic, Bedrock APIs) serves every call over real HTTP. Each side runs in
+its own process, one after the other, against that same fake:
+
+* meterline (capture_content off, then on): bare and metered blocks alternate (``instrument()`` /
+  ``uninstrument()`` between blocks), so both see the same machine state;
+* revenium-python-sdk 0.12 (installed in its own venv by this script, ``~/.cache/meterline-bench/revenium``): its
+  middlewares patch at import and cannot be removed, so that process times every path bare first, then imports
+  the middlewares and times them again. Its metering endpoint is a local stub that answers 200.
+
+Per path: p50, p99 and mean per call (µs) bare and metered, the added time and the ratio. Streams also give the
+added cost per chunk from a 1,000-chunk reply. Goals (issue 18): LiteLLM <= 20 µs added p50; every SDK path
+<= 50 µs or <= 3 % added p50 (the larger); streams <= 0.2 µs per chunk; p99 added <= 2x the p50 added.
+Absolute times differ 3x between machines; compare the columns of one run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+SRC = str(ROOT / "src")
+REVENIUM_VENV = Path(os.environ.get("METERLINE_BENCH_REVENIUM_VENV", Path.home() / ".cache/meterline-bench/revenium"))
+MSGS = [{"role": "user", "content": "What is the weather in Paris today?"}]
+BEDROCK_MODEL = "us.anthropic.claude-3-5-sonnet-20240620-v1:0"
+STREAMS = ("litellm stream", "anthropic stream", "openai chat stream", "boto3 converse_stream")
+ALL_PATHS = (
+    "litellm completion", "litellm acompletion", "litellm stream",
+    "anthropic create", "anthropic stream", "anthropic async create",
+    "openai chat", "openai responses", "openai chat stream",
+    "boto3 invoke_model", "boto3 converse", "boto3 converse_stream",
+)  # fmt: skip
+LIBRARY = {"litellm": "litellm", "anthropic": "anthropic", "openai": "openai", "boto3": "bedrock"}
+
+
+# -- the calls, built once per process from the fake provider's URLs -----------------------------
+def build_calls(urls: dict[str, str], long: bool = False) -> dict[str, Callable[[], Any]]:
+    os.environ.setdefault("AWS_ACCESS_KEY_ID", "bench")
+    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "bench")
+    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+    import anthropic
+    import boto3
+    import litellm
+    import openai
+    from botocore.config import Config
+
+    headers = {"x-fake-reply-words": "1000"} if long else {}  # one stream chunk per word: 1,000 chunks
+    loop = asyncio.new_event_loop()
+    ant = anthropic.Anthropic(base_url=urls["anthropic"], api_key="sk-bench", max_retries=0, default_headers=headers)
+    aant = anthropic.AsyncAnthropic(base_url=urls["anthropic"], api_key="sk-bench", max_retries=0)
+    oai = openai.OpenAI(base_url=urls["openai"], api_key="sk-bench", max_retries=0, default_headers=headers)
+    br = boto3.client("bedrock-runtime", region_name="us-east-1", endpoint_url=urls["bedrock"],
+                      config=Config(retries={"total_max_attempts": 1, "mode": "standard"}))  # fmt: skip
+    if long:
+        br.meta.events.register("before-sign.bedrock-runtime.*", lambda request, **_: request.headers.__setitem__(
+            "x-fake-reply-words", "1000"))  # fmt: skip
+    conv = [{"role": "user", "content": [{"text": "hello"}]}]
+    invoke_body = json.dumps({"anthropic_version": "bedrock-2023-05-31", "max_tokens": 50, "messages": MSGS})
+    lite = {"model": "openai/gpt-4o-mini", "api_base": urls["openai"], "api_key": "sk-bench", "messages": MSGS,
+            "extra_headers": headers}  # fmt: skip
+
+    def lite_stream() -> None:
+        for _ in litellm.completion(stream=True, **lite):
+            pass
+
+    def ant_stream() -> None:
+        with ant.messages.stream(model="claude-haiku-4-5", max_tokens=50, messages=MSGS) as s:  # type: ignore[arg-type]
+            for _ in s:
+                pass
+
+    def oai_stream() -> None:
+        for _ in oai.chat.completions.create(model="gpt-4o-mini", messages=MSGS, stream=True):  # type: ignore[arg-type]
+            pass
+
+    def conv_stream() -> None:
+        for _ in br.converse_stream(modelId=BEDROCK_MODEL, messages=conv)["stream"]:
+            pass
+
+    return {
+        "litellm completion": lambda: litellm.completion(**lite),
+        "litellm acompletion": lambda: loop.run_until_complete(litellm.acompletion(**lite)),
+        "litellm stream": lite_stream,
+        "anthropic create": lambda: ant.messages.create(model="claude-haiku-4-5", max_tokens=50, messages=MSGS),  # type: ignore[arg-type]
+        "anthropic stream": ant_stream,
+        "anthropic async create": lambda: loop.run_until_complete(
+            aant.messages.create(model="claude-haiku-4-5", max_tokens=50, messages=MSGS)  # type: ignore[arg-type]
+        ),
+        "openai chat": lambda: oai.chat.completions.create(model="gpt-4o-mini", messages=MSGS),  # type: ignore[arg-type]
+        "openai responses": lambda: oai.responses.create(model="gpt-4o-mini", input="What is the weather?"),
+        "openai chat stream": oai_stream,
+        "boto3 invoke_model": lambda: br.invoke_model(modelId=BEDROCK_MODEL, body=invoke_body),
+        "boto3 converse": lambda: br.converse(modelId=BEDROCK_MODEL, messages=conv),
+        "boto3 converse_stream": conv_stream,
+    }
+
+
+def timed(call: Callable[[], Any], n: int) -> list[float]:
+    out = []
+    for _ in range(n):
+        t0 = time.perf_counter_ns()
+        call()
+        out.append((time.perf_counter_ns() - t0) / 1000.0)
+    return out
+
+
+# -- workers ----------------------------------------------------------------------------------
+def worker_meterline(args: argparse.Namespace, urls: dict[str, str]) -> dict[str, Any]:
+    import meterline
+    from meterline.integrations import anthropic as m_ant
+    from meterline.integrations import bedrock as m_br
+    from meterline.integrations import litellm as m_lite
+    from meterline.integrations import openai as m_oai
+
+    mods = {"litellm": m_lite, "anthropic": m_ant, "openai": m_oai, "bedrock": m_br}
+    home = tempfile.mkdtemp(prefix="meterline-bench-")
+    meterline.init(destination=f"sqlite:///{home}/bench.db", spool_dir=f"{home}/spool",
+                   capture_content=args.capture)  # fmt: skip
+    out: dict[str, Any] = {}
+    for long in (False, True):
+        calls = build_calls(urls, long)
+        for path in args.paths:
+            if long and path not in STREAMS:
+                continue
+            mod = mods[LIBRARY[path.split()[0]]]
+            call, n = calls[path], (args.calls if not long else max(20, args.calls // 10))
+            timed(call, 20)
+            mod.instrument()
+            timed(call, 20)
+            mod.uninstrument()
+            bare: list[float] = []
+            metered: list[float] = []
+            for _ in range(args.rounds):
+                bare += timed(call, n)
+                mod.instrument()
+                metered += timed(call, n)
+                mod.uninstrument()
+            out[path + (" x1000 chunks" if long else "")] = {"bare": bare, "metered": metered}
+    flushed = meterline.flush(120)
+    out["_events"] = {"written": meterline.stats().get("written", 0), "flushed": flushed}
+    meterline.shutdown()
+    return out
+
+
+def worker_revenium(args: argparse.Namespace, urls: dict[str, str]) -> dict[str, Any]:
+    bare: dict[str, list[float]] = {}
+    plans = [(False, build_calls(urls, False)), (True, build_calls(urls, True))]
+
+    def run_all(into: dict[str, list[float]]) -> None:
+        for long, calls in plans:
+            for path in args.paths:
+                if long and path not in STREAMS:
+                    continue
+                n = (args.calls if not long else max(20, args.calls // 10)) * args.rounds
+                timed(calls[path], 20)
+                into[path + (" x1000 chunks" if long else "")] = timed(calls[path], n)
+
+    run_all(bare)
+    import revenium_middleware.anthropic  # patches at import
+    import revenium_middleware.litellm.client
+    import revenium_middleware.openai  # noqa: F401
+
+    metered: dict[str, list[float]] = {}
+    run_all(metered)
+    return {k: {"bare": bare[k], "metered": metered[k]} for k in bare}
+
+
+# -- parent ------------------------------------------------------------------------------------
+class _Stub(BaseHTTPRequestHandler):
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("content-length") or 0))
+        body = b'{"id":"bench","resourceType":"completion"}'
+        self.send_response(200)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *a: Any) -> None:
+        pass
+
+
+def ensure_revenium_venv() -> Path | None:
+    py = REVENIUM_VENV / "bin" / "python"
+    if py.exists():
+        return py
+    print(f"[bench] creating {REVENIUM_VENV} with revenium-python-sdk (once)", file=sys.stderr)
+    try:
+        subprocess.run([sys.executable, "-m", "venv", str(REVENIUM_VENV)], check=True)
+        subprocess.run([str(py), "-m", "pip", "install", "-q", "-e", f"{ROOT}[litellm,anthropic,openai]",
+                        "revenium-python-sdk[litellm,anthropic,openai]==0.12.0"], check=True)  # fmt: skip
+    except (subprocess.CalledProcessError, OSError) as exc:
+        print(f"[bench] revenium venv not available: {exc}", file=sys.stderr)
+        return None
+    return py
+
+
+def run_worker(python: str, kind: str, args: argparse.Namespace, urls: dict[str, str], env: dict[str, str]) -> Any:
+    cmd = [python, __file__, "--worker", kind, "--calls", str(args.calls), "--rounds", str(args.rounds),
+           "--paths", ",".join(args.paths), "--urls", json.dumps(urls)]  # fmt: skip
+    if kind == "capture":
+        cmd.append("--capture")
+    proc = subprocess.run(cmd, env={**os.environ, "PYTHONPATH": SRC, **env}, capture_output=True, text=True)
+    if proc.returncode != 0:
+        print(proc.stderr[-3000:], file=sys.stderr)
+        raise SystemExit(f"{kind} worker failed")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def pct(v: list[float], q: float) -> float:
+    s = sorted(v)
+    return s[min(len(s) - 1, int(q * len(s)))]
+
+
+def goal(path: str, bare_p50: float, added_p50: float, added_p99: float) -> str:
+    if path.endswith("chunks"):
+        per_chunk = added_p50 / 1000
+        return f"{per_chunk:.2f} µs/chunk: {'met' if per_chunk <= 0.2 else 'MISSED'} (<= 0.2)"
+    limit = 20.0 if path.startswith("litellm") else max(50.0, 0.03 * bare_p50)
+    p99_ok = added_p99 <= 2 * max(added_p50, 1.0)
+    verdict = "met" if added_p50 <= limit else "MISSED"
+    return f"<= {limit:.0f} µs: {verdict}; p99 <= 2x p50: {'met' if p99_ok else 'MISSED'}"
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--calls", type=int, default=300)
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--paths", default=",".join(ALL_PATHS))
+    ap.add_argument("--no-revenium", action="store_true")
+    ap.add_argument("--worker", choices=("meterline", "capture", "revenium"))
+    ap.add_argument("--urls")
+    ap.add_argument("--capture", action="store_true")
+    args = ap.parse_args()
+    args.paths = [p.strip() for p in args.paths.split(",") if p.strip()]
+    if args.worker:
+        urls = json.loads(args.urls)
+        res = worker_revenium(args, urls) if args.worker == "revenium" else worker_meterline(args, urls)
+        print(json.dumps(res))
+        return 0
+    sys.path.insert(0, SRC)
+    from meterline.testing import FakeProvider
+
+    stub = ThreadingHTTPServer(("127.0.0.1", 0), _Stub)
+    threading.Thread(target=stub.serve_forever, daemon=True).start()
+    results: dict[str, Any] = {}
+    with FakeProvider() as fake:
+        urls = {"openai": fake.openai_base_url, "anthropic": fake.anthropic_base_url,
+                "bedrock": fake.bedrock_endpoint_url}  # fmt: skip
+        results["meterline"] = run_worker(sys.executable, "meterline", args, urls, {})
+        results["meterline, capture on"] = run_worker(sys.executable, "capture", args, urls, {})
+        py = None if args.no_revenium else ensure_revenium_venv()
+        if py is not None:
+            env = {"REVENIUM_METERING_API_KEY": "hak_bench_0000000000000000", "REVENIUM_LOG_LEVEL": "ERROR",
+                   "REVENIUM_METERING_BASE_URL": f"http://127.0.0.1:{stub.server_address[1]}"}  # fmt: skip
+            results["revenium-python-sdk 0.12"] = run_worker(str(py), "revenium", args, urls, env)
+    stub.shutdown()
+    print(f"Caller overhead per call, µs (p50 / p99 / mean), {args.rounds} x {args.calls} calls per side, "
+          f"Python {sys.version.split()[0]}, one FakeProvider over HTTP")  # fmt: skip
+    print("| path | side | bare p50 | metered p50 | added p50 | ratio | added p99 | added mean | goal |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---|")
+    for path in [*args.paths, *(p + " x1000 chunks" for p in args.paths if p in STREAMS)]:
+        for side, res in results.items():
+            r = res.get(path)
+            if r is None:
+                continue
+            b, m = r["bare"], r["metered"]
+            a50, a99 = pct(m, 0.5) - pct(b, 0.5), pct(m, 0.99) - pct(b, 0.99)
+            amean = statistics.fmean(m) - statistics.fmean(b)
+            verdict = goal(path, pct(b, 0.5), a50, a99) if side.startswith("meterline") else ""
+            print(f"| {path} | {side} | {pct(b, 0.5):,.0f} | {pct(m, 0.5):,.0f} | {a50:+,.0f} | "
+                  f"{pct(m, 0.5) / pct(b, 0.5):.3f} | {a99:+,.0f} | {amean:+,.0f} | {verdict} |")  # fmt: skip
+    for side in ("meterline", "meterline, capture on"):
+        ev = results[side].get("_events", {})
+        print(f"{side}: {ev.get('written')} events written, flushed: {ev.get('flushed')}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
