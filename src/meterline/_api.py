@@ -16,7 +16,7 @@ from meterline import metadata as _md
 from meterline._version import __version__
 from meterline.config import data_dir, env_flag, resolve_destination
 from meterline.context import current_metadata
-from meterline.event import UsageEvent
+from meterline.event import MAX_ATTRIBUTES, UsageEvent
 from meterline.pricing import Pricer, load_price_table, set_pricer
 from meterline.pricing.overrides import parse_entries
 from meterline.recorder import Recorder
@@ -142,7 +142,11 @@ def stats() -> dict[str, int]:
 def apply_metadata(event: UsageEvent, scope: Mapping[str, Any], call: Mapping[str, Any]) -> None:
     merged = _md.merge(scope, call) if call else scope
     for key, value in merged.items():
-        setattr(event, key, list(value) if key == "tags" else dict(value) if key == "attributes" else value)
+        if key == "attributes":
+            # keep what the usage reader noted (meterline.web_searches, meterline.service_tier): the user's win
+            kept = {k: v for k, v in event.attributes.items() if k not in value}
+            value = dict(list({**value, **kept}.items())[:MAX_ATTRIBUTES])
+        setattr(event, key, list(value) if key == "tags" else value)
 
 
 def emit(event: UsageEvent, scope: Mapping[str, Any], call_metadata: Mapping[str, Any] | None = None) -> None:

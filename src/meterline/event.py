@@ -28,7 +28,7 @@ STATUSES = frozenset({"success", "error", "cancelled"})
 STOP_REASONS = frozenset({"end", "max_tokens", "stop_sequence", "tool_use", "content_filter", "error", "cancelled"})
 USAGE_SOURCES = frozenset({"provider", "estimated"})
 INTEGRATIONS = frozenset(
-    {"litellm", "litellm_proxy", "anthropic", "bedrock", "openai", "manual", "revenium", "lago", "otlp"}
+    {"litellm", "litellm_proxy", "anthropic", "bedrock", "openai", "manual", "revenium", "lago", "openmeter", "otlp"}
 )
 
 

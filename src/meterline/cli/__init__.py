@@ -20,6 +20,7 @@ COMMANDS = (
     "meterline.cli.budgets",
     "meterline.cli.gateway",
     "meterline.cli.doctor",
+    "meterline.cli.prices",
 )
 
 

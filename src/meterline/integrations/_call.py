@@ -9,6 +9,7 @@ Nothing here raises into the caller: internal errors go to :func:`meterline._err
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from collections.abc import Mapping
@@ -173,12 +174,15 @@ class CallMeter:
         if not values:
             return
         write = values.get("cache_write_tokens", t.cache_write_tokens)
-        self.tokens = _usage.TokenUsage(
+        web = get(get(delta, "server_tool_use"), "web_search_requests")
+        self.tokens = dataclasses.replace(
+            t,
             input_tokens=values.get("input_tokens", t.input_tokens),
             cache_read_tokens=values.get("cache_read_tokens", t.cache_read_tokens),
             cache_write_tokens=write,
             cache_write_1h_tokens=min(t.cache_write_1h_tokens, write),
             output_tokens=values.get("output_tokens", t.output_tokens),
+            web_searches=t.web_searches if not isinstance(web, int) or isinstance(web, bool) else max(web, 0),
         )
 
     # -- finishing (exactly once) -----------------------------------------------------------------

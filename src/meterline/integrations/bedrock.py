@@ -103,7 +103,7 @@ def _after_call_error(exception: BaseException, context: Any, **_: Any) -> None:
 
 
 def _converse(meter: CallMeter, parsed: Any) -> None:
-    meter.tokens = _usage.from_bedrock_converse(get(parsed, "usage"))
+    meter.tokens = _usage.from_bedrock_converse(get(parsed, "usage"), get(get(parsed, "serviceTier"), "type"))
     meter.set_stop(get(parsed, "stopReason"))
     for block in get(get(get(parsed, "output"), "message"), "content") or ():
         if get(block, "toolUse") is not None:
