@@ -201,9 +201,11 @@ def ensure_revenium_venv() -> Path | None:
         return py
     print(f"[bench] creating {REVENIUM_VENV} with revenium-python-sdk (once)", file=sys.stderr)
     try:
-        subprocess.run([sys.executable, "-m", "venv", str(REVENIUM_VENV)], check=True)
-        subprocess.run([str(py), "-m", "pip", "install", "-q", "-e", f"{ROOT}[litellm,anthropic,openai]",
-                        "revenium-python-sdk[litellm,anthropic,openai]==0.12.0"], check=True)  # fmt: skip
+        # Like .ci/run: the SDKs it wraps (litellm, anthropic, openai, httpx, wrapt...) come from this Python's
+        # site-packages, so both sides run the same versions; only the middleware and distro are installed.
+        subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(REVENIUM_VENV)], check=True)
+        subprocess.run([str(py), "-m", "pip", "install", "-q", "--no-deps", "revenium-python-sdk==0.12.0",
+                        "distro>=1.7"], check=True)  # fmt: skip
     except (subprocess.CalledProcessError, OSError) as exc:
         print(f"[bench] revenium venv not available: {exc}", file=sys.stderr)
         return None
