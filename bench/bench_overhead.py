@@ -110,12 +110,16 @@ def build_calls(urls: dict[str, str], long: bool = False) -> dict[str, Callable[
     }
 
 
+CLOCKS = {"thread": time.thread_time_ns, "wall": time.perf_counter_ns}
+clock = CLOCKS["thread"]
+
+
 def timed(call: Callable[[], Any], n: int) -> list[float]:
     out = []
     for _ in range(n):
-        t0 = time.perf_counter_ns()
+        t0 = clock()
         call()
-        out.append((time.perf_counter_ns() - t0) / 1000.0)
+        out.append((clock() - t0) / 1000.0)
     return out
 
 
@@ -158,32 +162,59 @@ def worker_meterline(args: argparse.Namespace, urls: dict[str, str]) -> dict[str
 
 
 def worker_revenium(args: argparse.Namespace, urls: dict[str, str]) -> dict[str, Any]:
+    import urllib.request
+
     bare: dict[str, list[float]] = {}
+    sent: dict[str, int] = {}
     plans = [(False, build_calls(urls, False)), (True, build_calls(urls, True))]
 
-    def run_all(into: dict[str, list[float]]) -> None:
+    def stub_count() -> int:
+        with urllib.request.urlopen(os.environ["REVENIUM_METERING_BASE_URL"] + "/count", timeout=10) as r:
+            return int(r.read())
+
+    def run_all(into: dict[str, list[float]], count: bool) -> None:
         for long, calls in plans:
             for path in args.paths:
                 if long and path not in STREAMS:
                     continue
                 n = (args.calls if not long else max(20, args.calls // 10)) * args.rounds
+                key = path + (" x1000 chunks" if long else "")
                 timed(calls[path], 20)
-                into[path + (" x1000 chunks" if long else "")] = timed(calls[path], n)
+                before = stub_count()
+                into[key] = timed(calls[path], n)
+                if count:
+                    time.sleep(1.5)  # its metering requests go out from a background thread
+                    sent[key] = stub_count() - before
 
-    run_all(bare)
-    import revenium_middleware.anthropic  # patches at import
-    import revenium_middleware.litellm.client
-    import revenium_middleware.openai  # noqa: F401
+    run_all(bare, False)
+    import revenium_middleware.anthropic  # patches at import (the Anthropic SDK; no boto3 middleware exists)
+    import revenium_middleware.litellm.client  # patches litellm.completion/acompletion
+    import revenium_middleware.openai  # noqa: F401  # patches chat.completions and responses
 
     metered: dict[str, list[float]] = {}
-    run_all(metered)
-    return {k: {"bare": bare[k], "metered": metered[k]} for k in bare}
+    run_all(metered, True)
+    return {k: {"bare": bare[k], "metered": metered[k], "meter_requests": sent[k]} for k in bare}
 
 
 # -- parent ------------------------------------------------------------------------------------
 class _Stub(BaseHTTPRequestHandler):
+    """Revenium's metering endpoint: answers 200 and counts the requests (GET /count), so the table can say
+    which paths its middleware really metered."""
+
+    posts = 0
+    lock = threading.Lock()
+
+    def do_GET(self) -> None:
+        body = str(_Stub.posts).encode()
+        self.send_response(200)
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
     def do_POST(self) -> None:
         self.rfile.read(int(self.headers.get("content-length") or 0))
+        with _Stub.lock:
+            _Stub.posts += 1
         body = b'{"id":"bench","resourceType":"completion"}'
         self.send_response(200)
         self.send_header("content-type", "application/json")
@@ -214,6 +245,7 @@ def ensure_revenium_venv() -> Path | None:
 
 def run_worker(python: str, kind: str, args: argparse.Namespace, urls: dict[str, str], env: dict[str, str]) -> Any:
     cmd = [python, __file__, "--worker", kind, "--calls", str(args.calls), "--rounds", str(args.rounds),
+           "--clock", args.clock,
            "--paths", ",".join(args.paths), "--urls", json.dumps(urls)]  # fmt: skip
     if kind == "capture":
         cmd.append("--capture")
@@ -248,7 +280,13 @@ def main() -> int:
     ap.add_argument("--worker", choices=("meterline", "capture", "revenium"))
     ap.add_argument("--urls")
     ap.add_argument("--capture", action="store_true")
+    ap.add_argument("--clock", choices=tuple(CLOCKS), default="thread",
+                    help="thread (default): CPU time of the caller's thread, which preemption on a loaded machine "
+                    "does not inflate and background threads (meterline's recorder) do not add to; wall: "
+                    "perf_counter")  # fmt: skip
     args = ap.parse_args()
+    global clock
+    clock = CLOCKS[args.clock]
     args.paths = [p.strip() for p in args.paths.split(",") if p.strip()]
     if args.worker:
         urls = json.loads(args.urls)
@@ -272,8 +310,8 @@ def main() -> int:
                    "REVENIUM_METERING_BASE_URL": f"http://127.0.0.1:{stub.server_address[1]}"}  # fmt: skip
             results["revenium-python-sdk 0.12"] = run_worker(str(py), "revenium", args, urls, env)
     stub.shutdown()
-    print(f"Caller overhead per call, µs (p50 / p99 / mean), {args.rounds} x {args.calls} calls per side, "
-          f"Python {sys.version.split()[0]}, one FakeProvider over HTTP")  # fmt: skip
+    print(f"Caller overhead per call, µs ({args.clock} clock; p50 / p99 / mean), {args.rounds} x {args.calls} "
+          f"calls per side, Python {sys.version.split()[0]}, one FakeProvider over HTTP")  # fmt: skip
     print("| path | side | bare p50 | metered p50 | added p50 | ratio | added p99 | added mean | goal |")
     print("|---|---|---:|---:|---:|---:|---:|---:|---|")
     for path in [*args.paths, *(p + " x1000 chunks" for p in args.paths if p in STREAMS)]:
@@ -284,7 +322,11 @@ def main() -> int:
             b, m = r["bare"], r["metered"]
             a50, a99 = pct(m, 0.5) - pct(b, 0.5), pct(m, 0.99) - pct(b, 0.99)
             amean = statistics.fmean(m) - statistics.fmean(b)
-            verdict = goal(path, pct(b, 0.5), a50, a99) if side.startswith("meterline") else ""
+            if side.startswith("meterline"):
+                verdict = goal(path, pct(b, 0.5), a50, a99)
+            else:
+                sent = r.get("meter_requests", 0)
+                verdict = f"{sent} metering requests" if sent else "not metered (no middleware for this path)"
             print(f"| {path} | {side} | {pct(b, 0.5):,.0f} | {pct(m, 0.5):,.0f} | {a50:+,.0f} | "
                   f"{pct(m, 0.5) / pct(b, 0.5):.3f} | {a99:+,.0f} | {amean:+,.0f} | {verdict} |")  # fmt: skip
     for side in ("meterline", "meterline, capture on"):

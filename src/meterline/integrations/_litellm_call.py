@@ -207,15 +207,15 @@ class LiteLLMCall:
         """What a stream chunk tells: first-token time, usage (last report wins), finish reason, model."""
         if self.first_token is None:
             self.first_token = time.perf_counter()
-        usage = getattr(chunk, "usage", None)
+        usage = _field(chunk, "usage")
         if usage is None:
-            hidden = getattr(chunk, "_hidden_params", None)
+            hidden = _field(chunk, "_hidden_params")
             usage = hidden.get("usage") if isinstance(hidden, dict) else None
         if usage is not None and usage_counts(usage).total_tokens > 0:
             self.usage = usage
         choices = getattr(chunk, "choices", None)
         if choices:
-            reason = getattr(choices[0], "finish_reason", None)
+            reason = _field(choices[0], "finish_reason")
             if reason:
                 self.finish_reason = reason
         model = getattr(chunk, "model", None)
@@ -275,6 +275,20 @@ def metered_by_gateway(response: Any) -> bool:
         return False
     value = headers.get(_UPSTREAM_GATEWAY_HEADER)
     return isinstance(value, str) and value.strip().lower() == "gateway"
+
+
+def _field(obj: Any, name: str) -> Any:
+    """``getattr(obj, name, None)`` without the failing lookup on a pydantic model that lacks the field
+    (LiteLLM's ``ModelResponseStream`` has ``usage`` only on the chunk that reports it): ~3.5 µs a chunk."""
+    fields = getattr(obj, "__dict__", None)
+    if isinstance(fields, dict) and getattr(type(obj), "__pydantic_fields__", None) is not None:
+        if name in fields:
+            return fields[name]
+        for more in (getattr(obj, "__pydantic_extra__", None), getattr(obj, "__pydantic_private__", None)):
+            if isinstance(more, dict) and name in more:
+                return more[name]
+        return None
+    return getattr(obj, name, None)
 
 
 def _plain(obj: Any) -> Any:
