@@ -17,8 +17,14 @@ from meterline.integrations._openai_stream import StreamState
 def _chunk(delta: dict[str, Any] | None, finish: str | None = None, usage: dict[str, int] | None = None) -> Any:
     choices = [] if delta is None else [{"index": 0, "delta": delta, "finish_reason": finish}]
     return ChatCompletionChunk.model_validate(
-        {"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "gpt-4o-mini-2024-07-18",
-         "choices": choices, "usage": usage}  # fmt: skip
+        {
+            "id": "c",
+            "object": "chat.completion.chunk",
+            "created": 1,
+            "model": "gpt-4o-mini-2024-07-18",
+            "choices": choices,
+            "usage": usage,
+        }
     )
 
 

@@ -25,7 +25,7 @@ class StreamState:
         self.meter = meter
         self.responses = responses
         self.hide_usage_chunk = hide_usage_chunk
-        self.plain_chunk: type | None = None  # the SDK's ChatCompletionChunk class, once a chunk showed it
+        self.plain_chunk: Any = None  # the SDK's ChatCompletionChunk class, once a chunk showed it
 
     def on_item(self, item: Any) -> bool:
         """Feed one item; False when it must not reach the user."""
