@@ -110,6 +110,11 @@ def build_calls(urls: dict[str, str], long: bool = False) -> dict[str, Callable[
     }
 
 
+def long_calls(args: argparse.Namespace) -> int:
+    """1,000-chunk streams per round: each is ~1,000x a short call, so a few give a steady per-chunk cost."""
+    return max(4, args.calls // 50)
+
+
 CLOCKS = {"thread": time.thread_time_ns, "wall": time.perf_counter_ns}
 clock = CLOCKS["thread"]
 
@@ -142,10 +147,10 @@ def worker_meterline(args: argparse.Namespace, urls: dict[str, str]) -> dict[str
             if long and path not in STREAMS:
                 continue
             mod = mods[LIBRARY[path.split()[0]]]
-            call, n = calls[path], (args.calls if not long else max(20, args.calls // 10))
-            timed(call, 20)
+            call, n = calls[path], (args.calls if not long else long_calls(args))
+            timed(call, 5 if long else 20)
             mod.instrument()
-            timed(call, 20)
+            timed(call, 5 if long else 20)
             mod.uninstrument()
             bare: list[float] = []
             metered: list[float] = []
@@ -177,9 +182,9 @@ def worker_revenium(args: argparse.Namespace, urls: dict[str, str]) -> dict[str,
             for path in args.paths:
                 if long and path not in STREAMS:
                     continue
-                n = (args.calls if not long else max(20, args.calls // 10)) * args.rounds
+                n = (args.calls if not long else long_calls(args)) * args.rounds
                 key = path + (" x1000 chunks" if long else "")
-                timed(calls[path], 20)
+                timed(calls[path], 5 if long else 20)
                 before = stub_count()
                 into[key] = timed(calls[path], n)
                 if count:
