@@ -12,8 +12,6 @@ writing happen on the recorder's thread.
 from __future__ import annotations
 
 import contextvars
-import os
-import random
 import time
 from collections.abc import Mapping
 from datetime import datetime, timedelta, timezone
@@ -22,7 +20,7 @@ from typing import Any
 from meterline import _api
 from meterline import usage as _usage
 from meterline.context import _in_call
-from meterline.event import MAX_ERROR_MESSAGE, UsageEvent
+from meterline.event import MAX_ERROR_MESSAGE, UsageEvent, new_event_id
 from meterline.integrations import GATEWAY_HEADER
 
 # LiteLLM call types metered, and the schema operation each one is.
@@ -58,19 +56,6 @@ PROVIDERS: dict[str, str] = {
 }
 
 ATTR = "_meterline_call"  # attribute holding the LiteLLMCall on a LiteLLM Logging object
-
-# Event ids: random version-4 UUIDs from a generator seeded once from os.urandom (and again in a forked
-# child), instead of uuid.uuid4()'s os.urandom call per event: a system call, several µs on some hosts.
-_ids = random.Random()
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_ids.seed)
-_VERSION_MASK = ~((0xF000 << 64) | (0xC000 << 48))
-_VERSION_BITS = (0x4000 << 64) | (0x8000 << 48)
-
-
-def new_event_id() -> str:
-    h = f"{(_ids.getrandbits(128) & _VERSION_MASK) | _VERSION_BITS:032x}"
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 class LiteLLMCall:
