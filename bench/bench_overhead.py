@@ -201,6 +201,85 @@ def worker_revenium(args: argparse.Namespace, urls: dict[str, str]) -> dict[str,
     return {k: {"bare": bare[k], "metered": metered[k], "meter_requests": sent[k]} for k in bare}
 
 
+# -- per-chunk cost in isolation -----------------------------------------------------------------
+def isolated_per_chunk(capture: bool) -> dict[str, float]:
+    """µs a chunk that the stream wrappers add, without the network: 1,000 content chunks (the SDKs' own
+    objects) through meterline's wrapper vs the bare iterator, thread CPU, best of 7. On a loaded machine this
+    resolves 0.1 µs; the end-to-end 1,000-chunk rows above cannot (their noise is a few % of the stream)."""
+    import timeit
+
+    import litellm
+    from anthropic.types import RawContentBlockDeltaEvent
+    from openai.types.chat import ChatCompletionChunk
+
+    from meterline.integrations import _anthropic_stream, _bedrock_stream
+    from meterline.integrations._call import CallMeter
+    from meterline.integrations._litellm_call import LiteLLMCall
+    from meterline.integrations._openai_stream import StreamState
+    from meterline.integrations._stream_meter import metered
+
+    choice = {"index": 0, "delta": {"content": "word "}, "finish_reason": None}
+    oai = ChatCompletionChunk.model_validate(
+        {"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "gpt-4o-mini", "choices": [choice]}
+    )
+    ant = RawContentBlockDeltaEvent.model_validate(
+        {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "word "}}
+    )
+    lite = litellm.ModelResponseStream(model="gpt-4o-mini", choices=[{"index": 0, "delta": {"content": "word "}}])
+
+    class Message:  # what botocore's EventStream hands the wrapper: parsed headers, raw payload
+        headers = {":message-type": "event", ":event-type": "contentBlockDelta", ":content-type": "application/json"}
+        payload = b'{"contentBlockIndex":0,"delta":{"text":"word "},"p":"abcdefghijklmnopqrstuvwxyz"}'
+
+    def meter(provider: str) -> CallMeter:
+        m = CallMeter(provider=provider, model="m", integration=provider, stream=True)
+        m.text_parts = [] if capture else None
+        return m
+
+    def sdk_wrapper(item: Any, on_item: Callable[[Any], bool], m: CallMeter) -> Callable[[], None]:
+        items = [item] * 1000
+
+        def run() -> None:
+            m.text_parts = [] if capture else None
+            for _ in metered(iter(items), m, on_item, lambda: None):
+                pass
+
+        return run
+
+    o_meter, a_meter, b_meter = meter("openai"), meter("anthropic"), meter("bedrock")
+    state = StreamState(o_meter, responses=False, hide_usage_chunk=True)
+    call = LiteLLMCall("chat", "openai/gpt-4o-mini", True, {}, {})
+    lite_items = [lite] * 1000
+
+    def lite_run() -> None:  # the per-chunk part of the LiteLLM __next__ hook
+        for c in lite_items:
+            call.on_chunk(c)
+
+    def bedrock_on(msg: Any) -> bool:
+        _bedrock_stream._on_message(b_meter, msg)
+        return True
+
+    runs = {
+        "litellm stream": lite_run,
+        "anthropic stream": sdk_wrapper(ant, _anthropic_stream._item(a_meter), a_meter),
+        "openai chat stream": sdk_wrapper(oai, state.on_item, o_meter),
+        "boto3 converse_stream": sdk_wrapper(Message(), bedrock_on, b_meter),
+    }
+    items = [oai] * 1000
+
+    def bare() -> None:
+        for _ in iter(items):
+            pass
+
+    base = min(timeit.repeat(bare, number=20, repeat=7, timer=time.thread_time)) / 20
+    out = {}
+    for path, run in runs.items():
+        run()  # first chunk: first-token time, model
+        best = min(timeit.repeat(run, number=20, repeat=7, timer=time.thread_time)) / 20
+        out[path] = (best - (0 if path == "litellm stream" else base)) / 1000 * 1e6
+    return out
+
+
 # -- parent ------------------------------------------------------------------------------------
 class _Stub(BaseHTTPRequestHandler):
     """Revenium's metering endpoint: answers 200 and counts the requests (GET /count), so the table can say
@@ -334,6 +413,14 @@ def main() -> int:
                 verdict = f"{sent} metering requests" if sent else "not metered (no middleware for this path)"
             print(f"| {path} | {side} | {pct(b, 0.5):,.0f} | {pct(m, 0.5):,.0f} | {a50:+,.0f} | "
                   f"{pct(m, 0.5) / pct(b, 0.5):.3f} | {a99:+,.0f} | {amean:+,.0f} | {verdict} |")  # fmt: skip
+    print()
+    print("Per-chunk cost of the stream wrappers in isolation (µs a chunk, thread CPU, best of 7 x 20 x 1,000 "
+          "chunks; goal <= 0.2):")  # fmt: skip
+    print("| path | capture off | capture on |")
+    print("|---|---:|---:|")
+    iso = {False: isolated_per_chunk(False), True: isolated_per_chunk(True)}
+    for path in iso[False]:
+        print(f"| {path} | {iso[False][path]:.2f} | {iso[True][path]:.2f} |")
     for side in ("meterline", "meterline, capture on"):
         ev = results[side].get("_events", {})
         print(f"{side}: {ev.get('written')} events written, flushed: {ev.get('flushed')}")

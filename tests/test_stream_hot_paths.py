@@ -62,7 +62,7 @@ class _Message:
         self.payload = json.dumps(payload).encode()
 
 
-def test_converse_stream_skips_only_what_tells_nothing() -> None:
+def test_converse_stream_skips_only_what_tells_nothing(meter_db: Any) -> None:
     for capture in (False, True):
         meter = CallMeter(provider="bedrock", model="m", integration="bedrock", stream=True)
         if capture:
@@ -82,10 +82,57 @@ def test_converse_stream_skips_only_what_tells_nothing() -> None:
         assert meter.text_parts == (["a", "bc"] if capture else None)
 
 
-def test_converse_stream_error_message_after_text_is_still_an_error() -> None:
+def test_converse_stream_error_message_after_text_is_still_an_error(meter_db: Any) -> None:
     meter = CallMeter(provider="bedrock", model="m", integration="bedrock", stream=True)
     _bedrock_stream._on_message(meter, _Message("contentBlockDelta", {"delta": {"text": "a"}}))
     error = _Message("contentBlockDelta", {"message": "throttled"})
     error.headers = {":message-type": "exception", ":exception-type": "throttlingException"}
     _bedrock_stream._on_message(meter, error)
-    assert meter.done  # the exception ended the call (as an error), not skipped as a text delta
+    [event] = meter_db.events()  # the exception ended the call as an error, not skipped as a text delta
+    assert (event.status, event.error_type, event.error_message) == ("error", "throttlingException", "throttled")
+
+
+def test_anthropic_stream_fast_path_keeps_usage_stop_and_text(meter_db: Any) -> None:
+    from anthropic.types import (
+        RawContentBlockDeltaEvent,
+        RawContentBlockStartEvent,
+        RawMessageDeltaEvent,
+        RawMessageStartEvent,
+        RawMessageStopEvent,
+    )
+
+    from meterline.integrations._anthropic_stream import _item
+
+    message = {"id": "m", "type": "message", "role": "assistant", "model": "claude-haiku-4-5-20251001",
+               "content": [], "stop_reason": None, "stop_sequence": None,
+               "usage": {"input_tokens": 11, "output_tokens": 1}}  # fmt: skip
+    events = [
+        RawMessageStartEvent.model_validate({"type": "message_start", "message": message}),
+        RawContentBlockStartEvent.model_validate(
+            {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}
+        ),
+        *(
+            RawContentBlockDeltaEvent.model_validate(
+                {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": w}}
+            )
+            for w in ("Hi", " there", "!")
+        ),
+        RawMessageDeltaEvent.model_validate(
+            {"type": "message_delta", "delta": {"stop_reason": "max_tokens"}, "usage": {"output_tokens": 3}}
+        ),
+        RawMessageStopEvent.model_validate({"type": "message_stop"}),
+    ]
+    for capture in (False, True):
+        meter = CallMeter(provider="anthropic", model="claude-haiku-4-5", integration="anthropic", stream=True)
+        if capture:
+            meter.text_parts = []
+        on_item = _item(meter)
+        assert all(on_item(e) for e in events)
+        assert meter.done and meter.ttft_ms is not None and meter.stop_reason == "max_tokens"
+        assert meter.response_model == "claude-haiku-4-5-20251001"
+        assert (meter.tokens.input_tokens, meter.tokens.output_tokens) == (11, 3)
+        assert meter.text_parts == (["Hi", " there", "!"] if capture else None)
+    events = meter_db.events()
+    assert [(e.status, e.input_tokens, e.output_tokens, e.stop_reason) for e in events] == [
+        ("success", 11, 3, "max_tokens")
+    ] * 2
