@@ -136,3 +136,20 @@ def test_anthropic_stream_fast_path_keeps_usage_stop_and_text(meter_db: Any) -> 
     assert [(e.status, e.input_tokens, e.output_tokens, e.stop_reason) for e in events] == [
         ("success", 11, 3, "max_tokens")
     ] * 2
+
+
+def test_litellm_stream_usage_request_is_resolved_once_per_model_route() -> None:
+    from meterline.integrations import litellm as ml_litellm
+
+    ml_litellm._stream_options_ok.clear()
+    first: dict[str, Any] = {"api_base": "http://127.0.0.1:9/v1"}
+    ml_litellm._ask_for_stream_usage("openai/gpt-4o-mini", first)
+    assert first["stream_options"] == {"include_usage": True}
+    assert ml_litellm._stream_options_ok == {("openai/gpt-4o-mini", None, "http://127.0.0.1:9/v1"): True}
+    second: dict[str, Any] = {"api_base": "http://127.0.0.1:9/v1"}
+    ml_litellm._ask_for_stream_usage("openai/gpt-4o-mini", second)  # from the cache: the same answer
+    assert second["stream_options"] == {"include_usage": True}
+    unknown: dict[str, Any] = {}
+    ml_litellm._ask_for_stream_usage("no-such-provider-xyz/some-model", unknown)
+    assert "stream_options" not in unknown  # LiteLLM reports the bad model to the caller itself
+    assert len(ml_litellm._stream_options_ok) == 1  # a failed resolution is not cached
