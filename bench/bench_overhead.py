@@ -16,8 +16,9 @@ timed in CPU time of the caller's thread (``--clock thread``: preemption on a lo
 threads, such as meterline's recorder, do not count; ``--clock wall`` for perf_counter). Streams also give the
 added cost per chunk from a 1,000-chunk reply, and a second table times each stream wrapper in isolation (1,000
 of the SDK's own chunk objects through it vs the bare iterator). The Revenium stub counts the metering requests
-each path produced ("not metered": it has no middleware for that path). Goals (issue 18): LiteLLM <= 20 µs added p50; every SDK path
-<= 50 µs or <= 3 % added p50 (the larger); streams <= 0.2 µs per chunk; p99 added <= 2x the p50 added.
+each path produced ("not metered": it has no middleware for that path). Goals (issue 18): LiteLLM <= 20 µs
+added p50; every SDK path <= 50 µs or <= 3 % added p50 (the larger); streams <= 0.2 µs per chunk; p99 added
+<= 2x the p50 added.
 Absolute times differ 3x between machines; compare the columns of one run.
 """
 
