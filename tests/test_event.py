@@ -84,3 +84,31 @@ def test_costs_are_quantised_to_pico_dollars_and_formatted_plainly() -> None:
     assert format_cost(Decimal("1E-7")) == "0.0000001"
     assert format_cost(Decimal("0E-12")) == "0"
     assert format_cost(Decimal("12.500")) == "12.5"
+
+
+def test_default_ids_are_distinct_version_4_uuids_also_in_a_forked_child() -> None:
+    # ids come from a generator seeded from os.urandom (not one os.urandom call per event); a forked child
+    # re-seeds, so parent and child never hand out the same ids.
+    import os
+    import uuid as _uuid
+
+    from meterline.event import new_event_id
+
+    ids = [UsageEvent(start_time=datetime.now(timezone.utc), provider="p", model="m").id for _ in range(2000)]
+    assert len(set(ids)) == 2000
+    for raw in ids[:50]:
+        parsed = _uuid.UUID(raw)
+        assert str(parsed) == raw and parsed.version == 4 and parsed.variant == _uuid.RFC_4122
+    if not hasattr(os, "fork"):
+        return
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: write 100 ids and leave at once
+        os.write(write, "\n".join(new_event_id() for _ in range(100)).encode())
+        os._exit(0)
+    os.close(write)
+    os.waitpid(pid, 0)
+    with os.fdopen(read) as pipe:
+        child = set(pipe.read().split("\n"))
+    parent = {new_event_id() for _ in range(100)}
+    assert len(child) == 100 and not child & parent

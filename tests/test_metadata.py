@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -176,3 +177,18 @@ def test_selective_metering(monkeypatch: pytest.MonkeyPatch) -> None:
         assert should_meter()
         assert current_metadata()["product_id"] == "p"
     assert not should_meter()
+
+
+def test_selective_metering_flag_follows_every_change_of_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The flag is read from os.environ's own dict on each call (not cached at import or init): every change
+    # made through os.environ counts at once, whatever the spelling.
+    from meterline.context import selective_metering_enabled
+
+    for raw, expected in [("true", True), (" ON ", True), ("0", False), ("yes", True), ("", False), ("1", True)]:
+        monkeypatch.setenv("METERLINE_SELECTIVE_METERING", raw)
+        assert selective_metering_enabled() is expected, raw
+        assert should_meter() is not expected
+    os.environ["METERLINE_SELECTIVE_METERING"] = "false"
+    assert should_meter()
+    monkeypatch.delenv("METERLINE_SELECTIVE_METERING")
+    assert not selective_metering_enabled() and should_meter()

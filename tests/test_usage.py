@@ -65,3 +65,31 @@ def test_missing_and_garbage_values_count_as_zero() -> None:
     u = usage.from_openai({"prompt_tokens": None, "completion_tokens": "x"})
     assert u.total_tokens == 0
     assert usage.from_anthropic(None).total_tokens == 0
+
+
+def test_pydantic_usage_is_read_as_its_fields_and_extras() -> None:
+    # usage.plain(): the readers take a pydantic model's __dict__ and __pydantic_extra__ (no failing getattr per
+    # missing spelling); the counts are those of the same usage as a dict, extras (LiteLLM, proxies) included.
+    from openai.types import CompletionUsage
+    from openai.types.completion_usage import CompletionTokensDetails, PromptTokensDetails
+
+    from meterline.usage import from_openai, plain
+
+    raw = {
+        "prompt_tokens": 120,
+        "completion_tokens": 30,
+        "total_tokens": 150,
+        "prompt_tokens_details": {"cached_tokens": 100, "audio_tokens": 7},
+        "completion_tokens_details": {"reasoning_tokens": 12},
+        "cache_creation_input_tokens": 5,  # not a CompletionUsage field: kept as a pydantic extra
+    }
+    model = CompletionUsage.model_validate(raw)
+    assert isinstance(model.prompt_tokens_details, PromptTokensDetails)
+    assert isinstance(model.completion_tokens_details, CompletionTokensDetails)
+    assert plain(model)["cache_creation_input_tokens"] == 5
+    got = from_openai(model, "Flex")
+    assert got == from_openai(raw, "Flex")
+    assert (got.input_tokens, got.cache_read_tokens, got.cache_write_tokens) == (15, 100, 5)
+    assert (got.output_tokens, got.reasoning_tokens, got.input_audio_tokens) == (30, 12, 7)
+    assert got.service_tier == "flex"
+    assert plain(None) is None and plain(raw) is raw and plain("x") == "x"

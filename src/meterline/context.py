@@ -34,8 +34,29 @@ def current_metadata() -> Mapping[str, Any]:
     return _scope.get()
 
 
+_SELECTIVE_VAR = "METERLINE_SELECTIVE_METERING"
+# should_meter() runs on every call. os.environ.get() encodes the key and decodes the value each time (~0.5 µs);
+# reading os.environ's own dict is ~0.05 µs and still sees every change made through os.environ (setenv,
+# monkeypatch, a later `os.environ[...] = ...`), so the flag keeps its meaning "as the environment says now".
+_environ_data: Any = getattr(os.environ, "_data", None)
+_selective_key: Any = os.environ.encodekey(_SELECTIVE_VAR) if _environ_data is not None else None
+_selective_parsed: tuple[Any, bool] = (None, False)  # (the raw value last parsed, what it meant)
+
+
 def selective_metering_enabled() -> bool:
-    return os.environ.get("METERLINE_SELECTIVE_METERING", "").strip().lower() in ("1", "true", "yes", "on")
+    global _selective_parsed
+    if not isinstance(_environ_data, dict):
+        return os.environ.get(_SELECTIVE_VAR, "").strip().lower() in ("1", "true", "yes", "on")
+    raw = _environ_data.get(_selective_key)
+    if raw is None:
+        return False
+    last, enabled = _selective_parsed
+    if raw is not last:
+        decode: Any = os.environ.decodevalue  # typeshed types it str -> str; it is bytes -> str on POSIX
+        text = decode(raw) if isinstance(raw, bytes) else str(raw)
+        enabled = text.strip().lower() in ("1", "true", "yes", "on")
+        _selective_parsed = (raw, enabled)
+    return enabled
 
 
 def should_meter() -> bool:

@@ -190,7 +190,9 @@ class Recorder:
         q.append(event)
         if self._thread is None:
             self._ensure_thread()
-        elif len(q) >= self.batch_size:
+        elif len(q) >= self.batch_size and not self._wakeup.is_set():
+            # once per batch: while the worker writes, the queue stays above batch_size, and Event.set()
+            # takes the Condition's lock on every call (~1 µs, and a GIL hand-off to a waiting worker)
             self._wakeup.set()
         return True
 

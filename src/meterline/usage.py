@@ -65,11 +65,27 @@ class TokenUsage:
 
 def get_field(obj: Any, key: str) -> Any:
     """Read ``key`` from a dict or an attribute-style object (pydantic models, SDK types)."""
+    if type(obj) is dict:  # the common case first: an exact-type check is cheaper than the ABC isinstance
+        return obj.get(key)
     if obj is None:
         return None
     if isinstance(obj, Mapping):
         return obj.get(key)
     return getattr(obj, key, None)
+
+
+def plain(obj: Any) -> Any:
+    """A pydantic model's fields and extras as a dict; anything else unchanged. The readers below try several
+    spellings of each count, and reading a field a pydantic model lacks raises (and formats) an AttributeError
+    inside ``getattr``: ~1.5 µs a miss, 30 µs for one OpenAI ``CompletionUsage``. Fields of a pydantic v2
+    model all live in its ``__dict__`` (defaults included), extras in ``__pydantic_extra__``."""
+    if obj is None or type(obj) is dict or getattr(type(obj), "__pydantic_fields__", None) is None:
+        return obj
+    fields = getattr(obj, "__dict__", None)
+    if not isinstance(fields, dict):
+        return obj
+    extra = getattr(obj, "__pydantic_extra__", None)
+    return {**fields, **extra} if extra else fields
 
 
 def _int(value: Any) -> int:
@@ -98,14 +114,17 @@ def from_openai(usage: Any, service_tier: Any = None) -> TokenUsage:
     """OpenAI chat/completions/embeddings and Responses usage, LiteLLM's normalised ``Usage`` object and the
     OpenAI-compatible shapes of DeepSeek, Mistral and Perplexity. ``service_tier``: the reply's own
     ``service_tier`` field, when the caller has it."""
+    usage = plain(usage)
     prompt = _int(get_field(usage, "prompt_tokens"))
     if prompt == 0:
         prompt = _int(get_field(usage, "input_tokens"))  # Responses API spelling
     completion = _int(get_field(usage, "completion_tokens"))
     if completion == 0:
         completion = _int(get_field(usage, "output_tokens"))
-    prompt_details = get_field(usage, "prompt_tokens_details") or get_field(usage, "input_tokens_details")
-    completion_details = get_field(usage, "completion_tokens_details") or get_field(usage, "output_tokens_details")
+    prompt_details = plain(get_field(usage, "prompt_tokens_details") or get_field(usage, "input_tokens_details"))
+    completion_details = plain(
+        get_field(usage, "completion_tokens_details") or get_field(usage, "output_tokens_details")
+    )
     # LiteLLM reports Anthropic/Bedrock cache counts under Anthropic's names and counts them in prompt_tokens.
     cache_read = (
         _int(get_field(usage, "cache_read_input_tokens"))
@@ -118,7 +137,7 @@ def from_openai(usage: Any, service_tier: Any = None) -> TokenUsage:
         or _int(get_field(prompt_details, "cache_creation_tokens"))  # LiteLLM
         or _int(get_field(usage, "cache_write_tokens"))
     )
-    creation = get_field(usage, "cache_creation") or get_field(prompt_details, "cache_creation_token_details")
+    creation = plain(get_field(usage, "cache_creation") or get_field(prompt_details, "cache_creation_token_details"))
     cache_1h = _int(get_field(creation, "ephemeral_1h_input_tokens"))
     reasoning = _int(get_field(completion_details, "reasoning_tokens"))
     citation = _int(get_field(usage, "citation_tokens"))
@@ -156,6 +175,7 @@ def from_openai(usage: Any, service_tier: Any = None) -> TokenUsage:
 
 def from_anthropic(usage: Any) -> TokenUsage:
     """Anthropic Messages usage (also Bedrock invoke_model for Claude): input is uncached only."""
+    usage = plain(usage)
     cache_write = _int(get_field(usage, "cache_creation_input_tokens"))
     creation = get_field(usage, "cache_creation")
     cache_1h = _int(get_field(creation, "ephemeral_1h_input_tokens"))

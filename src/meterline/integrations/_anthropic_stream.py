@@ -39,6 +39,14 @@ def _end_without_stop(meter: CallMeter) -> None:
 
 def _item(meter: CallMeter) -> Callable[[Any], bool]:
     def on_item(event: Any) -> bool:
+        # The bulk of a stream: text deltas after the first token. They tell nothing more without content
+        # capture (the usage comes with message_start/message_delta), so skip the general path for them.
+        if (
+            meter.ttft_ms is not None
+            and meter.text_parts is None
+            and getattr(event, "type", None) == "content_block_delta"
+        ):
+            return True
         _on_event(meter, event)
         return True
 

@@ -81,6 +81,13 @@ def _invoke_chunk(meter: CallMeter, data: Any) -> None:
 def _on_message(meter: CallMeter, message: Any) -> None:
     try:
         headers = message.headers
+        if (
+            meter.ttft_ms is not None
+            and meter.text_parts is None
+            and headers.get(":event-type") == "contentBlockDelta"
+            and headers.get(":message-type") == "event"
+        ):
+            return  # the bulk of a Converse stream: after the first token it tells nothing without capture
         kind = headers.get(":message-type")
         if kind in ("exception", "error"):
             name = headers.get(":exception-type") or headers.get(":error-code") or "EventStreamError"

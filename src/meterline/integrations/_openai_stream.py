@@ -19,17 +19,37 @@ from meterline.integrations._stream_meter import ametered, cancel_on_close, mete
 class StreamState:
     """What the wrapper needs besides the meter: which API, and whether to hide the usage chunk."""
 
-    __slots__ = ("hide_usage_chunk", "meter", "responses")
+    __slots__ = ("hide_usage_chunk", "meter", "plain_chunk", "responses")
 
     def __init__(self, meter: CallMeter, *, responses: bool, hide_usage_chunk: bool) -> None:
         self.meter = meter
         self.responses = responses
         self.hide_usage_chunk = hide_usage_chunk
+        self.plain_chunk: Any = None  # the SDK's ChatCompletionChunk class, once a chunk showed it
 
     def on_item(self, item: Any) -> bool:
         """Feed one item; False when it must not reach the user."""
         meter = self.meter
         try:
+            if type(item) is self.plain_chunk and meter.response_model is not None and item.usage is None:
+                # The bulk of a chat stream: one choice with a text delta, no usage, no finish reason, no tool
+                # call. All it tells is its length (and its text, with content capture on), so only that is
+                # read, as plain attribute reads; any other chunk goes through U.chunk below.
+                choices = item.choices
+                if len(choices) == 1:
+                    choice = choices[0]
+                    delta = choice.delta
+                    text = delta.content
+                    if (
+                        choice.finish_reason is None
+                        and delta.tool_calls is None
+                        and isinstance(text, str)
+                        and meter.ttft_ms is not None
+                    ):
+                        meter.out_chars += len(text)
+                        if meter.text_parts is not None:
+                            meter.text_parts.append(text)
+                        return True
             if self.responses:
                 outcome = U.response_event(meter, item)
                 if outcome is not None:
@@ -40,6 +60,8 @@ class StreamState:
                         meter.error(None, kind, message)
                 return True
             U.chunk(meter, item)
+            if self.plain_chunk is None and type(item).__name__ == "ChatCompletionChunk":
+                self.plain_chunk = type(item)
             return not (self.hide_usage_chunk and U.is_usage_only(item))
         except Exception as exc:  # noqa: BLE001 - a metering bug must not break the user's stream
             _errors.report("openai.stream_item", exc, reraise=False)

@@ -51,12 +51,16 @@ def _is_messages_call(options: Any) -> bool:
     return getattr(options, "method", "") == "post" and isinstance(url, str) and url.partition("?")[0] == _MESSAGES_PATH
 
 
+_provider_of: dict[type, str] = {}  # client class -> provider: the MRO is walked once per class, not per call
+
+
 def _provider(client: Any) -> str:
-    for cls in type(client).__mro__:
-        provider = _PROVIDERS.get(cls.__name__)
-        if provider is not None:
-            return provider
-    return "anthropic"
+    found = _provider_of.get(type(client))
+    if found is None:
+        found = _provider_of[type(client)] = next(
+            (_PROVIDERS[c.__name__] for c in type(client).__mro__ if c.__name__ in _PROVIDERS), "anthropic"
+        )
+    return found
 
 
 def _start(client: Any, options: Any, call_md: Mapping[str, Any] | None) -> CallMeter | None:

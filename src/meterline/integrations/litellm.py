@@ -161,20 +161,38 @@ def _capture_request(call: LiteLLMCall, settings: Any, args: tuple[Any, ...], kw
         call.raw_request = raw
 
 
+# (model, custom_llm_provider, api_base) -> whether LiteLLM accepts stream_options for it. Resolving the provider
+# and its parameter list costs ~40 µs a stream call; the answer depends only on these inputs (and on LiteLLM's
+# model tables, which a process does not change for a model it already calls). Bounded: cleared when full.
+_stream_options_ok: dict[tuple[str, Any, Any], bool] = {}
+_STREAM_OPTIONS_CACHE_MAX = 1024
+
+
 def _ask_for_stream_usage(model: Any, kwargs: dict[str, Any]) -> None:
     """OpenAI-compatible streams report usage only when asked (``include_usage``); ask when supported."""
-    import litellm
-
     if not isinstance(model, str):
         return
+    key = (model, kwargs.get("custom_llm_provider"), kwargs.get("api_base"))
     try:
-        bare, provider, _, _ = litellm.get_llm_provider(
-            model=model, custom_llm_provider=kwargs.get("custom_llm_provider"), api_base=kwargs.get("api_base")
-        )
-        supported = litellm.get_supported_openai_params(model=bare, custom_llm_provider=provider) or []
-    except Exception:  # noqa: BLE001 - an unknown model: LiteLLM itself reports it to the caller
-        return
-    if "stream_options" in supported:
+        supported = _stream_options_ok.get(key)
+    except TypeError:  # an unhashable custom_llm_provider/api_base: resolve it every time
+        key, supported = None, None  # type: ignore[assignment]
+    if supported is None:
+        import litellm
+
+        try:
+            bare, provider, _, _ = litellm.get_llm_provider(
+                model=model, custom_llm_provider=kwargs.get("custom_llm_provider"), api_base=kwargs.get("api_base")
+            )
+            params = litellm.get_supported_openai_params(model=bare, custom_llm_provider=provider) or []
+        except Exception:  # noqa: BLE001 - an unknown model: LiteLLM itself reports it to the caller
+            return  # not cached: a model registered later may resolve
+        supported = "stream_options" in params
+        if key is not None:
+            if len(_stream_options_ok) >= _STREAM_OPTIONS_CACHE_MAX:
+                _stream_options_ok.clear()
+            _stream_options_ok[key] = supported
+    if supported:
         kwargs["stream_options"] = {"include_usage": True}
 
 

@@ -66,8 +66,15 @@ def _called_from_litellm() -> bool:
     return False
 
 
+_provider_of: dict[type, str] = {}  # client class -> provider: the MRO is walked once per class, not per call
+
+
 def _provider(client: Any) -> str:
-    return "azure" if any(c.__name__ == "BaseAzureClient" for c in type(client).__mro__) else "openai"
+    cls = type(client)
+    found = _provider_of.get(cls)
+    if found is None:
+        found = _provider_of[cls] = "azure" if any(c.__name__ == "BaseAzureClient" for c in cls.__mro__) else "openai"
+    return found
 
 
 def _start(client: Any, options: Any, call_md: Mapping[str, Any] | None) -> tuple[CallMeter, StreamState] | None:

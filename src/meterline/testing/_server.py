@@ -9,7 +9,8 @@ an override it is deterministic (see :func:`meterline.testing.default_usage`):
 * cache and reasoning counts 0.
 
 Per-request overrides by header: ``x-fake-usage`` (JSON object with set_usage's keys),
-``x-fake-tool-use: 1``, ``x-fake-stop: max_tokens|stop_sequence``, ``x-fake-status: 503``.
+``x-fake-tool-use: 1``, ``x-fake-stop: max_tokens|stop_sequence``, ``x-fake-status: 503``,
+``x-fake-reply-words: N`` (a reply of N words, streamed as N chunks).
 
 Run standalone: ``python -m meterline.testing.fake_provider --port 8999``.
 """
@@ -122,6 +123,11 @@ def _make_call(
 ) -> Call:
     with state.lock:
         usage_cfg, reply = state.usage, state.reply
+    if "x-fake-reply-words" in headers:  # a reply of N words: N stream chunks (benchmarks of per-chunk cost)
+        words = int(headers["x-fake-reply-words"])
+        if not 1 <= words <= 100_000:
+            raise ValueError(f"x-fake-reply-words must be 1..100000; got {words}")
+        reply = Reply(" ".join(f"w{i}" for i in range(words)), reply.tool_use, reply.stop)
     if "x-fake-tool-use" in headers:
         reply = Reply(reply.text, headers["x-fake-tool-use"].strip().lower() in ("1", "true", "yes"), reply.stop)
     if "x-fake-stop" in headers:
