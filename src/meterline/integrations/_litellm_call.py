@@ -79,6 +79,7 @@ class LiteLLMCall:
         "closed",
         "finish_reason",
         "first_token",
+        "in_next",
         "last_error",
         "messages",
         "model",
@@ -114,6 +115,9 @@ class LiteLLMCall:
         self.start_mono = time.perf_counter()
         self.closed = False  # an event that ends the call was emitted: ignore every later hook
         self.stream_open = False  # LiteLLM returned a stream: the stream hooks end the call
+        # inside the stream's own __anext__: an aclose() LiteLLM runs there is its cleanup before it raises
+        # (an error) or ends the stream (StopAsyncIteration); what __anext__ then does decides the outcome
+        self.in_next = False
         self.last_error: BaseException | None = None
         self.token: contextvars.Token[bool] | None = None
         # seen on a stream so far
