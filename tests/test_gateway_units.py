@@ -111,7 +111,7 @@ async def test_an_abandoned_stream_litellm_never_logs_is_recorded_from_the_estim
     from types import SimpleNamespace
 
     from meterline.gateway import events as gw_events
-    from meterline.integrations.litellm_proxy import MeterlineProxyHandler
+    from meterline.gateway.callback import MeterlineProxyHandler
 
     monkeypatch.setenv("METERLINE_BUDGETS", "off")
     handler = MeterlineProxyHandler()
@@ -157,7 +157,7 @@ async def test_at_shutdown_an_abandoned_stream_still_held_is_recorded(
 ) -> None:
     from types import SimpleNamespace
 
-    from meterline.integrations.litellm_proxy import MeterlineProxyHandler
+    from meterline.gateway.callback import MeterlineProxyHandler
 
     monkeypatch.setenv("METERLINE_BUDGETS", "off")
     handler = MeterlineProxyHandler()

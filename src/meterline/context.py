@@ -26,7 +26,10 @@ _scope: contextvars.ContextVar[Mapping[str, Any]] = contextvars.ContextVar(
 _metered: contextvars.ContextVar[bool] = contextvars.ContextVar("meterline_metered", default=False)
 # Set while an outer integration meters a call, so inner layers (LiteLLM over the OpenAI SDK,
 # acompletion over completion) do not count the same provider call again.
-_in_call: contextvars.ContextVar[bool] = contextvars.ContextVar("meterline_in_call", default=False)
+# True while a metered layer (LiteLLM, an SDK request hook, the gateway) runs a call in this thread/task: a
+# layer underneath it (the OpenAI SDK under LiteLLM) does not meter the same call again. Integrations set it.
+in_call: contextvars.ContextVar[bool] = contextvars.ContextVar("meterline_in_call", default=False)
+_in_call = in_call  # the former private name
 
 
 def current_metadata() -> Mapping[str, Any]:
@@ -40,7 +43,7 @@ def selective_metering_enabled() -> bool:
 
 def should_meter() -> bool:
     """False inside an already-metered call, or outside ``meter()`` when selective metering is on."""
-    if _in_call.get():
+    if in_call.get():
         return False
     return _metered.get() or not selective_metering_enabled()
 

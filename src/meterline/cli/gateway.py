@@ -17,7 +17,8 @@ from typing import Any
 
 from meterline.cli import add_destination_argument
 
-CALLBACK = "meterline.integrations.litellm_proxy.handler"
+CALLBACK = "meterline.gateway.callback.handler"
+CALLBACK_NAMES = (CALLBACK, "meterline.integrations.litellm_proxy.handler")  # the older name: same object
 
 
 def register(sub: Any) -> None:
@@ -53,9 +54,9 @@ def prepare_config(path: Path, *, meter: bool = True) -> Path:
     callbacks = settings.get("callbacks") or []
     if isinstance(callbacks, str):
         callbacks = [callbacks]
-    if meter and CALLBACK in callbacks:
+    if meter and any(name in callbacks for name in CALLBACK_NAMES):
         return path
-    callbacks = [*callbacks, CALLBACK] if meter else [c for c in callbacks if c != CALLBACK]
+    callbacks = [*callbacks, CALLBACK] if meter else [c for c in callbacks if c not in CALLBACK_NAMES]
     settings["callbacks"] = callbacks
     fd, name = tempfile.mkstemp(prefix=f".{path.stem}.meterline-", suffix=".yaml", dir=path.parent)
     with os.fdopen(fd, "w") as f:

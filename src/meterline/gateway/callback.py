@@ -1,6 +1,7 @@
 """meterline inside the LiteLLM proxy.
 
-Config: ``litellm_settings: callbacks: ["meterline.integrations.litellm_proxy.handler"]``.
+Config: ``litellm_settings: callbacks: ["meterline.gateway.callback.handler"]`` (the older name
+``meterline.integrations.litellm_proxy.handler`` names the same object).
 
 Meters every proxied call exactly once (chat, completions, embeddings, ``/v1/messages``; streamed or not;
 failures included) with the caller's identity, enforces hard budgets before the call, and adds the
@@ -32,11 +33,11 @@ from litellm.integrations.custom_logger import CustomLogger
 
 from meterline import _api, _errors
 from meterline.config import env_flag
-from meterline.context import _in_call
+from meterline.constants import GATEWAY_HEADER
+from meterline.context import in_call
 from meterline.event import UsageEvent
 from meterline.gateway import events as _events
 from meterline.gateway import identity
-from meterline.integrations import GATEWAY_HEADER
 
 logger = logging.getLogger("meterline")
 
@@ -83,8 +84,10 @@ class MeterlineProxyHandler(CustomLogger):
         self, user_api_key_dict: Any, cache: Any, data: dict[str, Any], call_type: Any
     ) -> dict[str, Any]:
         # The gateway's event is the call's event: SDK integrations instrumented in this process (the
-        # OpenAI SDK under LiteLLM) see _in_call in this request's context and do not meter it again.
-        _in_call.set(True)
+        # OpenAI SDK under LiteLLM) see in_call in this request's context and do not meter it again.
+        in_call.set(True)
+        if not _shutdown_drain_installed:
+            install_shutdown_drain()  # the proxy is serving with this callback registered
         enforcer = self.enforcer
         if enforcer is None:
             return data
@@ -337,11 +340,13 @@ def instrument() -> None:
 
     if handler not in litellm.callbacks:
         litellm.callbacks.append(handler)
+    install_shutdown_drain()
 
 
 def uninstrument() -> bool:
     import litellm
 
+    uninstall_shutdown_drain()
     if handler in litellm.callbacks:
         litellm.callbacks.remove(handler)
         return True
@@ -362,15 +367,27 @@ def _register_exit_hook() -> None:
     atexit.register(handler.expire_all)
 
 
-def _drain_logging_worker_on_shutdown() -> None:
+_shutdown_drain_installed = False
+_shutdown_original: Any = None
+
+
+def install_shutdown_drain() -> bool:
     """LiteLLM's shutdown does not wait for its logging worker, which runs async success callbacks, and the
     process may end without atexit hooks: calls answered just before SIGTERM would never be stored. Wrap
     the proxy's shutdown event: drain the worker, then flush the recorder (each bounded by
-    ``METERLINE_GATEWAY_DRAIN_S``, default 10 s)."""
+    ``METERLINE_GATEWAY_DRAIN_S``, default 10 s).
+
+    Not done at import: when the callback is registered (:func:`instrument`) or first used by the proxy
+    (its pre-call hook). Idempotent; True when the wrapper is in place. :func:`uninstall_shutdown_drain` is
+    the exact inverse."""
+    global _shutdown_drain_installed, _shutdown_original
     proxy = sys.modules.get("litellm.proxy.proxy_server")
     original = getattr(proxy, "proxy_shutdown_event", None)
-    if original is None or getattr(original, "_meterline_drain", False):
-        return
+    if original is None:
+        return False  # not inside the proxy (yet)
+    if getattr(original, "_meterline_drain", False):
+        _shutdown_drain_installed = True
+        return True
 
     async def shutdown_event(*args: Any, **kwargs: Any) -> Any:
         try:
@@ -389,6 +406,18 @@ def _drain_logging_worker_on_shutdown() -> None:
 
     shutdown_event._meterline_drain = True  # type: ignore[attr-defined]
     proxy.proxy_shutdown_event = shutdown_event  # type: ignore[union-attr]
+    _shutdown_original, _shutdown_drain_installed = original, True
+    return True
 
 
-_drain_logging_worker_on_shutdown()
+def uninstall_shutdown_drain() -> bool:
+    """Put the proxy's own shutdown event back (only if it is still the wrapper installed here)."""
+    global _shutdown_drain_installed, _shutdown_original
+    proxy = sys.modules.get("litellm.proxy.proxy_server")
+    original, _shutdown_original, _shutdown_drain_installed = _shutdown_original, None, False
+    if proxy is None or original is None:
+        return False
+    if getattr(getattr(proxy, "proxy_shutdown_event", None), "_meterline_drain", False):
+        proxy.proxy_shutdown_event = original
+        return True
+    return False

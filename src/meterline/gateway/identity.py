@@ -16,7 +16,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from meterline.integrations import GATEWAY_HEADER
+from meterline.constants import GATEWAY_HEADER
 from meterline.metadata import METADATA_FIELDS, merge, normalise
 from meterline.metadata import _canonical as canonical_name
 

@@ -9,11 +9,9 @@ import importlib
 import importlib.util
 import logging
 
-logger = logging.getLogger("meterline")
+from meterline.constants import GATEWAY_HEADER as GATEWAY_HEADER  # re-exported: the name was public here
 
-# The meterline gateway adds this response header (value "gateway") to calls it meters; an SDK integration
-# that sees it on a response records nothing for that call, so app and gateway never both count it.
-GATEWAY_HEADER = "x-meterline-metered"
+logger = logging.getLogger("meterline")
 
 # integration name -> (module that patches it, the library it needs)
 INTEGRATIONS: dict[str, tuple[str, str]] = {

@@ -21,9 +21,9 @@ from typing import Any
 
 from meterline import _api
 from meterline import usage as _usage
-from meterline.context import _in_call
+from meterline.constants import FINISH_REASONS, GATEWAY_HEADER
+from meterline.context import in_call
 from meterline.event import MAX_ERROR_MESSAGE, UsageEvent
-from meterline.integrations import GATEWAY_HEADER
 
 # LiteLLM call types metered, and the schema operation each one is.
 OPERATIONS: dict[str, str] = {
@@ -35,19 +35,8 @@ OPERATIONS: dict[str, str] = {
     "aembedding": "embedding",
 }
 
-# LiteLLM finish reasons (OpenAI's, plus the ones some providers pass through) -> schema stop_reason.
-STOP_REASONS: dict[str, str] = {
-    "stop": "end",
-    "end_turn": "end",
-    "eos": "end",
-    "length": "max_tokens",
-    "max_tokens": "max_tokens",
-    "stop_sequence": "stop_sequence",
-    "tool_calls": "tool_use",
-    "function_call": "tool_use",
-    "tool_use": "tool_use",
-    "content_filter": "content_filter",
-}
+# LiteLLM finish reasons -> schema stop_reason (shared with the gateway, so it lives in the core).
+STOP_REASONS = FINISH_REASONS
 
 # LiteLLM route names that are not upstream provider names.
 PROVIDERS: dict[str, str] = {
@@ -126,15 +115,15 @@ class LiteLLMCall:
         self.finish_reason: str | None = None
         self.response_model: str | None = None
 
-    # -- the _in_call flag, set while LiteLLM runs the call on the caller's thread/task -------------
+    # -- the in_call flag, set while LiteLLM runs the call on the caller's thread/task -------------
     def enter(self) -> None:
-        self.token = _in_call.set(True)
+        self.token = in_call.set(True)
 
     def release(self) -> None:
         token, self.token = self.token, None
         if token is not None:
             try:
-                _in_call.reset(token)
+                in_call.reset(token)
             except ValueError:
                 pass  # another thread or task ended the call: the caller's own context was reset there
 

@@ -20,8 +20,8 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from meterline import _errors
-from meterline.context import _in_call
-from meterline.integrations import GATEWAY_HEADER
+from meterline.constants import GATEWAY_HEADER
+from meterline.context import in_call
 from meterline.integrations._call import CallMeter, call_metadata
 
 HEADER = "x-meterline-usage-metadata"
@@ -178,14 +178,14 @@ class RequestHook:
                 return orig(self, cast_to, options, *args, **kwargs)
             meter, extra = started
             seen: list[bool] = []
-            token, gateway = _in_call.set(True), _gateway_seen.set(seen)
+            token, gateway = in_call.set(True), _gateway_seen.set(seen)
             try:
                 result = orig(self, cast_to, options, *args, **kwargs)
             except BaseException as exc:
                 hook.fail(meter, exc)
                 raise
             finally:
-                _in_call.reset(token)
+                in_call.reset(token)
                 _gateway_seen.reset(gateway)
             if seen:
                 return result
@@ -207,14 +207,14 @@ class RequestHook:
                 return await orig(self, cast_to, options, *args, **kwargs)
             meter, extra = started
             seen: list[bool] = []
-            token, gateway = _in_call.set(True), _gateway_seen.set(seen)
+            token, gateway = in_call.set(True), _gateway_seen.set(seen)
             try:
                 result = await orig(self, cast_to, options, *args, **kwargs)
             except BaseException as exc:
                 hook.fail(meter, exc)
                 raise
             finally:
-                _in_call.reset(token)
+                in_call.reset(token)
                 _gateway_seen.reset(gateway)
             if seen:
                 return result
