@@ -30,7 +30,7 @@ from typing import Any
 
 from meterline import _errors
 from meterline.event import UsageEvent
-from meterline.metadata import environment_fallbacks
+from meterline.fields import environment_fallbacks
 from meterline.pricing import Pricer, get_pricer
 from meterline.sinks.base import Sink, SinkError
 from meterline.spool import Spool

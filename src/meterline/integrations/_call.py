@@ -20,7 +20,7 @@ from meterline import usage as _usage
 from meterline.constants import ANTHROPIC_STOP_REASONS
 from meterline.context import current_metadata
 from meterline.event import MAX_ERROR_MESSAGE, UsageEvent
-from meterline.metadata import normalise
+from meterline.fields import normalise
 from meterline.usage import get_field as get
 
 STOP_REASONS = ANTHROPIC_STOP_REASONS  # Anthropic stop reasons (also Bedrock Converse's stopReason)

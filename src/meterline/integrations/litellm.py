@@ -49,9 +49,9 @@ from typing import Any
 
 from meterline import _errors
 from meterline.context import current_metadata, should_meter
+from meterline.fields import normalise
 from meterline.integrations import _litellm_stream as _stream
 from meterline.integrations._litellm_call import ATTR, OPERATIONS, LiteLLMCall
-from meterline.metadata import normalise
 from meterline.usage import prompt_chars
 
 _MISSING = object()
