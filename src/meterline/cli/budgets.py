@@ -49,7 +49,7 @@ class _Remote:
     """The same operations through a collector's HTTP API."""
 
     def __init__(self, dest: str, api_key: str | None) -> None:
-        from meterline.server.client import CollectorClient
+        from meterline.store.remote import CollectorClient
 
         self.client = CollectorClient(dest, api_key)
 

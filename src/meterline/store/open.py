@@ -32,9 +32,6 @@ def open_store(destination: str | None = None, *, api_key: str | None = None) ->
         except ImportError as exc:
             raise DestinationError(f"{dest}: needs pip install 'meterline[postgres]' ({exc})") from None
         return PostgresStore(dest)
-    try:
-        from meterline.server.client import CollectorClient
-    except ImportError as exc:
-        raise DestinationError(f"{dest}: reading a collector needs pip install 'meterline[server]' ({exc})") from None
+    from meterline.store.remote import CollectorClient  # standard library only
 
     return CollectorClient(dest, api_key or os.environ.get("METERLINE_API_KEY"))

@@ -1,6 +1,7 @@
 """``CollectorClient``: read a collector over HTTP (``meterline report --database http://…``).
 
-Standard library only, so reading a collector needs no server dependencies. Same read API as the
+Standard library only (it lives with the stores, below the server), so reading a collector needs no server
+dependencies. Same read API as the
 stores where it makes sense: ``usage``, ``events``, ``iter_events``, ``trace``, ``close``.
 """
 
