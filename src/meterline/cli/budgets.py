@@ -95,10 +95,9 @@ class _Local:
         return [b.to_dict() for b in B.list_budgets(self.store)]
 
     def status(self) -> list[dict[str, Any]]:
-        from meterline.server.api.budgets import _status
         from meterline.store import budgets as B
 
-        return [_status(self.store, b) for b in B.list_budgets(self.store)]
+        return [B.status(self.store, b) for b in B.list_budgets(self.store)]
 
     def delete(self, budget: str) -> bool:
         from meterline.store import budgets as B

@@ -418,6 +418,6 @@ def uninstall_shutdown_drain() -> bool:
     if proxy is None or original is None:
         return False
     if getattr(getattr(proxy, "proxy_shutdown_event", None), "_meterline_drain", False):
-        proxy.proxy_shutdown_event = original
+        setattr(proxy, "proxy_shutdown_event", original)
         return True
     return False
