@@ -26,7 +26,7 @@ def _version(dist: str) -> str:
 def run(args: argparse.Namespace) -> int:
     from meterline import __version__
     from meterline.config import data_dir, destination_kind, resolve_destination
-    from meterline.integrations import INTEGRATIONS, available
+    from meterline.integrations import INTEGRATIONS, available, in_tested_range, installed_version
     from meterline.spool import Spool
 
     problems = 0
@@ -51,8 +51,14 @@ def run(args: argparse.Namespace) -> int:
     spool = Spool(data_dir() / "spool")
     print(f"spool            {spool.directory} ({spool.pending_files()} files waiting)")
     ready = set(available())
-    for name, (_, library) in INTEGRATIONS.items():
-        state = "ready" if name in ready else "library not installed"
-        print(f"integration      {name:<10} {state} ({library} {_version(library)})")
+    for name, integration in INTEGRATIONS.items():
+        version = installed_version(integration)
+        if name not in ready or version is None:
+            state = f"library not installed ({integration.distribution})"
+        elif in_tested_range(integration, version):
+            state = f"ready ({integration.distribution} {version}; tested {integration.describe()})"
+        else:
+            state = f"ready, UNTESTED VERSION ({integration.describe()} tested; {version} installed)"
+        print(f"integration      {name:<10} {state}")
     print(f"pricing          genai-prices {_version('genai-prices')}")
     return 1 if problems else 0

@@ -38,6 +38,7 @@ from meterline.context import in_call
 from meterline.event import UsageEvent
 from meterline.gateway import events as _events
 from meterline.gateway import identity
+from meterline.integrations._ledger import LEDGER
 
 logger = logging.getLogger("meterline")
 
@@ -367,8 +368,8 @@ def _register_exit_hook() -> None:
     atexit.register(handler.expire_all)
 
 
+_SHUTDOWN = "litellm_proxy.shutdown"  # its entry in the patch ledger
 _shutdown_drain_installed = False
-_shutdown_original: Any = None
 
 
 def install_shutdown_drain() -> bool:
@@ -378,17 +379,27 @@ def install_shutdown_drain() -> bool:
     ``METERLINE_GATEWAY_DRAIN_S``, default 10 s).
 
     Not done at import: when the callback is registered (:func:`instrument`) or first used by the proxy
-    (its pre-call hook). Idempotent; True when the wrapper is in place. :func:`uninstall_shutdown_drain` is
-    the exact inverse."""
-    global _shutdown_drain_installed, _shutdown_original
+    (its pre-call hook). Recorded in the patch ledger; idempotent; True when the wrapper is in place.
+    :func:`uninstall_shutdown_drain` is the exact inverse."""
+    global _shutdown_drain_installed
     proxy = sys.modules.get("litellm.proxy.proxy_server")
-    original = getattr(proxy, "proxy_shutdown_event", None)
-    if original is None:
+    if getattr(proxy, "proxy_shutdown_event", None) is None:
         return False  # not inside the proxy (yet)
-    if getattr(original, "_meterline_drain", False):
-        _shutdown_drain_installed = True
-        return True
+    with LEDGER.installing(_SHUTDOWN) as fresh:
+        if fresh:
+            LEDGER.patch(_SHUTDOWN, proxy, "proxy_shutdown_event", _drain_then)
+    _shutdown_drain_installed = True
+    return True
 
+
+def uninstall_shutdown_drain() -> bool:
+    """Put the proxy's own shutdown event back."""
+    global _shutdown_drain_installed
+    _shutdown_drain_installed = False
+    return LEDGER.restore(_SHUTDOWN)
+
+
+def _drain_then(original: Any) -> Any:
     async def shutdown_event(*args: Any, **kwargs: Any) -> Any:
         try:
             from litellm.litellm_core_utils.logging_worker import GLOBAL_LOGGING_WORKER
@@ -404,20 +415,4 @@ def install_shutdown_drain() -> bool:
             logger.warning("meterline gateway: not every event was written before shutdown (see spool)")
         return await original(*args, **kwargs)
 
-    shutdown_event._meterline_drain = True  # type: ignore[attr-defined]
-    proxy.proxy_shutdown_event = shutdown_event  # type: ignore[union-attr]
-    _shutdown_original, _shutdown_drain_installed = original, True
-    return True
-
-
-def uninstall_shutdown_drain() -> bool:
-    """Put the proxy's own shutdown event back (only if it is still the wrapper installed here)."""
-    global _shutdown_drain_installed, _shutdown_original
-    proxy = sys.modules.get("litellm.proxy.proxy_server")
-    original, _shutdown_original, _shutdown_drain_installed = _shutdown_original, None, False
-    if proxy is None or original is None:
-        return False
-    if getattr(getattr(proxy, "proxy_shutdown_event", None), "_meterline_drain", False):
-        setattr(proxy, "proxy_shutdown_event", original)
-        return True
-    return False
+    return shutdown_event

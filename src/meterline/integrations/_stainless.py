@@ -6,7 +6,8 @@ resource classes whose methods post through the base client's ``request`` (the o
   header merging); :func:`take_metadata` pops it there, before anything is sent. This also reaches requests
   made later than the method call (``messages.stream()`` posts in ``__enter__``).
 * :class:`RequestHook`: the wrapped ``request`` that meters one call (shared sync/async logic).
-* :class:`Patches`: class-attribute patches recorded so ``uninstrument`` restores exactly the originals.
+* :class:`Patches`: class-attribute patches recorded in the shared ledger, so ``uninstrument`` restores exactly
+  the originals.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from meterline import _errors
 from meterline.constants import GATEWAY_HEADER
 from meterline.context import in_call
 from meterline.integrations._call import CallMeter, call_metadata
+from meterline.integrations._ledger import LEDGER
 
 HEADER = "x-meterline-usage-metadata"
 
@@ -77,19 +79,17 @@ def wrap_resource_method(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 
 class Patches:
-    """Class-level patches of one integration; idempotent apply, exact restore."""
+    """One SDK integration's class-level patches, recorded in the shared :data:`LEDGER` under its name:
+    idempotent install, exact restore."""
 
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self._done: list[tuple[type, str, Any]] = []
+    def __init__(self, name: str) -> None:
+        self.name = name
 
     def __bool__(self) -> bool:
-        return bool(self._done)
+        return LEDGER.installed(self.name)
 
     def patch(self, owner: type, name: str, make: Callable[[Any], Any]) -> None:
-        original = owner.__dict__[name]
-        setattr(owner, name, make(original))
-        self._done.append((owner, name, original))
+        LEDGER.patch(self.name, owner, name, make)
 
     def patch_resources(self, resources: tuple[tuple[str, tuple[str, ...]], ...], methods: tuple[str, ...]) -> None:
         """Wrap ``methods`` of each ``module: classes`` that exists in this SDK version."""
@@ -116,8 +116,8 @@ class Patches:
         """Wrap the SDK's ``request`` (sync and async base clients) and the resource methods; idempotent."""
         import importlib
 
-        with self.lock:
-            if self._done:
+        with LEDGER.installing(self.name) as fresh:
+            if not fresh:
                 return
             base = importlib.import_module(base_client_module)
             self.patch(base.SyncAPIClient, "request", hook.wrap_sync)
@@ -127,16 +127,7 @@ class Patches:
             self.patch_resources(resources, methods)
 
     def uninstall(self) -> bool:
-        with self.lock:
-            return self.restore()
-
-    def restore(self) -> bool:
-        if not self._done:
-            return False
-        for owner, name, original in reversed(self._done):
-            setattr(owner, name, original)
-        self._done.clear()
-        return True
+        return LEDGER.restore(self.name)
 
 
 Start = Callable[[Any, Any, "Mapping[str, Any] | None"], "tuple[CallMeter, Any] | None"]

@@ -42,7 +42,7 @@ _RESOURCES = (
 _RESOURCE_METHODS = ("create", "stream", "parse")
 _PROVIDERS = {"BaseBedrockClient": "bedrock", "BaseVertexClient": "vertex_ai", "BaseFoundryClient": "azure"}
 
-_patches = Patches()
+_patches = Patches("anthropic")
 
 
 # -- the request choke point -------------------------------------------------------------------------

@@ -43,7 +43,6 @@ LiteLLM reports is an error event and the final success one more event.
 from __future__ import annotations
 
 import asyncio
-import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -51,23 +50,21 @@ from meterline import _errors
 from meterline.context import current_metadata, should_meter
 from meterline.fields import normalise
 from meterline.integrations import _litellm_stream as _stream
+from meterline.integrations._ledger import LEDGER
 from meterline.integrations._litellm_call import ATTR, OPERATIONS, LiteLLMCall
 from meterline.usage import prompt_chars
 
-_MISSING = object()
-_lock = threading.Lock()
-# (owner, attribute, value found in owner.__dict__ before patching or _MISSING, replacement)
-_patches: list[tuple[Any, str, Any, Any]] = []
+NAME = "litellm"
 
 
 def is_instrumented() -> bool:
-    return bool(_patches)
+    return LEDGER.installed(NAME)
 
 
 def instrument() -> None:
     """Patch LiteLLM (idempotent). Imports litellm: set ``LITELLM_LOCAL_MODEL_COST_MAP=True`` offline."""
-    with _lock:
-        if _patches:
+    with LEDGER.installing(NAME) as fresh:
+        if not fresh:
             return
         import litellm.utils as lu
         from litellm.caching.caching_handler import LLMCachingHandler
@@ -89,28 +86,12 @@ def instrument() -> None:
             (CustomStreamWrapper, "__del__", _stream.wrap_del),
         ]
         for owner, name, wrap in plan:
-            own = owner.__dict__.get(name, _MISSING)
-            current = getattr(owner, name, None)
-            replacement = wrap(current)
-            setattr(owner, name, replacement)
-            _patches.append((owner, name, own, replacement))
+            LEDGER.patch(NAME, owner, name, wrap)
 
 
 def uninstrument() -> bool:
     """Restore every patched LiteLLM object exactly; False when nothing was instrumented."""
-    with _lock:
-        if not _patches:
-            return False
-        while _patches:
-            owner, name, own, replacement = _patches.pop()
-            if owner.__dict__.get(name) is not replacement:
-                _errors.report("litellm uninstrument", RuntimeError(f"{owner!r}.{name} was re-patched by someone else"))
-                continue
-            if own is _MISSING:
-                delattr(owner, name)
-            else:
-                setattr(owner, name, own)
-        return True
+    return LEDGER.restore(NAME)
 
 
 _final_types: list[type] = []

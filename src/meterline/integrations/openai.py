@@ -44,7 +44,7 @@ _RESOURCES = (
 )
 _RESOURCE_METHODS = ("create", "stream", "parse")
 
-_patches = Patches()
+_patches = Patches("openai")
 
 
 # -- the request choke point ---------------------------------------------------------------------------
