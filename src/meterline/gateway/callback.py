@@ -38,7 +38,7 @@ from meterline.context import in_call
 from meterline.event import UsageEvent
 from meterline.gateway import events as _events
 from meterline.gateway import identity
-from meterline.integrations._ledger import LEDGER
+from meterline.patching import LEDGER
 
 logger = logging.getLogger("meterline")
 

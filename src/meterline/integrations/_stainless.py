@@ -24,7 +24,7 @@ from meterline import _errors
 from meterline.constants import GATEWAY_HEADER
 from meterline.context import in_call
 from meterline.integrations._call import CallMeter, call_metadata
-from meterline.integrations._ledger import LEDGER
+from meterline.patching import LEDGER
 
 HEADER = "x-meterline-usage-metadata"
 

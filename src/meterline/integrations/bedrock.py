@@ -37,7 +37,7 @@ from meterline import usage as _usage
 from meterline.context import should_meter
 from meterline.integrations._bedrock_stream import instrument_event_stream
 from meterline.integrations._call import CallMeter, call_metadata
-from meterline.integrations._ledger import LEDGER
+from meterline.patching import LEDGER
 from meterline.usage import get_field as get
 
 SERVICE = "bedrock-runtime"

@@ -50,8 +50,8 @@ from meterline import _errors
 from meterline.context import current_metadata, should_meter
 from meterline.fields import normalise
 from meterline.integrations import _litellm_stream as _stream
-from meterline.integrations._ledger import LEDGER
 from meterline.integrations._litellm_call import ATTR, OPERATIONS, LiteLLMCall
+from meterline.patching import LEDGER
 from meterline.usage import prompt_chars
 
 NAME = "litellm"

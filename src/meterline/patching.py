@@ -1,4 +1,5 @@
-"""The one patch ledger: every attribute meterline replaces in a third-party library, per integration.
+"""The one patch ledger: every attribute meterline replaces in a third-party library, per integration (the
+SDK integrations and the gateway's proxy shutdown wrapper alike).
 
 ``patch`` records ``(owner, name, what owner.__dict__ held before or MISSING, replacement)``; ``restore`` undoes
 one integration's entries in reverse order, putting back exactly what was there (or deleting an attribute that
