@@ -77,10 +77,10 @@ class _Remote:
 
 
 class _Local:
-    def __init__(self, dest: str) -> None:
+    def __init__(self, dest: str, *, create: bool = True) -> None:
         from meterline.store.backend import open_stores
 
-        self.store, reader = open_stores(dest, pool_size=1)
+        self.store, reader = open_stores(dest, pool_size=1, create=create)
         if reader is not self.store:
             reader.close()
 
@@ -114,7 +114,7 @@ def run(args: argparse.Namespace) -> int:
         ops: _Remote | _Local = (
             _Remote(dest, args.api_key or os.environ.get("METERLINE_API_KEY"))
             if destination_kind(dest) == "http"
-            else _Local(dest)
+            else _Local(dest, create=args.budgets_command in ("create", "delete"))
         )
     except DestinationError as exc:
         return fail(exc)

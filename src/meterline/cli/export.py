@@ -20,6 +20,7 @@ def register(sub: Any) -> None:
         description="Print stored events, one per line. JSONL is the stable way to read events back.",
     )
     add_destination_argument(p)
+    p.add_argument("--api-key", default=None, help="for a collector URL (default $METERLINE_API_KEY)")
     p.add_argument("--format", choices=("jsonl", "csv"), default="jsonl")
     p.add_argument("--output", "-o", help="write to this file instead of standard output")
     add_range_arguments(p)
@@ -32,7 +33,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         start, end = range_from_args(args)
         filters = parse_filters(args.filter)
-        store = open_store(args.destination)
+        store = open_store(args.destination, api_key=args.api_key)
     except USER_ERRORS as exc:
         return fail(exc)
     if not hasattr(store, "iter_events"):

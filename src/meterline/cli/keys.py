@@ -43,7 +43,7 @@ def _open(args: argparse.Namespace) -> Any:
         return CollectorClient(dest, args.api_key or os.environ.get("METERLINE_API_KEY"))
     from meterline.store.backend import open_stores
 
-    writer, reader = open_stores(dest, pool_size=1)
+    writer, reader = open_stores(dest, pool_size=1, create=args.keys_command != "list")
     if reader is not writer:
         reader.close()
     return writer

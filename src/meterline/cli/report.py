@@ -82,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
     if not args.bucket:
         rows.sort(key=lambda r: (r["total_cost"], r["requests"]), reverse=True)
     keys = (["bucket"] if args.bucket else []) + group_by
-    write(rows, keys, args.format, sys.stdout)
+    write(rows, keys, args.format, sys.stdout, filtered=bool(q.filters))
     return 0
 
 
@@ -97,7 +97,7 @@ def totals(rows: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
-def write(rows: list[dict[str, Any]], keys: list[str], fmt: str, out: TextIO) -> None:
+def write(rows: list[dict[str, Any]], keys: list[str], fmt: str, out: TextIO, *, filtered: bool = False) -> None:
     if fmt == "json":
         json.dump([{k: plain(v) for k, v in r.items()} for r in rows], out, indent=2)
         out.write("\n")
@@ -109,7 +109,7 @@ def write(rows: list[dict[str, Any]], keys: list[str], fmt: str, out: TextIO) ->
         for r in rows:
             w.writerow([plain(r.get(k)) for k in names])
         return
-    table(rows, keys, out)
+    table(rows, keys, out, filtered=filtered)
 
 
 def _cell(key: str, value: Any) -> str:
@@ -118,13 +118,19 @@ def _cell(key: str, value: Any) -> str:
     if key == "bucket":
         return str(value.isoformat(timespec="minutes"))
     if key == "total_cost":
-        return f"{Decimal(value):,.6f}"
+        cost = Decimal(value)
+        if 0 < abs(cost) < _MICRO:  # a tiny cost keeps its significant digits instead of printing 0.000000
+            return format_cost(cost)
+        return f"{cost:,.6f}"
     if isinstance(value, int) and not isinstance(value, bool):
         return f"{value:,}"
     return str(value)
 
 
-def table(rows: list[dict[str, Any]], keys: list[str], out: TextIO) -> None:
+_MICRO = Decimal("0.000001")
+
+
+def table(rows: list[dict[str, Any]], keys: list[str], out: TextIO, *, filtered: bool = False) -> None:
     heads = [*keys, *[_HEAD.get(c, c) for c in COLUMNS]]
     body = [[_cell(k, r.get(k)) for k in [*keys, *COLUMNS]] for r in rows]
     tot = totals(rows)
@@ -148,7 +154,7 @@ def table(rows: list[dict[str, Any]], keys: list[str], out: TextIO) -> None:
             "add a price table (METERLINE_PRICES) to price them.\n"
         )
     if not rows:
-        out.write("(no events in range)\n")
+        out.write("(no events match the filter)\n" if filtered else "(no events in range)\n")
 
 
 def format_total(rows: list[dict[str, Any]]) -> str:

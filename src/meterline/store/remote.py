@@ -52,6 +52,19 @@ class CollectorClient(EventPages):
         except (urllib.error.URLError, OSError) as exc:
             raise DestinationError(f"cannot reach the collector at {self.base_url}: {exc}") from None
 
+    def health(self) -> dict[str, Any]:
+        """The collector's ``/healthz`` answer (no key needed); DestinationError when nothing answers."""
+        doc = self._request("GET", "/healthz")
+        return doc if isinstance(doc, dict) else {}
+
+    def check_ingest_key(self) -> None:
+        """DestinationError when the collector refuses this key for sending events (or none is set): posts an
+        empty batch, which stores nothing."""
+        try:
+            self._request("POST", "/v1/events", body={"events": []})
+        except QueryError:
+            return  # past authentication: the empty batch itself was refused
+
     @staticmethod
     def _range(start: datetime | None, end: datetime | None) -> list[tuple[str, str]]:
         out = []
