@@ -63,7 +63,7 @@ INTEGRATIONS: dict[str, Integration] = {
         "meterline.integrations.litellm",
         "litellm",
         "litellm",
-        ("1.98.0", "1.110.2"),
+        ("1.106.0", "1.110.2"),
         (
             "litellm.utils:function_setup",
             "litellm.utils:update_response_metadata",
@@ -85,7 +85,7 @@ INTEGRATIONS: dict[str, Integration] = {
         "meterline.integrations.anthropic",
         "anthropic",
         "anthropic",
-        ("0.40.0", "2.14.0"),
+        ("1.0.0", "2.14.0"),
         _stainless_points(
             "anthropic",
             "anthropic.resources.messages:Messages.create",

@@ -71,7 +71,7 @@ def _fire(name: str) -> None:
 
 
 def when_imported(name: str, callback: Callable[[], object]) -> None:
-    """Call ``callback()`` once ``name`` is imported (now, if it already is). Top-level names only."""
+    """Call ``callback()`` once ``name`` is imported (now, if it already is); a submodule once its parent is."""
     with _lock:
         if name not in sys.modules:
             _watched.setdefault(name, []).append(callback)

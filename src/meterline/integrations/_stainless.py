@@ -16,6 +16,7 @@ import contextvars
 import functools
 import inspect
 import itertools
+import sys
 import threading
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -84,6 +85,7 @@ class Patches:
 
     def __init__(self, name: str) -> None:
         self.name = name
+        self._waiting: list[str] = []  # resource modules to patch when the app imports them
 
     def __bool__(self) -> bool:
         return LEDGER.installed(self.name)
@@ -92,14 +94,28 @@ class Patches:
         LEDGER.patch(self.name, owner, name, make)
 
     def patch_resources(self, resources: tuple[tuple[str, tuple[str, ...]], ...], methods: tuple[str, ...]) -> None:
-        """Wrap ``methods`` of each ``module: classes`` that exists in this SDK version."""
-        import importlib
+        """Wrap ``methods`` of each ``module: classes`` that exists in this SDK version. The SDKs load resource
+        modules lazily (importing them all costs seconds): a module not imported yet is patched when it is."""
+        import sys
+
+        from meterline.integrations import _post_import
 
         for module_name, class_names in resources:
-            try:
-                module = importlib.import_module(module_name)
-            except ImportError:  # an SDK version without this resource
-                continue
+            if module_name in sys.modules:
+                self._patch_classes(module_name, class_names, methods)
+            else:
+                self._waiting.append(module_name)
+                _post_import.when_imported(
+                    module_name, functools.partial(self._patch_classes, module_name, class_names, methods, True)
+                )
+
+    def _patch_classes(
+        self, module_name: str, class_names: tuple[str, ...], methods: tuple[str, ...], late: bool = False
+    ) -> None:
+        module = sys.modules.get(module_name)
+        with LEDGER.lock:
+            if module is None or (late and not LEDGER.installed(self.name)):
+                return  # an SDK version without this resource, or uninstrumented meanwhile
             for class_name in class_names:
                 cls = getattr(module, class_name, None)
                 for method in methods:
@@ -127,6 +143,11 @@ class Patches:
             self.patch_resources(resources, methods)
 
     def uninstall(self) -> bool:
+        from meterline.integrations import _post_import
+
+        for module_name in self._waiting:
+            _post_import.unwatch(module_name)
+        self._waiting.clear()
         return LEDGER.restore(self.name)
 
 
