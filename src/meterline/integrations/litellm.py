@@ -2,8 +2,8 @@
 ``embedding``, ``aembedding`` (also through ``litellm.Router``: one event per attempt), their sync and async
 streams, and failures — exactly once each.
 
-Design (checked against litellm 1.106.2)
-----------------------------------------
+Design (tested on litellm 1.106.0 to 1.110.2)
+---------------------------------------------
 Every public LiteLLM entry point is wrapped by ``litellm.utils.client``. Its sync and async wrappers look up
 three module globals of ``litellm.utils`` at call time and run them on the caller's thread (or task):
 
