@@ -159,16 +159,19 @@ def missing_hook_points(integration: Integration) -> list[str]:
 
 
 def _activate(integration: Integration) -> bool:
-    """Check and patch an imported library; never raises. True when instrumented."""
+    """Check and patch an imported library; never raises. True when instrumented. (Not under ``_lock`` while
+    patching: a post-import hook may run this in another thread's import.)"""
     name = integration.name
-    with _lock:
-        try:
-            module = importlib.import_module(integration.module)
-            if module.is_instrumented():
-                return True
-            version = installed_version(integration) or "unknown"
-            if name not in _warned and (version == "unknown" or not in_tested_range(integration, version)):
+    try:
+        module = importlib.import_module(integration.module)
+        if module.is_instrumented():
+            return True
+        version = installed_version(integration) or "unknown"
+        if version == "unknown" or not in_tested_range(integration, version):
+            with _lock:
+                first = name not in _warned
                 _warned.add(name)
+            if first:
                 logger.warning(
                     "meterline: %s %s is outside the versions the %s integration is tested on (%s); "
                     "it stays on: check its events, and please report any difference",
@@ -177,24 +180,29 @@ def _activate(integration: Integration) -> bool:
                     name,
                     integration.describe(),
                 )
-            missing = missing_hook_points(integration)
-            if missing:
-                _disabled[name] = f"{integration.distribution} {version} lacks {', '.join(missing)}"
-                logger.error(
-                    "meterline: %s integration disabled: %s (tested on %s); these calls are not metered",
-                    name,
-                    _disabled[name],
-                    integration.describe(),
-                )
-                return False
-            module.instrument()
-            _disabled.pop(name, None)
-            return True
-        except Exception as exc:  # noqa: BLE001 - instrumenting must never break the app
-            _rollback(integration)
-            _disabled[name] = f"instrumenting failed: {exc!r}"
-            logger.error("meterline: %s integration disabled: %s", name, _disabled[name])
+        missing = missing_hook_points(integration)
+        if missing:
+            reason = f"{integration.distribution} {version} lacks {', '.join(missing)}"
+            with _lock:
+                _disabled[name] = reason
+            logger.error(
+                "meterline: %s integration disabled: %s (tested on %s); these calls are not metered",
+                name,
+                reason,
+                integration.describe(),
+            )
             return False
+        module.instrument()
+        with _lock:
+            _disabled.pop(name, None)
+        return True
+    except Exception as exc:  # noqa: BLE001 - instrumenting must never break the app
+        _rollback(integration)
+        reason = f"instrumenting failed: {exc!r}"
+        with _lock:
+            _disabled[name] = reason
+        logger.error("meterline: %s integration disabled: %s", name, reason)
+        return False
 
 
 def _rollback(integration: Integration) -> None:
