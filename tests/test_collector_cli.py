@@ -15,6 +15,7 @@ from collector_support import SRC, ThreadCollector, request, wire_event
 from meterline.cli import main
 from meterline.server.settings import SettingsError, load_settings
 from meterline.store import keys as K
+from meterline.store.migrate import head as migrate_head
 
 
 def test_keys_create_list_revoke_on_the_database(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -65,6 +66,9 @@ def test_report_reads_through_the_collector(database: str, capsys: pytest.Captur
         assert "unknown dimension" in capsys.readouterr().err
 
 
+HEAD = migrate_head()  # the newest revision, whichever part added it
+
+
 def _migrate(db: str) -> str:
     return subprocess.run(
         [sys.executable, "-m", "meterline", "migrate", "--database", db],
@@ -79,12 +83,12 @@ def test_migrate_sqlite_and_existing_sdk_file(tmp_path: Path) -> None:
     from meterline.store.sqlite import SQLiteStore
 
     fresh = f"sqlite:///{tmp_path / 'fresh.db'}"
-    assert "current revision: 0002" in _migrate(fresh)
+    assert f"current revision: {HEAD}" in _migrate(fresh)
     # a file the SDK created on first use migrates too (the statements are idempotent)
     sdk = tmp_path / "sdk.db"
     SQLiteStore(sdk).close()
-    assert "current revision: 0002" in _migrate(f"sqlite:///{sdk}")
-    assert "current revision: 0002" in _migrate(f"sqlite:///{sdk}")  # again: nothing to do
+    assert f"current revision: {HEAD}" in _migrate(f"sqlite:///{sdk}")
+    assert f"current revision: {HEAD}" in _migrate(f"sqlite:///{sdk}")  # again: nothing to do
     store = SQLiteStore(sdk)
     try:
         tables = {r[0] for r in store.fetch("SELECT name FROM sqlite_master WHERE type='table'")}
@@ -95,13 +99,13 @@ def test_migrate_sqlite_and_existing_sdk_file(tmp_path: Path) -> None:
 
 @pytest.mark.postgres
 def test_migrate_postgres(postgres_url: str) -> None:
-    assert "current revision: 0002" in _migrate(postgres_url)
+    assert f"current revision: {HEAD}" in _migrate(postgres_url)
     from meterline.store.postgres import PostgresStore
 
     store = PostgresStore(postgres_url, create=False)
     try:
         assert store.count() == 0
-        assert store.fetch("SELECT version_num FROM alembic_version") == [("0002",)]
+        assert store.fetch("SELECT version_num FROM alembic_version") == [(HEAD,)]
     finally:
         store.close()
 

@@ -49,8 +49,9 @@ LAZY = textwrap.dedent(
     import meterline
     meterline.init()
     armed = meterline.instrument()
-    libraries = ("litellm", "openai", "anthropic", "botocore")
-    print("armed", sorted(armed), "imported", [m for m in libraries if m in sys.modules])
+    libraries = ("litellm", "openai", "anthropic", "botocore", "crewai", "langchain_core")
+    sdks = {"anthropic", "bedrock", "litellm", "openai"}
+    print("armed", sorted(sdks & set(armed)), "imported", [m for m in libraries if m in sys.modules])
     import openai  # the app's own import: instrumented right after it
     from meterline.integrations import openai as ml_openai
     print("openai instrumented", ml_openai.is_instrumented(), "litellm imported", "litellm" in sys.modules)

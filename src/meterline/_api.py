@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import sys
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timezone
@@ -16,7 +17,7 @@ from meterline import fields as _md
 from meterline._version import __version__
 from meterline.config import data_dir, env_flag, resolve_destination
 from meterline.context import current_metadata
-from meterline.event import UsageEvent
+from meterline.event import MAX_ATTRIBUTES, UsageEvent
 from meterline.pricing import Pricer, load_price_table, set_pricer
 from meterline.pricing.overrides import parse_entries
 from meterline.recorder import Recorder
@@ -33,6 +34,8 @@ class Settings:
     destination: str = ""
     capture_content: bool = False
     redact: Redactor | None = None
+    capture_headers: bool = False
+    capture_raw_request: bool = False
 
 
 _lock = threading.RLock()
@@ -56,6 +59,13 @@ def init(
     max_retries: int = 4,
     backoff_max: float = 30.0,
     before_write: Callable[[UsageEvent], UsageEvent | None] | None = None,
+    capture_headers: bool | None = None,
+    capture_raw_request: bool | None = None,
+    redact_presets: Sequence[str] | None = None,
+    redact_patterns: Sequence[str] | None = None,
+    content_max_bytes: int | None = None,
+    otlp_endpoint: str | None = None,
+    otlp_headers: Mapping[str, str] | None = None,
 ) -> Recorder:
     """Configure where events go. Safe to call again: the previous recorder is flushed and closed.
 
@@ -64,12 +74,35 @@ def init(
     api_key: for an HTTP collector (env ``METERLINE_API_KEY``).
     capture_content: also store prompts and replies (env ``METERLINE_CAPTURE_CONTENT``; off by default),
     passed through ``redact(messages, output_text) -> (messages, output_text)`` first.
+    capture_headers / capture_raw_request: also keep the request's headers / body (env
+    ``METERLINE_CAPTURE_HEADERS``, ``METERLINE_CAPTURE_RAW_REQUEST``); credential headers are always masked.
+    redact_presets: redaction presets for captured content (env ``METERLINE_REDACT``: ``all`` (default),
+    ``none`` or e.g. ``emails,secrets``); redact_patterns: extra regexes (env ``METERLINE_REDACT_PATTERNS``,
+    a JSON list). Redaction runs on the recorder's thread. content_max_bytes: cap per event (env
+    ``METERLINE_CONTENT_MAX_BYTES``, default 64 KiB).
+    otlp_endpoint: also export each call as an OpenTelemetry gen_ai span over OTLP/HTTP (env
+    ``METERLINE_OTLP_ENDPOINT``, e.g. ``http://otel-collector:4318``; headers: ``METERLINE_OTLP_HEADERS``).
     prices: a price table file (TOML/YAML/JSON) or a list of entries (env ``METERLINE_PRICES``).
     """
     global _recorder
+    from meterline import content as _content
+    from meterline import otel as _otel
+
     dest = resolve_destination(destination)
     key = api_key or os.environ.get("METERLINE_API_KEY")
+    content_policy = _content_policy(
+        capture_content,
+        capture_headers,
+        capture_raw_request,
+        redact,
+        redact_presets,
+        redact_patterns,
+        content_max_bytes,
+    )
     sink = sink_for(dest, api_key=key)
+    exporter = _otel.exporter_from(otlp_endpoint, otlp_headers)
+    if exporter is not None:
+        sink = _otel.ExportingSink(sink, exporter)
     table = prices if prices is not None else os.environ.get("METERLINE_PRICES")
     if table is None:
         pricer = Pricer()
@@ -94,13 +127,57 @@ def init(
     with _lock:
         old, _recorder = _recorder, recorder
         settings.destination = dest
-        settings.capture_content = (
-            capture_content if capture_content is not None else env_flag("METERLINE_CAPTURE_CONTENT")
-        )
+        settings.capture_content = content_policy.capture_content
+        settings.capture_headers = content_policy.capture_headers
+        settings.capture_raw_request = content_policy.capture_raw_request
         settings.redact = redact
+        _content.configure(content_policy)
     if old is not None:
         old.shutdown(exit_timeout)
     return recorder
+
+
+def _content_policy(
+    capture_content: bool | None,
+    capture_headers: bool | None,
+    capture_raw_request: bool | None,
+    redact: Redactor | None,
+    presets: Sequence[str] | None,
+    patterns: Sequence[str] | None,
+    max_bytes: int | None,
+) -> Any:
+    import json
+
+    from meterline.content import DEFAULT_MAX_BYTES, ContentPolicy
+    from meterline.redaction import RedactionError, parse_presets
+    from meterline.redaction import Redactor as PresetRedactor
+
+    if patterns is None:
+        raw = os.environ.get("METERLINE_REDACT_PATTERNS", "").strip()
+        if raw:
+            try:
+                loaded = json.loads(raw) if raw.startswith("[") else [raw]
+            except ValueError:
+                raise RedactionError("METERLINE_REDACT_PATTERNS: not a JSON list of regular expressions") from None
+            patterns = [str(p) for p in loaded]
+    if max_bytes is None:
+        env = os.environ.get("METERLINE_CONTENT_MAX_BYTES", "").strip()
+        try:
+            max_bytes = int(env) if env else DEFAULT_MAX_BYTES
+        except ValueError:
+            raise ValueError(f"METERLINE_CONTENT_MAX_BYTES: not a number of bytes: {env!r}") from None
+    return ContentPolicy(
+        capture_content=capture_content if capture_content is not None else env_flag("METERLINE_CAPTURE_CONTENT"),
+        capture_headers=capture_headers if capture_headers is not None else env_flag("METERLINE_CAPTURE_HEADERS"),
+        capture_raw_request=(
+            capture_raw_request if capture_raw_request is not None else env_flag("METERLINE_CAPTURE_RAW_REQUEST")
+        ),
+        redactor=PresetRedactor(
+            presets if presets is not None else parse_presets(os.environ.get("METERLINE_REDACT")), patterns or ()
+        ),
+        hook=redact,
+        max_bytes=max_bytes,
+    )
 
 
 def get_recorder() -> Recorder:
@@ -142,13 +219,21 @@ def stats() -> dict[str, int]:
 def apply_metadata(event: UsageEvent, scope: Mapping[str, Any], call: Mapping[str, Any]) -> None:
     merged = _md.merge(scope, call) if call else scope
     for key, value in merged.items():
-        setattr(event, key, list(value) if key == "tags" else dict(value) if key == "attributes" else value)
+        if key == "attributes":
+            # keep what the usage reader noted (meterline.web_searches, meterline.service_tier): the user's win
+            kept = {k: v for k, v in event.attributes.items() if k not in value}
+            value = dict(list({**value, **kept}.items())[:MAX_ATTRIBUTES])
+        setattr(event, key, list(value) if key == "tags" else value)
 
 
 def emit(event: UsageEvent, scope: Mapping[str, Any], call_metadata: Mapping[str, Any] | None = None) -> None:
     """Attach metadata and hand the event to the recorder. Used by every integration."""
     try:
         apply_metadata(event, scope, call_metadata or {})
+        if _otel_loaded():
+            from meterline.otel import stamp
+
+            stamp(event)
         event.sdk_version = __version__
         get_recorder().submit(event)
     except Exception as exc:  # noqa: BLE001 - meterline must never raise into the caller or kill its worker
@@ -156,10 +241,17 @@ def emit(event: UsageEvent, scope: Mapping[str, Any], call_metadata: Mapping[str
 
 
 def capture(messages: Any, output_text: str | None) -> tuple[Any, str | None]:
-    """Content to store with capture_content on (after the user's redaction hook)."""
-    if settings.redact is not None:
-        return settings.redact(messages, output_text)
+    """Content to keep with capture_content on. Only references here (caller's thread): the redaction
+    hook and presets run on the recorder's thread (:func:`meterline.content.prepare`). A message list is
+    copied so that the caller appending to it later does not change what is stored."""
+    if isinstance(messages, list):
+        messages = list(messages)
     return messages, output_text
+
+
+def _otel_loaded() -> bool:
+    # the OpenTelemetry API is only consulted when the app imported it (never imported by meterline)
+    return "opentelemetry.trace" in sys.modules
 
 
 def record(*, usage_metadata: Mapping[str, Any] | None = None, **fields: Any) -> str:
@@ -179,6 +271,10 @@ def record(*, usage_metadata: Mapping[str, Any] | None = None, **fields: Any) ->
     event_fields.setdefault("integration", "manual")
     event = UsageEvent.from_wire(event_fields)
     apply_metadata(event, current_metadata(), call_md)
+    if _otel_loaded():
+        from meterline.otel import stamp
+
+        stamp(event)
     event.sdk_version = __version__
     get_recorder().submit(event)
     return event.id

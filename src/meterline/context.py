@@ -30,6 +30,7 @@ _metered: contextvars.ContextVar[bool] = contextvars.ContextVar("meterline_meter
 # layer underneath it (the OpenAI SDK under LiteLLM) does not meter the same call again. Integrations set it.
 in_call: contextvars.ContextVar[bool] = contextvars.ContextVar("meterline_in_call", default=False)
 _in_call = in_call  # the former private name
+scope_var = _scope  # public name for integrations that set the scope from a framework callback
 
 
 def current_metadata() -> Mapping[str, Any]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 import uuid
 from collections.abc import Mapping
 from datetime import datetime, timezone
@@ -22,13 +23,23 @@ MAX_ATTRIBUTES = 64
 MAX_TAGS = 32
 MAX_STRING = 1024
 MAX_ERROR_MESSAGE = 2000
+# Bounds of every value an event may carry (see docs/collector.md "Input limits"). They keep every stored
+# value and every sum in range: tokens and costs sum in 64-bit SQL integers, times convert in any zone.
+MAX_TOKENS = 1_000_000_000  # per token field of one call (the largest context windows are ~10^7)
+MAX_COST = Decimal(9_000_000)  # USD per cost field of one call: int64 pico-dollars hold up to ~9.22e6
+MAX_COUNT = 10_000  # retry_number, fallback_depth
+MAX_DURATION_MS = 366 * 86_400_000.0  # a call longer than a year is a clock error
+MAX_CONTENT = 1_000_000  # characters of output_text, and of input_messages as JSON
+MAX_JSON_DEPTH = 64  # nesting of input_messages
+MIN_TIME = datetime(1970, 1, 1, tzinfo=timezone.utc)  # supported window of start_time/end_time:
+MAX_TIME = datetime(2200, 1, 1, tzinfo=timezone.utc)  # [MIN_TIME, MAX_TIME)
 
 OPERATIONS = frozenset({"chat", "completion", "embedding", "image", "audio", "rerank", "other"})
 STATUSES = frozenset({"success", "error", "cancelled"})
 STOP_REASONS = frozenset({"end", "max_tokens", "stop_sequence", "tool_use", "content_filter", "error", "cancelled"})
 USAGE_SOURCES = frozenset({"provider", "estimated"})
 INTEGRATIONS = frozenset(
-    {"litellm", "litellm_proxy", "anthropic", "bedrock", "openai", "manual", "revenium", "lago", "otlp"}
+    {"litellm", "litellm_proxy", "anthropic", "bedrock", "openai", "manual", "revenium", "lago", "openmeter", "otlp"}
 )
 
 
@@ -115,9 +126,22 @@ class UsageEvent:
     # source
     integration: str = "manual"
     sdk_version: str | None = None
-    # content (only with capture_content)
+    # content (only with capture_content / capture_headers / capture_raw_request; redacted on the recorder
+    # thread, stored apart from the usage row: see meterline.content)
     input_messages: Any = None
     output_text: str | None = None
+    output_tool_calls: Any = None  # [{id, name, arguments}] the reply asked for
+    request_headers: Any = None  # {name: value}, credential headers masked
+    raw_request: Any = None  # the request body as sent (credential keys masked)
+
+    def __post_init__(self) -> None:
+        # every spelling of one UUID is one idempotency key (an id that is no UUID is left for from_wire)
+        i = self.id
+        if i.__class__ is str and not (len(i) == 36 and i.islower()) and not _CANONICAL_ID.fullmatch(i):
+            try:
+                self.id = str(uuid.UUID(i.strip()))
+            except ValueError:
+                pass
 
     def finalize_totals(self) -> None:
         """Recompute ``total_tokens`` and ``duration_ms`` from their parts."""
@@ -163,14 +187,20 @@ TOKEN_FIELDS = (
 )
 TIME_FIELDS = ("start_time", "end_time")
 BOOL_FIELDS = ("stream", "cache_hit")
+CONTENT_FIELDS = ("input_messages", "output_text", "output_tool_calls", "request_headers", "raw_request")
 FLOAT_FIELDS = ("duration_ms", "time_to_first_token_ms", "response_quality_score")
 INT_FIELDS = ("schema_version", "retry_number", "fallback_depth")
-_STRING_LIMITS = {"trace_type": 128, "trace_name": 256, "error_message": MAX_ERROR_MESSAGE}
+_STRING_LIMITS = {"trace_type": 128, "trace_name": 256, "error_message": MAX_ERROR_MESSAGE, "output_text": MAX_CONTENT}
+_FLOAT_RANGES = {
+    "duration_ms": (0.0, MAX_DURATION_MS),
+    "time_to_first_token_ms": (0.0, MAX_DURATION_MS),
+    "response_quality_score": (0.0, 1.0),
+}
 STRING_FIELDS = tuple(
     f.name
     for f in dataclasses.fields(UsageEvent)
     if f.name not in (*COST_FIELDS, *TOKEN_FIELDS, *TIME_FIELDS, *BOOL_FIELDS, *FLOAT_FIELDS, *INT_FIELDS)
-    and f.name not in ("tags", "attributes", "input_messages")
+    and f.name not in ("tags", "attributes", *CONTENT_FIELDS)
 )
 
 
@@ -187,24 +217,41 @@ def format_cost(value: Decimal) -> str:
 
 
 def format_time(value: datetime) -> str:
-    return value.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    # isoformat, not strftime: "%Y" drops the leading zeros of years before 1000 on glibc ("1-01-01…")
+    return value.astimezone(timezone.utc).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
 def parse_time(value: Any, field: str = "time") -> datetime:
-    if isinstance(value, datetime):
-        dt = value
-    elif isinstance(value, (int, float)) and not isinstance(value, bool):
-        dt = datetime.fromtimestamp(float(value), tz=timezone.utc)
-    elif isinstance(value, str):
-        try:
-            dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
-        except ValueError:
-            raise EventValidationError(field, f"not an ISO 8601 time: {value!r}") from None
-    else:
-        raise EventValidationError(field, f"expected an ISO 8601 string, got {type(value).__name__}")
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=timezone.utc)
-    return dt.astimezone(timezone.utc)
+    """An aware UTC datetime inside [MIN_TIME, MAX_TIME) from a datetime, epoch seconds or ISO 8601 text."""
+    try:
+        if isinstance(value, datetime):
+            dt = value
+        elif isinstance(value, (int, float)) and not isinstance(value, bool):
+            if not math.isfinite(value):
+                raise EventValidationError(field, f"must be a finite time; got {value!r}")
+            dt = datetime.fromtimestamp(float(value), tz=timezone.utc)
+        elif isinstance(value, str):
+            if len(value) > 64:
+                raise EventValidationError(field, "not an ISO 8601 time: longer than 64 characters")
+            try:
+                dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
+            except ValueError:
+                raise EventValidationError(field, f"not an ISO 8601 time: {value!r}") from None
+        else:
+            raise EventValidationError(field, f"expected an ISO 8601 string, got {type(value).__name__}")
+        if dt.tzinfo is None:
+            dt = dt.replace(tzinfo=timezone.utc)
+        dt = dt.astimezone(timezone.utc)
+    except EventValidationError:
+        raise
+    except (ValueError, OverflowError, OSError):
+        # fromisoformat's ValueError, and the overflow of year 1 / year 9999 with an offset
+        raise EventValidationError(field, f"not an ISO 8601 time in the supported range: {value!r}"[:200]) from None
+    if not MIN_TIME <= dt < MAX_TIME:
+        raise EventValidationError(
+            field, f"outside the supported range {MIN_TIME.year}-01-01 .. {MAX_TIME.year}-01-01 (UTC): {value!r}"[:200]
+        )
+    return dt
 
 
 def parse_cost(value: Any, field: str) -> Decimal | None:
@@ -213,14 +260,21 @@ def parse_cost(value: Any, field: str) -> Decimal | None:
     if isinstance(value, (bool, float)):
         # Floats cannot carry money exactly; the wire form is a decimal string.
         raise EventValidationError(field, 'costs are decimal strings (e.g. "0.0015"), not numbers')
+    if not isinstance(value, (str, int, Decimal)):
+        raise EventValidationError(field, f'must be a decimal string (e.g. "0.0015"); got {type(value).__name__}')
+    text = str(value)
+    if len(text) > 64:
+        raise EventValidationError(field, "not a decimal number: longer than 64 characters")
     try:
-        d = Decimal(str(value))
-    except InvalidOperation:
-        raise EventValidationError(field, f"not a decimal number: {value!r}") from None
+        d = Decimal(text)
+    except (InvalidOperation, ValueError):
+        raise EventValidationError(field, f"not a decimal number: {text!r}") from None
     if not d.is_finite():
         raise EventValidationError(field, "must be finite")
     if d < 0:
         raise EventValidationError(field, "must not be negative")
+    if d > MAX_COST:
+        raise EventValidationError(field, f"more than {MAX_COST} USD for one call")
     return quantize_cost(d)
 
 
@@ -253,49 +307,55 @@ def _from_wire(data: Mapping[str, Any]) -> UsageEvent:
             limit = _STRING_LIMITS.get(name, MAX_STRING)
             if len(value) > limit:
                 raise EventValidationError(name, f"longer than {limit} characters")
+            if not value.isascii() or "\x00" in value:  # the common ASCII text needs no further look
+                check_text(name, value)
             kw[name] = value
         elif kind == _TOKEN:
             if (value.__class__ is not int and (isinstance(value, bool) or not isinstance(value, int))) or value < 0:
-                raise EventValidationError(name, f"must be a non-negative integer; got {value!r}")
+                raise EventValidationError(name, f"must be a non-negative integer; got {value!r}"[:200])
+            if value > MAX_TOKENS:
+                raise EventValidationError(name, f"must be at most {MAX_TOKENS} for one call; got {value}"[:200])
             kw[name] = value
         elif kind == _TIME:
             kw[name] = parse_time(value, name)
         elif kind == _COST:
             kw[name] = parse_cost(value, name)
         elif kind == _INT:
-            if isinstance(value, bool) or not isinstance(value, int):
-                raise EventValidationError(name, f"must be an integer; got {value!r}")
+            if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_COUNT:
+                raise EventValidationError(name, f"must be an integer between 0 and {MAX_COUNT}; got {value!r}"[:200])
             kw[name] = value
         elif kind == _FLOAT:
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-                raise EventValidationError(name, f"must be a finite number; got {value!r}")
+                raise EventValidationError(name, f"must be a finite number; got {value!r}"[:200])
+            low, high = _FLOAT_RANGES[name]
+            if not low <= value <= high:
+                raise EventValidationError(name, f"must be between {low:g} and {high:g}")
             kw[name] = float(value)
         elif kind == _BOOL:
             if not isinstance(value, bool):
-                raise EventValidationError(name, f"must be true or false; got {value!r}")
+                raise EventValidationError(name, f"must be true or false; got {value!r}"[:200])
             kw[name] = value
         elif kind == _TAGS:
             kw[name] = validate_tags(value) if value or not isinstance(value, list) else []
         elif kind == _ATTRS:
             kw[name] = validate_attributes(value) if value or not isinstance(value, Mapping) else {}
-        else:  # input_messages: any JSON
+        else:  # content: any JSON (output_text: a string), bounded in depth, size and text content
+            if name == "output_text" and not isinstance(value, str):
+                raise EventValidationError(name, f"must be a string; got {type(value).__name__}")
+            if name == "request_headers" and not isinstance(value, Mapping):
+                raise EventValidationError(name, "must be an object of header names to values")
+            check_content(name, value)
             kw[name] = value
     if kw.get("schema_version", SCHEMA_VERSION) != SCHEMA_VERSION:
         raise EventValidationError("schema_version", f"only version {SCHEMA_VERSION} is understood")
     if "id" in kw:
-        try:
-            uuid.UUID(kw["id"])
-        except ValueError:
-            raise EventValidationError("id", f"not a UUID: {kw['id']!r}") from None
+        kw["id"] = canonical_id(kw["id"])
     _check_choice("operation", kw.get("operation", "chat"), OPERATIONS)
     _check_choice("status", kw.get("status", "success"), STATUSES)
     _check_choice("usage_source", kw.get("usage_source", "provider"), USAGE_SOURCES)
     _check_choice("integration", kw.get("integration", "manual"), INTEGRATIONS)
     if kw.get("stop_reason") is not None:
         _check_choice("stop_reason", kw["stop_reason"], STOP_REASONS)
-    score = kw.get("response_quality_score")
-    if score is not None and not 0.0 <= score <= 1.0:
-        raise EventValidationError("response_quality_score", "must be between 0 and 1")
     event = UsageEvent(**kw)
     if event.reasoning_tokens > event.output_tokens:
         raise EventValidationError("reasoning_tokens", "is part of output_tokens and cannot exceed it")
@@ -307,7 +367,13 @@ def _from_wire(data: Mapping[str, Any]) -> UsageEvent:
             "total_tokens",
             f"must equal input + cache_read + cache_write + output ({expected_total}); got {event.total_tokens}",
         )
+    if "total_cost" not in kw:
+        parts = [kw[c] for c in COST_FIELDS[:-1] if kw.get(c) is not None]
+        if parts and sum(parts) > MAX_COST:
+            raise EventValidationError("total_cost", f"the cost fields add up to more than {MAX_COST} USD")
     event.finalize_totals()
+    if event.duration_ms is not None and not 0 <= event.duration_ms <= MAX_DURATION_MS:
+        raise EventValidationError("duration_ms", "end_time must be after start_time, by less than a year")
     return event
 
 
@@ -322,7 +388,7 @@ _WIRE_KIND: dict[str, int] = {
     **dict.fromkeys(BOOL_FIELDS, _BOOL),
     "tags": _TAGS,
     "attributes": _ATTRS,
-    "input_messages": _ANY,
+    **dict.fromkeys(CONTENT_FIELDS, _ANY),
 }
 
 
@@ -331,7 +397,125 @@ def validate_tags(value: Any) -> list[str]:
         raise EventValidationError("tags", "must be a list of strings")
     if len(value) > MAX_TAGS:
         raise EventValidationError("tags", f"at most {MAX_TAGS} tags")
-    return [str(t)[:MAX_STRING] for t in value]
+    out = [str(t)[:MAX_STRING] for t in value]
+    for t in out:
+        if not t.isascii() or "\x00" in t:
+            check_text("tags", t)
+    return out
+
+
+def check_event(event: UsageEvent) -> None:
+    """Raise :class:`EventValidationError` (naming the field) when an event built in code rather than read
+    from the wire holds a value no store can keep: the bounds of :func:`UsageEvent.from_wire` (text without
+    NUL or lone surrogates and within its length, tokens, costs, counts, durations, the time window,
+    tags, attributes, content), without a round trip through JSON."""
+    for name in STRING_FIELDS:
+        v = getattr(event, name)
+        if v is None:
+            continue
+        if not isinstance(v, str):
+            raise EventValidationError(name, f"must be a string; got {type(v).__name__}")
+        limit = _STRING_LIMITS.get(name, MAX_STRING)
+        if len(v) > limit:
+            raise EventValidationError(name, f"longer than {limit} characters")
+        if not v.isascii() or "\x00" in v:
+            check_text(name, v)
+    for name in TOKEN_FIELDS:
+        v = getattr(event, name)
+        if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= MAX_TOKENS:
+            raise EventValidationError(name, f"must be an integer between 0 and {MAX_TOKENS}; got {v!r}"[:200])
+    for name in COST_FIELDS:
+        v = getattr(event, name)
+        if v is not None and (not isinstance(v, Decimal) or not v.is_finite() or not 0 <= v <= MAX_COST):
+            raise EventValidationError(name, f"must be a Decimal between 0 and {MAX_COST}; got {v!r}"[:200])
+    for name in TIME_FIELDS:
+        v = getattr(event, name)
+        if v is not None:
+            t = v if v.tzinfo is not None else v.replace(tzinfo=timezone.utc)
+            if not MIN_TIME <= t < MAX_TIME:
+                raise EventValidationError(name, f"outside the supported range {MIN_TIME.year}..{MAX_TIME.year}")
+    for name in ("retry_number", "fallback_depth"):
+        v = getattr(event, name)
+        if v is not None and (isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= MAX_COUNT):
+            raise EventValidationError(name, f"must be an integer between 0 and {MAX_COUNT}; got {v!r}"[:200])
+    for name, (low, high) in _FLOAT_RANGES.items():
+        v = getattr(event, name)
+        if v is not None and (not isinstance(v, (int, float)) or not math.isfinite(v) or not low <= v <= high):
+            raise EventValidationError(name, f"must be between {low:g} and {high:g}")
+    if event.tags:
+        validate_tags(event.tags)
+    if event.attributes:
+        validate_attributes(event.attributes)
+    if event.input_messages is not None:
+        check_content("input_messages", event.input_messages)
+
+
+_CANONICAL_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
+def canonical_id(value: Any, field: str = "id") -> str:
+    """The lowercase dashed form of a UUID given in any spelling Python accepts (plain, hex without
+    dashes, in braces, ``urn:uuid:``, upper case): one id is one idempotency key, however it is written."""
+    if not isinstance(value, str):
+        raise EventValidationError(field, f"must be a UUID string; got {type(value).__name__}")
+    if _CANONICAL_ID.fullmatch(value):
+        return value
+    try:
+        return str(uuid.UUID(value.strip()))
+    except ValueError:
+        raise EventValidationError(field, f"not a UUID: {value!r}"[:200]) from None
+
+
+def check_text(field: str, value: str) -> None:
+    """Text every store can hold: no NUL character (PostgreSQL refuses it) and no lone surrogate (it has
+    no UTF-8 form: SQLite and every JSON encoder refuse it)."""
+    if "\x00" in value:
+        raise EventValidationError(field, "contains a NUL character (\\u0000)")
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise EventValidationError(field, "contains a lone UTF-16 surrogate (not valid Unicode text)") from None
+
+
+def check_content(field: str, value: Any) -> None:
+    """Any JSON value of at most MAX_JSON_DEPTH levels and about MAX_CONTENT characters, with valid text
+    (walked without recursion, so a hostile nesting cannot exhaust the stack)."""
+    size = 0
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > MAX_JSON_DEPTH:
+            raise EventValidationError(field, f"nested deeper than {MAX_JSON_DEPTH} levels")
+        if isinstance(item, str):
+            check_text(field, item)
+            size += len(item) + 2
+        elif isinstance(item, Mapping):
+            for k, v in item.items():
+                if not isinstance(k, str):
+                    raise EventValidationError(field, "object keys must be strings")
+                check_text(field, k)
+                size += len(k) + 4
+                stack.append((v, depth + 1))
+        elif isinstance(item, (list, tuple)):
+            size += 2
+            stack.extend((v, depth + 1) for v in item)
+        elif item is None or isinstance(item, bool):
+            size += 5
+        elif isinstance(item, int):
+            if abs(item) >= 2**63:
+                raise EventValidationError(field, "integers must fit in 64 bits")
+            size += 20
+        elif isinstance(item, float):
+            if not math.isfinite(item):
+                raise EventValidationError(field, "numbers must be finite")
+            size += 24
+        else:
+            raise EventValidationError(
+                field, f"must be JSON (objects, arrays, strings, numbers); got {type(item).__name__}"
+            )
+        if size > MAX_CONTENT:
+            raise EventValidationError(field, f"larger than {MAX_CONTENT} characters as JSON")
 
 
 def validate_attributes(value: Any) -> dict[str, str | int | float | bool]:
@@ -342,11 +526,22 @@ def validate_attributes(value: Any) -> dict[str, str | int | float | bool]:
     out: dict[str, str | int | float | bool] = {}
     for k, v in value.items():
         if not isinstance(k, str) or not k or len(k) > 128:
-            raise EventValidationError("attributes", f"key {k!r} must be a string of 1..128 characters")
+            raise EventValidationError("attributes", f"key {k!r} must be a string of 1..128 characters"[:200])
+        check_text("attributes", k)
         if isinstance(v, str):
             out[k] = v[:MAX_STRING]
-        elif isinstance(v, (bool, int)) or (isinstance(v, float) and math.isfinite(v)):
+            check_text(f"attributes.{k}", out[k])  # type: ignore[arg-type]
+        elif _scalar(v):
             out[k] = v
         else:
             raise EventValidationError(f"attributes.{k}", f"must be a string, number or boolean; got {v!r}")
     return out
+
+
+def _scalar(v: Any) -> bool:
+    """A bool, a 64-bit integer or a finite float (what every store and exporter can hold)."""
+    if isinstance(v, bool):
+        return True
+    if isinstance(v, int):
+        return -(2**63) <= v < 2**63
+    return isinstance(v, float) and math.isfinite(v)

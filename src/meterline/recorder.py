@@ -29,6 +29,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from meterline import _errors
+from meterline import content as _content
 from meterline.event import UsageEvent
 from meterline.fields import environment_fallbacks
 from meterline.pricing import Pricer, get_pricer
@@ -255,6 +256,7 @@ class Recorder:
                 self.pricer.price(event)
                 if event.pricing_source == "unpriced":
                     self._counts["unpriced"] += 1
+                _content.prepare(event)  # redaction: here, never on the caller's thread
                 if self.before_write is not None:
                     hooked = self.before_write(event)
                     if hooked is None:
@@ -356,7 +358,7 @@ def _desc(sink: Sink) -> str:
 
 
 def _large(event: UsageEvent) -> bool:
-    return event.input_messages is not None or event.output_text is not None or len(event.attributes) > 16
+    return _content.has_content(event) or len(event.attributes) > 16
 
 
 def _wire_size(event: UsageEvent) -> int:

@@ -17,9 +17,11 @@ COMMANDS = (
     "meterline.cli.export",
     "meterline.cli.keys",
     "meterline.cli.migrate",
+    "meterline.cli.prune",
     "meterline.cli.budgets",
     "meterline.cli.gateway",
     "meterline.cli.doctor",
+    "meterline.cli.prices",
 )
 
 

@@ -8,7 +8,7 @@ import json
 import sys
 from typing import Any
 
-from meterline.cli import add_destination_argument
+from meterline.cli import add_destination_argument, export_billing
 from meterline.cli._common import USER_ERRORS, add_range_arguments, fail, parse_filters, range_from_args
 from meterline.event import FIELD_NAMES
 
@@ -20,19 +20,22 @@ def register(sub: Any) -> None:
         description="Print stored events, one per line. JSONL is the stable way to read events back.",
     )
     add_destination_argument(p)
-    p.add_argument("--api-key", default=None, help="for a collector URL (default $METERLINE_API_KEY)")
-    p.add_argument("--format", choices=("jsonl", "csv"), default="jsonl")
+    p.add_argument("--format", choices=("jsonl", "csv", *export_billing.FORMATS), default="jsonl")
     p.add_argument("--output", "-o", help="write to this file instead of standard output")
     add_range_arguments(p)
+    export_billing.add_arguments(p)
     p.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.format in export_billing.FORMATS:
+        return export_billing.run(args)
     from meterline.store.open import open_store
 
     try:
         start, end = range_from_args(args)
         filters = parse_filters(args.filter)
+        # --api-key (declared with the billing options): for jsonl/csv, the key of a collector URL
         store = open_store(args.destination, api_key=args.api_key)
     except USER_ERRORS as exc:
         return fail(exc)

@@ -25,6 +25,12 @@ def register(sub: Any) -> None:
     c = ks.add_parser("create", help="create a key (printed once)")
     c.add_argument("--scope", choices=SCOPES, required=True, help="ingest: send events; read: query; admin: all")
     c.add_argument("--name", help="a label, e.g. the app or team using it")
+    c.add_argument(
+        "--style",
+        choices=("meterline", "revenium"),
+        default="meterline",
+        help="revenium: a hak_… key that revenium-python-sdk accepts (same scopes and hashing)",
+    )
     lst = ks.add_parser("list", help="list keys (never their values)")
     lst.add_argument("--json", action="store_true")
     r = ks.add_parser("revoke", help="revoke a key by id or prefix")
@@ -60,9 +66,9 @@ def run(args: argparse.Namespace) -> int:
         remote = hasattr(store, "create_key")
         if args.keys_command == "create":
             if remote:
-                key, info = store.create_key(args.scope, args.name)
+                key, info = store.create_key(args.scope, args.name, style=args.style)
             else:
-                key, rec = K.create_key(store, args.scope, args.name)
+                key, rec = K.create_key(store, args.scope, args.name, style=args.style)
                 info = rec.to_dict()
             print(key)
             print(

@@ -75,6 +75,7 @@ def run(args: argparse.Namespace) -> int:
         store = open_store(args.destination, api_key=args.api_key)
         try:
             rows = store.usage(q)
+            notes = pricing_notes(store, q) if args.format == "table" else None
         finally:
             store.close()
     except USER_ERRORS as exc:
@@ -82,8 +83,21 @@ def run(args: argparse.Namespace) -> int:
     if not args.bucket:
         rows.sort(key=lambda r: (r["total_cost"], r["requests"]), reverse=True)
     keys = (["bucket"] if args.bucket else []) + group_by
-    write(rows, keys, args.format, sys.stdout, filtered=bool(q.filters))
+    write(rows, keys, args.format, sys.stdout, notes, filtered=bool(q.filters))
     return 0
+
+
+def pricing_notes(store: Any, q: UsageQuery) -> dict[str, dict[str, int]]:
+    """Requests priced with another provider's price (``;fallback:<provider>`` in pricing_source) and requests
+    whose cost is partial (``;partial:<units>``), by what was used / what is missing."""
+    by_source = UsageQuery(group_by=["pricing_source"], start=q.start, end=q.end, filters=q.filters, tz=q.tz)
+    notes: dict[str, dict[str, int]] = {"fallback": {}, "partial": {}}
+    for r in store.usage(by_source):
+        for part in str(r.get("pricing_source") or "").split(";")[1:]:
+            kind, _, what = part.partition(":")
+            if kind in notes:
+                notes[kind][what] = notes[kind].get(what, 0) + int(r["requests"])
+    return notes
 
 
 def totals(rows: list[dict[str, Any]]) -> dict[str, Any]:
@@ -97,7 +111,15 @@ def totals(rows: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
-def write(rows: list[dict[str, Any]], keys: list[str], fmt: str, out: TextIO, *, filtered: bool = False) -> None:
+def write(
+    rows: list[dict[str, Any]],
+    keys: list[str],
+    fmt: str,
+    out: TextIO,
+    notes: dict[str, dict[str, int]] | None = None,
+    *,
+    filtered: bool = False,
+) -> None:
     if fmt == "json":
         json.dump([{k: plain(v) for k, v in r.items()} for r in rows], out, indent=2)
         out.write("\n")
@@ -109,7 +131,7 @@ def write(rows: list[dict[str, Any]], keys: list[str], fmt: str, out: TextIO, *,
         for r in rows:
             w.writerow([plain(r.get(k)) for k in names])
         return
-    table(rows, keys, out, filtered=filtered)
+    table(rows, keys, out, notes, filtered=filtered)
 
 
 def _cell(key: str, value: Any) -> str:
@@ -130,7 +152,14 @@ def _cell(key: str, value: Any) -> str:
 _MICRO = Decimal("0.000001")
 
 
-def table(rows: list[dict[str, Any]], keys: list[str], out: TextIO, *, filtered: bool = False) -> None:
+def table(
+    rows: list[dict[str, Any]],
+    keys: list[str],
+    out: TextIO,
+    notes: dict[str, dict[str, int]] | None = None,
+    *,
+    filtered: bool = False,
+) -> None:
     heads = [*keys, *[_HEAD.get(c, c) for c in COLUMNS]]
     body = [[_cell(k, r.get(k)) for k in [*keys, *COLUMNS]] for r in rows]
     tot = totals(rows)
@@ -152,6 +181,19 @@ def table(rows: list[dict[str, Any]], keys: list[str], out: TextIO, *, filtered:
         out.write(
             f"\n{tot['unpriced']:,} request(s) are unpriced (unknown model): their cost is not in the total; "
             "add a price table (METERLINE_PRICES) to price them.\n"
+        )
+    fallback, partial = (notes or {}).get("fallback", {}), (notes or {}).get("partial", {})
+    if fallback:
+        used = ", ".join(f"{p}: {n:,}" for p, n in sorted(fallback.items()))
+        out.write(
+            f"\n{sum(fallback.values()):,} request(s) are priced with another provider's price ({used}): that "
+            "provider does not list the model; see pricing_source (';fallback:') and `meterline prices check`.\n"
+        )
+    if partial:
+        missing = ", ".join(f"{u}: {n:,}" for u, n in sorted(partial.items()))
+        out.write(
+            f"\n{sum(partial.values()):,} request(s) have a partial cost ({missing}): a billed unit meterline "
+            "could not count is missing from their cost, which is a lower bound (pricing_source ';partial:').\n"
         )
     if not rows:
         out.write("(no events match the filter)\n" if filtered else "(no events in range)\n")

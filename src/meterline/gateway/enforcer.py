@@ -1,9 +1,19 @@
 """Hard budgets in the gateway: reserve an estimate at admission, settle with the real cost after.
 
-Admission of a call that counts against a budget: ``held += estimate``; the call is rejected (HTTP 429
-naming the budget) when ``spent + held`` *before* its own estimate already reaches a hard limit. So calls
-in flight together can overshoot a budget by at most the cost of the calls already admitted, never more.
+Admission of a call that counts against a budget: ``held += estimate``; the call is admitted when the
+budget is not spent and ``spent + held`` *before* its own estimate is below a hard limit. So calls in
+flight together can overshoot a budget by at most the cost of the calls already admitted, never more.
 After the call: ``spent += real cost``, ``held -= estimate`` (a failed call only releases its estimate).
+
+Under concurrency (see docs/gateway.md "Budgets under concurrency"):
+- The estimate learns: per model group, an EWMA of the real cost of settled calls replaces the static
+  guess (prompt characters / 4 input tokens + ``max_tokens`` or 256 output tokens) once one call settled.
+- A call that would be refused only because *other calls in flight* hold the rest of the budget waits
+  (up to ``admit_wait_s``) for them to settle instead of being refused at once: their real cost may be
+  below their estimate. A budget that is really spent refuses at once.
+- While a model group's cost is unknown (nothing settled yet) and the budget is tight (less than
+  ``COLD_FACTOR`` static estimates left), its calls go one at a time: a guess that is far too low
+  cannot let dozens of calls in together before the first real cost is known.
 
 Counters live in Redis when ``METERLINE_REDIS_URL`` is set (shared by every proxy process), else in
 this process. A period's ``spent`` starts from the spend already stored (first use per process; Redis
@@ -36,6 +46,17 @@ from meterline.store.schema import PICO, to_micros
 logger = logging.getLogger("meterline")
 
 DEFAULT_OUTPUT_TOKENS = 256  # reserved when a request sets no max_tokens
+COLD_FACTOR = 1000  # a budget is "tight" for an unlearned model group below this many static estimates
+EWMA_UP, EWMA_DOWN = 0.5, 0.2  # learn a higher real cost faster than a lower one
+
+
+class _Wait(Exception):
+    """The budget's rest is held by calls in flight: try again when they settle."""
+
+    def __init__(self, budget: B.Budget, spent: int) -> None:
+        super().__init__(budget.name)
+        self.budget = budget
+        self.spent = spent
 
 
 class BudgetExceeded(Exception):
@@ -54,6 +75,7 @@ class _Hold:
     held_key: str
     amount: int  # pico-USD
     since: float = 0.0  # time.monotonic() at admission
+    group: str = ""  # the request's model group: its settled cost teaches the estimate
 
 
 class Enforcer:
@@ -66,6 +88,9 @@ class Enforcer:
         default_reserve_usd: Decimal = Decimal("0.01"),
         hold_ttl_s: float = 600.0,
         send: alerts.Sender = alerts.post_webhook,
+        admit_wait_s: float = 10.0,
+        poll_s: float = 0.02,
+        adaptive: bool = True,
     ) -> None:
         # a database store, or a budget source (meterline.gateway.budget_source)
         self.source: Any = store if hasattr(store, "budget_list") else SQLBudgets(store)
@@ -81,6 +106,11 @@ class Enforcer:
         self._initialised: set[str] = set()
         self._holds: dict[str, list[_Hold]] = {}
         self._alerted: set[tuple[str, str, int]] = set()
+        self.admit_wait_s = admit_wait_s
+        self.poll_s = poll_s
+        self._learned: dict[str, float] = {}  # model group -> EWMA of the real cost per call, pico-USD
+        # False: the static estimate and an immediate refusal (the rule before learning; a bench baseline)
+        self.adaptive = adaptive
 
     # -- definitions ----------------------------------------------------------------------------
     async def budgets(self) -> list[B.Budget]:
@@ -111,26 +141,59 @@ class Enforcer:
         applicable = [b for b in await self.budgets() if b.matches(identity)]
         if not applicable:
             return
+        group = str(data.get("model") or "")
+        deadline = time.monotonic() + self.admit_wait_s
+        while True:
+            await self._sweep()  # holds of calls that never settled must not make anyone wait
+            amount, learned = self.estimate_learned(group, data)
+            try:
+                holds = await self._hold(applicable, amount, learned, group)
+                break
+            except _Wait as wait:
+                if time.monotonic() >= deadline:
+                    raise BudgetExceeded(wait.budget, Decimal(wait.spent) / PICO) from None
+                await asyncio.sleep(self.poll_s)
+        if call_id:
+            self._holds[call_id] = holds
+
+    def _must_wait(self, spent: int, others: int, amount: int, learned: bool, limit: int) -> bool:
+        if not self.adaptive:
+            return False
+        if others <= 0:
+            return False  # nothing else in flight: the call is admitted while the budget is not spent
+        if spent + others >= limit:
+            return True  # the rest is held by calls in flight; they may cost less than their estimates
+        return not learned and spent + others + amount * COLD_FACTOR >= limit
+
+    async def _hold(self, applicable: list[B.Budget], amount: int, learned: bool, group: str) -> list[_Hold]:
+        """Reserve ``amount`` on every applicable budget, or raise BudgetExceeded / _Wait (nothing held)."""
         now = datetime.now(timezone.utc)
-        amount = self.estimate(data)
         holds: list[_Hold] = []
         try:
             for budget in applicable:
                 spent_key, held_key = await self._keys(budget, now)
+                limit = budget.limit_pico
+                if budget.hard:  # look first without holding: waiters must not inflate ``held`` for others
+                    spent, others = await self.counters.get(spent_key), await self.counters.get(held_key)
+                    if spent >= limit:
+                        raise BudgetExceeded(budget, Decimal(spent) / PICO)
+                    if self._must_wait(spent, others, amount, learned, limit):
+                        raise _Wait(budget, spent)
                 held = await self.counters.add(held_key, amount)
-                hold = _Hold(budget, spent_key, held_key, amount, time.monotonic())
-                holds.append(hold)
+                holds.append(_Hold(budget, spent_key, held_key, amount, time.monotonic(), group))
                 if budget.hard:
                     spent = await self.counters.get(spent_key)
-                    if spent + held - amount >= budget.limit_pico:
+                    if spent >= limit:
+                        raise BudgetExceeded(budget, Decimal(spent) / PICO)
+                    if self._must_wait(spent, held - amount, amount, learned, limit):
+                        raise _Wait(budget, spent)
+                    if not self.adaptive and spent + held - amount >= limit:
                         raise BudgetExceeded(budget, Decimal(spent) / PICO)
         except BaseException:
             for h in holds:
                 await self.counters.add(h.held_key, -h.amount)
             raise
-        if call_id:
-            self._holds[call_id] = holds
-        await self._sweep()
+        return holds
 
     async def _sweep(self) -> None:
         """Release holds of calls that never settled (a client that abandons a stream fires no LiteLLM
@@ -150,6 +213,7 @@ class Enforcer:
         priced = dataclasses.replace(event, total_cost=None)
         get_pricer().price(priced)
         cost = int((priced.total_cost or Decimal(0)) * PICO)
+        self.learn(holds[0].group, cost)
         for h in holds:
             spent = await self.counters.add(h.spent_key, cost)
             await self.counters.add(h.held_key, -h.amount)
@@ -176,6 +240,27 @@ class Enforcer:
                 logger.error("meterline: budget alert check for %r failed: %s", budget.name, exc)
 
         asyncio.get_running_loop().run_in_executor(None, run)
+
+    def learn(self, group: str, cost: int) -> None:
+        """Fold a settled call's real cost (pico-USD) into its model group's estimate."""
+        before = self._learned.get(group)
+        if before is None:
+            self._learned[group] = float(cost)
+        else:
+            alpha = EWMA_UP if cost > before else EWMA_DOWN
+            self._learned[group] = before + alpha * (cost - before)
+
+    def estimate_learned(self, group: str, data: Mapping[str, Any]) -> tuple[int, bool]:
+        """(pico-USD to reserve, whether it comes from settled calls). A request with an explicit
+        ``max_tokens`` never reserves more than its static estimate (an upper bound on its output)."""
+        learned = self._learned.get(group) if self.adaptive else None
+        static = self.estimate(data)
+        if learned is None:
+            return static, False
+        amount = max(int(learned), 1)
+        if data.get("max_tokens") or data.get("max_completion_tokens"):
+            amount = min(amount, static)
+        return amount, True
 
     def estimate(self, data: Mapping[str, Any]) -> int:
         """Pico-USD to reserve: the prompt's characters / 4 as input tokens plus ``max_tokens`` output
@@ -234,4 +319,7 @@ def enforcer_from_env() -> Enforcer | None:
     refresh = float(os.environ.get("METERLINE_BUDGETS_REFRESH_S", "5"))
     reserve = Decimal(os.environ.get("METERLINE_GATEWAY_RESERVE_USD", "0.01"))
     hold_ttl = float(os.environ.get("METERLINE_GATEWAY_HOLD_TTL_S", "600"))
-    return Enforcer(source, counters, refresh_s=refresh, default_reserve_usd=reserve, hold_ttl_s=hold_ttl)
+    wait = float(os.environ.get("METERLINE_GATEWAY_ADMIT_WAIT_S", "10"))
+    return Enforcer(
+        source, counters, refresh_s=refresh, default_reserve_usd=reserve, hold_ttl_s=hold_ttl, admit_wait_s=wait
+    )

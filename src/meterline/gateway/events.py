@@ -145,11 +145,43 @@ def build(
     event.finalize_totals()
 
     headers, body = request_parts(kwargs)
+    _capture(event, headers, body, None if failed else response)
     caller = identity.caller_metadata(headers, body, call_type)
     end_user = slo.get("end_user") or slo_md.get("user_api_key_end_user_id")
     if isinstance(end_user, str) and end_user and "end_user_id" not in caller:
         caller["end_user_id"] = end_user
     return event, identity.key_identity(slo_md), caller
+
+
+def _capture(event: UsageEvent, headers: Mapping[str, Any], body: Mapping[str, Any], response: Any) -> None:
+    """Content, headers and the client's request body, as the gateway's capture settings say (references
+    only: redaction and credential masking run on the recorder's thread)."""
+    from meterline import _api
+
+    _api.get_recorder()  # the proxy configures meterline from its environment on first use: read it now
+    s = _api.settings
+    if s.capture_content:
+        messages = body.get("messages") if "messages" in body else body.get("input", body.get("prompt"))
+        event.input_messages = list(messages) if isinstance(messages, list) else messages
+        choices = get_field(response, "choices") or ()
+        if choices:
+            message = get_field(choices[0], "message")
+            text = get_field(message, "content") if message is not None else get_field(choices[0], "text")
+            event.output_text = text if isinstance(text, str) else None
+            calls = get_field(message, "tool_calls") if message is not None else None
+            if calls:
+                event.output_tool_calls = [
+                    {
+                        "id": get_field(c, "id"),
+                        "name": get_field(get_field(c, "function"), "name"),
+                        "arguments": get_field(get_field(c, "function"), "arguments"),
+                    }
+                    for c in calls
+                ]
+    if s.capture_headers and headers:
+        event.request_headers = dict(headers)
+    if s.capture_raw_request and body:
+        event.raw_request = dict(body)
 
 
 class StreamSeen:

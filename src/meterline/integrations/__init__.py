@@ -111,6 +111,26 @@ INTEGRATIONS: dict[str, Integration] = {
         ("2.20.0", "3.57.0"),
         _stainless_points("openai", "openai._legacy_response:LegacyAPIResponse"),
     ),
+    # agent frameworks: attribution only (agent, task, trace); the SDK integrations underneath meter
+    "crewai": Integration(
+        "crewai",
+        "meterline.integrations.crewai",
+        "crewai",
+        "crewai",
+        ("1.15.30", "1.15.30"),  # the version its CI venv runs (pyproject admits >=1.0,<2)
+        ("crewai:Crew.kickoff", "crewai:Agent.execute_task"),
+    ),
+    "langchain": Integration(
+        "langchain",
+        "meterline.integrations.langchain",
+        "langchain_core",
+        "langchain-core",
+        ("1.8.3", "1.8.3"),  # the version its CI venv runs (pyproject admits >=0.3,<2)
+        (
+            "langchain_core.tracers.context:register_configure_hook",
+            "langchain_core.tracers.context:_configure_hooks",
+        ),
+    ),
 }
 
 _lock = threading.RLock()
@@ -292,3 +312,13 @@ def instrument_bedrock() -> None:
 
 def instrument_openai() -> None:
     instrument("openai")
+
+
+def instrument_crewai() -> None:
+    """CrewAI agent role, task and crew run on every LLM call made inside a crew."""
+    instrument("crewai")
+
+
+def instrument_langchain() -> None:
+    """A meterline callback handler on every LangChain / LangGraph run (agent = chain or node name)."""
+    instrument("langchain")

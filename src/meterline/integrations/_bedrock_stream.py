@@ -58,7 +58,7 @@ def _converse_event(meter: CallMeter, kind: str, data: Any) -> None:
     elif kind == "messageStop":
         meter.set_stop(get(data, "stopReason"))
     elif kind == "metadata":
-        meter.tokens = _usage.from_bedrock_converse(get(data, "usage"))
+        meter.tokens = _usage.from_bedrock_converse(get(data, "usage"), get(get(data, "serviceTier"), "type"))
         meter.success()
 
 

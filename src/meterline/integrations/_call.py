@@ -9,6 +9,7 @@ Nothing here raises into the caller: internal errors go to :func:`meterline._err
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from collections.abc import Mapping
@@ -37,6 +38,27 @@ def call_metadata(raw: Any) -> Mapping[str, Any]:
     return normalise(raw, strict=False)
 
 
+def request_headers(client: Any, options: Any) -> dict[str, Any] | None:
+    """The headers a Stainless SDK call sends (client defaults, then the call's own), only when
+    capture_headers is on; credential headers are masked later, on the recorder's thread."""
+    from meterline import _api
+
+    if not _api.settings.capture_headers:
+        return None
+    out: dict[str, Any] = {}
+    for attr in ("default_headers", "auth_headers"):  # auth: masked, but shows which credential header went
+        try:
+            found = getattr(client, attr, None)
+        except Exception:  # noqa: BLE001 - a client without the property: the call's own headers only
+            found = None
+        if isinstance(found, Mapping):
+            out.update({k: v for k, v in found.items() if isinstance(v, str)})
+    own = getattr(options, "headers", None)
+    if isinstance(own, Mapping):
+        out.update({k: v for k, v in own.items() if isinstance(v, str)})
+    return out
+
+
 class CallMeter:
     """Usage and outcome of one call; :meth:`finish` emits its single event."""
 
@@ -52,6 +74,8 @@ class CallMeter:
         "out_chars",
         "prompt_chars",
         "provider",
+        "raw_request",
+        "request_headers",
         "response_model",
         "scope",
         "start",
@@ -59,6 +83,7 @@ class CallMeter:
         "stream",
         "text_parts",
         "tokens",
+        "tool_calls",
         "tool_use",
         "ttft_ms",
     )
@@ -89,6 +114,9 @@ class CallMeter:
         self.tokens = _usage.TokenUsage()
         self.text_parts: list[str] | None = None
         self.input_messages: Any = None
+        self.tool_calls: list[dict[str, Any]] | None = None  # with capture_content: the tool calls asked for
+        self.request_headers: Any = None
+        self.raw_request: Any = None
         self.prompt_chars = 0  # for the estimate of a stream abandoned before the provider reported usage
         self.out_chars = 0
         self._lock = threading.Lock()
@@ -111,6 +139,10 @@ class CallMeter:
             kind = get(block, "type")
             if kind in _TOOL_BLOCKS:
                 self.tool_use = True
+                if self.tool_calls is not None:
+                    self.tool_calls.append(
+                        {"id": get(block, "id"), "name": get(block, "name"), "arguments": get(block, "input")}
+                    )
             elif kind == "text" and self.text_parts is not None:
                 self.text_parts.append(str(get(block, "text") or ""))
 
@@ -136,11 +168,17 @@ class CallMeter:
             self.mark_first_token()
             if self.text_parts is not None:
                 delta = get(event, "delta")
-                if get(delta, "type") == "text_delta":
+                kind = get(delta, "type")
+                if kind == "text_delta":
                     self.text_parts.append(str(get(delta, "text") or ""))
+                elif kind == "input_json_delta" and self.tool_calls:
+                    self.tool_calls[-1]["arguments"] += str(get(delta, "partial_json") or "")
         elif kind == "content_block_start":
-            if get(get(event, "content_block"), "type") in _TOOL_BLOCKS:
+            block = get(event, "content_block")
+            if get(block, "type") in _TOOL_BLOCKS:
                 self.tool_use = True
+                if self.tool_calls is not None:
+                    self.tool_calls.append({"id": get(block, "id"), "name": get(block, "name"), "arguments": ""})
         elif kind == "message_delta":
             self.set_stop(get(get(event, "delta"), "stop_reason"))
             self._merge_delta_usage(get(event, "usage"))
@@ -163,12 +201,15 @@ class CallMeter:
         if not values:
             return
         write = values.get("cache_write_tokens", t.cache_write_tokens)
-        self.tokens = _usage.TokenUsage(
+        web = get(get(delta, "server_tool_use"), "web_search_requests")
+        self.tokens = dataclasses.replace(
+            t,
             input_tokens=values.get("input_tokens", t.input_tokens),
             cache_read_tokens=values.get("cache_read_tokens", t.cache_read_tokens),
             cache_write_tokens=write,
             cache_write_1h_tokens=min(t.cache_write_1h_tokens, write),
             output_tokens=values.get("output_tokens", t.output_tokens),
+            web_searches=t.web_searches if not isinstance(web, int) or isinstance(web, bool) else max(web, 0),
         )
 
     # -- finishing (exactly once) -----------------------------------------------------------------
@@ -238,14 +279,25 @@ class CallMeter:
             if _api.settings.capture_content:
                 text = "".join(self.text_parts) if self.text_parts else None
                 event.input_messages, event.output_text = _api.capture(self.input_messages, text)
+                event.output_tool_calls = self.tool_calls or None
+            event.request_headers = self.request_headers
+            event.raw_request = self.raw_request
             _api.emit(event, self.scope, self.call_md)
         except Exception as exc:  # noqa: BLE001 - never raise into the caller (or a GC finaliser)
             _errors.report("integrations.finish", exc, reraise=False)
 
-    def want_content(self, messages: Any) -> None:
-        """Keep the request's messages and collect reply text, when content capture is on."""
+    def want_content(self, messages: Any, headers: Any = None, body: Any = None) -> None:
+        """Keep the request's messages and collect reply text and tool calls, when content capture is on;
+        the request's headers and body with capture_headers / capture_raw_request. References and shallow
+        copies only: redaction runs on the recorder's thread."""
         from meterline import _api
 
-        if _api.settings.capture_content:
-            self.input_messages = messages
+        s = _api.settings
+        if s.capture_content:
+            self.input_messages = list(messages) if isinstance(messages, list) else messages
             self.text_parts = []
+            self.tool_calls = []
+        if s.capture_headers and headers:
+            self.request_headers = dict(headers)
+        if s.capture_raw_request and body is not None:
+            self.raw_request = dict(body) if isinstance(body, Mapping) else body

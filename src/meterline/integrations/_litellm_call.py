@@ -74,6 +74,8 @@ class LiteLLMCall:
         "model",
         "operation",
         "prompt_chars",
+        "raw_request",
+        "request_headers",
         "response_model",
         "scope",
         "start_mono",
@@ -99,6 +101,8 @@ class LiteLLMCall:
         self.scope = scope
         self.call_md = call_md
         self.messages = messages  # only kept with capture_content on
+        self.request_headers: Any = None  # only with capture_headers
+        self.raw_request: Any = None  # only with capture_raw_request
         self.prompt_chars = 0  # streams: for the estimate when one is abandoned before the provider's usage
         self.start_wall = datetime.now(timezone.utc)
         self.start_mono = time.perf_counter()
@@ -188,6 +192,9 @@ class LiteLLMCall:
             if _api.settings.capture_content:
                 message = getattr(choice, "message", None)
                 text = getattr(message, "content", None) if message is not None else getattr(choice, "text", None)
+                calls = getattr(message, "tool_calls", None) if message is not None else None
+                if calls:
+                    event.output_tool_calls = [_tool_call(c) for c in calls]
         self._emit(event, text)
 
     def finish_error(self, logging_obj: Any, error: BaseException) -> None:
@@ -248,12 +255,39 @@ class LiteLLMCall:
             _stop(event, self.finish_reason)
         elif status == "cancelled":
             event.stop_reason = "cancelled"
+        if _api.settings.capture_content and event.operation_subtype == "tool_use":
+            event.output_tool_calls = _stream_tool_calls(getattr(stream, "chunks", None)) or None
         self._emit(event, sent)
 
     def _emit(self, event: UsageEvent, text: str | None) -> None:
         if _api.settings.capture_content:
             event.input_messages, event.output_text = _api.capture(self.messages, text)
+        event.request_headers = self.request_headers
+        event.raw_request = self.raw_request
         _api.emit(event, self.scope, self.call_md)
+
+
+def _tool_call(call: Any) -> dict[str, Any]:
+    fn = getattr(call, "function", None)
+    return {
+        "id": getattr(call, "id", None),
+        "name": getattr(fn, "name", None),
+        "arguments": getattr(fn, "arguments", None),
+    }
+
+
+def _stream_tool_calls(chunks: Any) -> list[dict[str, Any]]:
+    """The tool calls of a finished stream, assembled from the chunks LiteLLM kept."""
+    from meterline.integrations._openai_usage import stream_tool_calls
+
+    calls: list[dict[str, Any]] = []
+    for chunk in chunks if isinstance(chunks, list) else ():
+        for choice in getattr(chunk, "choices", None) or ():
+            delta = getattr(choice, "delta", None)
+            deltas = getattr(delta, "tool_calls", None)
+            if deltas:
+                stream_tool_calls(calls, deltas)
+    return calls
 
 
 _UPSTREAM_GATEWAY_HEADER = "llm_provider-" + GATEWAY_HEADER  # how LiteLLM keeps an upstream response header

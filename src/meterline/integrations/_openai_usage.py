@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from meterline import usage as _usage
@@ -17,6 +18,12 @@ FINISH_REASONS = {
 }
 _INCOMPLETE = {"max_output_tokens": "max_tokens", "content_filter": "content_filter"}
 _TOOL_ITEMS = frozenset({"function_call", "custom_tool_call", "mcp_call", "computer_call"})
+# Responses output items OpenAI bills per call (tool fees): item type -> TokenUsage field
+_BILLED_TOOL_ITEMS = {
+    "web_search_call": "web_searches",
+    "file_search_call": "storage_searches",
+    "code_interpreter_call": "code_executions",
+}
 
 
 def _finish(meter: CallMeter, reason: Any) -> None:
@@ -37,12 +44,18 @@ def completion(meter: CallMeter, reply: Any) -> None:
     _model(meter, reply)
     usage = get(reply, "usage")
     if usage is not None:
-        meter.tokens = _usage.from_openai(usage)
+        meter.tokens = _usage.from_openai(usage, get(reply, "service_tier"))
     for choice in get(reply, "choices") or ():
         _finish(meter, get(choice, "finish_reason"))
         message = get(choice, "message")
         if get(message, "tool_calls"):
             meter.tool_use = True
+            if meter.tool_calls is not None:
+                for call in get(message, "tool_calls") or ():
+                    fn = get(call, "function")
+                    meter.tool_calls.append(
+                        {"id": get(call, "id"), "name": get(fn, "name"), "arguments": get(fn, "arguments")}
+                    )
         if meter.text_parts is not None:
             text = get(message, "content") if message is not None else get(choice, "text")
             if isinstance(text, str):
@@ -54,7 +67,7 @@ def chunk(meter: CallMeter, item: Any) -> None:
     _model(meter, item)
     usage = get(item, "usage")
     if usage is not None:
-        meter.tokens = _usage.from_openai(usage)
+        meter.tokens = _usage.from_openai(usage, get(item, "service_tier"))
     for choice in get(item, "choices") or ():
         delta = get(choice, "delta")
         text = get(delta, "content") if delta is not None else get(choice, "text")
@@ -62,11 +75,29 @@ def chunk(meter: CallMeter, item: Any) -> None:
             meter.mark_first_token()
         if get(delta, "tool_calls"):
             meter.tool_use = True
+            if meter.tool_calls is not None:
+                stream_tool_calls(meter.tool_calls, get(delta, "tool_calls"))
         if isinstance(text, str):
             meter.out_chars += len(text)
             if meter.text_parts is not None:
                 meter.text_parts.append(text)
         _finish(meter, get(choice, "finish_reason"))
+
+
+def stream_tool_calls(calls: list[dict[str, Any]], deltas: Any) -> None:
+    """Assemble streamed tool calls (OpenAI deltas: index, then id/name once, arguments in pieces)."""
+    for d in deltas or ():
+        index = get(d, "index")
+        index = index if isinstance(index, int) else len(calls)
+        while len(calls) <= index:
+            calls.append({"id": None, "name": None, "arguments": ""})
+        call = calls[index]
+        fn = get(d, "function")
+        if get(d, "id"):
+            call["id"] = get(d, "id")
+        if get(fn, "name"):
+            call["name"] = get(fn, "name")
+        call["arguments"] = str(call["arguments"] or "") + str(get(fn, "arguments") or "")
 
 
 def is_usage_only(item: Any) -> bool:
@@ -78,11 +109,25 @@ def response(meter: CallMeter, reply: Any) -> None:
     """A Responses API ``Response`` object."""
     _model(meter, reply)
     usage = get(reply, "usage")
-    if usage is not None:
-        meter.tokens = _usage.from_openai(usage)
+    billed = dict.fromkeys(_BILLED_TOOL_ITEMS.values(), 0)
     for item in get(reply, "output") or ():
-        if get(item, "type") in _TOOL_ITEMS:
+        kind = get(item, "type")
+        if kind in _TOOL_ITEMS:
             meter.tool_use = True
+            if meter.tool_calls is not None:
+                meter.tool_calls.append(
+                    {"id": get(item, "call_id"), "name": get(item, "name"), "arguments": get(item, "arguments")}
+                )
+        if kind in _BILLED_TOOL_ITEMS:
+            billed[_BILLED_TOOL_ITEMS[kind]] += 1
+    if usage is not None:
+        # every billed tool call is an output item: a reply with none used none
+        meter.tokens = dataclasses.replace(
+            _usage.from_openai(usage, get(reply, "service_tier")),
+            web_searches=billed["web_searches"],
+            storage_searches=billed["storage_searches"],
+            code_executions=billed["code_executions"],
+        )
     status = get(reply, "status")
     if status == "incomplete":
         meter.stop_reason = _INCOMPLETE.get(get(get(reply, "incomplete_details"), "reason"), "max_tokens")
@@ -117,7 +162,7 @@ def response_event(meter: CallMeter, event: Any) -> tuple[str, str | None, str |
         _model(meter, reply)
         usage = get(reply, "usage")
         if usage is not None:
-            meter.tokens = _usage.from_openai(usage)
+            meter.tokens = _usage.from_openai(usage, get(reply, "service_tier"))
         error = get(reply, "error")
         return ("error", str(get(error, "code") or "response.failed"), str(get(error, "message") or "failed"))
     elif kind == "error":

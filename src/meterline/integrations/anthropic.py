@@ -16,7 +16,7 @@ at the class level so clients created before instrumenting are covered too:
 
 Usage comes from the reply (``message_start`` + ``message_delta`` for streams, see ``_anthropic_stream``);
 errors become one ``error`` event and the SDK's exception is re-raised unchanged. ``meterline.context``'s
-``should_meter()`` is honoured and ``_in_call`` is set during the request, so a layer below us is not counted
+``should_meter()`` is honoured and ``in_call`` is set during the request, so a layer below us is not counted
 twice. A ``with_raw_response`` wrapper made *before* instrumenting still calls the original ``create`` (it is
 metered, but cannot take ``usage_metadata=``).
 """
@@ -29,7 +29,7 @@ from typing import Any
 from meterline import _errors
 from meterline.context import should_meter
 from meterline.integrations._anthropic_stream import instrument_async_stream, instrument_stream
-from meterline.integrations._call import CallMeter
+from meterline.integrations._call import CallMeter, request_headers
 from meterline.integrations._stainless import Patches, RequestHook
 
 _MESSAGES_PATH = "/v1/messages"
@@ -81,7 +81,7 @@ def _new_meter(client: Any, options: Any, call_md: Mapping[str, Any] | None) -> 
         stream=bool(body.get("stream")),
         call_md=call_md,
     )
-    meter.want_content(body.get("messages"))
+    meter.want_content(body.get("messages"), request_headers(client, options), body)
     return meter
 
 

@@ -67,8 +67,11 @@ def _before_parameter_build(params: Any, model: Any, context: Any, **_: Any) -> 
             call_md=call_metadata(raw_md),
             operation=operation,
         )
-        if model.name.startswith("Converse"):
-            meter.want_content(params.get("messages"))
+        meter.want_content(
+            params.get("messages") if model.name.startswith("Converse") else None,
+            None,
+            {k: v for k, v in params.items() if k != "body"} if model.name.startswith("Converse") else None,
+        )
         context[_CONTEXT_KEY] = meter
     except Exception as exc:  # noqa: BLE001 - never break the user's call
         _errors.report("bedrock.before_parameter_build", exc)
@@ -104,7 +107,7 @@ def _after_call_error(exception: BaseException, context: Any, **_: Any) -> None:
 
 
 def _converse(meter: CallMeter, parsed: Any) -> None:
-    meter.tokens = _usage.from_bedrock_converse(get(parsed, "usage"))
+    meter.tokens = _usage.from_bedrock_converse(get(parsed, "usage"), get(get(parsed, "serviceTier"), "type"))
     meter.set_stop(get(parsed, "stopReason"))
     for block in get(get(get(parsed, "output"), "message"), "content") or ():
         if get(block, "toolUse") is not None:

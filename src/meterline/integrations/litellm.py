@@ -34,7 +34,7 @@ not LiteLLM's float ``response_cost``.
 Not metered: calls a LiteLLM proxy makes for a client (``proxy_server_request`` in the kwargs; the proxy
 integration meters those), calls outside ``meterline.meter()`` with selective metering on, calls made inside
 another metered layer (``meterline.context.should_meter()``), and LiteLLM cache hits. While a call is metered
-``meterline.context._in_call`` is set, so an SDK integration underneath (OpenAI SDK) does not count it again;
+``meterline.context.in_call`` is set, so an SDK integration underneath (OpenAI SDK) does not count it again;
 a response carrying ``x-meterline-metered: gateway`` (a meterline gateway metered it) gets no event here.
 LiteLLM's own ``num_retries`` retries of one ``completion`` share one Logging object: each failed attempt that
 LiteLLM reports is an error event and the final success one more event.
@@ -119,9 +119,27 @@ def _plan(call_type: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Lite
         messages = kwargs.get("messages") if operation == "chat" else kwargs.get("prompt", kwargs.get("input"))
     name = model if isinstance(model, str) else None
     call = LiteLLMCall(operation, name, stream, current_metadata(), call_md, messages)
+    if settings.capture_headers or settings.capture_raw_request:
+        _capture_request(call, settings, args, kwargs)
     if stream:
         call.prompt_chars = prompt_chars(kwargs)
     return call
+
+
+_INTERNAL_KWARGS = frozenset({"litellm_call_id", "litellm_logging_obj", "litellm_params", "logger_fn", "client"})
+
+
+def _capture_request(call: LiteLLMCall, settings: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+    """Headers and request body, with capture_headers / capture_raw_request (shallow copies; masking and
+    redaction happen on the recorder's thread)."""
+    if settings.capture_headers:
+        headers = {**(kwargs.get("headers") or {}), **(kwargs.get("extra_headers") or {})}
+        call.request_headers = headers or None
+    if settings.capture_raw_request:
+        raw = {k: v for k, v in kwargs.items() if k not in _INTERNAL_KWARGS and not k.startswith("litellm_")}
+        if args:
+            raw.setdefault("model", args[0])
+        call.raw_request = raw
 
 
 def _ask_for_stream_usage(model: Any, kwargs: dict[str, Any]) -> None:

@@ -12,7 +12,7 @@ meterline adds that option to the request and removes the extra usage-only chunk
 the user sees exactly the chunks they would have seen, and the event has the provider's token counts.
 
 Not counted twice under LiteLLM, which calls the OpenAI SDK itself: ``should_meter()`` is honoured (an outer
-layer sets ``meterline.context._in_call``), and, as a fallback, a call made from inside LiteLLM's own code
+layer sets ``meterline.context.in_call``), and, as a fallback, a call made from inside LiteLLM's own code
 while meterline's LiteLLM integration is loaded is left to that integration.
 """
 
@@ -26,7 +26,7 @@ from meterline import _errors
 from meterline import usage as _usage
 from meterline.context import should_meter
 from meterline.integrations import _openai_usage as U
-from meterline.integrations._call import CallMeter
+from meterline.integrations._call import CallMeter, request_headers
 from meterline.integrations._openai_stream import StreamState, instrument_stream
 from meterline.integrations._stainless import Patches, RequestHook
 
@@ -91,7 +91,9 @@ def _start(client: Any, options: Any, call_md: Mapping[str, Any] | None) -> tupl
             call_md=call_md,
             operation=operation,
         )
-        meter.want_content(body.get("messages") or body.get("input") or body.get("prompt"))
+        meter.want_content(
+            body.get("messages") or body.get("input") or body.get("prompt"), request_headers(client, options), body
+        )
         if stream:
             meter.prompt_chars = _usage.prompt_chars(body)
         hide = False

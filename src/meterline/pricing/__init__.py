@@ -1,10 +1,12 @@
-"""Exact Decimal pricing of usage events.
+"""Exact Decimal pricing of usage events, as the provider bills them.
 
 Prices come from user overrides first (a TOML, YAML or JSON price table for private or negotiated
-models), then from ``genai-prices`` at the call's own date. An unknown model is ``unpriced`` with null
-costs, never a silent $0. Resolved prices are cached per (provider, model, day): genai-prices' own
-``calc_price`` costs ~250 µs a call, the cached path a few µs, and it runs on the recorder's thread,
-never on the caller's.
+models), then from ``genai-prices`` under the call's own provider, at the call's own instant (prices change by
+date and by time of day) and service tier. A price taken from another provider is marked
+``;fallback:<provider>`` in ``pricing_source``; a billed unit meterline cannot count marks it ``;partial:<unit>``.
+An unknown model is ``unpriced`` with null costs, never a silent $0. Resolved prices are cached with their
+validity window: genai-prices' own ``calc_price`` costs ~250 µs a call, the cached path a few µs, and it runs
+on the recorder's thread, never on the caller's. See docs/pricing.md.
 """
 
 from __future__ import annotations

@@ -10,6 +10,8 @@ A table is a list of entries; TOML (``[[model]]`` tables), YAML or JSON (``{"mod
     cache_read_mtok = "0.15"     # optional, defaults to input_mtok
     cache_write_mtok = "0.375"   # optional, defaults to input_mtok
     cache_write_1h_mtok = "0.6"  # optional, defaults to cache_write_mtok
+    output_reasoning_mtok = "2"  # optional, defaults to output_mtok
+    requests_kcount = "5"        # optional: USD per 1,000 requests
     valid_from = "2026-01-01"    # optional: dated prices; the latest entry in force at the call wins
 
 Overrides win over genai-prices. Bad entries raise :class:`PriceTableError` naming the entry and field.
@@ -27,7 +29,15 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
-PRICE_KEYS = ("input_mtok", "output_mtok", "cache_read_mtok", "cache_write_mtok", "cache_write_1h_mtok")
+PRICE_KEYS = (
+    "input_mtok",
+    "output_mtok",
+    "cache_read_mtok",
+    "cache_write_mtok",
+    "cache_write_1h_mtok",
+    "output_reasoning_mtok",
+    "requests_kcount",
+)
 
 
 class PriceTableError(ValueError):
@@ -44,6 +54,9 @@ class PriceOverride:
     cache_write_mtok: Decimal | None = None
     cache_write_1h_mtok: Decimal | None = None
     valid_from: date | None = None
+    output_reasoning_mtok: Decimal | None = None
+    requests_kcount: Decimal | None = None
+    origin: str | None = None  # the file (or "settings") the entry came from, shown by `meterline prices check`
 
     def matches(self, provider: str, model: str) -> bool:
         if self.provider not in (None, "*", provider):
@@ -91,7 +104,7 @@ def parse_entries(entries: Sequence[Mapping[str, Any]], source: str = "price tab
         provider = entry.get("provider")
         if provider is not None and not isinstance(provider, str):
             raise PriceTableError(f"{where} ({model}).provider: must be a string")
-        out.append(PriceOverride(model=model, provider=provider, valid_from=valid_from, **prices))
+        out.append(PriceOverride(model=model, provider=provider, valid_from=valid_from, origin=source, **prices))
     return out
 
 

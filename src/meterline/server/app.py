@@ -2,7 +2,8 @@
 
 Routers are modules under ``meterline.server.api`` listed in ``ROUTERS``; a module not shipped in this
 build is skipped, so adding an area (e.g. budgets) is one line here plus its module. A router module
-exposes ``router`` (an ``APIRouter``) and may expose ``setup(app)`` to initialise state at start-up.
+exposes ``router`` (an ``APIRouter``) and may expose ``setup(app)`` to initialise state at start-up
+and ``teardown(app)`` to stop what it started.
 """
 
 from __future__ import annotations
@@ -30,6 +31,12 @@ ROUTERS = (
     "meterline.server.api.query",
     "meterline.server.api.keys",
     "meterline.server.api.budgets",
+    # compatible ingest (Revenium, Lago, OpenMeter, OTLP) and continuous exports
+    "meterline.server.api.compat_revenium",
+    "meterline.server.api.compat_lago",
+    "meterline.server.api.compat_openmeter",
+    "meterline.server.api.compat_otlp",
+    "meterline.server.api.forwarding",
 )
 
 
@@ -60,6 +67,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             setup = getattr(mod, "setup", None)
             if setup is not None:
                 setup(app)
+        from meterline.server.hardening import install_access_log_scrubber
+
+        install_access_log_scrubber()  # again: uvicorn configures its loggers after create_app
         logger.info("meterline collector %s storing into %s", __version__, _safe(settings.database))
         if settings.auth:
             from meterline.store.keys import count_active
@@ -73,6 +83,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             yield
         finally:
+            for mod in modules:  # e.g. stop the export forwarders before their store closes
+                teardown = getattr(mod, "teardown", None)
+                if teardown is not None:
+                    teardown(app)
             writer.close()
             if reader is not writer:
                 reader.close()
@@ -95,6 +109,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.exception_handler(QueryError)
     async def _query_error(request: Request, exc: QueryError) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=400)
+
+    from meterline.server import hardening
+
+    hardening.install(app)  # NUL guard, 405 with Allow, OpenAPI error declarations, access log scrubbing
 
     return app
 

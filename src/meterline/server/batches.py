@@ -11,7 +11,7 @@ import zlib
 from collections.abc import Sequence
 from typing import Any
 
-from meterline.event import EventValidationError, UsageEvent
+from meterline.event import COST_FIELDS, MAX_COST, EventValidationError, UsageEvent
 from meterline.pricing import get_pricer
 
 
@@ -48,7 +48,9 @@ def parse_events(body: bytes, max_events: int) -> list[Any]:
     try:
         doc = json.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
-        raise BatchError(400, f"body is not JSON: {exc}") from None
+        raise BatchError(400, f"body is not JSON: {exc}"[:300]) from None
+    except RecursionError:  # a hostile nesting (thousands of [[[…) exhausts the parser's stack
+        raise BatchError(400, "body is not JSON this collector reads: nested too deeply") from None
     if isinstance(doc, dict) and "events" in doc:
         items = doc["events"]
     elif isinstance(doc, list):
@@ -66,7 +68,25 @@ def parse_events(body: bytes, max_events: int) -> list[Any]:
 
 def validate(items: Sequence[Any]) -> tuple[list[UsageEvent], list[dict[str, Any]], int]:
     """(valid events, one per id; rejections with index/id/field/reason; duplicate ids within the batch)."""
+    events, _, rejected, repeats = validate_indexed(items)
+    return events, rejected, repeats
+
+
+def rejection(index: int, raw_id: Any, field: str, reason: str) -> dict[str, Any]:
+    """One entry of ``rejected``, safe to send back whatever the sender put in it (bounded, valid text)."""
+    return {"index": index, "id": _printable(raw_id) if isinstance(raw_id, str) else None,
+            "field": _printable(field), "reason": _printable(reason, 500)}  # fmt: skip
+
+
+def _printable(text: str, limit: int = 200) -> str:
+    """``text`` cut to ``limit`` characters, lone surrogates escaped (JSON answers are UTF-8)."""
+    return text[:limit].encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def validate_indexed(items: Sequence[Any]) -> tuple[list[UsageEvent], list[int], list[dict[str, Any]], int]:
+    """Like :func:`validate`, plus the batch index of each valid event (to report a store refusal)."""
     events: list[UsageEvent] = []
+    indexes: list[int] = []
     rejected: list[dict[str, Any]] = []
     seen: set[str] = set()
     repeats = 0
@@ -78,21 +98,24 @@ def validate(items: Sequence[Any]) -> tuple[list[UsageEvent], list[dict[str, Any
             if not item.get("id"):
                 # the id is the idempotency key: without it a retried batch would be counted twice
                 raise EventValidationError("id", "required: a UUID chosen by the sender (the idempotency key)")
+            if event.id in seen:
+                repeats += 1
+                continue
+            # the same pricing code as the SDK; an event the sender priced keeps its costs
+            pricer.price(event)
+            check_priced(event)
         except EventValidationError as exc:
-            rejected.append(
-                {
-                    "index": index,
-                    "id": raw_id if isinstance(raw_id, str) else None,
-                    "field": exc.field,
-                    "reason": exc.reason,
-                }
-            )
-            continue
-        if event.id in seen:
-            repeats += 1
+            rejected.append(rejection(index, raw_id, exc.field, exc.reason))
             continue
         seen.add(event.id)
-        # the same pricing code as the SDK; an event the sender priced keeps its costs
-        pricer.price(event)
         events.append(event)
-    return events, rejected, repeats
+        indexes.append(index)
+    return events, indexes, rejected, repeats
+
+
+def check_priced(event: UsageEvent) -> None:
+    """A cost the pricer computed is bounded like a sent one (tokens are bounded, prices are not)."""
+    for name in COST_FIELDS:
+        value = getattr(event, name)
+        if value is not None and value > MAX_COST:
+            raise EventValidationError(name, f"priced at more than {MAX_COST} USD for one call")

@@ -49,6 +49,7 @@ class TraceResponse(BaseModel):
 class KeyCreate(BaseModel):
     scope: str = Field(description="ingest | read | admin")
     name: str | None = None
+    style: str = Field("meterline", description="meterline (ml_…) | revenium (hak_…, for revenium-python-sdk)")
 
 
 class KeyInfo(BaseModel):

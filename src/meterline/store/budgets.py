@@ -21,7 +21,7 @@ from typing import Any, Protocol
 
 from meterline.store.extensions import register_tables, sql
 from meterline.store.query import Dialect
-from meterline.store.schema import PICO, to_micros
+from meterline.store.schema import PICO, join_split, split_sum_sql, to_micros
 
 TABLE = "budgets"
 ALERTS = "budget_alerts"
@@ -34,6 +34,7 @@ SCOPES = {
 }
 PERIODS = ("daily", "weekly", "monthly", "total")
 DEFAULT_THRESHOLDS = (50, 80, 100)
+MAX_LIMIT_USD = Decimal(10) ** 12  # a budget limit; its pico-dollars still fit the counters' arithmetic
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
@@ -94,6 +95,15 @@ class Budget:
         }
 
 
+def _text_ok(text: str) -> bool:
+    """Text every store can hold: no NUL, no lone surrogate."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return "\x00" not in text
+
+
 def period_start(period: str, now: datetime) -> datetime:
     now = now.astimezone(timezone.utc)
     day = now.replace(hour=0, minute=0, second=0, microsecond=0)
@@ -117,8 +127,8 @@ def validate(data: Mapping[str, Any]) -> Budget:
     if scope not in SCOPES:
         raise BudgetError("scope", f"must be one of {', '.join(SCOPES)}; got {scope!r}")
     value = data.get("scope_value")
-    if not isinstance(value, str) or not value or len(value) > 1024:
-        raise BudgetError("scope_value", f"required: the {scope} this budget applies to")
+    if not isinstance(value, str) or not value or len(value) > 1024 or not _text_ok(value):
+        raise BudgetError("scope_value", f"required: the {scope} this budget applies to (text without NUL)")
     period = data.get("period", "monthly")
     if period not in PERIODS:
         raise BudgetError("period", f"must be one of {', '.join(PERIODS)}; got {period!r}")
@@ -126,19 +136,23 @@ def validate(data: Mapping[str, Any]) -> Budget:
     if isinstance(raw_limit, (float, bool)) or raw_limit is None:
         raise BudgetError("limit_usd", 'required, a decimal string such as "100.00" (not a float)')
     try:
-        limit = Decimal(str(raw_limit))
-    except InvalidOperation:
-        raise BudgetError("limit_usd", f"not a decimal number: {raw_limit!r}") from None
+        limit = Decimal(str(raw_limit)[:64])
+    except (InvalidOperation, ValueError):
+        raise BudgetError("limit_usd", f"not a decimal number: {str(raw_limit)[:64]!r}") from None
     if not limit.is_finite() or limit <= 0:
         raise BudgetError("limit_usd", "must be a positive amount")
+    if limit > MAX_LIMIT_USD:
+        raise BudgetError("limit_usd", f"at most {MAX_LIMIT_USD} USD")
     if limit != limit.quantize(Decimal("1e-12")):
         raise BudgetError("limit_usd", "at most 12 decimal places")
     raw_t = data.get("thresholds", DEFAULT_THRESHOLDS)
     if isinstance(raw_t, str):
         raw_t = [t for t in raw_t.replace(" ", "").split(",") if t]
     try:
+        if len(raw_t) > 20:
+            raise ValueError("too many")
         thresholds = tuple(sorted({int(t) for t in raw_t}))
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise BudgetError("thresholds", f"a list of whole percentages such as [50, 80, 100]; got {raw_t!r}") from None
     if any(t <= 0 or t > 1000 for t in thresholds):
         raise BudgetError("thresholds", "percentages must be between 1 and 1000")
@@ -146,8 +160,13 @@ def validate(data: Mapping[str, Any]) -> Budget:
     if not isinstance(hard, bool):
         raise BudgetError("hard", "must be true or false")
     webhook = data.get("webhook_url")
-    if webhook is not None and (not isinstance(webhook, str) or not webhook.startswith(("http://", "https://"))):
-        raise BudgetError("webhook_url", "must be an http(s) URL")
+    if webhook is not None and (
+        not isinstance(webhook, str)
+        or not webhook.startswith(("http://", "https://"))
+        or len(webhook) > 2048
+        or not _text_ok(webhook)
+    ):
+        raise BudgetError("webhook_url", "must be an http(s) URL of at most 2048 characters")
     return Budget(
         id=str(uuid.uuid4()),
         name=name,
@@ -230,10 +249,10 @@ def spend(store: SQLStore, budget: Budget, now: datetime | None = None) -> Decim
     fields = SCOPES[budget.scope]
     match = " OR ".join(f"{f} = ?" for f in fields)
     rows = store.fetch(
-        sql(store.dialect, f"SELECT COALESCE(SUM(total_cost), 0) FROM events WHERE ({match}) AND start_time >= ?"),
+        sql(store.dialect, f"SELECT {split_sum_sql('total_cost')} FROM events WHERE ({match}) AND start_time >= ?"),
         (*([budget.scope_value] * len(fields)), to_micros(budget.period_start(now))),
     )
-    return Decimal(int(rows[0][0])) / PICO
+    return Decimal(join_split(rows[0][0], rows[0][1]) or 0) / PICO
 
 
 def claim_alert(store: SQLStore, budget: Budget, period: datetime, threshold: int, spend_usd: Decimal) -> bool:

@@ -22,7 +22,12 @@ TableFactory = Callable[[str], list[str]]
 _registry: dict[str, TableFactory] = {}
 
 # modules that register tables when imported; a module not shipped in this build is skipped
-BUILTIN_TABLE_MODULES = ("meterline.store.keys", "meterline.store.budgets")
+BUILTIN_TABLE_MODULES = (
+    "meterline.store.keys",
+    "meterline.store.budgets",
+    "meterline.store.export_ledger",
+    "meterline.store.content",
+)
 
 
 def register_tables(name: str, factory: TableFactory) -> None:

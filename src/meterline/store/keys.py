@@ -17,6 +17,8 @@ from meterline.store.extensions import register_tables, sql
 from meterline.store.query import Dialect
 
 SCOPES = ("ingest", "read", "admin")
+# key spellings: meterline's own, and Revenium's (revenium-python-sdk refuses keys not starting with hak_/rev_)
+STYLES = ("meterline", "revenium")
 TABLE = "api_keys"
 
 
@@ -60,11 +62,17 @@ def hash_key(key: str) -> str:
     return hashlib.sha256(key.strip().encode()).hexdigest()
 
 
-def create_key(store: SQLStore, scope: str, name: str | None = None) -> tuple[str, ApiKey]:
-    """A new key: (the clear key, to show once; its record)."""
+def create_key(store: SQLStore, scope: str, name: str | None = None, *, style: str = "meterline") -> tuple[str, ApiKey]:
+    """A new key: (the clear key, to show once; its record). ``style="revenium"`` spells it ``hak_…`` so
+    Revenium's SDKs accept it; scopes and hashing are the same."""
     if scope not in SCOPES:
         raise ValueError(f"scope: must be one of {', '.join(SCOPES)}; got {scope!r}")
-    key = f"ml_{scope[0]}_{secrets.token_urlsafe(32)}"
+    if style not in STYLES:
+        raise ValueError(f"style: must be one of {', '.join(STYLES)}; got {style!r}")
+    if name is not None and (len(name) > 256 or "\x00" in name or not name.isprintable()):
+        raise ValueError("name: at most 256 printable characters")
+    prefix = "hak" if style == "revenium" else "ml"
+    key = f"{prefix}_{scope[0]}_{secrets.token_urlsafe(32)}"
     rec = ApiKey(id=str(uuid.uuid4()), name=name, scope=scope, prefix=key[:10], created_at=time.time(), revoked_at=None)
     store.execute(
         sql(

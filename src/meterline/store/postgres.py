@@ -1,7 +1,8 @@
 """The PostgreSQL store (psycopg 3): the production destination and the collector's shared database.
 
-Writes: COPY the batch into a per-connection temporary table, then ``INSERT … SELECT … ON CONFLICT (id)
-DO NOTHING``: one round trip of rows, idempotent on the event id, safe with any number of writers
+Writes: COPY the batch into a per-connection temporary table, then ``INSERT … SELECT … ON CONFLICT
+DO NOTHING`` (the key is (id, start_time) on the table partitioned by month; a retried event keeps its
+start_time): one round trip of rows, idempotent on the event id, safe with any number of writers
 (several collector replicas, SDK processes) on one database. Reads: the same dialect-neutral SQL as
 SQLite (``store/query.py``). Connections come from a small built-in pool (no psycopg_pool dependency).
 """
@@ -18,15 +19,24 @@ from typing import Any
 import psycopg
 
 from meterline.event import UsageEvent
+from meterline.store import partitions
 from meterline.store import query as Q
 from meterline.store import rollup as R
+from meterline.store.content import content_rows
+from meterline.store.content import insert_sql as content_insert_sql
 from meterline.store.extensions import extra_statements
+from meterline.store.isolate import insert_isolating
 from meterline.store.reads import SQLReads
 from meterline.store.schema import COLUMN_NAMES, TABLE, create_statements, event_to_row
 
 SCHEMA_REVISION = 1
 _STAGE = "meterline_events_in"
 _LOCK_KEY = 0x6D657465  # advisory lock taken while creating tables: replicas may start together
+
+
+def _store_down(exc: BaseException) -> bool:
+    """The database is unavailable (not one event refused): the batch is retried as a whole later."""
+    return isinstance(exc, (psycopg.OperationalError, psycopg.InterfaceError))
 
 
 def connection_url(url: str) -> str:
@@ -86,6 +96,8 @@ class PostgresStore(SQLReads):
         self.url = connection_url(url)
         self._pool = _Pool(self.url, pool_size, connect_timeout)
         self._staged: weakref.WeakSet[psycopg.Connection[Any]] = weakref.WeakSet()  # have the temp table
+        self._partitioned: bool | None = None  # events partitioned by month (read on first insert)
+        self._months: set[tuple[int, int]] = set()  # monthly partitions known to exist
         if create:
             self.migrate()
         self._rollup_ready = self._check_rollup()
@@ -125,8 +137,14 @@ class PostgresStore(SQLReads):
             return 0
         rows = [event_to_row(e, native_bool=True) for e in events]
         cols = ", ".join(COLUMN_NAMES)
+        new_months: set[tuple[int, int]] = set()
         with self._pool.connection() as conn, conn.transaction():
             cur = conn.cursor()
+            if self._partitioned is None:
+                self._partitioned = partitions.is_partitioned(conn)
+            if self._partitioned:  # the monthly partitions this batch needs (retention drops them whole)
+                new_months = {partitions.month_of(e.start_time) for e in events} - self._months
+                partitions.ensure(conn, new_months)
             if conn not in self._staged:
                 cur.execute(
                     f"CREATE TEMP TABLE IF NOT EXISTS {_STAGE} (LIKE {TABLE} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
@@ -138,11 +156,21 @@ class PostgresStore(SQLReads):
             # the new rows only (ON CONFLICT skips stored ids) go on to the daily rollup, in one statement
             cur.execute(
                 f"WITH ins AS (INSERT INTO {TABLE} ({cols}) SELECT {cols} FROM {_STAGE} "
-                f"ON CONFLICT (id) DO NOTHING RETURNING *), "
+                f"ON CONFLICT DO NOTHING RETURNING *), "
                 f"up AS ({R.upsert_sql('ins', self.dialect)}) SELECT COUNT(*) FROM ins"
             )
             counted = cur.fetchone()
-            return int(counted[0]) if counted else 0
+            content = content_rows(events)
+            if content:  # captured content goes to its own table, same transaction
+                cur.executemany(content_insert_sql("postgresql"), content)
+        self._months |= new_months
+        return int(counted[0]) if counted else 0
+
+    def insert_each(self, events: Sequence[UsageEvent]) -> tuple[int, list[tuple[int, str]]]:
+        """Store every event the database can hold, however bad its batch-mates: (how many were new,
+        [(position in ``events``, why it was refused)]). A refused batch is bisected (store.isolate).
+        Raises only when the database itself fails (connection lost, shutdown)."""
+        return insert_isolating(self.insert, events, _store_down)
 
     # -- generic access for per-area modules (API keys, budgets): SQL with %s placeholders -------
     def execute(self, sql: str, params: Sequence[Any] = ()) -> int:

@@ -16,8 +16,17 @@ from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from meterline.event import COST_FIELDS
-from meterline.store.schema import COLUMN_NAMES, DIMENSIONS, TABLE, from_micros, from_pico, to_micros
+from meterline.event import COST_FIELDS, MAX_TIME, MIN_TIME
+from meterline.store.schema import (
+    COLUMN_NAMES,
+    DIMENSIONS,
+    TABLE,
+    from_micros,
+    from_pico,
+    join_split,
+    split_sum_sql,
+    to_micros,
+)
 
 HOUR_US = 3_600_000_000
 DAY_US = 24 * HOUR_US
@@ -37,6 +46,26 @@ class QueryError(ValueError):
     """A bad report/listing parameter; the message names it."""
 
 
+def check_filter_values(filters: Mapping[str, str | Sequence[str]]) -> None:
+    """Filter values a store can compare: text of at most 1024 characters without NUL, at most 100 per
+    dimension (PostgreSQL refuses NUL in a string parameter)."""
+    for dim, value in filters.items():
+        values = [value] if isinstance(value, (str, bool)) else list(value)
+        if len(values) > 100:
+            raise QueryError(f"{dim}: at most 100 values")
+        for v in values:
+            if isinstance(v, str) and (len(v) > 1024 or "\x00" in v or not _encodable(v)):
+                raise QueryError(f"{dim}: a filter value must be text of at most 1024 characters, without NUL")
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 @dataclasses.dataclass
 class UsageQuery:
     group_by: Sequence[str] = ()
@@ -53,6 +82,7 @@ class UsageQuery:
         for dim in self.filters:
             if dim not in DIMENSIONS:
                 raise QueryError(f"filter: unknown dimension {dim!r}; use one of {', '.join(DIMENSIONS)}")
+        check_filter_values(self.filters)
         if self.bucket is not None and self.bucket not in BUCKETS:
             raise QueryError(f"bucket: must be one of {', '.join(BUCKETS)}; got {self.bucket!r}")
         if self.start and self.end and self.start >= self.end:
@@ -133,7 +163,7 @@ def usage_sql(q: UsageQuery, dialect: Dialect) -> tuple[str, list[Any], tuple[in
         "SUM(CASE WHEN status = 'cancelled' THEN 1 ELSE 0 END) AS cancelled",
         "SUM(CASE WHEN total_cost IS NULL THEN 1 ELSE 0 END) AS unpriced",
         *(f"SUM({m}) AS {m}" for m in TOKEN_METRICS),
-        *(f"SUM({c}) AS {c}" for c in COST_FIELDS),
+        *(split_sum_sql(c) for c in COST_FIELDS),
     ]
     sql = f"SELECT {', '.join([*select, *metrics])} FROM {TABLE}{where}"
     if group:
@@ -142,19 +172,25 @@ def usage_sql(q: UsageQuery, dialect: Dialect) -> tuple[str, list[Any], tuple[in
 
 
 def _bucket_label(key: int, unit: int, offset: int, bucket: str, zone: ZoneInfo, rollup: bool) -> datetime:
-    """Start of the local bucket that SQL bucket ``key`` falls in, as an aware datetime in ``zone``."""
+    """Start of the local bucket that SQL bucket ``key`` falls in, as an aware datetime in ``zone``.
+
+    A row stored before the time window was enforced (year 1, year 9999) may have no local time in
+    ``zone``: its bucket is labelled in UTC rather than failing the whole report."""
     utc_start = from_micros(key * unit - offset)
-    local = utc_start.astimezone(zone)
-    if not rollup:
-        return local
-    if bucket == "hour":
-        return local.replace(minute=0, second=0, microsecond=0)
-    day = local.replace(hour=0, minute=0, second=0, microsecond=0, tzinfo=None)
-    if bucket == "week":
-        day -= timedelta(days=day.weekday())
-    elif bucket == "month":
-        day = day.replace(day=1)
-    return day.replace(tzinfo=zone)
+    try:
+        local = utc_start.astimezone(zone)
+        if not rollup:
+            return local
+        if bucket == "hour":
+            return local.replace(minute=0, second=0, microsecond=0)
+        day = local.replace(hour=0, minute=0, second=0, microsecond=0, tzinfo=None)
+        if bucket == "week":
+            day -= timedelta(days=day.weekday())
+        elif bucket == "month":
+            day = day.replace(day=1)
+        return day.replace(tzinfo=zone)
+    except (OverflowError, ValueError):
+        return utc_start
 
 
 def shape_usage_rows(
@@ -182,8 +218,11 @@ def shape_usage_rows(
         for m in METRICS[: 4 + len(TOKEN_METRICS)]:
             target[m] += int(rec[m] or 0)
         for c in COST_FIELDS:
-            if rec[c] is not None:
-                target[c] += from_pico(int(rec[c]))
+            pico = (
+                int(rec[c]) if c in rec and rec[c] is not None else join_split(rec.get(f"{c}__hi"), rec.get(f"{c}__lo"))
+            )
+            if pico is not None:
+                target[c] += from_pico(pico)
     result = list(merged.values())
     if unit is not None:
         result.sort(key=lambda r: (r["bucket"], *(str(r[d]) for d in q.group_by)))
@@ -195,13 +234,41 @@ def encode_cursor(start_us: int, event_id: str) -> str:
     return base64.urlsafe_b64encode(f"{start_us}:{event_id}".encode()).decode().rstrip("=")
 
 
+_INT64 = 2**63
+
+
 def decode_cursor(cursor: str) -> tuple[int, str]:
+    """(start_time µs, id) from a ``next_cursor``; anything else is a :class:`QueryError` naming it."""
+    bad = QueryError(f"cursor: not a cursor from this API: {cursor[:100]!r}")
+    if len(cursor) > 200:
+        raise bad
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
-        us, _, event_id = base64.urlsafe_b64decode(padded.encode()).decode().partition(":")
-        return int(us), event_id
-    except (ValueError, UnicodeDecodeError):
-        raise QueryError(f"cursor: not a cursor from this API: {cursor!r}") from None
+        us_text, _, event_id = base64.urlsafe_b64decode(padded.encode()).decode().partition(":")
+        us = int(us_text)
+    except (ValueError, UnicodeError):
+        raise bad from None
+    if not -_INT64 <= us < _INT64 or not event_id or len(event_id) > 128 or not event_id.isprintable():
+        raise bad
+    return us, event_id
+
+
+def parse_query_time(value: str | None, name: str) -> datetime | None:
+    """A report's ``start``/``end``: ISO 8601 (UTC when no offset) within the stored-time window
+    [event.MIN_TIME, event.MAX_TIME]; a :class:`QueryError` naming the parameter otherwise."""
+    if value is None or not value.strip():
+        return None
+    text = value.strip()
+    try:
+        if len(text) > 64:
+            raise ValueError(text)
+        dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        dt = (dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)).astimezone(timezone.utc)
+    except (ValueError, OverflowError):
+        raise QueryError(f"{name}: not an ISO 8601 time in the supported range: {text[:64]!r}") from None
+    if not MIN_TIME <= dt <= MAX_TIME:
+        raise QueryError(f"{name}: outside the supported range {MIN_TIME.date()} .. {MAX_TIME.date()}: {text!r}")
+    return dt
 
 
 def events_sql(
@@ -218,6 +285,7 @@ def events_sql(
     for dim in filters:
         if dim not in DIMENSIONS:
             raise QueryError(f"filter: unknown dimension {dim!r}")
+    check_filter_values(filters)
     if limit < 1:
         raise QueryError("limit: must be at least 1")
     where, params = where_clause(dialect, filters, start, end)

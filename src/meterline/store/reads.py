@@ -85,7 +85,11 @@ class SQLReads(EventPages):
         if len(rows) == limit:
             last = rows[-1]
             next_cursor = Q.encode_cursor(int(last[_START]), str(last[0]))
-        return [row_to_event(r) for r in rows], next_cursor
+        page = [row_to_event(r) for r in rows]
+        from meterline.store.content import attach
+
+        attach(self, page)  # captured content, kept in its own table
+        return page, next_cursor
 
     def count(self) -> int:
         _, rows = self._fetch(f"SELECT COUNT(*) FROM {TABLE}", ())

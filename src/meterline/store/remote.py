@@ -126,8 +126,10 @@ class CollectorClient(EventPages):
         return int(rows[0]["requests"]) if rows else 0
 
     # -- keys (admin) ---------------------------------------------------------------------------
-    def create_key(self, scope: str, name: str | None = None) -> tuple[str, dict[str, Any]]:
-        doc = self._request("POST", "/v1/keys", body={"scope": scope, "name": name})
+    def create_key(
+        self, scope: str, name: str | None = None, *, style: str = "meterline"
+    ) -> tuple[str, dict[str, Any]]:
+        doc = self._request("POST", "/v1/keys", body={"scope": scope, "name": name, "style": style})
         return str(doc.pop("key")), doc
 
     def list_keys(self) -> list[dict[str, Any]]:

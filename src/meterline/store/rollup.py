@@ -10,6 +10,10 @@ at UTC midnight. Everything else scans ``events`` as before. A database whose ro
 (``meterline_meta.rollup_daily`` missing) is never read through it.
 
 Values are stored as ``'v:' + value`` or ``'n'`` for NULL (primary keys cannot hold NULL).
+
+Costs: NUMERIC sums of pico-dollars in PostgreSQL (exact, no upper bound). SQLite has no integer wider
+than 64 bits, so each cost is kept as two sums, ``<cost>_hi`` (micro-dollars) and ``<cost>_lo`` (the pico
+remainder): exact up to $9.2 * 10^12 per day and value (see ``schema.split_sum_sql``).
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from typing import Any
 
 from meterline.event import COST_FIELDS
 from meterline.store.query import DAY_US, TOKEN_METRICS, Dialect, UsageQuery
-from meterline.store.schema import TABLE, to_micros
+from meterline.store.schema import SPLIT, TABLE, to_micros
 
 ROLLUP = "events_daily"
 META_KEY = "rollup_daily"
@@ -36,6 +40,8 @@ ROLLUP_DIMS = (
     "api_key_alias",
 )
 METRIC_COLUMNS = ("requests", "errors", "cancelled", "unpriced", *TOKEN_METRICS, *COST_FIELDS)
+COUNT_COLUMNS = METRIC_COLUMNS[: -len(COST_FIELDS)]
+SPLIT_COST_COLUMNS = tuple(f"{c}_{half}" for c in COST_FIELDS for half in ("hi", "lo"))
 
 # per-event value of each metric, from an events row
 _METRIC_EXPR = {
@@ -45,14 +51,21 @@ _METRIC_EXPR = {
     "unpriced": "CASE WHEN total_cost IS NULL THEN 1 ELSE 0 END",
     **{m: m for m in TOKEN_METRICS},
     **{c: f"COALESCE({c}, 0)" for c in COST_FIELDS},
+    **{f"{c}_hi": f"COALESCE({c}, 0) / {SPLIT}" for c in COST_FIELDS},
+    **{f"{c}_lo": f"COALESCE({c}, 0) - COALESCE({c}, 0) / {SPLIT} * {SPLIT}" for c in COST_FIELDS},
 }
+
+
+def metric_columns(dialect: str) -> tuple[str, ...]:
+    """The rollup's metric columns: costs whole in PostgreSQL (NUMERIC), split in two in SQLite."""
+    return METRIC_COLUMNS if dialect == "postgresql" else (*COUNT_COLUMNS, *SPLIT_COST_COLUMNS)
 
 
 def create_statements(dialect: str) -> list[str]:
     big = "BIGINT" if dialect == "postgresql" else "INTEGER"
     # NUMERIC in PostgreSQL: sums of pico-dollars can pass BIGINT over years of traffic
     cost = "NUMERIC" if dialect == "postgresql" else "INTEGER"
-    metrics = ", ".join(f"{m} {cost if m in COST_FIELDS else big} NOT NULL" for m in METRIC_COLUMNS)
+    metrics = ", ".join(f"{m} {cost if m in COST_FIELDS else big} NOT NULL" for m in metric_columns(dialect))
     return [
         f"CREATE TABLE IF NOT EXISTS {ROLLUP} (day {big} NOT NULL, dim TEXT NOT NULL, value TEXT NOT NULL, "
         f"{metrics}, PRIMARY KEY (dim, value, day))"
@@ -65,14 +78,15 @@ def _encode(column: str, dialect: Dialect) -> str:
 
 def aggregate_select(source: str, dialect: Dialect) -> str:
     """SELECT (day, dim, value, metric sums…) over the events in ``source``, one group per key."""
-    per_event = ", ".join(f"{_METRIC_EXPR[m]} AS {m}" for m in METRIC_COLUMNS)
+    columns = metric_columns(dialect.name)
+    per_event = ", ".join(f"{_METRIC_EXPR[m]} AS {m}" for m in columns)
     parts = [f"SELECT start_time / {DAY_US} AS day, '{TOTAL}' AS dim, 'n' AS value, {per_event} FROM {source}"]
     for d in ROLLUP_DIMS:
         parts.append(
             f"SELECT start_time / {DAY_US} AS day, '{d}' AS dim, {_encode(d, dialect)} AS value, {per_event} "
             f"FROM {source}"
         )
-    sums = ", ".join(f"SUM({m})" for m in METRIC_COLUMNS)
+    sums = ", ".join(f"SUM({m})" for m in columns)
     return (
         f"SELECT day, dim, value, {sums} FROM ({' UNION ALL '.join(parts)}) AS x "
         "GROUP BY dim, value, day ORDER BY dim, value, day"  # one lock order for concurrent writers
@@ -81,8 +95,9 @@ def aggregate_select(source: str, dialect: Dialect) -> str:
 
 def upsert_sql(source: str, dialect: Dialect) -> str:
     """Add the events in ``source`` to the rollup."""
-    cols = ", ".join(METRIC_COLUMNS)
-    sets = ", ".join(f"{m} = {ROLLUP}.{m} + excluded.{m}" for m in METRIC_COLUMNS)
+    columns = metric_columns(dialect.name)
+    cols = ", ".join(columns)
+    sets = ", ".join(f"{m} = {ROLLUP}.{m} + excluded.{m}" for m in columns)
     select = aggregate_select(source, dialect)
     if dialect.name == "sqlite":  # SQLite's upsert parser needs a WHERE on INSERT … SELECT
         select = f"SELECT * FROM ({select}) WHERE true"
@@ -100,6 +115,12 @@ def rebuild_statements(dialect: Dialect) -> list[str]:
 
 
 READY_SQL = f"SELECT value FROM meterline_meta WHERE key = '{META_KEY}'"
+SPLIT_PROBE = f"SELECT {SPLIT_COST_COLUMNS[0]} FROM {ROLLUP} LIMIT 0"  # fails on a SQLite rollup of before
+
+
+def upgrade_split_statements() -> list[str]:
+    """SQLite: replace a rollup with single (overflowing) cost sums by the split one, rebuilt from events."""
+    return [f"DROP TABLE IF EXISTS {ROLLUP}", f"DELETE FROM meterline_meta WHERE key = '{META_KEY}'"]
 
 
 # -- reading --------------------------------------------------------------------------------------
@@ -156,7 +177,11 @@ def usage_sql(q: UsageQuery, dim: str, dialect: Dialect) -> tuple[str, list[Any]
     if q.group_by:
         select.append(f"value AS {q.group_by[0]}")
         group.append("value")
-    metrics = [f"SUM({m}) AS {m}" for m in METRIC_COLUMNS]
+    if dialect.name == "postgresql":
+        metrics = [f"SUM({m}) AS {m}" for m in METRIC_COLUMNS]
+    else:
+        metrics = [f"SUM({m}) AS {m}" for m in COUNT_COLUMNS]
+        metrics += [f"SUM({c}_hi) AS {c}__hi, SUM({c}_lo) AS {c}__lo" for c in COST_FIELDS]
     sql = f"SELECT {', '.join([*select, *metrics])} FROM {ROLLUP} WHERE {' AND '.join(where)}"
     if group:
         sql += f" GROUP BY {', '.join(group)}"

@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 from decimal import Decimal
 from typing import Any
 
-from meterline.event import COST_FIELDS, FIELD_NAMES, UsageEvent
+from meterline.event import CONTENT_FIELDS, COST_FIELDS, FIELD_NAMES, UsageEvent
 
 TABLE = "events"
 PICO = Decimal(10) ** 12
@@ -40,11 +40,14 @@ _KINDS: dict[str, str] = {
     "fallback_depth": "int",
     "tags": "json",
     "attributes": "json",
-    "input_messages": "json",
     **dict.fromkeys(COST_FIELDS, "cost"),
 }
 
-COLUMNS: tuple[tuple[str, str], ...] = tuple((name, _KINDS.get(name, "text")) for name in FIELD_NAMES)
+# Captured content is not a column: it lives in ``event_content`` (meterline.store.content), so the usage
+# rows stay small. (Databases created before keep their old, unused input_messages/output_text columns.)
+COLUMNS: tuple[tuple[str, str], ...] = tuple(
+    (name, _KINDS.get(name, "text")) for name in FIELD_NAMES if name not in CONTENT_FIELDS
+)
 COLUMN_NAMES = tuple(name for name, _ in COLUMNS)
 KIND = dict(COLUMNS)
 
@@ -123,12 +126,25 @@ INDEXES = (
 
 def create_statements(dialect: str) -> list[str]:
     types = _SQL_TYPES[dialect]
+    # PostgreSQL: partitioned by month of start_time (meterline.store.partitions), so retention drops whole
+    # partitions; a partitioned table's key must include the partition column: (id, start_time). A
+    # retried event carries its original start_time, so the id stays the idempotency key.
+    partitioned = dialect == "postgresql"
     cols = ",\n  ".join(
-        f"{name} {types[kind]}{' PRIMARY KEY' if name == 'id' else ''}"
-        f"{' NOT NULL' if name in ('start_time', 'provider', 'model') else ''}"
+        f"{name} {types[kind]}{' PRIMARY KEY' if name == 'id' and not partitioned else ''}"
+        f"{' NOT NULL' if name in ('id', 'start_time', 'provider', 'model') else ''}"
         for name, kind in COLUMNS
     )
-    stmts = [f"CREATE TABLE IF NOT EXISTS {TABLE} (\n  {cols}\n)"]
+    if partitioned:
+        stmts = [
+            f"CREATE TABLE IF NOT EXISTS {TABLE} (\n  {cols},\n  PRIMARY KEY (id, start_time)\n)"
+            " PARTITION BY RANGE (start_time)",
+            # a database from before partitioning keeps its plain table until `meterline migrate`
+            f"DO $$ BEGIN IF EXISTS (SELECT 1 FROM pg_partitioned_table WHERE partrelid = '{TABLE}'::regclass) "
+            f"THEN CREATE TABLE IF NOT EXISTS {TABLE}_default PARTITION OF {TABLE} DEFAULT; END IF; END $$",
+        ]
+    else:
+        stmts = [f"CREATE TABLE IF NOT EXISTS {TABLE} (\n  {cols}\n)"]
     stmts += [f"CREATE INDEX IF NOT EXISTS {ix} ON {TABLE} ({cols_})" for ix, cols_ in INDEXES]
     return stmts
 
@@ -150,6 +166,27 @@ def to_pico(value: Decimal) -> int:
 
 def from_pico(value: int) -> Decimal:
     return (Decimal(value) / PICO).quantize(Decimal("1e-12"))
+
+
+# Exact cost sums in SQL. One event's cost fits int64 pico-dollars (event.MAX_COST is $9,000,000), but a
+# sum of them may not: SQLite's SUM() raises "integer overflow" past 2^63 pico (~$9.2 million). So SQL sums
+# the micro-dollar part and the pico remainder separately, both far from overflow (the first reaches 2^63
+# only past $9.2 * 10^12, the second after 9.2 * 10^12 events), and Python adds them as exact integers.
+SPLIT = 1_000_000
+
+
+def split_sum_sql(column: str, alias: str | None = None) -> str:
+    """``SUM(col / 10^6) AS alias__hi, SUM(col mod 10^6) AS alias__lo`` (see :func:`join_split`)."""
+    a = alias or column
+    # the remainder as a - a / n * n: '%' would be a placeholder for psycopg
+    return f"SUM({column} / {SPLIT}) AS {a}__hi, SUM({column} - {column} / {SPLIT} * {SPLIT}) AS {a}__lo"
+
+
+def join_split(hi: Any, lo: Any) -> int | None:
+    """Pico-dollars from the two halves of a split sum (None when both are NULL: nothing to add)."""
+    if hi is None and lo is None:
+        return None
+    return int(hi or 0) * SPLIT + int(lo or 0)
 
 
 _ALL_FIELDS = operator.attrgetter(*COLUMN_NAMES)

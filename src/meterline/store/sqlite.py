@@ -15,7 +15,10 @@ from typing import Any
 from meterline.event import UsageEvent
 from meterline.store import query as Q
 from meterline.store import rollup as R
+from meterline.store.content import content_rows
+from meterline.store.content import insert_sql as content_insert_sql
 from meterline.store.extensions import extra_statements
+from meterline.store.isolate import insert_isolating
 from meterline.store.reads import SQLReads
 from meterline.store.schema import COLUMN_NAMES, TABLE, create_statements, event_to_row
 
@@ -63,6 +66,11 @@ class SQLiteStore(SQLReads):
                     "INSERT OR IGNORE INTO meterline_meta (key, value) VALUES ('schema_revision', ?)",
                     (str(SCHEMA_REVISION),),
                 )
+                try:
+                    cur.execute(R.SPLIT_PROBE)
+                except sqlite3.OperationalError:  # no rollup yet, or one whose cost sums could overflow
+                    for stmt in R.upgrade_split_statements():
+                        cur.execute(stmt)
                 for stmt in R.create_statements("sqlite"):
                     cur.execute(stmt)
                 if not cur.execute(R.READY_SQL).fetchall():  # a file from before rollups: build it once
@@ -94,11 +102,20 @@ class SQLiteStore(SQLReads):
                 new = conn.total_changes - before
                 if new:
                     conn.execute(R.upsert_sql(f"(SELECT * FROM {TABLE} WHERE rowid > {int(last)})", self.dialect))
+                content = content_rows(events)
+                if content:  # captured content goes to its own table, same transaction
+                    conn.executemany(content_insert_sql("sqlite"), content)
                 conn.execute("COMMIT")
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise
             return new
+
+    def insert_each(self, events: Sequence[UsageEvent]) -> tuple[int, list[tuple[int, str]]]:
+        """Store every event the database can hold, however bad its batch-mates: (how many were new,
+        [(position in ``events``, why it was refused)]). A refused batch is bisected (store.isolate).
+        Raises only when the store itself fails (locked, disk I/O: sqlite3.OperationalError)."""
+        return insert_isolating(self.insert, events, lambda exc: isinstance(exc, sqlite3.OperationalError))
 
     # -- generic access for per-area modules (API keys, budgets): SQL with ? placeholders -------
     def execute(self, sql: str, params: Sequence[Any] = ()) -> int:

@@ -76,10 +76,18 @@ def _run_hooks(hooks: list[Any], events: list[Any]) -> None:
 def _store_batch(body: bytes, encoding: str | None, settings: Any, writer: Any) -> dict[str, Any]:
     raw = batches.decompress(body, encoding, settings.max_body_bytes)
     items = batches.parse_events(raw, settings.max_batch_events)
-    events, rejected, repeats = batches.validate(items)
+    events, indexes, rejected, repeats = batches.validate_indexed(items)
     try:
-        new = writer.insert(events)
+        # a batch the store refuses is stored event by event: one unstorable event never holds back the rest
+        new, failed = writer.insert_each(events)
     except Exception as exc:
         logger.error("meterline collector: storing %d events failed: %s", len(events), exc)
-        raise batches.BatchError(503, f"store unavailable: {exc}") from exc
+        raise batches.BatchError(503, f"store unavailable: {exc}"[:500]) from exc
+    if failed:
+        for i, reason in failed:
+            logger.warning("meterline collector: the store refused event %s: %s", events[i].id, reason)
+            rejected.append(batches.rejection(indexes[i], events[i].id, "event", f"the store refused it: {reason}"))
+        rejected.sort(key=lambda r: int(r["index"]))
+        refused = {i for i, _ in failed}
+        events = [e for i, e in enumerate(events) if i not in refused]
     return {"accepted": new, "duplicates": len(events) - new + repeats, "rejected": rejected, "_events": events}

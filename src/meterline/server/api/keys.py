@@ -19,7 +19,7 @@ router = APIRouter(tags=["keys"])
 async def create_key(body: KeyCreate, key: AdminKey, writer: WriterDep) -> dict[str, Any]:
     """Create a key; the response is the only time its value is shown."""
     try:
-        clear, rec = await run_in_threadpool(K.create_key, writer, body.scope, body.name)
+        clear, rec = await run_in_threadpool(K.create_key, writer, body.scope, body.name, style=body.style)
     except ValueError as exc:
         raise HTTPException(400, str(exc)) from None
     return {**rec.to_dict(), "key": clear}

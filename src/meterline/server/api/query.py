@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any
 
@@ -12,7 +12,7 @@ from fastapi.concurrency import run_in_threadpool
 from meterline.event import COST_FIELDS, UsageEvent, format_cost
 from meterline.server.deps import ReadKey, SettingsDep, StoreDep
 from meterline.server.schemas import EventsPage, TraceResponse, UsageResponse
-from meterline.store.query import TOKEN_METRICS, QueryError, UsageQuery
+from meterline.store.query import TOKEN_METRICS, QueryError, UsageQuery, parse_query_time
 from meterline.store.schema import DIMENSIONS
 
 router = APIRouter(tags=["query"])
@@ -24,13 +24,7 @@ _FILTER_HELP = (
 
 
 def parse_time(value: str | None, name: str) -> datetime | None:
-    if value is None or not value.strip():
-        return None
-    try:
-        dt = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
-    except ValueError:
-        raise QueryError(f"{name}: not an ISO 8601 time: {value!r}") from None
-    return dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)
+    return parse_query_time(value, name)
 
 
 def filters_from(request: Request) -> dict[str, list[str]]:
