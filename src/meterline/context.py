@@ -24,8 +24,6 @@ _scope: contextvars.ContextVar[Mapping[str, Any]] = contextvars.ContextVar(
     "meterline_scope", default=MappingProxyType({})
 )
 _metered: contextvars.ContextVar[bool] = contextvars.ContextVar("meterline_metered", default=False)
-# Set while an outer integration meters a call, so inner layers (LiteLLM over the OpenAI SDK,
-# acompletion over completion) do not count the same provider call again.
 # True while a metered layer (LiteLLM, an SDK request hook, the gateway) runs a call in this thread/task: a
 # layer underneath it (the OpenAI SDK under LiteLLM) does not meter the same call again. Integrations set it.
 in_call: contextvars.ContextVar[bool] = contextvars.ContextVar("meterline_in_call", default=False)
