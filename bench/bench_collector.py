@@ -1,6 +1,7 @@
-"""Collector benchmark: HTTP ingest throughput and usage-query latency, on SQLite and PostgreSQL.
+"""Collector benchmark: HTTP ingest throughput and usage-query latency, on SQLite, PostgreSQL and ClickHouse.
 
     PYTHONPATH=src python bench/bench_collector.py [--events 100000] [--stored 1000000] [--skip-postgres]
+        [--skip-clickhouse] [--scale 1000000,10000000]
 
 Ingest: ``meterline serve`` in a subprocess (one process, like a default deployment), two client threads
 posting pre-built gzip batches of 500 events over keep-alive connections; the baseline is the same
@@ -8,6 +9,11 @@ events inserted straight into the store in this process (no HTTP, no validation)
 Queries: ``GET /v1/usage`` over ``--stored`` events generated straight through the store, grouped by
 day x model and by customer; the baseline is the same query through the store object (no HTTP).
 Goals: >= 20,000 events/s ingest, < 300 ms per usage query.
+ClickHouse (the embedded engine, chdb, from ``pip install 'meterline[chdb]'``): ingest as above; then
+``--scale`` sizes loaded server-side into PostgreSQL and ClickHouse with identical data (``bench/_bulk.py``),
+and usage queries timed through the store objects side by side, including the shapes the daily rollup cannot
+answer (two dimensions, a zone with daylight saving, hour buckets), which scan events. Goal: ClickHouse
+queries >= 5x faster than PostgreSQL on 10M events.
 """
 
 from __future__ import annotations
@@ -228,6 +234,47 @@ def bench_queries(database: str) -> list[tuple[str, float, float]]:
             reader.close()
 
 
+SCALE_QUERIES = (
+    ("day x model (rollup)", UsageQuery(group_by=["model"], bucket="day")),
+    ("customer (rollup)", UsageQuery(group_by=["subscriber_id"])),
+    ("day x model, Europe/Paris (scan)", UsageQuery(group_by=["model"], bucket="day", tz="Europe/Paris")),
+    ("customer x model (scan)", UsageQuery(group_by=["subscriber_id", "model"])),
+    ("hour, prod only (scan)", UsageQuery(bucket="hour", filters={"environment": "prod"})),
+)
+
+
+def bench_scale(pg_url: str | None, ch_url: str | None, n: int) -> list[tuple[str, float | None, float | None]]:
+    """Load ``n`` identical events server-side into each engine and time the usage queries (store objects)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from _bulk import clickhouse_fill, postgres_fill
+
+    stores: dict[str, Any] = {}
+    try:
+        if pg_url:
+            pg, _ = open_stores(pg_url, pool_size=2)
+            t0 = time.perf_counter()
+            postgres_fill(pg, n)
+            print(f"[postgresql] loaded {n:,} events server-side in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
+            stores["pg"] = pg
+        if ch_url:
+            ch, _ = open_stores(ch_url)
+            t0 = time.perf_counter()
+            clickhouse_fill(ch, n)
+            print(f"[clickhouse] loaded {n:,} events server-side in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
+            stores["ch"] = ch
+        rows = []
+        for label, q in SCALE_QUERIES:
+            answers = {k: sorted(map(str, s.usage(q))) for k, s in stores.items()}
+            if len(answers) == 2 and answers["pg"] != answers["ch"]:
+                raise RuntimeError(f"{label}: PostgreSQL and ClickHouse disagree")
+            times = {k: timed(lambda s=s, q=q: s.usage(q), repeat=3) for k, s in stores.items()}
+            rows.append((label, times.get("pg"), times.get("ch")))
+        return rows
+    finally:
+        for s in stores.values():
+            s.close()
+
+
 def postgres_database() -> tuple[str, Callable[[], None]]:
     import psycopg
 
@@ -247,13 +294,20 @@ def main() -> int:
     ap.add_argument("--events", type=int, default=100_000, help="events sent over HTTP per backend")
     ap.add_argument("--stored", type=int, default=1_000_000, help="events stored for the query benchmark")
     ap.add_argument("--skip-postgres", action="store_true")
+    ap.add_argument("--skip-sqlite", action="store_true")
+    ap.add_argument("--skip-clickhouse", action="store_true")
+    ap.add_argument("--scale", default="1000000,10000000", help="event counts for the PostgreSQL/ClickHouse queries")
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="meterline-bench-"))
-    backends: list[tuple[str, Callable[[], tuple[str, Callable[[], None]]]]] = [
-        ("sqlite", lambda: (f"sqlite:///{tmp / f'{uuid.uuid4().hex}.db'}", lambda: None))
-    ]
+    backends: list[tuple[str, Callable[[], tuple[str, Callable[[], None]]]]] = []
+    if not args.skip_sqlite:
+        backends.append(("sqlite", lambda: (f"sqlite:///{tmp / f'{uuid.uuid4().hex}.db'}", lambda: None)))
     if not args.skip_postgres:
         backends.append(("postgresql", postgres_database))
+    # the embedded engine opens one directory per process: every ClickHouse database of this run lives in it
+    ch_dir = tmp / "chdb"
+    if not args.skip_clickhouse:
+        backends.append(("clickhouse", lambda: (f"chdb://{ch_dir}?database=b{uuid.uuid4().hex[:8]}", lambda: None)))
     ingest_rows, query_rows = [], []
     for name, make in backends:
         for workers in (1, 2) if name == "postgresql" else (1,):
@@ -263,6 +317,8 @@ def main() -> int:
                 ingest_rows.append((f"{name}, {workers} worker{'s' if workers > 1 else ''}", http_rate, direct))
             finally:
                 drop()
+        if name == "clickhouse":  # this process now holds the engine: no subprocess server may open it again
+            continue
         db, drop = make()
         try:
             t0 = time.perf_counter()
@@ -270,6 +326,17 @@ def main() -> int:
             print(f"[{name}] stored {args.stored:,} events in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
             for label, http_ms, store_ms in bench_queries(db):
                 query_rows.append((name, label, http_ms, store_ms))
+        finally:
+            drop()
+    scale_rows: list[tuple[int, str, float | None, float | None]] = []
+    for n in [int(x) for x in args.scale.split(",") if x]:
+        pg_url, drop = postgres_database() if not args.skip_postgres else (None, lambda: None)
+        ch_url = None if args.skip_clickhouse else f"chdb://{ch_dir}?database=s{uuid.uuid4().hex[:8]}"
+        try:
+            for label, pg_ms, ch_ms in bench_scale(pg_url, ch_url, n):
+                scale_rows.append((n, label, pg_ms, ch_ms))
+                print(f"[scale] {n:,} {label}: PostgreSQL {pg_ms} ms, ClickHouse {ch_ms} ms", file=sys.stderr,
+                      flush=True)  # fmt: skip
         finally:
             drop()
     import shutil
@@ -288,6 +355,15 @@ def main() -> int:
     print("|---|---|---:|---:|---|")
     for name, label, http_ms, store_ms in query_rows:
         print(f"| {name} | {label} | {http_ms:,.0f} | {store_ms:,.0f} | {'met' if http_ms < 300 else 'MISSED'} |")
+    if scale_rows:
+        print("\nstore.usage on identical data loaded server-side (median of 3, ms)")
+        print("| events | query | PostgreSQL ms | ClickHouse ms | PostgreSQL / ClickHouse |")
+        print("|---:|---|---:|---:|---:|")
+        for n, label, pg_ms, ch_ms in scale_rows:
+            ratio = f"{pg_ms / ch_ms:.1f}x" if pg_ms and ch_ms else "-"
+            pg_s = f"{pg_ms:,.0f}" if pg_ms is not None else "-"
+            ch_s = f"{ch_ms:,.0f}" if ch_ms is not None else "-"
+            print(f"| {n:,} | {label} | {pg_s} | {ch_s} | {ratio} |")
     return 0
 
 

@@ -70,6 +70,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "allow_internal_errors: the test provokes meterline internal errors")
 
 
+
 # -- shared fixtures for integration tests ---------------------------------------------------------
 @pytest.fixture(scope="session")
 def _fake_provider_server() -> Iterator[object]:
@@ -108,10 +109,60 @@ def _postgres_admin() -> object:
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def database(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """A destination URL, once a SQLite file and once a fresh PostgreSQL database (tests run on both)."""
+    return _sql_database(request, tmp_path)
+
+
+@pytest.fixture(
+    params=[
+        "sqlite",
+        pytest.param("postgres", marks=pytest.mark.postgres),
+        pytest.param("chdb", marks=pytest.mark.clickhouse),
+    ]
+)
+def any_database(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A destination URL on each event store: a SQLite file, a fresh PostgreSQL database and a fresh database in
+    the embedded ClickHouse engine. A test module whose behaviour every store must share (ingest, usage,
+    events, budgets, reports, exact sums, hostile input) overrides ``database`` with it."""
+    if request.param == "chdb":
+        url_ch: str = request.getfixturevalue("chdb_url")
+        return url_ch
+    return _sql_database(request, tmp_path)
+
+
+def _sql_database(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'meterline.db'}"
     url: str = request.getfixturevalue("postgres_url")
     return url
+
+
+_CHDB_DIR: list[Path] = []
+
+
+def _chdb_dir() -> Path:
+    """The embedded ClickHouse opens one data directory per process: every test shares this one and gets a
+    database of its own in it."""
+    for module in ("chdb", "clickhouse_connect"):
+        try:
+            __import__(module)
+        except ImportError:
+            reason = f"{module} is not installed (pip install 'meterline[chdb]')"
+            if os.environ.get("CI", "").lower() == "true":
+                pytest.fail(reason + " (CI=true: ClickHouse store tests must run)")
+            pytest.skip(reason)
+    if not _CHDB_DIR:
+        _CHDB_DIR.append(Path(tempfile.mkdtemp(prefix="meterline-chdb-")))
+    return _CHDB_DIR[0]
+
+
+@pytest.fixture
+def chdb_url(tmp_path: Path) -> str:
+    """A fresh database in the process's embedded ClickHouse (metadata in a SQLite file of this test)."""
+    import urllib.parse
+    import uuid
+
+    meta = urllib.parse.quote(f"sqlite:///{tmp_path / 'meta.db'}", safe="")
+    return f"chdb://{_chdb_dir()}?database=t_{uuid.uuid4().hex[:12]}&meta={meta}"
 
 
 @pytest.fixture

@@ -25,6 +25,12 @@ from meterline.store import budgets as B
 from meterline.store import keys as K
 from meterline.store.backend import open_stores
 
+
+@pytest.fixture
+def database(any_database: str) -> str:
+    """Every event store, ClickHouse included: what this module checks, all of them must do."""
+    return any_database
+
 MTOK = Decimal(10) ** 6
 IN, OUT = Decimal("0.15") / MTOK, Decimal("0.60") / MTOK  # gpt-4o-mini
 

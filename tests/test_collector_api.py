@@ -13,6 +13,12 @@ import pytest
 from collector_support import ThreadCollector, request, wire_event
 from meterline.store import keys as K
 
+
+@pytest.fixture
+def database(any_database: str) -> str:
+    """Every event store, ClickHouse included: what this module checks, all of them must do."""
+    return any_database
+
 MTOK = Decimal(10) ** 6
 # gpt-4o-mini list prices (USD per million tokens)
 IN, OUT = Decimal("0.15") / MTOK, Decimal("0.60") / MTOK

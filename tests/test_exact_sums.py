@@ -1,5 +1,5 @@
-"""Cost sums are exact and never overflow for any realistic total (over $10^12 in one group), on SQLite and
-PostgreSQL, through the daily rollup and through a scan of events; and a SQLite file whose rollup has the
+"""Cost sums are exact and never overflow for any realistic total (over $10^12 in one group), on SQLite,
+PostgreSQL and ClickHouse, through the daily rollup and through a scan of events; and a SQLite file whose rollup has the
 old single-column cost sums is rebuilt with split sums on open."""
 
 from __future__ import annotations
@@ -9,12 +9,21 @@ import uuid
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 
+import pytest
+
 from meterline.event import MAX_COST, UsageEvent
 from meterline.store import budgets as B
 from meterline.store import rollup as R
 from meterline.store.backend import open_stores
 from meterline.store.query import UsageQuery
 from meterline.store.sqlite import SQLiteStore
+
+
+@pytest.fixture
+def database(any_database: str) -> str:
+    """Every event store, ClickHouse included: what this module checks, all of them must do."""
+    return any_database
+
 
 DAY = datetime(2026, 11, 2, tzinfo=timezone.utc)
 PICO = Decimal("0.000000000001")

@@ -19,6 +19,12 @@ from meterline.store import keys as K
 
 
 @pytest.fixture
+def database(any_database: str) -> str:
+    """Every event store, ClickHouse included: what this module checks, all of them must do."""
+    return any_database
+
+
+@pytest.fixture
 def collector(database: str) -> Iterator[ThreadCollector]:
     with ThreadCollector(database=database, max_batch_events=500, max_body_bytes=2_000_000) as c:
         yield c

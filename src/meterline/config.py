@@ -37,18 +37,21 @@ def resolve_destination(explicit: str | None = None) -> str:
 
 
 def destination_kind(dest: str) -> str:
-    """``sqlite`` | ``postgresql`` | ``http``; raises DestinationError naming what is wrong."""
+    """``sqlite`` | ``postgresql`` | ``http`` | ``clickhouse``; raises DestinationError naming what is wrong."""
     lower = dest.lower()
     if lower.startswith(("postgresql://", "postgres://", "postgresql+psycopg://")):
         return "postgresql"
     if lower.startswith(("http://", "https://")):
         return "http"
+    if lower.startswith(("clickhouse://", "clickhouses://", "chdb://")):
+        return "clickhouse"
     if lower.startswith("sqlite://"):
         return "sqlite"
     if "://" in dest:
         scheme = dest.split("://", 1)[0]
         raise DestinationError(
-            f"destination {dest!r}: unknown scheme {scheme!r}; use sqlite:///file.db, postgresql://… or http(s)://…"
+            f"destination {dest!r}: unknown scheme {scheme!r}; use sqlite:///file.db, postgresql://…, "
+            "clickhouse://…, chdb:///dir or http(s)://…"
         )
     return "sqlite"
 

@@ -340,11 +340,16 @@ def _from_wire(data: Mapping[str, Any]) -> UsageEvent:
         elif kind == _ATTRS:
             kw[name] = validate_attributes(value) if value or not isinstance(value, Mapping) else {}
         else:  # content: any JSON (output_text: a string), bounded in depth, size and text content
-            if name == "output_text" and not isinstance(value, str):
-                raise EventValidationError(name, f"must be a string; got {type(value).__name__}")
-            if name == "request_headers" and not isinstance(value, Mapping):
-                raise EventValidationError(name, "must be an object of header names to values")
-            check_content(name, value)
+            if name == "output_text":
+                if not isinstance(value, str):
+                    raise EventValidationError(name, f"must be a string; got {type(value).__name__}")
+                if len(value) > MAX_CONTENT:
+                    raise EventValidationError(name, f"longer than {MAX_CONTENT} characters")
+                check_text(name, value)
+            else:
+                if name == "request_headers" and not isinstance(value, Mapping):
+                    raise EventValidationError(name, "must be an object of header names to values")
+                check_content(name, value)
             kw[name] = value
     if kw.get("schema_version", SCHEMA_VERSION) != SCHEMA_VERSION:
         raise EventValidationError("schema_version", f"only version {SCHEMA_VERSION} is understood")

@@ -198,5 +198,8 @@ def run(args: argparse.Namespace) -> int:
             print()
     finally:
         store.close()
+    from meterline.cli._demo_billing import sample_invoice
+
+    sample_invoice(dest)  # billing: a sample invoice for one demo customer
     print("Next: `meterline report -g subscriber_id --bucket day`, `meterline export --format jsonl | head`.")
     return 0 if ok else 1

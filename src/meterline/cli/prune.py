@@ -1,4 +1,4 @@
-"""``meterline prune``: retention for events and captured content (SQLite and PostgreSQL)."""
+"""``meterline prune``: retention for events and captured content (SQLite, PostgreSQL and ClickHouse)."""
 
 from __future__ import annotations
 
@@ -56,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
         )
         dest = resolve_destination(args.destination)
         if destination_kind(dest) == "http":
-            raise DestinationError(f"prune runs on the database itself (sqlite or postgresql), not {dest!r}")
+            raise DestinationError(f"prune runs on the database itself (sqlite, postgresql, clickhouse), not {dest!r}")
     except (ValueError, DestinationError) as exc:
         print(f"meterline: error: {exc}", file=sys.stderr)
         return 2

@@ -96,14 +96,14 @@ class MeterlineProxyHandler(CustomLogger):
 
         call_id = str(data.get("litellm_call_id") or "")
         try:
-            if not await enforcer.budgets():
+            if not await enforcer.budgets() and getattr(enforcer, "wallets", None) is None:
                 return data  # no budget defined: skip building the identity
             await enforcer.admit(call_id, self._request_identity(user_api_key_dict, data, str(call_type)), data)
         except BudgetExceeded as exc:
             self._mark_seen(call_id)  # rejected before any provider call: nothing to meter
             from fastapi import HTTPException
 
-            raise HTTPException(status_code=429, detail={"error": str(exc)}) from None
+            raise HTTPException(status_code=getattr(exc, "status_code", 429), detail={"error": str(exc)}) from None
         except Exception as exc:  # noqa: BLE001 - a meterline bug must not reject the client's call
             _errors.report("litellm_proxy.pre_call", exc, reraise=False)
         return data

@@ -111,6 +111,7 @@ class Enforcer:
         self._learned: dict[str, float] = {}  # model group -> EWMA of the real cost per call, pico-USD
         # False: the static estimate and an immediate refusal (the rule before learning; a bench baseline)
         self.adaptive = adaptive
+        self.wallets: Any = None  # prepaid wallets (meterline.gateway.wallets.WalletGuard), checked first
 
     # -- definitions ----------------------------------------------------------------------------
     async def budgets(self) -> list[B.Budget]:
@@ -138,6 +139,16 @@ class Enforcer:
 
     # -- the three steps of a call --------------------------------------------------------------
     async def admit(self, call_id: str, identity: Mapping[str, Any], data: Mapping[str, Any]) -> None:
+        if self.wallets is not None:
+            await self.wallets.admit(call_id, identity, data, self.estimate)
+        try:
+            await self._admit_budgets(call_id, identity, data)
+        except BaseException:
+            if self.wallets is not None:  # a budget refused the call: its wallet hold goes too
+                await self.wallets.release(call_id)
+            raise
+
+    async def _admit_budgets(self, call_id: str, identity: Mapping[str, Any], data: Mapping[str, Any]) -> None:
         applicable = [b for b in await self.budgets() if b.matches(identity)]
         if not applicable:
             return
@@ -207,6 +218,8 @@ class Enforcer:
             await self.release(cid)
 
     async def settle(self, call_id: str, event: UsageEvent) -> None:
+        if self.wallets is not None:
+            await self.wallets.settle(call_id, event)
         holds = self._holds.pop(call_id, None)
         if not holds:
             return
@@ -220,6 +233,8 @@ class Enforcer:
             self._maybe_alert(h.budget, Decimal(spent) / PICO)
 
     async def release(self, call_id: str) -> None:
+        if self.wallets is not None:
+            await self.wallets.release(call_id)
         for h in self._holds.pop(call_id, None) or ():
             await self.counters.add(h.held_key, -h.amount)
 
@@ -320,6 +335,11 @@ def enforcer_from_env() -> Enforcer | None:
     reserve = Decimal(os.environ.get("METERLINE_GATEWAY_RESERVE_USD", "0.01"))
     hold_ttl = float(os.environ.get("METERLINE_GATEWAY_HOLD_TTL_S", "600"))
     wait = float(os.environ.get("METERLINE_GATEWAY_ADMIT_WAIT_S", "10"))
-    return Enforcer(
+    enforcer = Enforcer(
         source, counters, refresh_s=refresh, default_reserve_usd=reserve, hold_ttl_s=hold_ttl, admit_wait_s=wait
     )
+    if isinstance(source, SQLBudgets):  # prepaid wallets are read from the database
+        from meterline.gateway.wallets import WalletGuard
+
+        enforcer.wallets = WalletGuard(source.store, counters, refresh_s=refresh)
+    return enforcer

@@ -37,6 +37,7 @@ ROUTERS = (
     "meterline.server.api.compat_openmeter",
     "meterline.server.api.compat_otlp",
     "meterline.server.api.forwarding",
+    "meterline.server.api.billing",
 )
 
 

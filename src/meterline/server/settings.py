@@ -143,7 +143,13 @@ def validate(s: Settings) -> None:
             raise SettingsError(f"{name}: must be at least 1")
     from meterline.config import destination_kind
 
-    if destination_kind(s.database) not in ("sqlite", "postgresql"):
-        raise SettingsError(f"database: the collector stores into sqlite or postgresql, not {s.database!r}")
+    if destination_kind(s.database) not in ("sqlite", "postgresql", "clickhouse"):
+        raise SettingsError(
+            f"database: the collector stores into sqlite, postgresql or clickhouse, not {s.database!r}"
+        )
+    if s.workers > 1 and s.database.lower().startswith("chdb://"):
+        raise SettingsError(
+            "workers: the embedded ClickHouse (chdb) opens its directory in one process; use a ClickHouse server"
+        )
     if s.workers > 1 and destination_kind(s.database) == "sqlite":
         raise SettingsError("workers: SQLite has a single writer; use PostgreSQL for several worker processes")

@@ -1,4 +1,4 @@
-"""Sinks take priced batches from the recorder: SQLite (default), PostgreSQL, HTTP collector."""
+"""Sinks take priced batches from the recorder: SQLite (default), PostgreSQL, ClickHouse, HTTP collector."""
 
 from __future__ import annotations
 
@@ -22,6 +22,15 @@ def sink_for(destination: str, *, api_key: str | None = None) -> Sink:
             ) from None
         sink: Sink = PostgresSink(destination)
         return sink
+    if kind == "clickhouse":
+        try:
+            from meterline.sinks.clickhouse import ClickHouseSink
+        except ImportError as exc:
+            raise DestinationError(
+                f"destination {destination!r} needs pip install 'meterline[clickhouse]' ({exc})"
+            ) from None
+        ch_sink: Sink = ClickHouseSink(destination)
+        return ch_sink
     try:
         from meterline.sinks.http import HttpSink
     except ImportError as exc:

@@ -3,6 +3,7 @@
 SQLite: two connections to one WAL file. The writer's lock makes it the single writer of the server
 process (SQLite allows one writer at a time); readers do not wait for writes in WAL mode.
 PostgreSQL: one pooled store serves both (many writers are fine: inserts are ON CONFLICT DO NOTHING).
+ClickHouse: one store serves both (events in ClickHouse, keys/budgets in its metadata SQL database).
 """
 
 from __future__ import annotations
@@ -17,7 +18,13 @@ def open_stores(destination: str, *, pool_size: int = 8, create: bool = True) ->
     command, which never creates them: no schema is a DestinationError). Close both (once if same)."""
     from meterline.store.open import open_postgres, require_schema
 
-    if destination_kind(destination) == "postgresql":
+    kind = destination_kind(destination)
+    if kind == "clickhouse":
+        from meterline.store.clickhouse import ClickHouseStore
+
+        ch = ClickHouseStore(destination)
+        return ch, ch
+    if kind == "postgresql":
         store = open_postgres(destination, create=create, pool_size=pool_size)
         if not create:
             require_schema(store, destination)

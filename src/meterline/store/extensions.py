@@ -27,6 +27,8 @@ BUILTIN_TABLE_MODULES = (
     "meterline.store.budgets",
     "meterline.store.export_ledger",
     "meterline.store.content",
+    "meterline.store.billing",
+    "meterline.store.transfer",
 )
 
 

@@ -33,6 +33,13 @@ def open_store(destination: str | None = None, *, api_key: str | None = None) ->
         return require_schema(SQLiteStore(path, create=False), dest)
     if kind == "postgresql":
         return require_schema(open_postgres(dest, create=False, pool_size=2), dest)
+    if kind == "clickhouse":
+        from meterline.store.clickhouse import ClickHouseError, ClickHouseStore
+
+        try:
+            return ClickHouseStore(dest)
+        except ClickHouseError as exc:
+            raise DestinationError(str(exc)) from None
     from meterline.store.remote import CollectorClient  # standard library only
 
     return CollectorClient(dest, api_key or os.environ.get("METERLINE_API_KEY"))

@@ -63,8 +63,8 @@ def ensure(conn: Any, months: Iterable[tuple[int, int]]) -> None:
         (TABLE,),
     ).fetchall()}  # fmt: skip
     for year, month in months:
-        if partition_name(year, month) in existing:
-            continue
+        if partition_name(year, month) in existing or not 1970 <= year <= 2200:
+            continue  # rows outside the accepted window (stored before it existed) go to the default partition
         try:
             with conn.transaction():  # a savepoint: a failure here must not abort the insert
                 conn.execute(create_sql(year, month))

@@ -97,13 +97,21 @@ class UsageQuery:
 class Dialect:
     name: str
     placeholder: str  # "?" or "%s"
+    # what reads select events from: ClickHouse says FINAL so a re-sent event not yet merged counts once
+    events_from: str = TABLE
 
     def bool_value(self, value: bool) -> Any:
         return value if self.name == "postgresql" else int(value)
 
+    def intdiv(self, expr: str, unit: int) -> str:
+        """Integer division in SQL: ``/`` is integer division on integers in SQLite and PostgreSQL, but
+        float division in ClickHouse (buckets would silently be one per event)."""
+        return f"intDiv({expr}, {unit})" if self.name == "clickhouse" else f"({expr}) / {unit}"
+
 
 SQLITE = Dialect("sqlite", "?")
 POSTGRESQL = Dialect("postgresql", "%s")
+CLICKHOUSE = Dialect("clickhouse", "%s", events_from=f"{TABLE} FINAL")
 
 
 def where_clause(
@@ -155,7 +163,7 @@ def usage_sql(q: UsageQuery, dialect: Dialect) -> tuple[str, list[Any], tuple[in
     select = list(q.group_by)
     group = list(q.group_by)
     if unit is not None:
-        select.insert(0, f"(start_time + {offset}) / {unit} AS bucket_key")
+        select.insert(0, f"{dialect.intdiv(f'start_time + {offset}', unit)} AS bucket_key")
         group.insert(0, "bucket_key")
     metrics = [
         "COUNT(*) AS requests",
@@ -163,9 +171,10 @@ def usage_sql(q: UsageQuery, dialect: Dialect) -> tuple[str, list[Any], tuple[in
         "SUM(CASE WHEN status = 'cancelled' THEN 1 ELSE 0 END) AS cancelled",
         "SUM(CASE WHEN total_cost IS NULL THEN 1 ELSE 0 END) AS unpriced",
         *(f"SUM({m}) AS {m}" for m in TOKEN_METRICS),
-        *(split_sum_sql(c) for c in COST_FIELDS),
+        # ClickHouse sums Int128 cost columns whole; the others split each sum in two (int64 would overflow)
+        *(f"SUM({c}) AS {c}" if dialect.name == "clickhouse" else split_sum_sql(c) for c in COST_FIELDS),
     ]
-    sql = f"SELECT {', '.join([*select, *metrics])} FROM {TABLE}{where}"
+    sql = f"SELECT {', '.join([*select, *metrics])} FROM {dialect.events_from}{where}"
     if group:
         sql += f" GROUP BY {', '.join(group)} ORDER BY {', '.join(group)}"
     return sql, params, (unit, offset, rollup)
@@ -296,4 +305,4 @@ def events_sql(
         where = f"{where} AND {cond}" if where else f" WHERE {cond}"
         params += [us, us, event_id]
     columns = ", ".join(COLUMN_NAMES)
-    return f"SELECT {columns} FROM {TABLE}{where} ORDER BY start_time, id LIMIT {int(limit)}", params
+    return f"SELECT {columns} FROM {dialect.events_from}{where} ORDER BY start_time, id LIMIT {int(limit)}", params

@@ -57,6 +57,11 @@ def prune(
         result.content = store.execute(f"DELETE FROM {CONTENT_TABLE} WHERE start_time < {ph}", [content_cut])
     if ev_cut is None:
         return result
+    prune_events = getattr(store, "prune_events", None)
+    if prune_events is not None:  # ClickHouse: whole monthly partitions dropped, the rest deleted
+        assert events_before is not None
+        result.events = int(prune_events(events_before))
+        return result
     if store.dialect.name == "postgresql":
         with store.connection() as conn, conn.transaction():
             if partitions.is_partitioned(conn):

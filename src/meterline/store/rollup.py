@@ -177,7 +177,7 @@ def usage_sql(q: UsageQuery, dim: str, dialect: Dialect) -> tuple[str, list[Any]
     if q.group_by:
         select.append(f"value AS {q.group_by[0]}")
         group.append("value")
-    if dialect.name == "postgresql":
+    if dialect.name in ("postgresql", "clickhouse"):  # whole cost sums (NUMERIC, Int128): no overflow
         metrics = [f"SUM({m}) AS {m}" for m in METRIC_COLUMNS]
     else:
         metrics = [f"SUM({m}) AS {m}" for m in COUNT_COLUMNS]

@@ -97,9 +97,8 @@ class SQLiteStore(SQLReads):
             conn.execute("BEGIN IMMEDIATE")
             try:
                 last = conn.execute(f"SELECT COALESCE(MAX(rowid), 0) FROM {TABLE}").fetchone()[0]
-                before = conn.total_changes
-                conn.executemany(sql, rows)
-                new = conn.total_changes - before
+                # rowcount: rows this INSERT added (changes made by triggers on events are not counted)
+                new = conn.executemany(sql, rows).rowcount
                 if new:
                     conn.execute(R.upsert_sql(f"(SELECT * FROM {TABLE} WHERE rowid > {int(last)})", self.dialect))
                 content = content_rows(events)

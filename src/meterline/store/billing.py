@@ -1,0 +1,382 @@
+"""Billing tables and their SQL (SQLite and PostgreSQL): customers, plan versions, subscriptions, wallet
+grants, invoices with their lines, credit notes, the invoice number sequence, and usage sums from ``events``.
+
+Money is stored as exact decimal strings; times as integer microseconds (UTC); rules and invoice snapshots
+as JSON text. A finalized invoice is written once (its ``body`` is the immutable snapshot) and never updated.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+from meterline.billing.model import Customer, Grant, Plan, Subscription, parse_customer, parse_plan
+from meterline.billing.rating import Usage
+from meterline.store import billing_rollup as BR
+from meterline.store.extensions import register_tables, sql
+from meterline.store.schema import DIMENSIONS, PICO, from_micros, to_micros
+
+SETTINGS = "billing_settings"
+CUSTOMERS = "billing_customers"
+PLANS = "billing_plans"
+SUBSCRIPTIONS = "billing_subscriptions"
+GRANTS = "billing_wallet_grants"
+INVOICES = "billing_invoices"
+LINES = "billing_invoice_lines"
+CREDIT_NOTES = "billing_credit_notes"
+SEQUENCES = "billing_sequences"
+TABLES = (SETTINGS, CUSTOMERS, PLANS, SUBSCRIPTIONS, GRANTS, INVOICES, LINES, CREDIT_NOTES, SEQUENCES, BR.ROLLUP)
+DEFAULT_DIMENSION = "subscriber_id"
+
+
+def _tables(dialect: str) -> list[str]:
+    big = "BIGINT" if dialect == "postgresql" else "INTEGER"
+    real = "DOUBLE PRECISION" if dialect == "postgresql" else "REAL"
+    return [
+        f"CREATE TABLE IF NOT EXISTS {SETTINGS} (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+        f"CREATE TABLE IF NOT EXISTS {CUSTOMERS} (id TEXT PRIMARY KEY, name TEXT NOT NULL, email TEXT, "
+        f"timezone TEXT NOT NULL, metadata TEXT NOT NULL, overrides TEXT NOT NULL, created_at {real} NOT NULL)",
+        f"CREATE TABLE IF NOT EXISTS {PLANS} (id TEXT NOT NULL, version {big} NOT NULL, effective_from TEXT NOT NULL, "
+        f"body TEXT NOT NULL, created_at {real} NOT NULL, PRIMARY KEY (id, version))",
+        f"CREATE TABLE IF NOT EXISTS {SUBSCRIPTIONS} (customer_id TEXT NOT NULL, start_date TEXT NOT NULL, "
+        f"plan_id TEXT NOT NULL, created_at {real} NOT NULL, PRIMARY KEY (customer_id, start_date))",
+        f"CREATE TABLE IF NOT EXISTS {GRANTS} (id TEXT PRIMARY KEY, customer_id TEXT NOT NULL, amount TEXT NOT NULL, "
+        f"granted_at {big} NOT NULL, expires_at {big}, note TEXT NOT NULL, created_at {real} NOT NULL)",
+        f"CREATE INDEX IF NOT EXISTS ix_{GRANTS}_customer ON {GRANTS} (customer_id)",
+        f"CREATE TABLE IF NOT EXISTS {INVOICES} (number TEXT PRIMARY KEY, customer_id TEXT NOT NULL, "
+        f"period TEXT NOT NULL, period_end {big} NOT NULL, issued_at {big} NOT NULL, subtotal TEXT NOT NULL, "
+        "usage_subtotal TEXT NOT NULL, credits TEXT NOT NULL, total TEXT NOT NULL, provider_cost TEXT NOT NULL, "
+        "body TEXT NOT NULL, UNIQUE (customer_id, period))",
+        f"CREATE TABLE IF NOT EXISTS {LINES} (invoice_number TEXT NOT NULL, position {big} NOT NULL, "
+        "kind TEXT NOT NULL, description TEXT NOT NULL, provider TEXT, model TEXT, token_class TEXT, "
+        "quantity TEXT NOT NULL, unit TEXT NOT NULL, unit_price TEXT NOT NULL, amount TEXT NOT NULL, "
+        "adjusts_period TEXT, PRIMARY KEY (invoice_number, position))",
+        f"CREATE TABLE IF NOT EXISTS {CREDIT_NOTES} (number TEXT PRIMARY KEY, invoice_number TEXT NOT NULL, "
+        f"customer_id TEXT NOT NULL, amount TEXT NOT NULL, reason TEXT NOT NULL, grant_id TEXT NOT NULL, "
+        f"issued_at {big} NOT NULL)",
+        f"CREATE TABLE IF NOT EXISTS {SEQUENCES} (name TEXT PRIMARY KEY, value {big} NOT NULL)",
+        *BR.create_statements(dialect),
+    ]
+
+
+register_tables("billing", _tables)
+
+
+# -- transactions ----------------------------------------------------------------------------------
+class Tx:
+    def __init__(self, store: Any, cur: Any) -> None:
+        self.store, self.cur = store, cur
+
+    def run(self, text: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        self.cur.execute(sql(self.store.dialect, text), params)
+        return list(self.cur.fetchall()) if self.cur.description else []
+
+    def many(self, text: str, rows: Sequence[Sequence[Any]]) -> None:
+        if rows:
+            self.cur.executemany(sql(self.store.dialect, text), rows)
+
+
+@contextmanager
+def transaction(store: Any) -> Iterator[Tx]:
+    """One transaction on either store (SQLite: the store's single connection under its lock)."""
+    if store.dialect.name == "sqlite":
+        with store._lock:
+            conn = store._conn
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield Tx(store, conn.cursor())
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+    else:
+        with store.connection() as conn, conn.transaction():
+            yield Tx(store, conn.cursor())
+
+
+# -- settings --------------------------------------------------------------------------------------
+def get_setting(store: Any, key: str, default: str) -> str:
+    rows = store.fetch(sql(store.dialect, f"SELECT value FROM {SETTINGS} WHERE key = ?"), (key,))
+    return str(rows[0][0]) if rows else default
+
+
+def set_setting(store: Any, key: str, value: str) -> None:
+    with transaction(store) as tx:
+        tx.run(f"DELETE FROM {SETTINGS} WHERE key = ?", (key,))
+        tx.run(f"INSERT INTO {SETTINGS} (key, value) VALUES (?, ?)", (key, value))
+
+
+def set_customer_dimension(store: Any, dim: str) -> None:
+    """Bill by another event field; the hourly usage rollup is rebuilt for it."""
+    _dim(dim)
+    with transaction(store) as tx:
+        tx.run(f"DELETE FROM {SETTINGS} WHERE key = 'customer_dimension'")
+        tx.run(f"INSERT INTO {SETTINGS} (key, value) VALUES ('customer_dimension', ?)", (dim,))
+        for stmt in BR.rebuild_statements(store.dialect.name, dim):
+            tx.run(stmt)
+
+
+def enable_rollup(store: Any) -> None:
+    """Start keeping the hourly billing usage (trigger + first build), once, at the first billing record."""
+    if BR.rollup_dimension(store) is not None:
+        return
+    dim = customer_dimension(store)
+    with transaction(store) as tx:
+        if tx.run(f"SELECT value FROM meterline_meta WHERE key = '{BR.META_KEY}'"):
+            return  # another process did it
+        for stmt in BR.rebuild_statements(store.dialect.name, dim):
+            tx.run(stmt)
+
+
+def customer_dimension(store: Any) -> str:
+    dim = get_setting(store, "customer_dimension", DEFAULT_DIMENSION)
+    return dim if dim in DIMENSIONS else DEFAULT_DIMENSION
+
+
+# -- customers -------------------------------------------------------------------------------------
+_CUST = "id, name, email, timezone, metadata, overrides"
+
+
+def _customer(r: Sequence[Any]) -> Customer:
+    spec = {
+        "id": r[0],
+        "name": r[1],
+        "email": r[2],
+        "timezone": r[3],
+        "metadata": json.loads(r[4]),
+        "overrides": json.loads(r[5]),
+    }
+    return parse_customer(spec, existing=Customer(id=r[0]))  # a stored id is not validated again
+
+
+def save_customer(store: Any, c: Customer) -> None:
+    enable_rollup(store)
+    with transaction(store) as tx:
+        tx.run(f"DELETE FROM {CUSTOMERS} WHERE id = ?", (c.id,))
+        tx.run(
+            f"INSERT INTO {CUSTOMERS} ({_CUST}, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (
+                c.id,
+                c.name,
+                c.email,
+                c.timezone,
+                json.dumps(dict(c.metadata)),
+                json.dumps([dict(r.spec) for r in c.overrides]),
+                time.time(),
+            ),
+        )
+
+
+def get_customer(store: Any, cid: str) -> Customer | None:
+    rows = store.fetch(sql(store.dialect, f"SELECT {_CUST} FROM {CUSTOMERS} WHERE id = ?"), (cid,))
+    return _customer(rows[0]) if rows else None
+
+
+def list_customers(store: Any) -> list[Customer]:
+    return [_customer(r) for r in store.fetch(f"SELECT {_CUST} FROM {CUSTOMERS} ORDER BY id")]
+
+
+def add_customers(store: Any, ids: Sequence[str]) -> int:
+    """Create bare customers (name = id, UTC) for ids not known yet; how many were new."""
+    enable_rollup(store)
+    known = {r[0] for r in store.fetch(f"SELECT id FROM {CUSTOMERS}")}
+    new = [i for i in dict.fromkeys(ids) if i not in known]
+    with transaction(store) as tx:
+        tx.many(
+            f"INSERT INTO {CUSTOMERS} ({_CUST}, created_at) VALUES (?, ?, NULL, 'UTC', '{{}}', '[]', ?)",
+            [(i, i, time.time()) for i in new],
+        )
+    return len(new)
+
+
+# -- plans and subscriptions -----------------------------------------------------------------------
+def add_plan_version(store: Any, spec: Mapping[str, Any]) -> Plan:
+    """Store a new version of a plan (version = previous + 1)."""
+    parse_plan(spec)  # validate before taking a version number
+    enable_rollup(store)
+    with transaction(store) as tx:
+        rows = tx.run(f"SELECT COALESCE(MAX(version), 0) FROM {PLANS} WHERE id = ?", (spec["id"],))
+        plan = parse_plan(spec, version=int(rows[0][0]) + 1)
+        tx.run(
+            f"INSERT INTO {PLANS} (id, version, effective_from, body, created_at) VALUES (?, ?, ?, ?, ?)",
+            (plan.id, plan.version, plan.effective_from.isoformat(), json.dumps(plan.to_dict()), time.time()),
+        )
+    return plan
+
+
+def plan_versions(store: Any, plan_ids: Sequence[str] | None = None) -> dict[str, list[Plan]]:
+    rows = store.fetch(f"SELECT id, version, body FROM {PLANS} ORDER BY id, version")
+    out: dict[str, list[Plan]] = {}
+    for pid, version, body in rows:
+        if plan_ids is None or pid in plan_ids:
+            out.setdefault(pid, []).append(parse_plan(json.loads(body), version=int(version)))
+    return out
+
+
+def subscribe(store: Any, sub: Subscription) -> None:
+    with transaction(store) as tx:
+        tx.run(
+            f"DELETE FROM {SUBSCRIPTIONS} WHERE customer_id = ? AND start_date = ?",
+            (sub.customer_id, sub.start.isoformat()),
+        )
+        tx.run(
+            f"INSERT INTO {SUBSCRIPTIONS} (customer_id, start_date, plan_id, created_at) VALUES (?, ?, ?, ?)",
+            (sub.customer_id, sub.start.isoformat(), sub.plan_id, time.time()),
+        )
+
+
+def subscriptions(store: Any, customer_id: str | None = None) -> dict[str, list[Subscription]]:
+    q = f"SELECT customer_id, plan_id, start_date FROM {SUBSCRIPTIONS}"
+    params: tuple[Any, ...] = ()
+    if customer_id is not None:
+        q, params = q + " WHERE customer_id = ?", (customer_id,)
+    out: dict[str, list[Subscription]] = {}
+    for cid, pid, start in store.fetch(sql(store.dialect, q + " ORDER BY customer_id, start_date"), params):
+        out.setdefault(cid, []).append(Subscription(cid, pid, date.fromisoformat(start)))
+    return out
+
+
+# -- wallet grants ---------------------------------------------------------------------------------
+def add_grant(store: Any, g: Grant) -> None:
+    store.execute(
+        sql(
+            store.dialect,
+            f"INSERT INTO {GRANTS} (id, customer_id, amount, granted_at, expires_at, note, created_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+        ),
+        (
+            g.id,
+            g.customer_id,
+            str(g.amount),
+            to_micros(g.granted_at),
+            to_micros(g.expires_at) if g.expires_at else None,
+            g.note,
+            time.time(),
+        ),
+    )
+
+
+def grants(store: Any, customer_id: str | None = None) -> list[Grant]:
+    q = f"SELECT id, customer_id, amount, granted_at, expires_at, note FROM {GRANTS}"
+    params: tuple[Any, ...] = ()
+    if customer_id is not None:
+        q, params = q + " WHERE customer_id = ?", (customer_id,)
+    return [
+        Grant(
+            r[0],
+            r[1],
+            Decimal(r[2]),
+            from_micros(int(r[3])),
+            from_micros(int(r[4])) if r[4] is not None else None,
+            r[5],
+        )
+        for r in store.fetch(sql(store.dialect, q + " ORDER BY granted_at, id"), params)
+    ]
+
+
+def wallet_customers(store: Any) -> list[str]:
+    return [r[0] for r in store.fetch(f"SELECT DISTINCT customer_id FROM {GRANTS} ORDER BY 1")]
+
+
+# -- usage sums from events ------------------------------------------------------------------------
+_SUMS = (
+    "COUNT(*), COALESCE(SUM(input_tokens), 0), COALESCE(SUM(cache_read_tokens), 0), "
+    "COALESCE(SUM(cache_write_tokens), 0), COALESCE(SUM(cache_write_1h_tokens), 0), COALESCE(SUM(output_tokens), 0), "
+    "COALESCE(SUM(reasoning_tokens), 0), COALESCE(SUM(input_cost), 0), COALESCE(SUM(cache_read_cost), 0), "
+    "COALESCE(SUM(cache_write_cost), 0), COALESCE(SUM(output_cost), 0), COALESCE(SUM(total_cost), 0), "
+    "SUM(CASE WHEN total_cost IS NULL THEN 1 ELSE 0 END)"
+)
+
+
+def _usage(provider: str, model: str, r: Sequence[Any]) -> Usage:
+    ints = [int(v or 0) for v in r]
+    return Usage(
+        provider,
+        model,
+        ints[0],
+        ints[1],
+        ints[2],
+        ints[3],
+        ints[4],
+        ints[5],
+        ints[6],
+        Decimal(ints[7]) / PICO,
+        Decimal(ints[8]) / PICO,
+        Decimal(ints[9]) / PICO,
+        Decimal(ints[10]) / PICO,
+        Decimal(ints[11]) / PICO,
+        ints[12],
+    )
+
+
+def _dim(dimension: str) -> str:
+    if dimension not in DIMENSIONS:  # the column name goes into SQL text: only known dimensions
+        raise ValueError(f"customer dimension must be one of the event dimensions; got {dimension!r}")
+    return dimension
+
+
+def _pieces(start: datetime, end: datetime) -> tuple[tuple[int, int] | None, list[tuple[int, int]]]:
+    """[start, end) as whole UTC hours (for the rollup) and the raw-event ranges left at both ends."""
+    lo, hi = to_micros(start), to_micros(end)
+    h0, h1 = -(-lo // BR.HOUR_US), hi // BR.HOUR_US
+    if h0 >= h1:
+        return None, [(lo, hi)]
+    raw = [(a, b) for a, b in ((lo, h0 * BR.HOUR_US), (h1 * BR.HOUR_US, hi)) if a < b]
+    return (h0, h1), raw
+
+
+def _collect(rows: Sequence[Sequence[Any]], out: dict[str, dict[tuple[str, str], Usage]], keyed: bool) -> None:
+    for r in rows:
+        cid, rest = (str(r[0]), r[1:]) if keyed else ("", r)
+        u = _usage(rest[0], rest[1], rest[2:])
+        per = out.setdefault(cid, {})
+        if (u.provider, u.model) in per:
+            per[(u.provider, u.model)].add(u)
+        else:
+            per[(u.provider, u.model)] = u
+
+
+def _usage_rows(
+    store: Any, dimension: str, customer_id: str | None, start: datetime, end: datetime
+) -> dict[str, list[Usage]]:
+    col = _dim(dimension)
+    hours, raw = _pieces(start, end)
+    if hours is not None and BR.rollup_dimension(store) != dimension:
+        hours, raw = None, [(to_micros(start), to_micros(end))]  # no rollup for this dimension
+    who = f"{col} = ? AND " if customer_id is not None else f"{col} IS NOT NULL AND "
+    key = f"{col}, " if customer_id is None else ""
+    cust: tuple[Any, ...] = (customer_id,) if customer_id is not None else ()
+    out: dict[str, dict[tuple[str, str], Usage]] = {}
+    for lo, hi in raw:
+        rows = store.fetch(
+            sql(store.dialect, f"SELECT {key}provider, model, {_SUMS} FROM events WHERE {who}start_time >= ? "
+                               f"AND start_time < ? GROUP BY {key}provider, model"),
+            (*cust, lo, hi),
+        )  # fmt: skip
+        _collect(rows, out, customer_id is None)
+    if hours is not None:
+        sums = ", ".join(f"SUM({c})" for c in BR.SUMS)
+        rwho = "customer = ? AND " if customer_id is not None else ""
+        rkey = "customer, " if customer_id is None else ""
+        rows = store.fetch(
+            sql(store.dialect, f"SELECT {rkey}provider, model, {sums} FROM {BR.ROLLUP} WHERE {rwho}hour >= ? "
+                               f"AND hour < ? GROUP BY {rkey}provider, model"),
+            (*cust, hours[0], hours[1]),
+        )  # fmt: skip
+        _collect(rows, out, customer_id is None)
+    return {cid: list(per.values()) for cid, per in out.items()}
+
+
+def usage(store: Any, dimension: str, customer_id: str, start: datetime, end: datetime) -> list[Usage]:
+    """Usage per (provider, model) of one customer's events with start_time in [start, end)."""
+    return _usage_rows(store, dimension, customer_id, start, end).get("", [])
+
+
+def usage_by_customer(store: Any, dimension: str, start: datetime, end: datetime) -> dict[str, list[Usage]]:
+    """Usage per customer and (provider, model) in [start, end), for every customer at once."""
+    return _usage_rows(store, dimension, None, start, end)

@@ -1,0 +1,140 @@
+"""ClickHouse DDL for ``events`` and its daily rollup (a materialized view), derived from ``schema.COLUMNS``.
+
+Storage forms match the SQL stores (so the read SQL and ``row_to_event`` are shared): times as Int64
+microseconds, costs as integer pico-dollars. Differences, each for a reason:
+
+- costs are ``Int128``: ClickHouse sums an Int64 column as Int64 and wraps silently past ~$9.2M of
+  pico-dollars; an Int128 column sums as Int128 (exact far past $10^12 per group).
+- ``ReplacingMergeTree`` ordered by ``(start_time, id)``: a re-sent event (same id, so same start time) is
+  one row after merges; reads that must be exact say ``FINAL`` (``EVENTS_FINAL``). The writer also skips
+  ids already stored (see ``ClickHouseStore.insert``) so the rollup counts each event once.
+- ``PARTITION BY`` calendar month (UTC): retention drops whole partitions.
+- dimensions that take few values are ``LowCardinality``.
+- the daily rollup is a ``SummingMergeTree`` fed by a materialized view, with the same layout as the SQL
+  stores' ``events_daily`` (``dim``, ``value`` as ``'v:'+value`` or ``'n'``, ``day``), so ``rollup.usage_sql``
+  reads it unchanged (with ``SUM`` and ``GROUP BY``: parts not yet merged are summed at read time).
+"""
+
+from __future__ import annotations
+
+from meterline.store.query import DAY_US
+from meterline.store.rollup import METRIC_COLUMNS, ROLLUP, ROLLUP_DIMS, TOTAL
+from meterline.store.schema import COLUMNS, TABLE
+
+EVENTS_FINAL = f"{TABLE} FINAL"
+ROLLUP_VIEW = "events_daily_mv"
+
+# few distinct values: dictionary-encoded
+LOW_CARDINALITY = frozenset(
+    {
+        "provider",
+        "model",
+        "response_model",
+        "operation",
+        "operation_subtype",
+        "status",
+        "stop_reason",
+        "error_type",
+        "usage_source",
+        "pricing_source",
+        "currency",
+        "integration",
+        "sdk_version",
+        "environment",
+        "region",
+        "task_type",
+        "agent",
+        "product_id",
+        "team_id",
+        "model_group",
+        "deployment_id",
+        "api_base",
+        "api_key_alias",
+        "credential_alias",
+        "trace_type",
+    }
+)
+NOT_NULL = frozenset({"id", "start_time", "provider", "model"})
+
+_TYPES = {
+    "text": "String",
+    "int": "Int64",
+    "time": "Int64",
+    "real": "Float64",
+    "bool": "UInt8",
+    "json": "String",
+    "cost": "Int128",
+}
+
+
+def column_type(name: str, kind: str) -> str:
+    base = _TYPES[kind]
+    typ = base if name in NOT_NULL else f"Nullable({base})"
+    if base == "String" and name in LOW_CARDINALITY:
+        typ = f"LowCardinality({typ})"
+    return typ
+
+
+def create_statements(replicated: bool = False) -> list[str]:
+    """CREATE statements; ``replicated`` uses the Replicated* engines with the server's default replica path
+    and name (``default_replica_path``/``default_replica_name``), for a cluster with ClickHouse Keeper."""
+    prefix = "Replicated" if replicated else ""
+    cols = ",\n  ".join(f"{name} {column_type(name, kind)}" for name, kind in COLUMNS)
+    events = (
+        f"CREATE TABLE IF NOT EXISTS {TABLE} (\n  {cols},\n"
+        "  INDEX ix_id id TYPE bloom_filter GRANULARITY 4,\n"
+        "  INDEX ix_subscriber subscriber_id TYPE bloom_filter GRANULARITY 4,\n"
+        "  INDEX ix_trace trace_id TYPE bloom_filter GRANULARITY 4\n"
+        f") ENGINE = {prefix}ReplacingMergeTree\n"
+        "PARTITION BY toYYYYMM(fromUnixTimestamp64Micro(start_time, 'UTC'))\n"
+        "ORDER BY (start_time, id)"
+    )
+    metrics = ", ".join(f"{m} {'Int128' if m.endswith('_cost') else 'Int64'}" for m in METRIC_COLUMNS)
+    rollup = (
+        f"CREATE TABLE IF NOT EXISTS {ROLLUP} (day Int64, dim LowCardinality(String), value String, {metrics}) "
+        f"ENGINE = {prefix}SummingMergeTree ORDER BY (dim, value, day)"
+    )
+    return [events, rollup, _view_statement()]
+
+
+def add_column_statements() -> list[str]:
+    """Columns added to the event schema after a table was created (idempotent)."""
+    return [
+        f"ALTER TABLE {TABLE} ADD COLUMN IF NOT EXISTS {name} {column_type(name, kind)}"
+        for name, kind in COLUMNS
+        if name not in NOT_NULL
+    ]
+
+
+def _view_statement() -> str:
+    # Per-event values get their own names (``m_<metric>``) in a subquery: ClickHouse aliases are
+    # query-wide, so ``sum(total_cost) AS total_cost`` next to ``isNull(total_cost)`` would nest aggregates.
+    per_event = {
+        "requests": "1",
+        "errors": "toInt64(status = 'error')",
+        "cancelled": "toInt64(status = 'cancelled')",
+        "unpriced": "toInt64(isNull(total_cost))",
+    }
+    inner = []
+    for m in METRIC_COLUMNS:
+        if m in per_event:
+            inner.append(f"{per_event[m]} AS m_{m}")
+        elif m.endswith("_cost"):
+            inner.append(f"toInt128(ifNull({m}, 0)) AS m_{m}")
+        else:
+            inner.append(f"toInt64(ifNull({m}, 0)) AS m_{m}")
+    names = ", ".join(f"'{d}'" for d in (TOTAL, *ROLLUP_DIMS))
+    values = ", ".join(["'n'", *(f"if(isNull({d}), 'n', concat('v:', toString({d})))" for d in ROLLUP_DIMS)])
+    sums = ", ".join(f"sum(m_{m}) AS {m}" for m in METRIC_COLUMNS)
+    return (
+        f"CREATE MATERIALIZED VIEW IF NOT EXISTS {ROLLUP_VIEW} TO {ROLLUP} AS "
+        f"SELECT day, dim, value, {sums} FROM (SELECT intDiv(start_time, {DAY_US}) AS day, dv.1 AS dim, "
+        f"dv.2 AS value, {', '.join(inner)} "
+        f"FROM {TABLE} ARRAY JOIN arrayZip([{names}], [{values}]) AS dv) GROUP BY day, dim, value"
+    )
+
+
+def rebuild_rollup_statements() -> list[str]:
+    """Rebuild the rollup from every stored event (after a re-price or a repair)."""
+    select = _view_statement().split(" AS ", 1)[1].replace(f"FROM {TABLE} ", f"FROM {EVENTS_FINAL} ", 1)
+    return [f"TRUNCATE TABLE {ROLLUP}", f"INSERT INTO {ROLLUP} {select}"]
