@@ -15,7 +15,7 @@ from anthropic.resources.messages import messages as first_party
 import meterline
 from anthropic_support import ANTHROPIC_MODEL, MSGS, PRICES, assert_cost, assert_tokens
 from meterline import _errors
-from meterline.context import _in_call
+from meterline.context import in_call as _in_call
 from meterline.integrations import anthropic as ml_anthropic
 
 

@@ -12,7 +12,7 @@ import pytest
 
 import meterline
 from meterline.event import UsageEvent
-from meterline.metadata import hash_credential, normalise
+from meterline.fields import hash_credential, normalise
 
 SECRET = "S3CRET-extra-9f1c2d"
 VALUE = "sk-live-value-77ab3e"

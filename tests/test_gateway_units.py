@@ -111,7 +111,7 @@ async def test_an_abandoned_stream_litellm_never_logs_is_recorded_from_the_estim
     from types import SimpleNamespace
 
     from meterline.gateway import events as gw_events
-    from meterline.integrations.litellm_proxy import MeterlineProxyHandler
+    from meterline.gateway.callback import MeterlineProxyHandler
 
     monkeypatch.setenv("METERLINE_BUDGETS", "off")
     handler = MeterlineProxyHandler()
@@ -157,7 +157,7 @@ async def test_at_shutdown_an_abandoned_stream_still_held_is_recorded(
 ) -> None:
     from types import SimpleNamespace
 
-    from meterline.integrations.litellm_proxy import MeterlineProxyHandler
+    from meterline.gateway.callback import MeterlineProxyHandler
 
     monkeypatch.setenv("METERLINE_BUDGETS", "off")
     handler = MeterlineProxyHandler()
@@ -174,3 +174,31 @@ async def test_at_shutdown_an_abandoned_stream_still_held_is_recorded(
     handler.expire_all()  # the proxy shuts down: nothing more will come for it
     [e] = meter_db.events()  # type: ignore[attr-defined]
     assert (e.status, e.usage_source, e.output_tokens, e.api_key_alias) == ("cancelled", "estimated", 1, "app-a")
+
+
+def test_the_proxy_shutdown_wrapper_is_installed_on_registration_not_at_import() -> None:
+    import subprocess
+    import sys
+    import textwrap
+
+    script = textwrap.dedent(
+        """
+        import os
+        os.environ["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"
+        import litellm.proxy.proxy_server as ps
+        own = ps.proxy_shutdown_event
+        import meterline.integrations.litellm_proxy as old_name  # what proxy configs name
+        from meterline.gateway import callback
+        assert old_name.handler is callback.handler
+        print("import", ps.proxy_shutdown_event is own)
+        callback.instrument()
+        callback.instrument()  # idempotent: wrapped once
+        wrapped = ps.proxy_shutdown_event
+        print("registered", wrapped is not own)
+        callback.uninstrument()
+        print("unregistered", ps.proxy_shutdown_event is own)
+        """
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=180)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.splitlines() == ["import True", "registered True", "unregistered True"]

@@ -17,8 +17,8 @@ from litellm import completion  # imported BEFORE meterline instruments LiteLLM:
 import meterline
 from _litellm_fixtures import USER, expected_cost, metered_fixture  # noqa: F401 - the metered fixture
 from meterline import _errors
-from meterline.context import _in_call
-from meterline.metadata import hash_credential
+from meterline.context import in_call as _in_call
+from meterline.fields import hash_credential
 
 
 def _openai(fake: Any) -> dict[str, Any]:

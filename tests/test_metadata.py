@@ -13,7 +13,7 @@ import pytest
 
 import meterline
 from meterline.context import current_metadata, should_meter
-from meterline.metadata import MetadataError, environment_fallbacks, hash_credential, normalise
+from meterline.fields import MetadataError, environment_fallbacks, hash_credential, normalise
 
 
 def test_revenium_spellings_are_accepted_and_credentials_hashed() -> None:

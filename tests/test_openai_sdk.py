@@ -17,7 +17,7 @@ from openai import _base_client
 from openai.resources.chat.completions import completions as chat_completions
 
 import meterline
-from meterline.context import _in_call
+from meterline.context import in_call as _in_call
 from meterline.integrations import openai as ml_openai
 
 MODEL = "gpt-test-1"

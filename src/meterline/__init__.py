@@ -26,6 +26,7 @@ from meterline.context import (
     with_context,
 )
 from meterline.event import EventValidationError, UsageEvent
+from meterline.fields import MetadataError
 from meterline.integrations import (
     instrument,
     instrument_anthropic,
@@ -36,7 +37,6 @@ from meterline.integrations import (
     instrument_openai,
     uninstrument,
 )
-from meterline.metadata import MetadataError
 
 __all__ = [
     "EventValidationError",

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from meterline import _errors
-from meterline import metadata as _md
+from meterline import fields as _md
 from meterline._version import __version__
 from meterline.config import delivery_state_dir, destination_label, env_flag, resolve_destination
 from meterline.context import current_metadata

@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mappin
 from types import MappingProxyType
 from typing import Any, TypeVar, cast, overload
 
-from meterline import metadata as _md
+from meterline import fields as _md
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -24,9 +24,11 @@ _scope: contextvars.ContextVar[Mapping[str, Any]] = contextvars.ContextVar(
     "meterline_scope", default=MappingProxyType({})
 )
 _metered: contextvars.ContextVar[bool] = contextvars.ContextVar("meterline_metered", default=False)
-# Set while an outer integration meters a call, so inner layers (LiteLLM over the OpenAI SDK,
-# acompletion over completion) do not count the same provider call again.
-_in_call: contextvars.ContextVar[bool] = contextvars.ContextVar("meterline_in_call", default=False)
+# True while a metered layer (LiteLLM, an SDK request hook, the gateway) runs a call in this thread/task: a
+# layer underneath it (the OpenAI SDK under LiteLLM) does not meter the same call again. Integrations set it.
+in_call: contextvars.ContextVar[bool] = contextvars.ContextVar("meterline_in_call", default=False)
+_in_call = in_call  # the former private name
+scope_var = _scope  # public name for integrations that set the scope from a framework callback
 
 
 def current_metadata() -> Mapping[str, Any]:
@@ -61,7 +63,7 @@ def selective_metering_enabled() -> bool:
 
 def should_meter() -> bool:
     """False inside an already-metered call, or outside ``meter()`` when selective metering is on."""
-    if _in_call.get():
+    if in_call.get():
         return False
     return _metered.get() or not selective_metering_enabled()
 
@@ -166,7 +168,7 @@ class metadata(_Scope):
 
     ``with meterline.metadata(subscriber_id="cust-42", product_id="search"): ...`` or as a decorator.
     Inner scopes win over outer ones; a call's own ``usage_metadata=`` wins over all.
-    Bad field names or values raise :class:`~meterline.metadata.MetadataError` naming the field.
+    Bad field names or values raise :class:`~meterline.fields.MetadataError` naming the field.
     """
 
     def __init__(self, fields: Mapping[str, Any] | None = None, /, **kw: Any) -> None:

@@ -33,7 +33,7 @@ from meterline.deadletter import DeadLetters
 from meterline.delivery import Deliverer
 from meterline.durable import DurableLog
 from meterline.event import UsageEvent
-from meterline.metadata import environment_fallbacks
+from meterline.fields import environment_fallbacks
 from meterline.pricing import Pricer, get_pricer
 from meterline.sinks.base import Sink
 from meterline.spool import Spool

@@ -116,6 +116,9 @@ def _s(d: Decimal) -> str:
     return "0" if text in ("", "-0") else text
 
 
+plain_decimal = _s  # public name (the gateway's wallet messages use it)
+
+
 def choose_rule(provider: str, model: str, chain: Sequence[Sequence[Rule]]) -> Rule:
     for rules in chain:
         for rule in rules:

@@ -49,7 +49,7 @@ class _Remote:
     """The same operations through a collector's HTTP API."""
 
     def __init__(self, dest: str, api_key: str | None) -> None:
-        from meterline.server.client import CollectorClient
+        from meterline.store.remote import CollectorClient
 
         self.client = CollectorClient(dest, api_key)
 
@@ -77,10 +77,10 @@ class _Remote:
 
 
 class _Local:
-    def __init__(self, dest: str) -> None:
+    def __init__(self, dest: str, *, create: bool = True) -> None:
         from meterline.store.backend import open_stores
 
-        self.store, reader = open_stores(dest, pool_size=1)
+        self.store, reader = open_stores(dest, pool_size=1, create=create)
         if reader is not self.store:
             reader.close()
 
@@ -95,10 +95,9 @@ class _Local:
         return [b.to_dict() for b in B.list_budgets(self.store)]
 
     def status(self) -> list[dict[str, Any]]:
-        from meterline.server.api.budgets import _status
         from meterline.store import budgets as B
 
-        return [_status(self.store, b) for b in B.list_budgets(self.store)]
+        return [B.status(self.store, b) for b in B.list_budgets(self.store)]
 
     def delete(self, budget: str) -> bool:
         from meterline.store import budgets as B
@@ -115,7 +114,7 @@ def run(args: argparse.Namespace) -> int:
         ops: _Remote | _Local = (
             _Remote(dest, args.api_key or os.environ.get("METERLINE_API_KEY"))
             if destination_kind(dest) == "http"
-            else _Local(dest)
+            else _Local(dest, create=args.budgets_command in ("create", "delete"))
         )
     except DestinationError as exc:
         return fail(exc)

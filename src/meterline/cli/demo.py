@@ -24,6 +24,7 @@ def register(sub: Any) -> None:
         "demo", help="meter real LiteLLM/Anthropic/Bedrock traffic against a local fake provider", description=__doc__
     )
     add_destination_argument(p)
+    p.add_argument("--api-key", default=None, help="collector API key, for an http(s):// destination")
     p.add_argument("--calls", type=int, default=40, help="LiteLLM chat calls to make (default 40)")
     p.add_argument("--serve", action="store_true", help="then run a collector with the dashboard over the data")
     p.add_argument("--port", type=int, default=8787, help="dashboard port with --serve (default 8787)")
@@ -48,7 +49,12 @@ def litellm_traffic(fake_url: str, calls: int) -> int:
     for i in range(calls):
         customer, product = CUSTOMERS[i % len(CUSTOMERS)]
         model = "openai/gpt-4o-mini" if i % 3 else "openai/gpt-4o"
-        with meterline.metadata(subscriber_id=customer, product_id=product, organization_id=f"org-{customer}"):
+        if i % 10 == 0:
+            print(f"  LiteLLM chat calls {i + 1}-{min(i + 10, calls)} of {calls} …", flush=True)
+        env = "staging" if i % 8 == 7 else "prod"  # `meterline report --filter environment=prod` (README)
+        with meterline.metadata(
+            subscriber_id=customer, product_id=product, organization_id=f"org-{customer}", environment=env
+        ):
             litellm.completion(
                 model=model,
                 api_base=openai_base,
@@ -58,6 +64,7 @@ def litellm_traffic(fake_url: str, calls: int) -> int:
                 usage_metadata={"task_type": "answer", "agent": "order-assistant"},
             )
             made += 1
+    print("  LiteLLM: Anthropic with prompt caching, a stream, embeddings, a Router …", flush=True)
     # Anthropic through LiteLLM, with prompt-cache reads and writes
     with meterline.metadata(subscriber_id="acme", product_id="research-agent"):
         litellm.completion(
@@ -139,6 +146,8 @@ def failing_call(fake_url: str, fake: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # no price-map fetch over the network
+    os.environ.setdefault("METERLINE_ENVIRONMENT", "prod")  # the environment of calls that do not name one
+    print("meterline demo: loading LiteLLM (a few seconds) …", flush=True)
     try:
         import litellm  # noqa: F401
     except ImportError:
@@ -152,7 +161,7 @@ def run(args: argparse.Namespace) -> int:
 
     started = datetime.now(timezone.utc) - timedelta(seconds=1)
     t0 = time.monotonic()
-    recorder = meterline.init(destination=args.destination)
+    recorder = meterline.init(destination=args.destination, api_key=args.api_key)
     meterline.instrument()
     dest = meterline._api.settings.destination
     print(f"meterline demo: metering into {dest}")
@@ -163,11 +172,12 @@ def run(args: argparse.Namespace) -> int:
         made += 1
         from meterline.cli._demo_anthropic import demo_traffic
 
+        print("  Anthropic SDK (direct and Bedrock) and boto3 bedrock-runtime …", flush=True)
         try:  # Anthropic SDK and Bedrock traffic (needs the [anthropic] extra)
             made += demo_traffic(fake.url)
         except ImportError as exc:
             print(f"  (skipped Anthropic/Bedrock traffic: {exc})")
-        print(f"  {made} calls made in {time.monotonic() - t0:.1f}s")
+        print(f"  {made} calls made in {time.monotonic() - t0:.1f}s; writing the events …", flush=True)
         ok = meterline.flush(30)
     stats = recorder.stats()
     meterline.uninstrument()
@@ -176,7 +186,7 @@ def run(args: argparse.Namespace) -> int:
         f"  {stats['written']} events written, {stats['dropped_queue_full'] + stats['dropped_sink_failure']} "
         f"dropped{'' if ok else ' (flush timed out)'}\n"
     )
-    store = open_store(dest)
+    store = open_store(dest, api_key=args.api_key)
     try:
         for title, group in (
             ("Spend by customer and model", ["subscriber_id", "model"]),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import importlib.metadata
 import importlib.util
+import os
 from typing import Any
 
 from meterline.cli import add_destination_argument
@@ -13,6 +14,7 @@ from meterline.cli import add_destination_argument
 def register(sub: Any) -> None:
     p = sub.add_parser("doctor", help="check the set-up: destination, store, integrations, spool")
     add_destination_argument(p)
+    p.add_argument("--api-key", default=None, help="collector API key to check (default $METERLINE_API_KEY)")
     p.set_defaults(handler=run)
 
 
@@ -23,11 +25,31 @@ def _version(dist: str) -> str:
         return "not installed"
 
 
+def _collector(url: str, api_key: str | None) -> str:
+    """Contact the collector and check the key the SDK would send with; raises DestinationError."""
+    from meterline.config import DestinationError
+    from meterline.store.remote import CollectorClient
+
+    client = CollectorClient(url, api_key, timeout=5.0)
+    health = client.health()
+    if not api_key:
+        raise DestinationError(
+            f"the collector at {url} answers, but no API key is set (--api-key or METERLINE_API_KEY): "
+            "it will refuse events"
+        )
+    try:
+        client.check_ingest_key()
+    except DestinationError as exc:
+        raise DestinationError(f"the collector refuses the API key ({exc})") from None
+    version = health.get("version")
+    return f"collector ok{f' (meterline {version})' if version else ''}, API key accepted for sending events"
+
+
 def run(args: argparse.Namespace) -> int:
     from meterline import __version__
     from meterline.config import delivery_state_dir, destination_kind, resolve_destination
     from meterline.deadletter import DeadLetters
-    from meterline.integrations import INTEGRATIONS, available
+    from meterline.integrations import INTEGRATIONS, available, in_tested_range, installed_version
     from meterline.spool import Spool
 
     problems = 0
@@ -37,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         kind = destination_kind(dest)
         if kind == "http":
-            print("store            (collector; `meterline report --database URL` reads it)")
+            print(f"store            {_collector(dest, args.api_key or os.environ.get('METERLINE_API_KEY'))}")
         else:
             from meterline.store.open import open_store
 
@@ -59,8 +81,14 @@ def run(args: argparse.Namespace) -> int:
         problems += 1
         print(f"spool            PROBLEM: {exc}")
     ready = set(available())
-    for name, (_, library) in INTEGRATIONS.items():
-        state = "ready" if name in ready else "library not installed"
-        print(f"integration      {name:<10} {state} ({library} {_version(library)})")
+    for name, integration in INTEGRATIONS.items():
+        version = installed_version(integration)
+        if name not in ready or version is None:
+            state = f"library not installed ({integration.distribution})"
+        elif in_tested_range(integration, version):
+            state = f"ready ({integration.distribution} {version}; tested {integration.describe()})"
+        else:
+            state = f"ready, UNTESTED VERSION ({integration.describe()} tested; {version} installed)"
+        print(f"integration      {name:<10} {state}")
     print(f"pricing          genai-prices {_version('genai-prices')}")
     return 1 if problems else 0

@@ -35,7 +35,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         start, end = range_from_args(args)
         filters = parse_filters(args.filter)
-        store = open_store(args.destination)
+        # --api-key (declared with the billing options): for jsonl/csv, the key of a collector URL
+        store = open_store(args.destination, api_key=args.api_key)
     except USER_ERRORS as exc:
         return fail(exc)
     if not hasattr(store, "iter_events"):

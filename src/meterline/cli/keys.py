@@ -44,12 +44,12 @@ def register(sub: Any) -> None:
 def _open(args: argparse.Namespace) -> Any:
     dest = resolve_destination(args.destination)
     if destination_kind(dest) == "http":
-        from meterline.server.client import CollectorClient
+        from meterline.store.remote import CollectorClient
 
         return CollectorClient(dest, args.api_key or os.environ.get("METERLINE_API_KEY"))
     from meterline.store.backend import open_stores
 
-    writer, reader = open_stores(dest, pool_size=1)
+    writer, reader = open_stores(dest, pool_size=1, create=args.keys_command != "list")
     if reader is not writer:
         reader.close()
     return writer

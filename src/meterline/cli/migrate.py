@@ -46,6 +46,14 @@ def run(args: argparse.Namespace) -> int:
     try:
         if not args.show:
             migrate.upgrade(args.destination, args.revision)
+            if args.revision == "head":  # also the tables other parts register (budgets, …): what writers create
+                from meterline.config import resolve_destination
+                from meterline.store.backend import open_stores
+
+                writer, reader = open_stores(resolve_destination(args.destination), pool_size=1)
+                writer.close()
+                if reader is not writer:
+                    reader.close()
         print(f"current revision: {migrate.current(args.destination)} (newest: {migrate.head()})")
     except (DestinationError, ValueError) as exc:
         return fail(exc)

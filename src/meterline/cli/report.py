@@ -83,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
     if not args.bucket:
         rows.sort(key=lambda r: (r["total_cost"], r["requests"]), reverse=True)
     keys = (["bucket"] if args.bucket else []) + group_by
-    write(rows, keys, args.format, sys.stdout, notes)
+    write(rows, keys, args.format, sys.stdout, notes, filtered=bool(q.filters))
     return 0
 
 
@@ -117,6 +117,8 @@ def write(
     fmt: str,
     out: TextIO,
     notes: dict[str, dict[str, int]] | None = None,
+    *,
+    filtered: bool = False,
 ) -> None:
     if fmt == "json":
         json.dump([{k: plain(v) for k, v in r.items()} for r in rows], out, indent=2)
@@ -129,7 +131,7 @@ def write(
         for r in rows:
             w.writerow([plain(r.get(k)) for k in names])
         return
-    table(rows, keys, out, notes)
+    table(rows, keys, out, notes, filtered=filtered)
 
 
 def _cell(key: str, value: Any) -> str:
@@ -138,14 +140,25 @@ def _cell(key: str, value: Any) -> str:
     if key == "bucket":
         return str(value.isoformat(timespec="minutes"))
     if key == "total_cost":
-        return f"{Decimal(value):,.6f}"
+        cost = Decimal(value)
+        if 0 < abs(cost) < _MICRO:  # a tiny cost keeps its significant digits instead of printing 0.000000
+            return format_cost(cost)
+        return f"{cost:,.6f}"
     if isinstance(value, int) and not isinstance(value, bool):
         return f"{value:,}"
     return str(value)
 
 
+_MICRO = Decimal("0.000001")
+
+
 def table(
-    rows: list[dict[str, Any]], keys: list[str], out: TextIO, notes: dict[str, dict[str, int]] | None = None
+    rows: list[dict[str, Any]],
+    keys: list[str],
+    out: TextIO,
+    notes: dict[str, dict[str, int]] | None = None,
+    *,
+    filtered: bool = False,
 ) -> None:
     heads = [*keys, *[_HEAD.get(c, c) for c in COLUMNS]]
     body = [[_cell(k, r.get(k)) for k in [*keys, *COLUMNS]] for r in rows]
@@ -183,7 +196,7 @@ def table(
             "could not count is missing from their cost, which is a lower bound (pricing_source ';partial:').\n"
         )
     if not rows:
-        out.write("(no events in range)\n")
+        out.write("(no events match the filter)\n" if filtered else "(no events in range)\n")
 
 
 def format_total(rows: list[dict[str, Any]]) -> str:

@@ -25,7 +25,7 @@ from typing import Any
 
 from meterline.compat import event_id, infer_provider
 from meterline.event import EventValidationError, UsageEvent
-from meterline.metadata import MetadataError, normalise
+from meterline.fields import MetadataError, normalise
 
 CLIENT = "otlp"
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)

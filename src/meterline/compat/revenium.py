@@ -21,7 +21,7 @@ from typing import Any
 from meterline.compat import _fields as F
 from meterline.compat import event_id, infer_provider
 from meterline.event import EventValidationError, UsageEvent, format_time
-from meterline.metadata import MetadataError, normalise
+from meterline.fields import MetadataError, normalise
 
 CLIENT = "revenium"
 _GROSS_INPUT = frozenset({"openai", "groq", "xai", "azure", "gemini"})

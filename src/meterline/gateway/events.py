@@ -13,9 +13,9 @@ from decimal import Decimal
 from typing import Any
 
 from meterline import usage as _usage
+from meterline.constants import FINISH_REASONS as STOP_REASONS
 from meterline.event import MAX_ERROR_MESSAGE, UsageEvent
 from meterline.gateway import identity
-from meterline.integrations._litellm_call import STOP_REASONS
 from meterline.usage import get_field
 
 # uuid5 namespace: one proxied request (litellm_call_id) -> one stable event id, so a duplicate

@@ -16,9 +16,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from meterline.integrations import GATEWAY_HEADER
-from meterline.metadata import METADATA_FIELDS, merge, normalise
-from meterline.metadata import _canonical as canonical_name
+from meterline.constants import GATEWAY_HEADER
+from meterline.fields import METADATA_FIELDS, canonical_name, merge, normalise
 
 _MESSAGES = ("anthropic_messages", "aanthropic_messages")
 _READ = METADATA_FIELDS | {"credential_value", "credential_hash"}

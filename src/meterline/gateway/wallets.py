@@ -30,7 +30,8 @@ from meterline import alerts
 from meterline.billing import service
 from meterline.billing.invoice import period_of
 from meterline.billing.model import Rule
-from meterline.billing.rating import Usage, _s, choose_rule, event_charge
+from meterline.billing.rating import Usage, choose_rule, event_charge
+from meterline.billing.rating import plain_decimal as _s
 from meterline.event import UsageEvent
 from meterline.gateway.counters import Counters
 from meterline.gateway.enforcer import BudgetExceeded

@@ -18,23 +18,13 @@ from typing import Any
 
 from meterline import _errors
 from meterline import usage as _usage
+from meterline.constants import ANTHROPIC_STOP_REASONS
 from meterline.context import current_metadata
 from meterline.event import MAX_ERROR_MESSAGE, UsageEvent
-from meterline.metadata import normalise
+from meterline.fields import normalise
 from meterline.usage import get_field as get
 
-# Anthropic stop reasons (also Bedrock Converse's stopReason) -> schema v1.
-STOP_REASONS = {
-    "end_turn": "end",
-    "pause_turn": "end",
-    "max_tokens": "max_tokens",
-    "model_context_window_exceeded": "max_tokens",
-    "stop_sequence": "stop_sequence",
-    "tool_use": "tool_use",
-    "refusal": "content_filter",
-    "content_filtered": "content_filter",
-    "guardrail_intervened": "content_filter",
-}
+STOP_REASONS = ANTHROPIC_STOP_REASONS  # Anthropic stop reasons (also Bedrock Converse's stopReason)
 _TOOL_BLOCKS = frozenset({"tool_use", "server_tool_use", "mcp_tool_use"})
 
 

@@ -9,7 +9,7 @@ from typing import Any
 from uuid import UUID
 
 from meterline import _errors
-from meterline.context import _scope as _meterline_scope
+from meterline.context import scope_var as _meterline_scope
 from meterline.integrations import _scope
 
 _MAX_RUNS = 10_000  # runs whose end never came (a crashed run) are forgotten past this many

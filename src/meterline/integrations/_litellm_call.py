@@ -19,9 +19,9 @@ from typing import Any
 
 from meterline import _api
 from meterline import usage as _usage
-from meterline.context import _in_call
+from meterline.constants import FINISH_REASONS, GATEWAY_HEADER
+from meterline.context import in_call
 from meterline.event import MAX_ERROR_MESSAGE, UsageEvent, new_event_id
-from meterline.integrations import GATEWAY_HEADER
 
 # LiteLLM call types metered, and the schema operation each one is.
 OPERATIONS: dict[str, str] = {
@@ -33,19 +33,8 @@ OPERATIONS: dict[str, str] = {
     "aembedding": "embedding",
 }
 
-# LiteLLM finish reasons (OpenAI's, plus the ones some providers pass through) -> schema stop_reason.
-STOP_REASONS: dict[str, str] = {
-    "stop": "end",
-    "end_turn": "end",
-    "eos": "end",
-    "length": "max_tokens",
-    "max_tokens": "max_tokens",
-    "stop_sequence": "stop_sequence",
-    "tool_calls": "tool_use",
-    "function_call": "tool_use",
-    "tool_use": "tool_use",
-    "content_filter": "content_filter",
-}
+# LiteLLM finish reasons -> schema stop_reason (shared with the gateway, so it lives in the core).
+STOP_REASONS = FINISH_REASONS
 
 # LiteLLM route names that are not upstream provider names.
 PROVIDERS: dict[str, str] = {
@@ -64,6 +53,7 @@ class LiteLLMCall:
         "closed",
         "finish_reason",
         "first_token",
+        "in_next",
         "last_error",
         "messages",
         "model",
@@ -103,6 +93,9 @@ class LiteLLMCall:
         self.start_mono = time.perf_counter()
         self.closed = False  # an event that ends the call was emitted: ignore every later hook
         self.stream_open = False  # LiteLLM returned a stream: the stream hooks end the call
+        # inside the stream's own __anext__: an aclose() LiteLLM runs there is its cleanup before it raises
+        # (an error) or ends the stream (StopAsyncIteration); what __anext__ then does decides the outcome
+        self.in_next = False
         self.last_error: BaseException | None = None
         self.token: contextvars.Token[bool] | None = None
         # seen on a stream so far
@@ -111,15 +104,15 @@ class LiteLLMCall:
         self.finish_reason: str | None = None
         self.response_model: str | None = None
 
-    # -- the _in_call flag, set while LiteLLM runs the call on the caller's thread/task -------------
+    # -- the in_call flag, set while LiteLLM runs the call on the caller's thread/task -------------
     def enter(self) -> None:
-        self.token = _in_call.set(True)
+        self.token = in_call.set(True)
 
     def release(self) -> None:
         token, self.token = self.token, None
         if token is not None:
             try:
-                _in_call.reset(token)
+                in_call.reset(token)
             except ValueError:
                 pass  # another thread or task ended the call: the caller's own context was reset there
 

@@ -3,8 +3,9 @@
 
 - ``__next__`` / ``__anext__``: note each chunk; at the end (StopIteration) one success event with the last
   usage the provider reported; an exception mid-way: one error event with the usage seen so far.
-- ``aclose`` and ``__del__``: a stream given up before its end (consumer broke out, closed it, or dropped it and
-  the garbage collector took it): one cancelled event with the usage seen so far.
+- ``aclose`` (called by the consumer, not by LiteLLM inside ``__anext__``) and ``__del__``: a stream given up
+  before its end (consumer broke out, closed it, or dropped it and the garbage collector took it):
+  one cancelled event with the usage seen so far.
 
 LiteLLM's own end-of-stream logging runs on a thread pool or the async logging worker; these hooks do not
 depend on it: the event is emitted on the consumer's thread when the stream ends.
@@ -70,6 +71,7 @@ def wrap_anext(original: Callable[[Any], Any]) -> Callable[[Any], Any]:
         call = call_of(self)
         if call is None:
             return await original(self)
+        call.in_next = True
         try:
             chunk = await original(self)
         except StopAsyncIteration:
@@ -81,6 +83,8 @@ def wrap_anext(original: Callable[[Any], Any]) -> Callable[[Any], Any]:
         except BaseException:  # asyncio.CancelledError: the consumer's task was cancelled mid-stream
             _finish(self, call, "cancelled")
             raise
+        finally:
+            call.in_next = False
         _chunk(call, chunk)
         return chunk
 
@@ -91,7 +95,9 @@ def wrap_anext(original: Callable[[Any], Any]) -> Callable[[Any], Any]:
 def wrap_aclose(original: Callable[[Any], Any]) -> Callable[[Any], Any]:
     async def aclose(self: Any) -> Any:
         call = call_of(self)
-        if call is not None:
+        # LiteLLM >= 1.108 closes the stream inside __anext__ before it raises a mid-stream failure or ends
+        # the stream: not the consumer giving up; the __anext__ hook records what that call then raises.
+        if call is not None and not call.in_next:
             _finish(self, call, "cancelled")
         return await original(self)
 

@@ -6,7 +6,8 @@ resource classes whose methods post through the base client's ``request`` (the o
   header merging); :func:`take_metadata` pops it there, before anything is sent. This also reaches requests
   made later than the method call (``messages.stream()`` posts in ``__enter__``).
 * :class:`RequestHook`: the wrapped ``request`` that meters one call (shared sync/async logic).
-* :class:`Patches`: class-attribute patches recorded so ``uninstrument`` restores exactly the originals.
+* :class:`Patches`: class-attribute patches recorded in the shared ledger, so ``uninstrument`` restores exactly
+  the originals.
 """
 
 from __future__ import annotations
@@ -15,14 +16,16 @@ import contextvars
 import functools
 import inspect
 import itertools
+import sys
 import threading
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from meterline import _errors
-from meterline.context import _in_call
-from meterline.integrations import GATEWAY_HEADER
+from meterline.constants import GATEWAY_HEADER
+from meterline.context import in_call
 from meterline.integrations._call import CallMeter, call_metadata
+from meterline.patching import LEDGER
 
 HEADER = "x-meterline-usage-metadata"
 
@@ -77,29 +80,42 @@ def wrap_resource_method(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 
 class Patches:
-    """Class-level patches of one integration; idempotent apply, exact restore."""
+    """One SDK integration's class-level patches, recorded in the shared :data:`LEDGER` under its name:
+    idempotent install, exact restore."""
 
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self._done: list[tuple[type, str, Any]] = []
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self._waiting: list[str] = []  # resource modules to patch when the app imports them
 
     def __bool__(self) -> bool:
-        return bool(self._done)
+        return LEDGER.installed(self.name)
 
     def patch(self, owner: type, name: str, make: Callable[[Any], Any]) -> None:
-        original = owner.__dict__[name]
-        setattr(owner, name, make(original))
-        self._done.append((owner, name, original))
+        LEDGER.patch(self.name, owner, name, make)
 
     def patch_resources(self, resources: tuple[tuple[str, tuple[str, ...]], ...], methods: tuple[str, ...]) -> None:
-        """Wrap ``methods`` of each ``module: classes`` that exists in this SDK version."""
-        import importlib
+        """Wrap ``methods`` of each ``module: classes`` that exists in this SDK version. The SDKs load resource
+        modules lazily (importing them all costs seconds): a module not imported yet is patched when it is."""
+        import sys
+
+        from meterline.integrations import _post_import
 
         for module_name, class_names in resources:
-            try:
-                module = importlib.import_module(module_name)
-            except ImportError:  # an SDK version without this resource
-                continue
+            if module_name in sys.modules:
+                self._patch_classes(module_name, class_names, methods)
+            else:
+                self._waiting.append(module_name)
+                _post_import.when_imported(
+                    module_name, functools.partial(self._patch_classes, module_name, class_names, methods, True)
+                )
+
+    def _patch_classes(
+        self, module_name: str, class_names: tuple[str, ...], methods: tuple[str, ...], late: bool = False
+    ) -> None:
+        module = sys.modules.get(module_name)
+        with LEDGER.lock:
+            if module is None or (late and not LEDGER.installed(self.name)):
+                return  # an SDK version without this resource, or uninstrumented meanwhile
             for class_name in class_names:
                 cls = getattr(module, class_name, None)
                 for method in methods:
@@ -116,8 +132,8 @@ class Patches:
         """Wrap the SDK's ``request`` (sync and async base clients) and the resource methods; idempotent."""
         import importlib
 
-        with self.lock:
-            if self._done:
+        with LEDGER.installing(self.name) as fresh:
+            if not fresh:
                 return
             base = importlib.import_module(base_client_module)
             self.patch(base.SyncAPIClient, "request", hook.wrap_sync)
@@ -127,16 +143,12 @@ class Patches:
             self.patch_resources(resources, methods)
 
     def uninstall(self) -> bool:
-        with self.lock:
-            return self.restore()
+        from meterline.integrations import _post_import
 
-    def restore(self) -> bool:
-        if not self._done:
-            return False
-        for owner, name, original in reversed(self._done):
-            setattr(owner, name, original)
-        self._done.clear()
-        return True
+        for module_name in self._waiting:
+            _post_import.unwatch(module_name)
+        self._waiting.clear()
+        return LEDGER.restore(self.name)
 
 
 Start = Callable[[Any, Any, "Mapping[str, Any] | None"], "tuple[CallMeter, Any] | None"]
@@ -178,14 +190,14 @@ class RequestHook:
                 return orig(self, cast_to, options, *args, **kwargs)
             meter, extra = started
             seen: list[bool] = []
-            token, gateway = _in_call.set(True), _gateway_seen.set(seen)
+            token, gateway = in_call.set(True), _gateway_seen.set(seen)
             try:
                 result = orig(self, cast_to, options, *args, **kwargs)
             except BaseException as exc:
                 hook.fail(meter, exc)
                 raise
             finally:
-                _in_call.reset(token)
+                in_call.reset(token)
                 _gateway_seen.reset(gateway)
             if seen:
                 return result
@@ -207,14 +219,14 @@ class RequestHook:
                 return await orig(self, cast_to, options, *args, **kwargs)
             meter, extra = started
             seen: list[bool] = []
-            token, gateway = _in_call.set(True), _gateway_seen.set(seen)
+            token, gateway = in_call.set(True), _gateway_seen.set(seen)
             try:
                 result = await orig(self, cast_to, options, *args, **kwargs)
             except BaseException as exc:
                 hook.fail(meter, exc)
                 raise
             finally:
-                _in_call.reset(token)
+                in_call.reset(token)
                 _gateway_seen.reset(gateway)
             if seen:
                 return result

@@ -16,7 +16,7 @@ at the class level so clients created before instrumenting are covered too:
 
 Usage comes from the reply (``message_start`` + ``message_delta`` for streams, see ``_anthropic_stream``);
 errors become one ``error`` event and the SDK's exception is re-raised unchanged. ``meterline.context``'s
-``should_meter()`` is honoured and ``_in_call`` is set during the request, so a layer below us is not counted
+``should_meter()`` is honoured and ``in_call`` is set during the request, so a layer below us is not counted
 twice. A ``with_raw_response`` wrapper made *before* instrumenting still calls the original ``create`` (it is
 metered, but cannot take ``usage_metadata=``).
 """
@@ -42,7 +42,7 @@ _RESOURCES = (
 _RESOURCE_METHODS = ("create", "stream", "parse")
 _PROVIDERS = {"BaseBedrockClient": "bedrock", "BaseVertexClient": "vertex_ai", "BaseFoundryClient": "azure"}
 
-_patches = Patches()
+_patches = Patches("anthropic")
 
 
 # -- the request choke point -------------------------------------------------------------------------

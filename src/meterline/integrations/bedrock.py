@@ -37,6 +37,7 @@ from meterline import usage as _usage
 from meterline.context import should_meter
 from meterline.integrations._bedrock_stream import instrument_event_stream
 from meterline.integrations._call import CallMeter, call_metadata
+from meterline.patching import LEDGER
 from meterline.usage import get_field as get
 
 SERVICE = "bedrock-runtime"
@@ -45,7 +46,7 @@ _CONTEXT_KEY = "meterline_call"
 
 _lock = threading.Lock()
 _clients: weakref.WeakSet[Any] = weakref.WeakSet()
-_original_create_client: Any = None
+NAME = "bedrock"
 
 
 # -- event handlers (run on the caller's thread, inside the boto3 call) ---------------------------------
@@ -183,14 +184,12 @@ def _wrap_create_client(orig: Any) -> Any:
 
 def instrument() -> None:
     """Meter every ``bedrock-runtime`` client, existing and future (idempotent)."""
-    global _original_create_client
-    with _lock:
-        if _original_create_client is not None:
+    with LEDGER.installing(NAME) as fresh:
+        if not fresh:
             return
         from botocore.client import BaseClient, ClientCreator
 
-        _original_create_client = ClientCreator.__dict__["create_client"]
-        ClientCreator.create_client = _wrap_create_client(_original_create_client)
+        LEDGER.patch(NAME, ClientCreator, "create_client", _wrap_create_client)
         # Clients created before instrumenting: one scan of live objects, at instrument time only.
         for obj in gc.get_objects():
             if isinstance(obj, BaseClient) and _is_bedrock_runtime(obj):
@@ -199,14 +198,9 @@ def instrument() -> None:
 
 def uninstrument() -> bool:
     """Unregister from every client and restore ``create_client``; True if anything was instrumented."""
-    global _original_create_client
     with _lock:
-        if _original_create_client is None:
+        if not LEDGER.restore(NAME):
             return False
-        from botocore.client import ClientCreator
-
-        ClientCreator.create_client = _original_create_client
-        _original_create_client = None
         for client in list(_clients):
             _unregister_client(client)
         _clients.clear()
@@ -214,4 +208,4 @@ def uninstrument() -> bool:
 
 
 def is_instrumented() -> bool:
-    return _original_create_client is not None
+    return LEDGER.installed(NAME)

@@ -2,8 +2,8 @@
 ``embedding``, ``aembedding`` (also through ``litellm.Router``: one event per attempt), their sync and async
 streams, and failures — exactly once each.
 
-Design (checked against litellm 1.106.2)
-----------------------------------------
+Design (tested on litellm 1.106.0 to 1.110.2)
+---------------------------------------------
 Every public LiteLLM entry point is wrapped by ``litellm.utils.client``. Its sync and async wrappers look up
 three module globals of ``litellm.utils`` at call time and run them on the caller's thread (or task):
 
@@ -34,7 +34,7 @@ not LiteLLM's float ``response_cost``.
 Not metered: calls a LiteLLM proxy makes for a client (``proxy_server_request`` in the kwargs; the proxy
 integration meters those), calls outside ``meterline.meter()`` with selective metering on, calls made inside
 another metered layer (``meterline.context.should_meter()``), and LiteLLM cache hits. While a call is metered
-``meterline.context._in_call`` is set, so an SDK integration underneath (OpenAI SDK) does not count it again;
+``meterline.context.in_call`` is set, so an SDK integration underneath (OpenAI SDK) does not count it again;
 a response carrying ``x-meterline-metered: gateway`` (a meterline gateway metered it) gets no event here.
 LiteLLM's own ``num_retries`` retries of one ``completion`` share one Logging object: each failed attempt that
 LiteLLM reports is an error event and the final success one more event.
@@ -43,31 +43,28 @@ LiteLLM reports is an error event and the final success one more event.
 from __future__ import annotations
 
 import asyncio
-import threading
 from collections.abc import Callable
 from typing import Any
 
 from meterline import _errors
 from meterline.context import current_metadata, should_meter
+from meterline.fields import normalise
 from meterline.integrations import _litellm_stream as _stream
 from meterline.integrations._litellm_call import ATTR, OPERATIONS, LiteLLMCall
-from meterline.metadata import normalise
+from meterline.patching import LEDGER
 from meterline.usage import prompt_chars
 
-_MISSING = object()
-_lock = threading.Lock()
-# (owner, attribute, value found in owner.__dict__ before patching or _MISSING, replacement)
-_patches: list[tuple[Any, str, Any, Any]] = []
+NAME = "litellm"
 
 
 def is_instrumented() -> bool:
-    return bool(_patches)
+    return LEDGER.installed(NAME)
 
 
 def instrument() -> None:
     """Patch LiteLLM (idempotent). Imports litellm: set ``LITELLM_LOCAL_MODEL_COST_MAP=True`` offline."""
-    with _lock:
-        if _patches:
+    with LEDGER.installing(NAME) as fresh:
+        if not fresh:
             return
         import litellm.utils as lu
         from litellm.caching.caching_handler import LLMCachingHandler
@@ -89,28 +86,12 @@ def instrument() -> None:
             (CustomStreamWrapper, "__del__", _stream.wrap_del),
         ]
         for owner, name, wrap in plan:
-            own = owner.__dict__.get(name, _MISSING)
-            current = getattr(owner, name, None)
-            replacement = wrap(current)
-            setattr(owner, name, replacement)
-            _patches.append((owner, name, own, replacement))
+            LEDGER.patch(NAME, owner, name, wrap)
 
 
 def uninstrument() -> bool:
     """Restore every patched LiteLLM object exactly; False when nothing was instrumented."""
-    with _lock:
-        if not _patches:
-            return False
-        while _patches:
-            owner, name, own, replacement = _patches.pop()
-            if owner.__dict__.get(name) is not replacement:
-                _errors.report("litellm uninstrument", RuntimeError(f"{owner!r}.{name} was re-patched by someone else"))
-                continue
-            if own is _MISSING:
-                delattr(owner, name)
-            else:
-                setattr(owner, name, own)
-        return True
+    return LEDGER.restore(NAME)
 
 
 _final_types: list[type] = []

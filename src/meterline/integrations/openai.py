@@ -12,7 +12,7 @@ meterline adds that option to the request and removes the extra usage-only chunk
 the user sees exactly the chunks they would have seen, and the event has the provider's token counts.
 
 Not counted twice under LiteLLM, which calls the OpenAI SDK itself: ``should_meter()`` is honoured (an outer
-layer sets ``meterline.context._in_call``), and, as a fallback, a call made from inside LiteLLM's own code
+layer sets ``meterline.context.in_call``), and, as a fallback, a call made from inside LiteLLM's own code
 while meterline's LiteLLM integration is loaded is left to that integration.
 """
 
@@ -44,7 +44,7 @@ _RESOURCES = (
 )
 _RESOURCE_METHODS = ("create", "stream", "parse")
 
-_patches = Patches()
+_patches = Patches("openai")
 
 
 # -- the request choke point ---------------------------------------------------------------------------

@@ -10,11 +10,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from meterline.config import destination_kind, sqlite_path
+from meterline.config import DestinationError, destination_kind, sqlite_path
 
 
-def open_stores(destination: str, *, pool_size: int = 8) -> tuple[Any, Any]:
-    """(writer, reader) for ``destination``, tables created when missing. Close both (once if same)."""
+def open_stores(destination: str, *, pool_size: int = 8, create: bool = True) -> tuple[Any, Any]:
+    """(writer, reader) for ``destination``, tables created when missing (with ``create=False``: a read-only
+    command, which never creates them: no schema is a DestinationError). Close both (once if same)."""
+    from meterline.store.open import open_postgres, require_schema
+
     kind = destination_kind(destination)
     if kind == "clickhouse":
         from meterline.store.clickhouse import ClickHouseStore
@@ -22,12 +25,17 @@ def open_stores(destination: str, *, pool_size: int = 8) -> tuple[Any, Any]:
         ch = ClickHouseStore(destination)
         return ch, ch
     if kind == "postgresql":
-        from meterline.store.postgres import PostgresStore
-
-        store = PostgresStore(destination, pool_size=pool_size)
+        store = open_postgres(destination, create=create, pool_size=pool_size)
+        if not create:
+            require_schema(store, destination)
         return store, store
     from meterline.store.sqlite import SQLiteStore
 
     path = sqlite_path(destination)
+    if not create:
+        if not path.exists():
+            raise DestinationError(f"no meterline database at {path} (record some calls or run `meterline demo`)")
+        reader = require_schema(SQLiteStore(path, create=False), destination)
+        return reader, reader
     writer = SQLiteStore(path)
     return writer, SQLiteStore(path)

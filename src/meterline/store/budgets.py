@@ -274,3 +274,21 @@ def fired_alerts(store: SQLStore, budget: Budget, period: datetime) -> list[int]
         (budget.id, to_micros(period)),
     )
     return [int(r[0]) for r in rows]
+
+
+def status(store: Any, budget: Budget, now: datetime | None = None) -> dict[str, Any]:
+    """A budget with its spend in the current period (the collector's and ``meterline budgets list``'s view)."""
+    from meterline.event import format_cost
+
+    now = now or datetime.now(timezone.utc)
+    start = budget.period_start(now)
+    spent = spend(store, budget, now)
+    return {
+        **budget.to_dict(),
+        "period_start": start.isoformat().replace("+00:00", "Z"),
+        "spend_usd": format_cost(spent),
+        "remaining_usd": format_cost(max(budget.limit_usd - spent, budget.limit_usd * 0)),
+        "percent_used": float(spent * 100 / budget.limit_usd),
+        "exceeded": spent >= budget.limit_usd,
+        "alerts_fired": fired_alerts(store, budget, start),
+    }

@@ -119,6 +119,10 @@ class PostgresStore(SQLReads):
                 for stmt in R.rebuild_statements(self.dialect):
                     conn.execute(stmt)
 
+    def has_schema(self) -> bool:
+        """True when meterline's tables are here (``migrate`` or a writer created them)."""
+        return bool(self._fetch("SELECT to_regclass('meterline_meta') IS NOT NULL", ())[1][0][0])
+
     def _check_rollup(self) -> bool:
         """True when the daily rollup is complete (queries may use it)."""
         try:

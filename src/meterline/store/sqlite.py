@@ -28,7 +28,7 @@ SCHEMA_REVISION = 1
 class SQLiteStore(SQLReads):
     dialect = Q.SQLITE
 
-    def __init__(self, path: str | Path, *, timeout_s: float = 30.0) -> None:
+    def __init__(self, path: str | Path, *, timeout_s: float = 30.0, create: bool = True) -> None:
         self.path = Path(path).expanduser()
         if str(path) != ":memory:":
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -43,7 +43,16 @@ class SQLiteStore(SQLReads):
         self._conn.execute("PRAGMA synchronous=NORMAL")
         self._conn.execute(f"PRAGMA busy_timeout={int(timeout_s * 1000)}")
         self._conn.execute("PRAGMA temp_store=MEMORY")
-        self.migrate()
+        if create:  # readers (report, export, doctor, … list) never create a schema
+            self.migrate()
+
+    def has_schema(self) -> bool:
+        """True when meterline's tables are here (``migrate`` or a writer created them)."""
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meterline_meta'"
+            ).fetchall()
+        return bool(rows)
 
     def migrate(self) -> None:
         with self._lock:

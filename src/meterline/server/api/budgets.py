@@ -36,18 +36,7 @@ class BudgetCreate(BaseModel):
 
 
 def _status(store: Any, budget: B.Budget) -> dict[str, Any]:
-    now = datetime.now(timezone.utc)
-    start = budget.period_start(now)
-    spent = B.spend(store, budget, now)
-    return {
-        **budget.to_dict(),
-        "period_start": start.isoformat().replace("+00:00", "Z"),
-        "spend_usd": format_cost(spent),
-        "remaining_usd": format_cost(max(budget.limit_usd - spent, budget.limit_usd * 0)),
-        "percent_used": float(spent * 100 / budget.limit_usd),
-        "exceeded": spent >= budget.limit_usd,
-        "alerts_fired": B.fired_alerts(store, budget, start),
-    }
+    return B.status(store, budget)
 
 
 @router.post("/v1/budgets", status_code=201)

@@ -9,6 +9,9 @@ A credential *value* is never kept: only its salted hash (``credential_hash``); 
 The salt is ``METERLINE_HASH_SALT`` or, when unset, a random salt generated once per installation in
 ``<user data dir>/hash_salt`` (hosts that must produce the same hashes share one ``METERLINE_HASH_SALT``).
 Keys that are not schema fields become ``attributes`` (flat string -> scalar map, bounded).
+
+(This module was ``meterline.metadata``; renamed so it no longer collides with the public
+``meterline.metadata(...)`` scope function.)
 """
 
 from __future__ import annotations
@@ -186,7 +189,7 @@ def _flatten(fields: Mapping[str, Any], prefix: str, out: dict[str, Any]) -> Non
             out[name] = value
 
 
-def _canonical(key: str) -> str:
+def canonical_name(key: str) -> str:
     snake = ".".join(_CAMEL.sub(r"_\1", part).lower() for part in key.split("."))
     return _ALIASES.get(snake, snake)
 
@@ -272,7 +275,7 @@ def normalise(fields: Mapping[str, Any] | None, *, strict: bool = True) -> dict[
         if value is None:
             continue
         try:
-            _one(out, _canonical(raw_key), value, raw_key)
+            _one(out, canonical_name(raw_key), value, raw_key)
         except MetadataError as exc:
             if strict:
                 raise

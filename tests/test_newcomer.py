@@ -1,0 +1,176 @@
+"""What a new user meets first: read commands that never create a schema, one-line database errors, tiny costs,
+empty-report wording, doctor contacting the collector, the gateway's safe defaults, and the documented curl."""
+
+from __future__ import annotations
+
+import re
+import socket
+import sqlite3
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import meterline
+from meterline.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+READ_COMMANDS = (
+    ["report"],
+    ["export"],
+    ["keys", "list"],
+    ["budgets", "list"],
+    ["budgets", "status"],
+)
+
+
+def _tables(database: str) -> list[str]:
+    if database.startswith("sqlite:///"):
+        with sqlite3.connect(database[len("sqlite:///") :]) as conn:
+            return [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+    import psycopg
+
+    with psycopg.connect(database) as conn:
+        rows = conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'").fetchall()
+        return [r[0] for r in rows]
+
+
+def test_read_commands_never_create_a_schema(database: str, capsys: pytest.CaptureFixture[str]) -> None:
+    if database.startswith("sqlite:///"):
+        sqlite3.connect(database[len("sqlite:///") :]).close()  # an existing, empty file
+    for command in READ_COMMANDS:
+        assert main([*command, "--database", database]) == 2, command
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "has no meterline tables" in err and "meterline migrate" in err, (command, err)
+    assert main(["doctor", "--database", database]) == 1
+    assert "store            PROBLEM: " in capsys.readouterr().out
+    assert _tables(database) == []
+    # the writers and `migrate` do create it; then the same read commands work
+    assert main(["migrate", "--database", database]) == 0
+    for command in READ_COMMANDS:
+        assert main([*command, "--database", database]) == 0, command
+    capsys.readouterr()
+
+
+def test_a_missing_sqlite_file_is_not_created_by_reading(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "nothing-here.db"
+    for command in READ_COMMANDS:
+        assert main([*command, "--database", f"sqlite:///{path}"]) == 2, command
+        assert f"no meterline database at {path}" in capsys.readouterr().err
+    assert not path.exists()
+
+
+def test_a_refused_postgresql_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("psycopg")
+    with socket.socket() as s:  # a port where nothing listens
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    url = f"postgresql://meter:secret@127.0.0.1:{port}/meter"
+    for command in (["report"], ["keys", "list"], ["keys", "create", "--scope", "read"]):
+        assert main([*command, "--database", url]) == 2, command
+        err = capsys.readouterr().err
+        assert err.startswith(f"meterline: error: cannot connect to PostgreSQL at postgresql://meter:***@127.0.0.1:{port}")
+        assert err.count("\n") == 1 and "secret" not in err and "Traceback" not in err
+
+
+@pytest.mark.postgres
+def test_an_unknown_postgresql_database_is_one_line(postgres_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    url = postgres_url.rsplit("/", 1)[0] + "/meterline_no_such_database"
+    assert main(["report", "--database", url]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("meterline: error: cannot connect to PostgreSQL at ") and err.count("\n") == 1
+    assert 'database "meterline_no_such_database" does not exist' in err
+
+
+def test_tiny_costs_keep_significant_digits_and_empty_reports_say_why(
+    meter_db: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    meterline.record(provider="p", model="tiny", input_tokens=1, total_cost=Decimal("0.00000042"), subscriber_id="a")
+    meterline.record(provider="p", model="big", input_tokens=1, total_cost=Decimal("1234.5"), subscriber_id="a")
+    assert meterline.flush(10)
+    db = meter_db.destination
+    assert main(["report", "--database", db, "-g", "model"]) == 0
+    rows = {line.split()[0]: line.split()[-1] for line in capsys.readouterr().out.splitlines()[2:4]}
+    assert rows == {"big": "1,234.500000", "tiny": "0.00000042"}
+    assert main(["report", "--database", db, "--filter", "subscriber_id=nobody"]) == 0
+    assert capsys.readouterr().out.endswith("(no events match the filter)\n")
+    assert main(["report", "--database", db, "--start", "2099-01-01"]) == 0
+    assert capsys.readouterr().out.endswith("(no events in range)\n")
+
+
+def test_doctor_contacts_the_collector_and_checks_the_key(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("fastapi")
+    from collector_support import ThreadCollector, free_port
+    from meterline.store import keys as K
+
+    nowhere = f"http://127.0.0.1:{free_port()}"
+    assert main(["doctor", "--database", nowhere, "--api-key", "k"]) == 1
+    out = capsys.readouterr().out
+    assert f"store            PROBLEM: cannot reach the collector at {nowhere}" in out
+    with ThreadCollector(database=f"sqlite:///{tmp_path / 'c.db'}") as c:
+        ingest = K.create_key(c.app.state.writer, "ingest")[0]
+        assert main(["doctor", "--database", c.url, "--api-key", ingest]) == 0
+        assert "store            collector ok" in capsys.readouterr().out
+        assert main(["doctor", "--database", c.url, "--api-key", "ml_i_wrong"]) == 1
+        assert "PROBLEM: the collector refuses the API key" in capsys.readouterr().out
+        assert main(["doctor", "--database", c.url]) == 1
+        assert "no API key is set" in capsys.readouterr().out
+        assert c.store.count() == 0  # the key check stored nothing
+
+
+def test_export_and_demo_take_an_api_key() -> None:
+    from meterline.cli import build_parser
+
+    parser = build_parser()
+    assert parser.parse_args(["export", "--api-key", "k"]).api_key == "k"
+    assert parser.parse_args(["demo", "--api-key", "k"]).api_key == "k"
+    assert parser.parse_args(["doctor", "--api-key", "k"]).api_key == "k"
+
+
+def test_gateway_binds_loopback_and_says_what_it_does(monkeypatch: pytest.MonkeyPatch) -> None:
+    from meterline.cli import build_parser
+    from meterline.cli.gateway import start_line
+
+    assert build_parser().parse_args(["gateway", "--config", "x.yaml"]).host == "127.0.0.1"
+    monkeypatch.setenv("METERLINE_DESTINATION", "postgresql://meter:secret@db/meter")
+    monkeypatch.delenv("METERLINE_BUDGETS", raising=False)
+    monkeypatch.delenv("METERLINE_REDIS_URL", raising=False)
+    assert start_line("127.0.0.1", 4000) == (
+        "meterline gateway: http://127.0.0.1:4000 -> events to postgresql://meter:***@db/meter; "
+        "budgets on (definitions in the destination); in-process counters"
+    )
+    monkeypatch.setenv("METERLINE_BUDGETS", "off")
+    monkeypatch.setenv("METERLINE_REDIS_URL", "redis://127.0.0.1:6379/0")
+    assert start_line("0.0.0.0", 4001).endswith("; budgets off; Redis counters at redis://127.0.0.1:6379/0")
+
+
+def test_gateway_on_a_busy_port_is_one_clear_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = tmp_path / "gateway.yaml"
+    config.write_text("model_list: []\n")
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        assert main(["gateway", "--config", str(config), "--port", str(port)]) == 2
+    err = capsys.readouterr().err
+    assert err == (
+        f"meterline gateway: 127.0.0.1:{port} is already in use (another gateway or proxy?); pick another --port\n"
+    )
+
+
+@pytest.mark.parametrize("doc", ["docs/gateway.md", "examples/gateway.yaml"])
+def test_documented_curl_sends_json_with_its_content_type(doc: str) -> None:
+    text = (ROOT / doc).read_text()
+    commands = re.findall(r"curl .*?-d '\{.*?\}'", text, flags=re.S)
+    assert commands, f"no curl with a JSON body in {doc}"
+    for command in commands:
+        assert '-H "Content-Type: application/json"' in command, command
+
+
+def test_the_readme_environment_filter_matches_demo_data() -> None:
+    readme = (ROOT / "README.md").read_text()
+    assert "--filter environment=prod" in readme
+    demo = (ROOT / "src/meterline/cli/demo.py").read_text()
+    assert 'env = "staging" if i % 8 == 7 else "prod"' in demo
+    assert 'os.environ.setdefault("METERLINE_ENVIRONMENT", "prod")' in demo
