@@ -1,9 +1,9 @@
 """The one place the dashboard reads billing (customers, wallets, invoices) from.
 
-Billing is built separately (``meterline.billing``). Until that module is importable and has data, the
-Billing page says "Billing is not configured" and share links show usage only. Wiring it is a change to
-``_source()`` below: return an object with the three methods of :class:`BillingSource`; the templates
-(``billing.html``, ``share.html``) already render what they return.
+Billing lives in ``meterline.billing``; its ``dashboard_source()`` (``billing/dashboard.py``) returns an
+object with the methods of :class:`BillingSource`. When billing has no customers and no invoices the
+Billing page says "Billing is not configured" and share links show usage only. The import stays lazy so a
+billing fault is logged and never takes the dashboard down.
 """
 
 from __future__ import annotations
@@ -28,6 +28,12 @@ class BillingSource(Protocol):
 
     def wallet(self, store: Any, customer: str) -> dict[str, Any] | None:
         """{balance_usd, grants: [...]} or None."""
+        ...
+
+    def printable(
+        self, store: Any, *, number: str | None = None, customer: str | None = None, period: str | None = None
+    ) -> tuple[str, dict[str, Any]] | None:
+        """(printable HTML page, invoice body) of a finalized invoice or of a customer's period, or None."""
         ...
 
 
@@ -68,3 +74,14 @@ def for_customer(store: Any, customer: str) -> dict[str, Any] | None:
     except Exception as exc:  # noqa: BLE001
         logger.error("meterline dashboard: billing read failed: %s", exc)
         return None
+
+
+def printable(
+    store: Any, *, number: str | None = None, customer: str | None = None, period: str | None = None
+) -> tuple[str, dict[str, Any]] | None:
+    """(printable HTML, invoice) by invoice number or by customer and period; None without billing or
+    without such an invoice. A bad period raises ``ValueError`` (the caller answers 400)."""
+    source = _source()
+    if source is None:
+        return None
+    return source.printable(store, number=number, customer=customer, period=period)
