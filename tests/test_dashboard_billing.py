@@ -70,18 +70,35 @@ def test_billing_page_shows_customers_wallets_previews_and_invoices_as_the_api(
         assert customers[cid]["balance"] == api(client, key, f"/v1/wallets/{cid}")["balance_usd"]
     assert customers["acme"]["balance"] != "5"  # the wallet paid part of the finalized invoice
 
-    invoices = rows(page.text, "billing-invoices")
-    drafts = {r["customer"]: r for r in invoices if r["status"] == "draft"}
-    assert set(drafts) == {"acme", "globex"}
-    for cid, row in drafts.items():
-        assert row["period"] == CURRENT and row["number"] == ""
+    for cid, row in customers.items():  # the current period: the live draft, as the preview API says
         preview = api(client, key, "/v1/invoices/preview", customer=cid, period=CURRENT)
-        assert row["total"] == preview["total_usd"]
-    final = [(r["number"], r["customer"], r["period"], r["total"]) for r in invoices if r["status"] == "final"]
+        assert (row["period"], row["status"], row["total"]) == (CURRENT, "draft", preview["total_usd"])
+        assert preview["subtotal_usd"] == preview["credits_usd"] != "0" and row["total"] == "0.00"  # wallets pay
+    final = [(r["number"], r["customer"], r["period"], r["total"]) for r in rows(page.text, "billing-invoices")]
     listed = api(client, key, "/v1/invoices")
     assert final == [(i["number"], i["customer"], i["period"], i["total_usd"]) for i in reversed(listed)]
     assert [f[0] for f in final] == ["INV-000002", "INV-000001"]  # newest first
     assert 'href="/billing/invoices/INV-000001"' in page.text
+    assert client.get("/billing?page=x").status_code == 400
+
+
+def test_billing_page_pages_customers_and_invoices(billed: Seeded) -> None:
+    from meterline.server.dashboard import billing_view
+
+    writer, reader = open_stores(billed.database)
+    try:
+        S.add_customers(writer, [f"c{i:03d}" for i in range(60)])
+        first = billing_view.overview(reader, 0, 0, size=50)
+        last = billing_view.overview(reader, 1, 0, size=50)
+    finally:
+        writer.close()
+        if reader is not writer:
+            reader.close()
+    assert first is not None and last is not None
+    assert (first["customer_count"], len(first["customers"]), first["more"]) == (62, 50, True)
+    shown = [c["customer"] for c in last["customers"]]  # in id order: acme, c000..c059, globex
+    assert shown == [f"c{i:03d}" for i in range(49, 60)] + ["globex"] and not last["more"]
+    assert last["customers"][0]["draft"]["total_usd"] == "0.00" and last["customers"][0]["plan"] is None
 
 
 def test_printable_invoice_and_preview_reuse_billings_renderer_inside_the_session(

@@ -250,7 +250,7 @@ def test_admin_clicks_through_every_page_and_sees_the_apis_numbers(
     }
     assert set(rows) == {"acme", "globex"} and rows["acme"].get_attribute("data-plan") == "pro"
     assert rows["acme"].get_attribute("data-balance") == api(url, key, "/v1/wallets/acme")["balance_usd"]
-    draft = css(b, "[data-testid=billing-invoices] tr[data-status=draft][data-customer=acme]")
+    draft = css(b, "[data-testid=billing-customers] tr[data-status=draft][data-customer=acme]")
     preview = api(url, key, f"/v1/invoices/preview?customer=acme&period={this_month}")
     assert draft.get_attribute("data-total") == preview["total_usd"]
     numbers = [

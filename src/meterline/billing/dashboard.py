@@ -8,6 +8,7 @@ the page's numbers are the API's. Billing never imports the server: this module 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import date, datetime, timezone
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -35,44 +36,59 @@ class DashboardSource:
     def now(self) -> datetime:
         return self._now or datetime.now(timezone.utc)
 
-    def customers(self, store: Any) -> list[dict[str, Any]]:
-        """[{customer, name, plan, wallet_balance_usd}]; the balance is None for a customer without grants."""
+    def customer_ids(self, store: Any) -> list[str]:
+        """Every billing customer's id, in id order (cheap: the page shows a slice of them)."""
+        return [c.id for c in S.list_customers(store)]
+
+    def customers(self, store: Any, ids: Sequence[str] | None = None) -> list[dict[str, Any]]:
+        """[{customer, name, plan, wallet_balance_usd, period, draft}] for the customers named (all when None):
+        the plan in force today, the API's wallet balance (None without grants) and the current period's
+        invoice as ``GET /v1/invoices/preview`` returns it (live draft, or the finalized one), as a row of
+        :meth:`invoices`. Each customer costs a few indexed reads: show a page of them, not thousands."""
         now = self.now()
+        wanted = None if ids is None else set(ids)
+        listed = [c for c in S.list_customers(store) if wanted is None or c.id in wanted]
         subs = S.subscriptions(store)
         with_wallet = set(S.wallet_customers(store))
+        ctx = svc.Context(store)
+        done: dict[str, set[str]] = {}  # period -> customers finalized for it
         out = []
-        for c in S.list_customers(store):
-            local = now.astimezone(ZoneInfo(c.timezone)).date()
-            balance = svc.wallet(store, c.id, now)["balance_usd"] if c.id in with_wallet else None
+        for c in listed:
+            period = I.period_of(now, c.timezone)
+            if period not in done:
+                done[period] = SI.finalized_customers(store, period)
+            if c.id in done[period]:
+                current = svc.preview(store, c.id, period)
+            else:
+                current = svc.draft(store, c.id, period, ctx).to_dict()
             out.append(
                 {
                     "customer": c.id,
                     "name": c.name,
-                    "plan": _plan_on(subs.get(c.id, []), local),
-                    "wallet_balance_usd": balance,
+                    "plan": _plan_on(subs.get(c.id, []), now.astimezone(ZoneInfo(c.timezone)).date()),
+                    "wallet_balance_usd": svc.wallet(store, c.id, now)["balance_usd"] if c.id in with_wallet else None,
+                    "period": period,
+                    "draft": _row(current),
                 }
             )
         return out
 
     def invoices(self, store: Any, customer: str | None) -> list[dict[str, Any]]:
-        """The current period's draft of each customer not finalized for it yet (or of ``customer`` only),
-        then the finalized invoices, newest first; each {number, customer, period, status, total_usd, lines}."""
-        now = self.now()
-        customers = S.list_customers(store)
-        if customer is not None:
-            customers = [c for c in customers if c.id == customer]
-        ctx = svc.Context(store)
+        """The current period's live draft (when not finalized yet and not empty), then the finalized invoices
+        newest first, each {number, customer, period, status (draft|final), subtotal_usd, credits_usd,
+        total_usd, requests, lines}; of one customer, or of all (then without drafts and lines: the
+        Billing page shows drafts per customer, and reads the finalized list a page at a time)."""
+        if customer is None:
+            listed = SI.list_invoices(store)
+            listed.sort(key=lambda r: (r["period"], r["number"]), reverse=True)
+            return [{**r, "status": "final", "requests": None, "lines": None} for r in listed]
         drafts = []
-        done: dict[str, set[str]] = {}  # period -> customers finalized for it
-        for c in customers:
-            period = I.period_of(now, c.timezone)
-            if period not in done:
-                done[period] = SI.finalized_customers(store, period)
-            if c.id in done[period]:
-                continue
-            inv = svc.draft(store, c.id, period, ctx).to_dict()
-            if inv["requests"] or inv["lines"]:
-                drafts.append(_row(inv))
+        c = S.get_customer(store, customer)
+        period = I.period_of(self.now(), c.timezone) if c is not None else None
+        if c is not None and period is not None and customer not in SI.finalized_customers(store, period):
+            current = svc.draft(store, customer, period).to_dict()
+            if current["requests"] or current["lines"]:
+                drafts.append(_row(current))
         final = []
         for r in SI.list_invoices(store, customer=customer):
             body = SI.get_invoice(store, r["number"])

@@ -194,7 +194,13 @@ async def create_share(request: Request) -> Response:
 @router.get("/billing", response_class=HTMLResponse)
 def billing_page(request: Request) -> Response:
     auth.require(request)
-    data = billing_view.overview(request.app.state.reader)
+    pages = []
+    for name in ("page", "ipage"):
+        try:
+            pages.append(max(0, int(request.query_params.get(name) or 0)))
+        except ValueError:
+            raise HTTPException(400, f"{name}: a whole number") from None
+    data = billing_view.overview(request.app.state.reader, pages[0], pages[1], PAGE_SIZE)
     return render(request, "billing.html", {"page": "billing", "billing": data})
 
 
