@@ -208,7 +208,7 @@ def _cursor_days_ago(days: int) -> str:
     from meterline.store.dashboard import _cursor
     from meterline.store.schema import to_micros
 
-    return _cursor(to_micros(datetime.now(timezone.utc) - timedelta(days=days)), "")
+    return _cursor(to_micros(datetime.now(timezone.utc) - timedelta(days=days)), "~")  # the API refuses an empty id
 
 
 def _median_ms(c: Any, path: str, runs: int, headers: dict[str, str], *, timing: bool) -> float:
