@@ -82,12 +82,13 @@ def test_billing_page_shows_customers_wallets_previews_and_invoices_as_the_api(
     assert client.get("/billing?page=x").status_code == 400
 
 
-def test_billing_page_pages_customers_and_invoices(billed: Seeded) -> None:
+def test_billing_page_pages_customers_and_escapes_what_customers_are_named(client: TestClient, billed: Seeded) -> None:
     from meterline.server.dashboard import billing_view
 
     writer, reader = open_stores(billed.database)
     try:
         S.add_customers(writer, [f"c{i:03d}" for i in range(60)])
+        S.save_customer(writer, parse_customer({"id": "zz<i>&", "name": "<script>alert(1)</script>"}))
         first = billing_view.overview(reader, 0, 0, size=50)
         last = billing_view.overview(reader, 1, 0, size=50)
     finally:
@@ -95,10 +96,18 @@ def test_billing_page_pages_customers_and_invoices(billed: Seeded) -> None:
         if reader is not writer:
             reader.close()
     assert first is not None and last is not None
-    assert (first["customer_count"], len(first["customers"]), first["more"]) == (62, 50, True)
-    shown = [c["customer"] for c in last["customers"]]  # in id order: acme, c000..c059, globex
-    assert shown == [f"c{i:03d}" for i in range(49, 60)] + ["globex"] and not last["more"]
+    assert (first["customer_count"], len(first["customers"]), first["more"]) == (63, 50, True)
+    shown = [c["customer"] for c in last["customers"]]  # in id order: acme, c000..c059, globex, zz<i>&
+    assert shown == [f"c{i:03d}" for i in range(49, 60)] + ["globex", "zz<i>&"] and not last["more"]
     assert last["customers"][0]["draft"]["total_usd"] == "0.00" and last["customers"][0]["plan"] is None
+    login(client, billed.keys["read"])
+    page = client.get("/billing", params={"page": "1"})
+    assert page.status_code == 200 and "<script>alert" not in page.text and "&lt;script&gt;alert(1)" in page.text
+    assert 'data-customer="zz&lt;i&gt;&amp;"' in page.text and "customer=zz%3Ci%3E%26&amp;period=" in page.text
+    assert [r["customer"] for r in rows(page.text, "billing-customers")][-2:] == ["globex", "zz&lt;i&gt;&amp;"]
+    assert len(rows(page.text, "billing-customers")) == 13 and 'data-testid="customers-next"' not in page.text
+    preview = client.get("/billing/preview", params={"customer": "zz<i>&", "period": CURRENT})
+    assert preview.status_code == 200 and "&lt;script&gt;" in preview.text and "<script>" not in preview.text
 
 
 def test_printable_invoice_and_preview_reuse_billings_renderer_inside_the_session(
