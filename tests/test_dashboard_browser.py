@@ -227,9 +227,42 @@ def test_admin_clicks_through_every_page_and_sees_the_apis_numbers(
     assert new_key.startswith("ml_r_") and api(url, new_key, "/v1/usage")["rows"][0]["requests"] > 0
     shot(b, "keys")
 
+    # Billing: set up over the API (acme on a plan with a wallet, globex, last month finalized), then the page
+    # shows each customer's wallet balance and the live preview total exactly as the billing API does
     css(b, "[data-testid=nav-billing]").click()
     assert "Billing is not configured" in wait_for(lambda: css(b, "[data-testid=billing-off]")).text
+    last_month = (datetime.now(timezone.utc).replace(day=1) - timedelta(days=1)).strftime("%Y-%m")
+    this_month = datetime.now(timezone.utc).strftime("%Y-%m")
+    year_ago = (datetime.now(timezone.utc) - timedelta(days=400)).date().isoformat()
+    for path, body in (
+        ("/v1/customers", {"id": "acme", "name": "Acme Corp"}),
+        ("/v1/customers", {"id": "globex", "name": "Globex"}),
+        ("/v1/plans", {"id": "pro", "rules": [{"model": "*", "markup_percent": "20"}]}),
+        ("/v1/customers/acme/subscriptions", {"plan": "pro", "start": year_ago}),
+        ("/v1/wallets/acme/grants", {"amount_usd": "5.00", "note": "prepaid"}),
+        (f"/v1/invoices/finalize?period={last_month}", None),
+    ):
+        assert request(url + path, "POST", body, key=key)[0] in (200, 201), path
+    b.refresh()
+    rows = {
+        r.get_attribute("data-customer"): r
+        for r in wait_for(lambda: all_css(b, "[data-testid=billing-customers] tr[data-customer]"))
+    }
+    assert set(rows) == {"acme", "globex"} and rows["acme"].get_attribute("data-plan") == "pro"
+    assert rows["acme"].get_attribute("data-balance") == api(url, key, "/v1/wallets/acme")["balance_usd"]
+    draft = css(b, "[data-testid=billing-customers] tr[data-status=draft][data-customer=acme]")
+    preview = api(url, key, f"/v1/invoices/preview?customer=acme&period={this_month}")
+    assert draft.get_attribute("data-total") == preview["total_usd"]
+    numbers = [
+        r.get_attribute("data-number") for r in all_css(b, "[data-testid=billing-invoices] tr[data-status=final]")
+    ]
+    assert sorted(numbers) == sorted(i["number"] for i in api(url, key, "/v1/invoices")) and numbers
     shot(b, "billing")
+    css(b, "[data-testid=invoice-print]").click()
+    wait_for(lambda: "/billing/invoices/" in b.current_url)
+    assert b.title.startswith("Invoice INV-") and "Total due" in b.find_element("tag name", "body").text
+    assert console_errors(b) == []
+    b.back()
 
     # Share: an admin creates a link; opened without a session it shows acme only
     css(b, "[data-testid=nav-share]").click()
@@ -245,6 +278,11 @@ def test_admin_clicks_through_every_page_and_sees_the_apis_numbers(
     assert css(b, "[data-testid=card-spend]").get_attribute("data-value") == acme["total_cost"]
     text = b.find_element("tag name", "body").text
     assert "acme" in text and all(other not in text for other in CUSTOMERS if other != "acme")
+    assert (
+        css(b, "[data-testid=share-wallet]").get_attribute("data-balance")
+        == api(url, key, "/v1/wallets/acme")["balance_usd"]
+    )
+    assert all_css(b, "[data-testid=share-invoices] tr[data-status=final]")  # acme's finalized invoice
     wait_for(lambda: all_css(b, "[data-chart] canvas"))
     shot(b, "share-view")
 

@@ -6,6 +6,18 @@ The rating, invoice and wallet logic is pure Python over Decimal (``model``, ``r
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from meterline.billing.model import BillingError, Customer, Grant, Plan, Rule, Subscription
 
-__all__ = ["BillingError", "Customer", "Grant", "Plan", "Rule", "Subscription"]
+if TYPE_CHECKING:
+    from meterline.billing.dashboard import DashboardSource
+
+__all__ = ["BillingError", "Customer", "Grant", "Plan", "Rule", "Subscription", "dashboard_source"]
+
+
+def dashboard_source() -> DashboardSource:
+    """The dashboard's view of billing (imported lazily: the pure billing model needs no store)."""
+    from meterline.billing.dashboard import DashboardSource
+
+    return DashboardSource()

@@ -14,7 +14,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from meterline.server.dashboard import auth, billing_view
-from meterline.server.dashboard.common import PAGE_SIZE, render, start_timer
+from meterline.server.dashboard.common import PAGE_SIZE, SECURITY_HEADERS, render, start_timer
 from meterline.store import budgets as B
 from meterline.store import dashboard as D
 from meterline.store import keys as K
@@ -194,5 +194,38 @@ async def create_share(request: Request) -> Response:
 @router.get("/billing", response_class=HTMLResponse)
 def billing_page(request: Request) -> Response:
     auth.require(request)
-    data = billing_view.overview(request.app.state.reader)
+    pages = []
+    for name in ("page", "ipage"):
+        try:
+            pages.append(max(0, int(request.query_params.get(name) or 0)))
+        except ValueError:
+            raise HTTPException(400, f"{name}: a whole number") from None
+    data = billing_view.overview(request.app.state.reader, pages[0], pages[1], PAGE_SIZE)
     return render(request, "billing.html", {"page": "billing", "billing": data})
+
+
+def printable_response(store: Any, *, number: str | None, customer: str | None, period: str | None) -> Response:
+    """Billing's own printable invoice page (``billing/render.py``) with the dashboard's security headers."""
+    try:
+        found = billing_view.printable(store, number=number, customer=customer, period=period)
+    except ValueError as exc:  # BillingError: a bad period
+        raise HTTPException(400, str(exc)) from None
+    if found is None:
+        raise HTTPException(404, f"no invoice {number!r}" if number else f"no customer {customer!r}")
+    return HTMLResponse(found[0], headers=SECURITY_HEADERS)
+
+
+@router.get("/billing/invoices/{number}", response_class=HTMLResponse)
+def invoice_page(number: str, request: Request) -> Response:
+    """A finalized invoice, printable (read scope)."""
+    auth.require(request)
+    return printable_response(request.app.state.reader, number=number, customer=None, period=None)
+
+
+@router.get("/billing/preview", response_class=HTMLResponse)
+def preview_page(request: Request, customer: str = "", period: str = "") -> Response:
+    """The live draft of a customer's period (or its finalized invoice), printable (read scope)."""
+    auth.require(request)
+    if not customer or not period:
+        raise HTTPException(400, "customer and period (YYYY-MM) are required")
+    return printable_response(request.app.state.reader, number=None, customer=customer, period=period)

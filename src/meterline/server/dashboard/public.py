@@ -13,7 +13,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from meterline.server.dashboard import auth, billing_view, views
-from meterline.server.dashboard.common import render, start_timer, time_range
+from meterline.server.dashboard.common import SECURITY_HEADERS, render, start_timer, time_range
 from meterline.store import keys as K
 from meterline.store.query import QueryError
 
@@ -88,13 +88,17 @@ async def logout(request: Request) -> Response:
     return response
 
 
-@router.get("/share/{token}", response_class=HTMLResponse)
-def share_view(token: str, request: Request) -> Response:
-    """One customer's own usage (and invoices once billing exists), read-only, until the link expires."""
+def _shared(request: Request, token: str) -> tuple[str, float]:
     found = auth.share_customer(auth.secret_of(request), token)
     if found is None:
         raise HTTPException(404, "this share link is invalid or has expired")
-    customer, expires = found
+    return found
+
+
+@router.get("/share/{token}", response_class=HTMLResponse)
+def share_view(token: str, request: Request) -> Response:
+    """One customer's own usage, wallet and invoices, read-only, until the link expires."""
+    customer, expires = _shared(request, token)
     store = request.app.state.reader
     try:
         tr = time_range(request)
@@ -112,3 +116,26 @@ def share_view(token: str, request: Request) -> Response:
         "now": time.time(),
     }
     return render(request, "share.html", context)
+
+
+@router.get("/share/{token}/invoices/{number}", response_class=HTMLResponse)
+def share_invoice(token: str, number: str, request: Request) -> Response:
+    """The link's customer's own finalized invoice, printable; another customer's number is a 404."""
+    customer, _ = _shared(request, token)
+    found = billing_view.printable(request.app.state.reader, number=number)
+    if found is None or found[1].get("customer") != customer:
+        raise HTTPException(404, f"no invoice {number!r}")
+    return HTMLResponse(found[0], headers=SECURITY_HEADERS)
+
+
+@router.get("/share/{token}/preview", response_class=HTMLResponse)
+def share_preview(token: str, request: Request, period: str = "") -> Response:
+    """The link's customer's draft (or finalized invoice) of ``period``, printable."""
+    customer, _ = _shared(request, token)
+    try:
+        found = billing_view.printable(request.app.state.reader, customer=customer, period=period)
+    except ValueError as exc:
+        raise HTTPException(400, str(exc)) from None
+    if found is None:
+        raise HTTPException(404, f"no invoice for {period!r}")
+    return HTMLResponse(found[0], headers=SECURITY_HEADERS)
