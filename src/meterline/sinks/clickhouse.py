@@ -30,7 +30,11 @@ class ClickHouseSink:
         except Exception as exc:
             from clickhouse_connect.driver.exceptions import OperationalError
 
-            raise SinkError(f"{self.description}: {exc}", retryable=isinstance(exc, OperationalError)) from exc
+            if isinstance(exc, OperationalError):  # the server is unreachable: retry or spool the batch
+                raise SinkError(f"{self.description}: {exc}", retryable=True, data_fault=False) from exc
+            # ClickHouse refused the statement: unclear whether one event's value is to blame, so the recorder
+            # retries, then splits the batch and blames an event only when its batch-mates went through
+            raise SinkError(f"{self.description}: {exc}", retryable=True, data_fault=None) from exc
         return 0
 
     def close(self) -> None:
