@@ -20,7 +20,7 @@ from __future__ import annotations
 import os
 import re
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -29,9 +29,8 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from meterline.event import UsageEvent
 from meterline.store import clickhouse_schema as S
 from meterline.store import query as Q
-from meterline.store import rollup as R
 from meterline.store.reads import SQLReads
-from meterline.store.schema import COLUMN_NAMES, TABLE, event_to_row, row_to_event, to_micros
+from meterline.store.schema import COLUMN_NAMES, TABLE, event_to_row, to_micros
 
 # per-query settings: aliases must not shadow columns inside the same SELECT (``SUM(total_cost) AS
 # total_cost`` would otherwise break ``CASE WHEN total_cost IS NULL``); FINAL may deduplicate each partition
@@ -182,7 +181,6 @@ class ClickHouseStore(SQLReads):
         self._meta = meta if meta is not None else _open_meta(meta_destination(destination))
         # per-area SQL (keys, budgets…) is written for the metadata database's dialect
         self.dialect = self._meta.dialect
-        self._ch = Q.CLICKHOUSE
         if create:
             self.migrate()
 
@@ -245,43 +243,9 @@ class ClickHouseStore(SQLReads):
         result = self._client.query(sql, parameters=list(params) or None, settings=QUERY_SETTINGS)
         return list(result.column_names), [tuple(r) for r in result.result_rows]
 
-    def usage(self, q: Q.UsageQuery) -> list[dict[str, Any]]:
-        q.validate()
-        dim = R.usable(q)
-        if dim is not None:  # the materialized daily rollup
-            sql, params, plan = R.usage_sql(q, dim, self._ch)
-            cols, rows = self._fetch(sql, params)
-            if not rows:  # an empty result may come without column names
-                return []
-            return Q.shape_usage_rows(q, cols, R.decode_rows(q, cols, rows), plan)
-        sql, params, plan = Q.usage_sql(q, self._ch)
-        cols, rows = self._fetch(sql, params)
-        return Q.shape_usage_rows(q, cols, rows, plan)
-
-    def events(
-        self,
-        *,
-        filters: Mapping[str, str | Sequence[str]] | None = None,
-        start: datetime | None = None,
-        end: datetime | None = None,
-        cursor: str | None = None,
-        limit: int = 100,
-    ) -> tuple[list[UsageEvent], str | None]:
-        sql, params = Q.events_sql(self._ch, filters=filters, start=start, end=end, cursor=cursor, limit=limit)
-        _, rows = self._fetch(sql, params)
-        next_cursor = None
-        if len(rows) == limit:
-            last = rows[-1]
-            next_cursor = Q.encode_cursor(int(last[_START]), str(last[0]))
-        page = [row_to_event(r) for r in rows]
-        from meterline.store.content import attach
-
-        attach(self, page)  # captured content, kept in the metadata database
-        return page, next_cursor
-
-    def count(self) -> int:
-        _, rows = self._fetch(f"SELECT count() FROM {S.EVENTS_FINAL}", ())
-        return int(rows[0][0])
+    @property
+    def read_dialect(self) -> Q.Dialect:
+        return Q.CLICKHOUSE  # events are read in ClickHouse's SQL; ``dialect`` serves the metadata database
 
     # -- generic SQL for per-area modules -------------------------------------------------------
     def _to_clickhouse(self, sql: str) -> str:

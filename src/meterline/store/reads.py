@@ -13,7 +13,7 @@ from typing import Any
 from meterline.event import UsageEvent
 from meterline.store import query as Q
 from meterline.store import rollup as R
-from meterline.store.schema import COLUMN_NAMES, TABLE, row_to_event
+from meterline.store.schema import COLUMN_NAMES, row_to_event
 
 _START = COLUMN_NAMES.index("start_time")
 
@@ -58,14 +58,22 @@ class SQLReads(EventPages):
     def _fetch(self, sql: str, params: Sequence[Any]) -> tuple[list[str], list[tuple[Any, ...]]]:
         raise NotImplementedError
 
+    @property
+    def read_dialect(self) -> Q.Dialect:
+        """The dialect of the event reads (ClickHouse's store keeps ``dialect`` for its metadata SQL)."""
+        return self.dialect
+
     def usage(self, q: Q.UsageQuery) -> list[dict[str, Any]]:
         q.validate()
+        dialect = self.read_dialect
         dim = R.usable(q) if self._rollup_ready else None
         if dim is not None:  # answered from the daily rollup
-            sql, params, plan = R.usage_sql(q, dim, self.dialect)
+            sql, params, plan = R.usage_sql(q, dim, dialect)
             cols, rows = self._fetch(sql, params)
+            if not rows:  # an empty result may come without column names (ClickHouse)
+                return []
             return Q.shape_usage_rows(q, cols, R.decode_rows(q, cols, rows), plan)
-        sql, params, plan = Q.usage_sql(q, self.dialect)
+        sql, params, plan = Q.usage_sql(q, dialect)
         cols, rows = self._fetch(sql, params)
         return Q.shape_usage_rows(q, cols, rows, plan)
 
@@ -79,7 +87,9 @@ class SQLReads(EventPages):
         limit: int = 100,
     ) -> tuple[list[UsageEvent], str | None]:
         """A page of events in time order and the cursor of the next page (None at the end)."""
-        sql, params = Q.events_sql(self.dialect, filters=filters, start=start, end=end, cursor=cursor, limit=limit)
+        sql, params = Q.events_sql(
+            self.read_dialect, filters=filters, start=start, end=end, cursor=cursor, limit=limit
+        )
         _, rows = self._fetch(sql, params)
         next_cursor = None
         if len(rows) == limit:
@@ -92,5 +102,5 @@ class SQLReads(EventPages):
         return page, next_cursor
 
     def count(self) -> int:
-        _, rows = self._fetch(f"SELECT COUNT(*) FROM {TABLE}", ())
+        _, rows = self._fetch(f"SELECT COUNT(*) FROM {self.read_dialect.events_from}", ())
         return int(rows[0][0])
