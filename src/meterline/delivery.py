@@ -143,6 +143,21 @@ class Deliverer:
             return
         self.counts["dropped_sink_failure"] += 1
 
+    def _keep_for_later(
+        self,
+        part: Sequence[UsageEvent],
+        work: collections.deque[Sequence[UsageEvent]],
+        leftover: list[UsageEvent],
+    ) -> None:
+        """The destination failed while a batch was being split: this part and every part still to try are
+        kept (spooled by the caller) and the destination is marked down."""
+        leftover.extend(part)
+        for rest in work:
+            leftover.extend(rest)
+        work.clear()
+        self._mark_down()
+        self.destination_failed = True
+
     def _isolate(self, batch: Sequence[UsageEvent], first: SinkError, blame: bool) -> list[UsageEvent]:
         """Split a batch the sink refused until each culprit is alone; write the rest."""
         ok_before = self.ok_writes
@@ -162,12 +177,7 @@ class Deliverer:
                 rejected = self.sink.write(part)
             except SinkError as exc:
                 if exc.data_fault is False:  # the destination itself failed meanwhile: keep the rest for later
-                    leftover.extend(part)
-                    for rest in work:
-                        leftover.extend(rest)
-                    work.clear()
-                    self._mark_down()
-                    self.destination_failed = True
+                    self._keep_for_later(part, work, leftover)
                     break
                 if len(part) == 1:
                     singles.append((part[0], exc))
@@ -176,12 +186,7 @@ class Deliverer:
                 continue
             except Exception as exc:  # noqa: BLE001 - a sink bug must not lose the batch nor kill the worker
                 _errors.report(f"sink {_desc(self.sink)}", exc, reraise=False)
-                leftover.extend(part)
-                for rest in work:
-                    leftover.extend(rest)
-                work.clear()
-                self._mark_down()
-                self.destination_failed = True
+                self._keep_for_later(part, work, leftover)
                 break
             self._delivered(part, rejected)
         # the destination took other parts of this very batch: the culprits are the data

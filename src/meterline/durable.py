@@ -27,6 +27,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from meterline.event import EventValidationError, UsageEvent
+from meterline.spool import pid_alive
 
 logger = logging.getLogger("meterline")
 
@@ -230,13 +231,13 @@ class DurableLog:
             name = path.name
             if _CLAIM in name:
                 owner = name.rpartition(_CLAIM)[2]
-                if not owner.isdigit() or int(owner) == me or _alive(int(owner)):
+                if not owner.isdigit() or int(owner) == me or pid_alive(int(owner)):
                     continue
             elif not name.endswith(_SUFFIX):
                 continue
             else:
                 writer = name[: -len(_SUFFIX)].split("-")
-                if len(writer) < 3 or not writer[2].isdigit() or int(writer[2]) == me or _alive(int(writer[2])):
+                if len(writer) < 3 or not writer[2].isdigit() or int(writer[2]) == me or pid_alive(int(writer[2])):
                     continue
             base = name.rpartition(_CLAIM)[0] if _CLAIM in name else name
             claimed = path.with_name(f"{base}{_CLAIM}{me}")
@@ -287,12 +288,3 @@ def _fsync_dir(directory: Path) -> None:
     finally:
         os.close(fd)
 
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

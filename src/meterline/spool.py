@@ -94,7 +94,7 @@ class Spool:
             if _CLAIM not in p.name:
                 continue
             base, _, pid = p.name.rpartition(_CLAIM)
-            if pid.isdigit() and not _alive(int(pid)):
+            if pid.isdigit() and not pid_alive(int(pid)):
                 try:
                     os.replace(p, self.directory / base)
                 except OSError:
@@ -158,7 +158,8 @@ class Spool:
             pass
 
 
-def _alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` still runs (one that exists but is not ours counts as running)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
