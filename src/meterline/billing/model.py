@@ -19,7 +19,8 @@ from collections.abc import Mapping, Sequence
 from datetime import date, datetime, timezone
 from decimal import Decimal, InvalidOperation
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from meterline.store.query import parse_zone
 
 MTOK = Decimal(1_000_000)
 ZERO = Decimal(0)
@@ -82,10 +83,8 @@ def parse_date(value: Any, field: str) -> date:
 def check_timezone(value: Any, field: str = "timezone") -> str:
     if not isinstance(value, str) or not value:
         raise BillingError(field, "an IANA time zone name such as UTC or Europe/Paris")
-    try:
-        ZoneInfo(value)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise BillingError(field, f"unknown time zone {value!r}") from None
+    if parse_zone(value) is None:
+        raise BillingError(field, f"unknown time zone {value[:100]!r}")
     return value
 
 

@@ -87,10 +87,21 @@ class UsageQuery:
             raise QueryError(f"bucket: must be one of {', '.join(BUCKETS)}; got {self.bucket!r}")
         if self.start and self.end and self.start >= self.end:
             raise QueryError("start must be before end")
-        try:
-            return ZoneInfo(self.tz)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise QueryError(f"tz: unknown time zone {self.tz!r}") from None
+        found = parse_zone(self.tz)
+        if found is None:
+            raise QueryError(f"tz: unknown time zone {self.tz[:100]!r}")
+        return found
+
+
+def parse_zone(name: object) -> ZoneInfo | None:
+    """The IANA time zone ``name``, or None when there is none. Besides ZoneInfo's own errors, a name too long
+    for the file system makes the ``tzdata`` package's loader raise OSError (a 500 before this check)."""
+    if not isinstance(name, str) or not name or len(name) > 255:
+        return None
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        return None
 
 
 @dataclasses.dataclass(frozen=True)

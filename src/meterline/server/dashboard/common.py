@@ -9,7 +9,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from fastapi import Request
 from fastapi.responses import HTMLResponse
@@ -17,7 +17,7 @@ from fastapi.templating import Jinja2Templates
 
 from meterline.event import format_cost
 from meterline.server.dashboard import auth
-from meterline.store.query import QueryError
+from meterline.store.query import QueryError, parse_zone
 from meterline.store.schema import DIMENSIONS
 
 HERE = Path(__file__).parent
@@ -66,10 +66,10 @@ class TimeRange:
 
 
 def zone(tz: str) -> ZoneInfo:
-    try:
-        return ZoneInfo(tz)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise QueryError(f"tz: unknown time zone {tz!r}") from None
+    found = parse_zone(tz)
+    if found is None:
+        raise QueryError(f"tz: unknown time zone {tz[:100]!r}")
+    return found
 
 
 def time_range(request: Request, *, default: str = DEFAULT_RANGE, now: datetime | None = None) -> TimeRange:
