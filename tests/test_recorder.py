@@ -136,7 +136,8 @@ def test_sink_down_spools_then_replays_same_ids_exactly_once(tmp_path: Path) -> 
     assert spool.pending_files() >= 1
     sink.failures = 0  # the sink is back
     deadline = time.monotonic() + 10
-    while spool.pending_files() and time.monotonic() < deadline:
+    # a file being replayed is claimed (renamed), so "no pending file" comes before "replayed": wait for both
+    while (spool.pending_files() or r.stats()["replayed"] < 120) and time.monotonic() < deadline:
         r._wakeup.set()
         time.sleep(0.05)
     assert spool.pending_files() == 0

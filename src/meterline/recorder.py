@@ -56,6 +56,7 @@ COUNTERS = (
 )
 
 DURABLE_RESCAN = 2.0  # seconds between two looks for durable logs left by dead processes
+SHUTDOWN_GRACE = 0.25  # seconds shutdown waits past its deadline for the worker's current step to end
 
 
 class Recorder:
@@ -243,7 +244,9 @@ class Recorder:
         thread = self._thread
         if thread is not None and thread is not threading.current_thread():
             remaining = None if deadline is None else max(deadline - time.monotonic(), 0.0)
-            thread.join(remaining)
+            # a short grace past the deadline: a replay step that began just before it (claim, a failing
+            # write, release) ends before shutdown returns, so nothing touches the spool afterwards
+            thread.join(None if remaining is None else remaining + SHUTDOWN_GRACE)
         if not ok:
             self._abandon_queue()
         try:
@@ -324,11 +327,13 @@ class Recorder:
             self._replay(final=True)
             if not self._spool_maybe or deadline is None:
                 return
+            # the last probe starts a little before the deadline, so it ends within shutdown's grace
+            last_start = deadline - SHUTDOWN_GRACE / 5
             now = time.monotonic()
-            if now >= deadline:
+            if now >= last_start:
                 return
             wait = self._delivery.down_until - now if self._delivery.is_down() else 0.05
-            time.sleep(min(max(wait, 0.01), deadline - now))
+            time.sleep(min(max(wait, 0.01), last_start - now))
 
     def _take(self) -> tuple[list[UsageEvent], _Marker | None]:
         """Up to batch_size events, stopping early at a marker (returned, to be reached after the write)."""
