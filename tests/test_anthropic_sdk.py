@@ -337,3 +337,28 @@ def test_calls_a_meterline_gateway_metered_are_not_recorded_again(db: Any, fake_
     c.messages.create(model="claude-3-5-sonnet-20240620", max_tokens=10, messages=msgs)
     assert len(fake_provider.requests) == 3
     assert len(db.events()) == 1
+
+
+def test_the_event_is_built_on_the_recorders_thread_not_the_callers(
+    db: Any, fake_provider: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 18: the caller's thread only takes the call's timings; the event is made on the recorder's."""
+    import threading
+
+    from meterline.integrations._call import CallMeter
+
+    threads: list[str] = []
+    original = CallMeter._event
+
+    def spy(self: CallMeter, *args: Any) -> Any:
+        threads.append(threading.current_thread().name)
+        return original(self, *args)
+
+    monkeypatch.setattr(CallMeter, "_event", spy)
+    fake_provider.set_usage(input=11, output=7)
+    create(client(fake_provider))
+    with client(fake_provider).messages.stream(model=ANTHROPIC_MODEL, max_tokens=100, messages=MSGS) as s:
+        s.until_done()
+    events = db.events()
+    assert sorted((e.stream, e.input_tokens, e.output_tokens) for e in events) == [(False, 11, 7), (True, 11, 7)]
+    assert threads == ["meterline-recorder", "meterline-recorder"]

@@ -570,3 +570,24 @@ def test_sync_calls_from_many_threads_keep_their_own_scope(metered) -> None:
         list(pool.map(call, range(40)))
     events = metered.events()
     assert sorted((e.subscriber_id or "", e.retry_number) for e in events) == sorted((f"t{i}", i) for i in range(40))
+
+
+def test_the_event_is_built_on_the_recorders_thread_not_the_callers(metered, monkeypatch) -> None:
+    """Issue 18: on the caller's thread only timings and references; usage, model and the event itself are
+    read and made on the recorder's thread, and they are the same as before (exact tokens, one event each)."""
+    from meterline.integrations._litellm_call import LiteLLMCall
+
+    threads: list[str] = []
+    original = LiteLLMCall._event
+
+    def spy(self: Any, *args: Any, **kwargs: Any) -> Any:
+        threads.append(threading.current_thread().name)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(LiteLLMCall, "_event", spy)
+    litellm.completion(model="gpt-4o-mini", messages=USER, mock_response="one two three")
+    for _ in litellm.completion(model="gpt-4o-mini", messages=USER, mock_response="four five", stream=True):
+        pass
+    events = sorted(metered.events(), key=lambda e: e.stream)
+    assert [(e.stream, e.status, e.output_tokens > 0) for e in events] == [(False, "success", True), (True, "success", True)]
+    assert threads == ["meterline-recorder", "meterline-recorder"]

@@ -11,6 +11,7 @@ import time
 from collections.abc import Sequence
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -237,3 +238,65 @@ def test_forked_child_records_its_own_events_only(tmp_path: Path) -> None:
     who = [e.attributes["who"] for e in store.iter_events()]
     store.close()
     assert who.count("parent") == 10 and who.count("child") == 5
+
+
+# -- deferred events: built on the recorder's thread (issue 18) -------------------------------------
+class _Later:
+    """A Deferred that records the thread it was built on; ``fail`` raises, ``none`` builds no event."""
+
+    def __init__(self, i: int, *, fail: bool = False, none: bool = False) -> None:
+        self.i, self.fail, self.none = i, fail, none
+        self.built_on: str | None = None
+
+    def build(self) -> UsageEvent | None:
+        self.built_on = threading.current_thread().name
+        if self.fail:
+            raise RuntimeError("a bug while building")
+        return None if self.none else _ev(self.i)
+
+
+def _stored_tokens(path: Path) -> list[int]:
+    store = SQLiteStore(path)
+    try:
+        return [e.input_tokens for e in store.iter_events()]
+    finally:
+        store.close()
+
+
+def _deferred(item: _Later) -> Any:
+    from meterline.recorder import Deferred
+
+    class D(Deferred):
+        __slots__ = ()
+
+        def build(self) -> UsageEvent | None:
+            return item.build()
+
+    return D()
+
+
+@pytest.mark.allow_internal_errors
+def test_deferred_events_are_built_on_the_worker_and_a_failing_build_is_a_counted_loss(tmp_path: Path) -> None:
+    r = Recorder(SQLiteSink(tmp_path / "m.db"), flush_interval=0.01)
+    good, none, bad = _Later(7), _Later(8, none=True), _Later(9, fail=True)
+    for item in (good, none, bad):
+        assert r.submit(_deferred(item))
+    assert r.flush(5) is False  # done, but one event was lost: flush says so
+    s = r.stats()
+    assert (s["written"], s["dropped_internal_error"]) == (1, 1), s
+    assert {good.built_on, none.built_on, bad.built_on} == {"meterline-recorder"}
+    assert _stored_tokens(tmp_path / "m.db") == [7]
+    r.submit(_deferred(_Later(10)))  # the worker goes on
+    assert r.flush(5) is True
+    assert r.stats()["written"] == 2
+    r.shutdown()
+
+
+def test_durable_mode_builds_a_deferred_event_before_submit_returns(tmp_path: Path) -> None:
+    r = Recorder(SQLiteSink(tmp_path / "m.db"), durable_dir=tmp_path / "log", flush_interval=0.01)
+    item = _Later(3)
+    assert r.submit(_deferred(item))
+    assert item.built_on == threading.current_thread().name  # the log holds the event, not a promise of one
+    assert r.submit(_deferred(_Later(4, none=True)))  # no event: nothing logged
+    assert r.shutdown(5)
+    assert _stored_tokens(tmp_path / "m.db") == [3]

@@ -278,7 +278,9 @@ def test_bedrock_invoke_model_claude_body_keeps_the_1h_split_and_converse_reply_
         provider="bedrock", model="us.anthropic.claude-sonnet-4-5-20250929-v1:0", integration="bedrock", stream=False
     )
     bedrock._invoke(meter, {"body": StreamingBody(io.BytesIO(body), len(body))}, None)
-    assert (meter.tokens.cache_write_tokens, meter.tokens.cache_write_1h_tokens) == (3000, 2000)
+    [invoked] = meter_db.events()  # the body is read on the recorder's thread
+    assert (invoked.cache_write_tokens, invoked.cache_write_1h_tokens) == (3000, 2000)
+    assert meter.tokens.cache_write_1h_tokens == 2000
 
     meter = CallMeter(
         provider="bedrock", model="us.anthropic.claude-sonnet-4-5-20250929-v1:0", integration="bedrock", stream=False

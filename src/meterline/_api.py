@@ -23,7 +23,7 @@ from meterline.durable import fsync_interval_from_env
 from meterline.event import MAX_ATTRIBUTES, UsageEvent
 from meterline.pricing import Pricer, load_price_table, set_pricer
 from meterline.pricing.overrides import parse_entries
-from meterline.recorder import Recorder
+from meterline.recorder import Deferred, Recorder
 from meterline.sinks import sink_for
 from meterline.spool import Spool
 
@@ -318,6 +318,58 @@ def emit(event: UsageEvent, scope: Mapping[str, Any], call_metadata: Mapping[str
             stamp(event)
         event.sdk_version = __version__
         get_recorder().submit(event)
+    except Exception as exc:  # noqa: BLE001 - meterline must never raise into the caller or kill its worker
+        _errors.report("emit", exc)
+
+
+class _Pending(Deferred):
+    """``make(*args)`` builds the event on the recorder's thread; the metadata snapshot goes on it there."""
+
+    __slots__ = ("args", "call_md", "make", "otel_ids", "scope")
+
+    def __init__(
+        self,
+        make: Callable[..., UsageEvent | None],
+        args: tuple[Any, ...],
+        scope: Mapping[str, Any],
+        call_md: Mapping[str, Any] | None,
+        otel_ids: tuple[str, str] | None,
+    ) -> None:
+        self.make = make
+        self.args = args
+        self.scope = scope
+        self.call_md = call_md
+        self.otel_ids = otel_ids
+
+    def build(self) -> UsageEvent | None:
+        event = self.make(*self.args)
+        if event is not None:
+            apply_metadata(event, self.scope, self.call_md or {})
+            if self.otel_ids is not None:
+                from meterline.otel import stamp_ids
+
+                stamp_ids(event, self.otel_ids)
+            event.sdk_version = __version__
+        return event
+
+
+def emit_later(
+    make: Callable[..., UsageEvent | None],
+    args: tuple[Any, ...],
+    scope: Mapping[str, Any],
+    call_metadata: Mapping[str, Any] | None = None,
+) -> None:
+    """Like :func:`emit`, but ``make(*args)`` builds the event on the recorder's thread: the caller's thread
+    only queues references (the call's timings, the reply's objects, the metadata snapshot taken at call
+    start). ``make`` must read nothing that the caller may still change; it may return None (no event).
+    The active OpenTelemetry span is the caller's: its ids are read here (when the app imported it)."""
+    try:
+        ids = None
+        if _otel_loaded():
+            from meterline.otel import current_ids
+
+            ids = current_ids()
+        get_recorder().submit(_Pending(make, args, scope, call_metadata, ids))
     except Exception as exc:  # noqa: BLE001 - meterline must never raise into the caller or kill its worker
         _errors.report("emit", exc)
 

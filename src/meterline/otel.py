@@ -87,7 +87,11 @@ def current_ids() -> tuple[str, str] | None:
 
 
 def stamp(event: UsageEvent) -> None:
-    ids = current_ids()
+    stamp_ids(event, current_ids())
+
+
+def stamp_ids(event: UsageEvent, ids: tuple[str, str] | None) -> None:
+    """Put (trace id, span id) read by :func:`current_ids` on the event (on any thread)."""
     if ids is None:
         return
     trace_id, span_id = ids

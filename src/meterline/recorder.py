@@ -53,10 +53,23 @@ COUNTERS = (
     "retries",
     "unpriced",
     "recovered",  # events read back from the durable log of a dead process
+    "dropped_internal_error",  # a deferred event whose building failed on the worker (a meterline bug): lost
 )
+LOSS_COUNTERS = ("dropped_sink_failure", "dropped_internal_error")
 
 DURABLE_RESCAN = 2.0  # seconds between two looks for durable logs left by dead processes
 SHUTDOWN_GRACE = 0.25  # seconds shutdown waits past its deadline for the worker's current step to end
+
+
+class Deferred:
+    """An event whose building is left to the recorder's thread (see :func:`meterline._api.emit_later`):
+    the caller's thread keeps only references and timings, and :meth:`build` makes the event (None: no
+    event after all, such as a call a meterline gateway already metered). Queued like an event."""
+
+    __slots__ = ()
+
+    def build(self) -> UsageEvent | None:
+        raise NotImplementedError
 
 
 class Recorder:
@@ -121,7 +134,7 @@ class Recorder:
     def _init_runtime(self) -> None:
         # events, and markers that flush() or the durable log append: a marker is reached only after
         # everything queued before it has been written, spooled or dead-lettered
-        self._queue: collections.deque[UsageEvent | _Marker] = collections.deque()
+        self._queue: collections.deque[UsageEvent | Deferred | _Marker] = collections.deque()
         self._lock = threading.Lock()
         self._wakeup = threading.Event()
         self._stop = False
@@ -166,8 +179,9 @@ class Recorder:
             return False
 
     # -- caller side ----------------------------------------------------------------------------
-    def submit(self, event: UsageEvent) -> bool:
-        """Queue an event for writing. Never blocks; False (and counted) when the queue is full."""
+    def submit(self, event: UsageEvent | Deferred) -> bool:
+        """Queue an event (or a :class:`Deferred` one) for writing. Never blocks; False (and counted) when
+        the queue is full."""
         if self._closed:
             self._counts["dropped_sink_failure"] += 1
             return False
@@ -180,6 +194,11 @@ class Recorder:
                 with self._lock:
                     self._counts["dropped_queue_full"] += 1
                 return False
+            if isinstance(event, Deferred):  # the log must hold the event itself before the call returns
+                built = event.build()
+                if built is None:
+                    return True
+                event = built
             durable.append(event)  # the log writer commits it and hands it on to the queue
             if self._thread is None:
                 self._ensure_thread()
@@ -214,7 +233,7 @@ class Recorder:
             self.durable.sync()
         if not self._queue and not self._busy:
             return True
-        marker = _FlushMarker(self._counts["dropped_sink_failure"])
+        marker = _FlushMarker(self._lost())
         self._queue.append(marker)  # markers bypass the size bound: they carry no data
         self._ensure_thread()
         self._wakeup.set()
@@ -256,8 +275,12 @@ class Recorder:
         lifecycle.untrack(self, self._atexit)
         return ok
 
+    def _lost(self) -> int:
+        counts = self._counts
+        return sum(counts[name] for name in LOSS_COUNTERS)
+
     def _abandon_queue(self) -> None:
-        leftover: list[UsageEvent] = []
+        leftover: list[UsageEvent | Deferred] = []
         while True:
             try:
                 item = self._queue.popleft()
@@ -268,8 +291,7 @@ class Recorder:
             else:
                 leftover.append(item)
         if leftover:
-            self._prepare(leftover)
-            self._spool_or_drop(leftover)
+            self._spool_or_drop(self._prepare(leftover))
 
     def stats(self) -> dict[str, int]:
         """Counters; never raises (a broken spool directory shows up as ``spool_errors``)."""
@@ -335,9 +357,9 @@ class Recorder:
             wait = self._delivery.down_until - now if self._delivery.is_down() else 0.05
             time.sleep(min(max(wait, 0.01), last_start - now))
 
-    def _take(self) -> tuple[list[UsageEvent], _Marker | None]:
+    def _take(self) -> tuple[list[UsageEvent | Deferred], _Marker | None]:
         """Up to batch_size events, stopping early at a marker (returned, to be reached after the write)."""
-        batch: list[UsageEvent] = []
+        batch: list[UsageEvent | Deferred] = []
         q = self._queue
         try:
             while len(batch) < self.batch_size:
@@ -369,11 +391,24 @@ class Recorder:
             if self._queue and self._spool_maybe:
                 self._replay(one_file=True)  # a queue that never empties must not starve the spool
 
-    def _prepare(self, batch: list[UsageEvent]) -> list[UsageEvent]:
-        """Price, apply environment fallbacks and the user's hook; drop oversize events (counted)."""
+    def _prepare(self, batch: Sequence[UsageEvent | Deferred]) -> list[UsageEvent]:
+        """Build deferred events; price, apply environment fallbacks and the user's hook; drop oversize
+        events (counted)."""
         fallbacks = environment_fallbacks()
         out: list[UsageEvent] = []
-        for event in batch:
+        for item in batch:
+            if isinstance(item, UsageEvent):
+                event = item
+            else:
+                try:
+                    built = item.build()
+                except Exception as exc:  # noqa: BLE001 - a meterline bug: count the loss, keep the worker
+                    self._counts["dropped_internal_error"] += 1
+                    _errors.report("building event", exc, reraise=False)
+                    continue
+                if built is None:
+                    continue
+                event = built
             try:
                 for field, value in fallbacks.items():
                     if getattr(event, field) is None:
@@ -504,7 +539,7 @@ class _FlushMarker(_Marker):
         self.lost_after = lost_before
 
     def reached(self, recorder: Recorder) -> None:
-        self.lost_after = recorder._counts["dropped_sink_failure"]
+        self.lost_after = recorder._lost()
         self.done.set()
 
 
@@ -517,7 +552,7 @@ class _SegmentMarker(_Marker):
         self.path = path
 
     def reached(self, recorder: Recorder) -> None:
-        lost = recorder._counts["dropped_sink_failure"]
+        lost = recorder._lost()
         complete = lost == recorder._segment_losses
         recorder._segment_losses = lost
         if recorder.durable is not None:

@@ -56,6 +56,7 @@ def _stainless_points(pkg: str, *more: str) -> tuple[str, ...]:
         *more,
     )
 
+
 # The tested ranges are the pins in .ci/versions-floor.txt and .ci/versions-latest.txt (the CI matrix).
 INTEGRATIONS: dict[str, Integration] = {
     "litellm": Integration(

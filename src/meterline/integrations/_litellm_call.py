@@ -123,17 +123,17 @@ class LiteLLMCall:
         self.start_wall = datetime.now(timezone.utc)
         self.start_mono = time.perf_counter()
 
-    def _event(self, logging_obj: Any, status: str, error: BaseException | None = None) -> UsageEvent:
-        elapsed = time.perf_counter() - self.start_mono
-        details = getattr(logging_obj, "model_call_details", None)
+    def _event(
+        self, details: Any, status: str, start_wall: datetime, elapsed: float, error: BaseException | None = None
+    ) -> UsageEvent:
         if not isinstance(details, dict):
             details = {}
         provider = _provider(details, self.model, error)
         model = details.get("model") or _bare(self.model, provider) or "unknown"
         event = UsageEvent(
             id=new_event_id(),
-            start_time=self.start_wall,
-            end_time=self.start_wall + timedelta(seconds=elapsed),
+            start_time=start_wall,
+            end_time=start_wall + timedelta(seconds=elapsed),
             duration_ms=round(elapsed * 1000.0, 3),
             provider=provider,
             model=str(model),
@@ -159,12 +159,26 @@ class LiteLLMCall:
             event.error_message = str(error)[:MAX_ERROR_MESSAGE]
         return event
 
+    # The finish_* methods run on the caller's thread: they take the timings and references to LiteLLM's
+    # objects and leave building the event (usage, model, provider, content) to the recorder's thread
+    # (``_api.emit_later``). ``model_call_details`` is LiteLLM's dict for this call; LiteLLM's own logging
+    # may add keys to it meanwhile, never the ones read here.
     def finish_result(self, logging_obj: Any, result: Any) -> None:
         """A complete (non-streamed) response: one success event."""
         self.closed = True
+        elapsed = time.perf_counter() - self.start_mono
+        details = getattr(logging_obj, "model_call_details", None)
+        capture = _api.settings.capture_content
+        _api.emit_later(
+            self._result_event, (details, result, self.start_wall, elapsed, capture), self.scope, self.call_md
+        )
+
+    def _result_event(
+        self, details: Any, result: Any, start_wall: datetime, elapsed: float, capture: bool
+    ) -> UsageEvent | None:
         if metered_by_gateway(result):
-            return
-        event = self._event(logging_obj, "success")
+            return None
+        event = self._event(details, "success", start_wall, elapsed)
         _usage.apply(event, usage_counts(getattr(result, "usage", None)))
         response_model = getattr(result, "model", None)
         if isinstance(response_model, str) and response_model:
@@ -174,19 +188,24 @@ class LiteLLMCall:
         if choices:
             choice = choices[0]
             _stop(event, getattr(choice, "finish_reason", None))
-            if _api.settings.capture_content:
+            if capture:
                 message = getattr(choice, "message", None)
                 text = getattr(message, "content", None) if message is not None else getattr(choice, "text", None)
                 calls = getattr(message, "tool_calls", None) if message is not None else None
                 if calls:
                     event.output_tool_calls = [_tool_call(c) for c in calls]
-        self._emit(event, text)
+        return self._with_content(event, text, capture)
 
     def finish_error(self, logging_obj: Any, error: BaseException) -> None:
         """A failed attempt (the caller gets the exception unchanged): one error event."""
-        event = self._event(logging_obj, "error", error)
+        elapsed = time.perf_counter() - self.start_mono
+        details = getattr(logging_obj, "model_call_details", None)
+        args = (details, "error", self.start_wall, elapsed, error)
         self.restart(error)
-        self._emit(event, None)
+        _api.emit_later(self._error_event, (args, _api.settings.capture_content), self.scope, self.call_md)
+
+    def _error_event(self, args: tuple[Any, str, datetime, float, BaseException], capture: bool) -> UsageEvent:
+        return self._with_content(self._event(*args), None, capture)
 
     def on_chunk(self, chunk: Any) -> None:
         """What a stream chunk tells: first-token time, usage (last report wins), finish reason, model."""
@@ -215,41 +234,67 @@ class LiteLLMCall:
         if self.closed:
             return
         self.closed = True
-        if metered_by_gateway(stream):
-            return
-        if status == "cancelled" and self.finish_reason is not None:
-            status = "success"  # the consumer stopped after the last content chunk: the reply was complete
+        elapsed = time.perf_counter() - self.start_mono
         if logging_obj is None:
             logging_obj = getattr(stream, "logging_obj", None)
-        if self.usage is None:
-            # usage LiteLLM kept but did not hand out (Anthropic's message_start arrives as an empty chunk)
-            self.usage = _last_usage(getattr(stream, "chunks", None))
-        event = self._event(logging_obj, status, error)
+        details = getattr(logging_obj, "model_call_details", None)
         sent = getattr(stream, "response_uptil_now", None)  # the text handed to the consumer so far
+        chunks = getattr(stream, "chunks", None)  # LiteLLM's list of the stream's chunks (complete now)
+        hidden = getattr(stream, "_hidden_params", None)
+        ttft = None if self.first_token is None else round((self.first_token - self.start_mono) * 1000.0, 3)
+        state = (self.usage, self.finish_reason, self.response_model, ttft, self.start_wall)
+        _api.emit_later(
+            self._stream_event,
+            (details, status, error, elapsed, sent, chunks, hidden, state, _api.settings.capture_content),
+            self.scope,
+            self.call_md,
+        )
+
+    def _stream_event(
+        self,
+        details: Any,
+        status: str,
+        error: BaseException | None,
+        elapsed: float,
+        sent: Any,
+        chunks: Any,
+        hidden: Any,
+        state: tuple[Any, str | None, str | None, float | None, datetime],
+        capture: bool,
+    ) -> UsageEvent | None:
+        if metered_by_gateway_hidden(hidden):
+            return None
+        usage, finish_reason, response_model, ttft_ms, start_wall = state
+        if status == "cancelled" and finish_reason is not None:
+            status = "success"  # the consumer stopped after the last content chunk: the reply was complete
+        if usage is None:
+            # usage LiteLLM kept but did not hand out (Anthropic's message_start arrives as an empty chunk)
+            usage = _last_usage(chunks)
+        event = self._event(details, status, start_wall, elapsed, error)
         sent = sent if isinstance(sent, str) else None
-        if self.usage is not None:
-            _usage.apply(event, usage_counts(self.usage))
+        if usage is not None:
+            _usage.apply(event, usage_counts(usage))
         elif status == "cancelled":  # OpenAI-style streams report usage only at their end: estimate what was sent
             _usage.apply(event, _usage.estimate(self.prompt_chars, len(sent or "")))
             event.usage_source = "estimated"
-        if self.response_model:
-            event.response_model = self.response_model
-        if self.first_token is not None:
-            event.time_to_first_token_ms = round((self.first_token - self.start_mono) * 1000.0, 3)
+        if response_model:
+            event.response_model = response_model
+        if ttft_ms is not None:
+            event.time_to_first_token_ms = ttft_ms
         if status == "success":
-            _stop(event, self.finish_reason)
+            _stop(event, finish_reason)
         elif status == "cancelled":
             event.stop_reason = "cancelled"
-        if _api.settings.capture_content and event.operation_subtype == "tool_use":
-            event.output_tool_calls = _stream_tool_calls(getattr(stream, "chunks", None)) or None
-        self._emit(event, sent)
+        if capture and event.operation_subtype == "tool_use":
+            event.output_tool_calls = _stream_tool_calls(chunks) or None
+        return self._with_content(event, sent, capture)
 
-    def _emit(self, event: UsageEvent, text: str | None) -> None:
-        if _api.settings.capture_content:
+    def _with_content(self, event: UsageEvent, text: str | None, capture: bool) -> UsageEvent:
+        if capture:
             event.input_messages, event.output_text = _api.capture(self.messages, text)
         event.request_headers = self.request_headers
         event.raw_request = self.raw_request
-        _api.emit(event, self.scope, self.call_md)
+        return event
 
 
 def _tool_call(call: Any) -> dict[str, Any]:
@@ -281,7 +326,11 @@ _UPSTREAM_GATEWAY_HEADER = "llm_provider-" + GATEWAY_HEADER  # how LiteLLM keeps
 def metered_by_gateway(response: Any) -> bool:
     """The upstream is a meterline gateway that metered this call itself (``x-meterline-metered: gateway``
     on its response): its event is authoritative, the SDK side does not count the call again."""
-    hidden = getattr(response, "_hidden_params", None)
+    return metered_by_gateway_hidden(getattr(response, "_hidden_params", None))
+
+
+def metered_by_gateway_hidden(hidden: Any) -> bool:
+    """:func:`metered_by_gateway` on a response's ``_hidden_params``."""
     headers = hidden.get("additional_headers") if isinstance(hidden, dict) else None
     if not isinstance(headers, dict):
         return False

@@ -98,8 +98,7 @@ def _observe(meter: CallMeter, result: Any) -> None:
     elif isinstance(result, AsyncStream):
         instrument_async_stream(result, meter)
     else:
-        meter.anthropic_message(result)
-        meter.success()
+        meter.success(CallMeter.anthropic_message, result)  # the Message is read on the recorder's thread
 
 
 def _raw_types() -> tuple[type[Any], ...]:

@@ -128,17 +128,17 @@ def _invoke(meter: CallMeter, parsed: Any, http_response: Any) -> None:
     except ValueError:
         reply = None
     if isinstance(reply, dict) and isinstance(reply.get("usage"), dict) and "input_tokens" in reply["usage"]:
-        meter.anthropic_message(reply)
-    else:
-        headers = getattr(http_response, "headers", {}) or {}
-        meter.tokens = _usage.TokenUsage(
-            input_tokens=_usage._int(headers.get("x-amzn-bedrock-input-token-count")),
-            cache_read_tokens=_usage._int(headers.get("x-amzn-bedrock-cache-read-input-token-count")),
-            cache_write_tokens=_usage._int(headers.get("x-amzn-bedrock-cache-write-input-token-count")),
-            output_tokens=_usage._int(headers.get("x-amzn-bedrock-output-token-count")),
-        )
-        if isinstance(reply, dict):
-            meter.set_stop(reply.get("stop_reason") or reply.get("stopReason"))
+        meter.success(CallMeter.anthropic_message, reply)  # our own parse of the body: read on the recorder's thread
+        return
+    headers = getattr(http_response, "headers", {}) or {}
+    meter.tokens = _usage.TokenUsage(
+        input_tokens=_usage._int(headers.get("x-amzn-bedrock-input-token-count")),
+        cache_read_tokens=_usage._int(headers.get("x-amzn-bedrock-cache-read-input-token-count")),
+        cache_write_tokens=_usage._int(headers.get("x-amzn-bedrock-cache-write-input-token-count")),
+        output_tokens=_usage._int(headers.get("x-amzn-bedrock-output-token-count")),
+    )
+    if isinstance(reply, dict):
+        meter.set_stop(reply.get("stop_reason") or reply.get("stopReason"))
     meter.success()
 
 

@@ -123,11 +123,8 @@ def _observe(state: StreamState, result: Any) -> None:
     if isinstance(result, (Stream, AsyncStream)):
         instrument_stream(result, state, isinstance(result, AsyncStream))
         return
-    if state.responses:
-        U.response(meter, result)
-    else:
-        U.completion(meter, result)
-    meter.success()
+    # the reply object is read on the recorder's thread
+    meter.success(U.response if state.responses else U.completion, result)
 
 
 def _raw_types() -> tuple[type[Any], ...]:
