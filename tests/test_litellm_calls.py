@@ -589,5 +589,8 @@ def test_the_event_is_built_on_the_recorders_thread_not_the_callers(metered, mon
     for _ in litellm.completion(model="gpt-4o-mini", messages=USER, mock_response="four five", stream=True):
         pass
     events = sorted(metered.events(), key=lambda e: e.stream)
-    assert [(e.stream, e.status, e.output_tokens > 0) for e in events] == [(False, "success", True), (True, "success", True)]
+    assert [(e.stream, e.status, e.output_tokens > 0) for e in events] == [
+        (False, "success", True),
+        (True, "success", True),
+    ]
     assert threads == ["meterline-recorder", "meterline-recorder"]
