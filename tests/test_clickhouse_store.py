@@ -199,8 +199,18 @@ def test_keys_and_budgets_live_in_the_metadata_database_and_spend_reads_clickhou
         assert K.find_key(store, key) == rec
         budget = B.create_budget(store, {"name": "acme", "scope": "subscriber", "scope_value": "acme",
                                          "period": "total", "limit_usd": "20000000"})  # fmt: skip
-        store.insert([UsageEvent(provider="openai", model="m", start_time=T0 + timedelta(hours=i),
-                                 total_cost=Decimal("5000000.000000000001"), subscriber_id="acme") for i in range(3)])
+        store.insert(
+            [
+                UsageEvent(
+                    provider="openai",
+                    model="m",
+                    start_time=T0 + timedelta(hours=i),
+                    total_cost=Decimal("5000000.000000000001"),
+                    subscriber_id="acme",
+                )
+                for i in range(3)
+            ]
+        )
         store.insert([UsageEvent(provider="openai", model="m", start_time=T0, total_cost=Decimal(9),
                                  subscriber_id="x")])  # fmt: skip
         assert B.spend(store, budget, now=T0 + timedelta(days=1)) == Decimal("15000000.000000000003")
@@ -284,3 +294,79 @@ def test_bad_destinations_are_one_line_errors(tmp_path: Path, capsys: pytest.Cap
     assert "write chdb:///path/to/dir" in capsys.readouterr().err
     assert main(["report", "--database", "clickhouse://h/bad-name!"]) == 2
     assert "bad database name 'bad-name!'" in capsys.readouterr().err
+
+
+# -- the hourly rollup (ClickHouse only) ----------------------------------------------------------------
+HOURLY_QUERIES = [  # answered from events_hourly: (query, from the hourly rollup?)
+    (UsageQuery(group_by=["model"], bucket="day", tz="Europe/Paris"), True),  # DST: local days from hours
+    (UsageQuery(group_by=["subscriber_id", "model"]), True),
+    (UsageQuery(bucket="hour", filters={"environment": "prod"}), True),
+    # whole hours (T0 is at :30)
+    (
+        UsageQuery(
+            group_by=["model"], bucket="week", start=T0 + timedelta(minutes=150), end=T0 + timedelta(days=9, minutes=30)
+        ),
+        True,
+    ),
+    (UsageQuery(bucket="day", tz="Asia/Kolkata", group_by=["model"]), False),  # +5:30: days split hours
+    (UsageQuery(group_by=["model", "agent"], start=T0 + timedelta(minutes=10)), False),  # not on an hour
+    (UsageQuery(group_by=["status", "model"]), False),  # status is not an hourly dimension
+]
+
+
+def test_hourly_rollup_answers_what_the_scan_answers_and_only_when_it_can(stores: dict[str, Any]) -> None:
+    ch, ref = stores["chdb"], stores["sqlite"]
+    seen: list[str] = []
+    fetch = ch._fetch
+
+    def spy(sql: str, params: Any) -> Any:
+        seen.append(sql)
+        return fetch(sql, params)
+
+    ch._fetch = spy
+    for q, hourly in HOURLY_QUERIES:
+        seen.clear()
+        assert _rows(ch, q) == _rows(ref, q), q
+        assert any("FROM events_hourly" in s for s in seen) is hourly, (q, seen)
+    # the $12M customer, to the pico-dollar, through the hourly rows
+    [whale] = [r for r in ch.usage(UsageQuery(group_by=["subscriber_id", "model"])) if r["subscriber_id"] == "whale"]
+    assert whale["total_cost"] == 2 * Decimal(WHALE)
+
+
+def test_hourly_rollup_is_filled_for_a_store_made_before_it_and_rebuilt_on_demand(chdb_url: str) -> None:
+    store = _open(chdb_url)
+    q = UsageQuery(group_by=["subscriber_id", "model"], bucket="day", tz="Europe/Paris")
+    try:
+        store.insert(corpus(300, seed=5))
+        expected = store.usage(q)
+        assert sum(r["requests"] for r in expected) == 302
+        store.command_clickhouse("DROP VIEW events_hourly_mv")
+        store.command_clickhouse("DROP TABLE events_hourly")  # as a store of before the hourly rollup
+    finally:
+        store.close()
+    store = _open(chdb_url)  # opening creates it and fills it from the stored events
+    try:
+        assert store.fetch_clickhouse("SELECT sum(requests) FROM events_hourly") == [(302,)]
+        assert store.usage(q) == expected
+        store.command_clickhouse("TRUNCATE TABLE events_hourly")
+        store.rebuild_rollup()
+        assert store.usage(q) == expected
+    finally:
+        store.close()
+
+
+def test_prune_removes_pruned_hours_and_rebuilds_the_hour_of_the_cut(chdb_url: str) -> None:
+    store = _open(chdb_url)
+    base = datetime(2026, 10, 5, 7, tzinfo=timezone.utc)
+    try:
+        store.insert([UsageEvent(provider="openai", model="m", start_time=base + timedelta(minutes=m), input_tokens=m)
+                      for m in (10, 50, 80, 130)])  # fmt: skip
+        assert store.prune_events(base + timedelta(minutes=30)) == 1
+        rows = store.usage(UsageQuery(bucket="hour"))
+        assert [(r["bucket"].hour, r["requests"], r["input_tokens"]) for r in rows] == [
+            (7, 1, 50),
+            (8, 1, 80),
+            (9, 1, 130),
+        ]
+    finally:
+        store.close()

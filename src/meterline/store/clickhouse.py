@@ -27,8 +27,10 @@ from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from meterline.event import UsageEvent
+from meterline.store import clickhouse_hourly as H
 from meterline.store import clickhouse_schema as S
 from meterline.store import query as Q
+from meterline.store import rollup as R
 from meterline.store.reads import SQLReads
 from meterline.store.schema import COLUMN_NAMES, TABLE, event_to_row, to_micros
 
@@ -188,6 +190,11 @@ class ClickHouseStore(SQLReads):
     def migrate(self) -> None:
         for stmt in [*S.create_statements(self.replicated), *S.add_column_statements()]:
             self._client.command(stmt)
+        had_hourly = bool(self._client.command(f"EXISTS TABLE {H.HOURLY}"))
+        for stmt in H.create_statements(self.replicated):
+            self._client.command(stmt)
+        if not had_hourly:  # a store from before the hourly rollup: fill it from the events it holds
+            self._client.command(f"INSERT INTO {H.HOURLY} {H.hourly_select(S.EVENTS_FINAL)}")
 
     # -- writes ---------------------------------------------------------------------------------
     def insert(self, events: Sequence[UsageEvent]) -> int:
@@ -243,6 +250,16 @@ class ClickHouseStore(SQLReads):
         result = self._client.query(sql, parameters=list(params) or None, settings=QUERY_SETTINGS)
         return list(result.column_names), [tuple(r) for r in result.result_rows]
 
+    def usage(self, q: Q.UsageQuery) -> list[dict[str, Any]]:
+        """As the SQL stores; reports the daily rollup cannot answer come from the hourly rollup when it can
+        (``clickhouse_hourly``), else from a scan of ``events``."""
+        q.validate()
+        if (R.usable(q) is None or not self._rollup_ready) and H.usable(q):
+            sql, params, plan = H.usage_sql(q)
+            cols, rows = self._fetch(sql, params)
+            return Q.shape_usage_rows(q, cols, rows, plan) if rows else []
+        return super().usage(q)
+
     @property
     def read_dialect(self) -> Q.Dialect:
         return Q.CLICKHOUSE  # events are read in ClickHouse's SQL; ``dialect`` serves the metadata database
@@ -281,15 +298,16 @@ class ClickHouseStore(SQLReads):
 
     # -- maintenance ----------------------------------------------------------------------------
     def rebuild_rollup(self) -> None:
-        """Recompute the daily rollup from ``events FINAL`` (exact again after a cross-replica race)."""
+        """Recompute the daily and hourly rollups from ``events FINAL`` (exact again after a cross-replica race)."""
         with self._lock:
-            for stmt in S.rebuild_rollup_statements():
+            for stmt in [*S.rebuild_rollup_statements(), *H.rebuild_statements(S.EVENTS_FINAL)]:
                 self._client.command(stmt)
 
     def prune_events(self, before: datetime) -> int:
         """Delete events that started before ``before``: whole months by dropping partitions, the rest of the
         cut-off month with a lightweight DELETE. Returns the events removed. The daily rollup is kept, as on
-        the SQL stores (``store.retention``): totals of pruned periods stay exact."""
+        the SQL stores (``store.retention``): totals of pruned periods stay exact. The hourly rollup loses the pruned
+        hours, so that hour-grained reports answer what the SQL stores' scans answer."""
         cut = to_micros(before)
         with self._lock:
             removed = int(self._fetch(f"SELECT count() FROM {S.EVENTS_FINAL} WHERE start_time < %s", [cut])[1][0][0])
@@ -300,8 +318,11 @@ class ClickHouseStore(SQLReads):
             )[1]
             for (partition,) in parts:
                 if int(partition) < month:
-                    self._client.command(f"ALTER TABLE {TABLE} DROP PARTITION {int(partition)}")
+                    for table in (TABLE, H.HOURLY):
+                        self._client.command(f"ALTER TABLE {table} DROP PARTITION {int(partition)}")
             self._client.command(f"DELETE FROM {TABLE} WHERE start_time < %s", parameters=[cut])
+            for stmt, params in H.prune_statements(cut, S.EVENTS_FINAL):
+                self._client.command(stmt, parameters=params)
         return removed
 
     def optimize(self) -> None:

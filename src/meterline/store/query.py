@@ -167,7 +167,16 @@ def _plan_bucket(bucket: str | None, zone: ZoneInfo) -> tuple[int | None, int, b
     return (HOUR_US if whole_hours else HOUR_US // 4), 0, True
 
 
-def usage_sql(q: UsageQuery, dialect: Dialect) -> tuple[str, list[Any], tuple[int | None, int, bool]]:
+def bucket_plan(q: UsageQuery) -> tuple[int | None, int, bool]:
+    """(SQL bucket unit in µs, offset in µs, roll up in Python?) of a valid query."""
+    return _plan_bucket(q.bucket, q.validate())
+
+
+def usage_sql(
+    q: UsageQuery, dialect: Dialect, *, source: str | None = None
+) -> tuple[str, list[Any], tuple[int | None, int, bool]]:
+    """The usage report's SQL over ``events`` (``source``: a table of the same columns, such as ClickHouse's
+    hourly rollup, whose caller swaps the per-event metrics for sums)."""
     zone = q.validate()
     unit, offset, rollup = _plan_bucket(q.bucket, zone)
     where, params = where_clause(dialect, q.filters, q.start, q.end)
@@ -185,7 +194,7 @@ def usage_sql(q: UsageQuery, dialect: Dialect) -> tuple[str, list[Any], tuple[in
         # ClickHouse sums Int128 cost columns whole; the others split each sum in two (int64 would overflow)
         *(f"SUM({c}) AS {c}" if dialect.name == "clickhouse" else split_sum_sql(c) for c in COST_FIELDS),
     ]
-    sql = f"SELECT {', '.join([*select, *metrics])} FROM {dialect.events_from}{where}"
+    sql = f"SELECT {', '.join([*select, *metrics])} FROM {source or dialect.events_from}{where}"
     if group:
         sql += f" GROUP BY {', '.join(group)} ORDER BY {', '.join(group)}"
     return sql, params, (unit, offset, rollup)
@@ -216,34 +225,60 @@ def _bucket_label(key: int, unit: int, offset: int, bucket: str, zone: ZoneInfo,
 def shape_usage_rows(
     q: UsageQuery, columns: Sequence[str], rows: Iterable[Sequence[Any]], plan: tuple[int | None, int, bool]
 ) -> list[dict[str, Any]]:
-    """Turn SQL rows into report rows: Decimal costs, bucket start times, rolled-up local buckets."""
+    """Turn SQL rows into report rows: Decimal costs, bucket start times, rolled-up local buckets.
+
+    Costs are summed as integer pico-dollars and made Decimal once per report row (the same exact value as
+    summing Decimals, without a Decimal division per SQL row); a bucket's label is computed once per key."""
     unit, offset, rollup = plan
     zone = ZoneInfo(q.tz)
-    merged: dict[tuple[Any, ...], dict[str, Any]] = {}
+    index = {c: i for i, c in enumerate(columns)}
+    counted = METRICS[: 4 + len(TOKEN_METRICS)]
+    count_at = [index[m] for m in counted]
+    # each cost: (column of a whole sum, or None) and (columns of a split sum's halves, or None)
+    cost_at = [
+        (index.get(c), (index[f"{c}__hi"], index[f"{c}__lo"]) if f"{c}__hi" in index else None) for c in COST_FIELDS
+    ]
+    dims = [(d, index[d], d in ("stream", "cache_hit")) for d in q.group_by]
+    bucket_at = index.get("bucket_key")
+    labels: dict[int, datetime] = {}
+    merged: dict[tuple[Any, ...], tuple[dict[str, Any], list[int], list[int | None]]] = {}
     for raw in rows:
-        rec = dict(zip(columns, raw, strict=True))
-        out: dict[str, Any] = {}
+        key_parts: list[Any] = []
         if unit is not None:
-            assert q.bucket is not None
-            out["bucket"] = _bucket_label(int(rec.pop("bucket_key")), unit, offset, q.bucket, zone, rollup)
-        for dim in q.group_by:
-            v = rec[dim]
-            out[dim] = bool(v) if dim in ("stream", "cache_hit") and v is not None else v
-        key = tuple(out.values())
+            assert q.bucket is not None and bucket_at is not None
+            bkey = int(raw[bucket_at])
+            label = labels.get(bkey)
+            if label is None:
+                label = labels[bkey] = _bucket_label(bkey, unit, offset, q.bucket, zone, rollup)
+            key_parts.append(label)
+        for _, i, flag in dims:
+            v = raw[i]
+            key_parts.append(bool(v) if flag and v is not None else v)
+        key = tuple(key_parts)
         target = merged.get(key)
         if target is None:
-            target = merged[key] = {**out, **dict.fromkeys(METRICS[: 4 + len(TOKEN_METRICS)], 0)}
-            for c in COST_FIELDS:
-                target[c] = Decimal(0)
-        for m in METRICS[: 4 + len(TOKEN_METRICS)]:
-            target[m] += int(rec[m] or 0)
-        for c in COST_FIELDS:
-            pico = (
-                int(rec[c]) if c in rec and rec[c] is not None else join_split(rec.get(f"{c}__hi"), rec.get(f"{c}__lo"))
-            )
+            out: dict[str, Any] = {}
+            if unit is not None:
+                out["bucket"] = key_parts[0]
+            for (d, _, _), v in zip(dims, key_parts[len(key_parts) - len(dims) :], strict=True):
+                out[d] = v
+            target = merged[key] = (out, [0] * len(counted), [None] * len(COST_FIELDS))
+        counts, costs = target[1], target[2]
+        for n, i in enumerate(count_at):
+            counts[n] += int(raw[i] or 0)
+        for n, (whole, split) in enumerate(cost_at):
+            if whole is not None:
+                pico = int(raw[whole]) if raw[whole] is not None else None
+            else:
+                pico = join_split(raw[split[0]], raw[split[1]]) if split is not None else None
             if pico is not None:
-                target[c] += from_pico(pico)
-    result = list(merged.values())
+                costs[n] = (costs[n] or 0) + pico
+    result = []
+    for out, counts, costs in merged.values():
+        out.update(zip(counted, counts, strict=True))
+        for c, pico in zip(COST_FIELDS, costs, strict=True):
+            out[c] = Decimal(0) if pico is None else from_pico(pico)
+        result.append(out)
     if unit is not None:
         result.sort(key=lambda r: (r["bucket"], *(str(r[d]) for d in q.group_by)))
     return result

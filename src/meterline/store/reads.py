@@ -87,9 +87,7 @@ class SQLReads(EventPages):
         limit: int = 100,
     ) -> tuple[list[UsageEvent], str | None]:
         """A page of events in time order and the cursor of the next page (None at the end)."""
-        sql, params = Q.events_sql(
-            self.read_dialect, filters=filters, start=start, end=end, cursor=cursor, limit=limit
-        )
+        sql, params = Q.events_sql(self.read_dialect, filters=filters, start=start, end=end, cursor=cursor, limit=limit)
         _, rows = self._fetch(sql, params)
         next_cursor = None
         if len(rows) == limit:
