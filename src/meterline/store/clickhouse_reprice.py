@@ -67,7 +67,10 @@ def _stage_and_attach(store: Any, costs: str, stage: str) -> None:
     run = store.command_clickhouse
     cols = ", ".join(COLUMN_NAMES)
     picked = ", ".join(f"c.{c}" if c in COST_COLUMNS else f"e.{c}" for c in COLUMN_NAMES)
-    run(f"INSERT INTO {stage} ({cols}) SELECT {picked} FROM {TABLE} AS e FINAL INNER JOIN {costs} AS c ON e.id = c.id")
+    run(
+        f"INSERT INTO {stage} ({cols}) SELECT {picked} FROM {TABLE} AS e FINAL INNER JOIN {costs} AS c ON e.id = c.id "
+        f"WHERE e.id IN (SELECT id FROM {costs})"  # lets the id skip index pick the granules
+    )
     # the old versions, kept before the attach hides them, for the rollup's delta
     old = f"{stage}_old"
     run(f"CREATE TABLE {old} AS {stage}")
