@@ -25,6 +25,13 @@ from meterline.store import billing_invoices as SI
 from meterline.store.backend import open_stores
 from meterline.store.query import UsageQuery
 
+
+@pytest.fixture
+def database(any_database: str) -> str:
+    """Every event store, ClickHouse included: what this module checks, all of them must do."""
+    return any_database
+
+
 M = Decimal(1_000_000)
 
 
@@ -208,7 +215,9 @@ def test_finalize_numbers_snapshot_and_a_late_event_becomes_an_adjustment(store:
     assert svc.preview(store, "acme", "2026-10") == before  # a finalized invoice never changes
     nov = svc.preview(store, "acme", "2026-11")
     assert amounts(nov)[-1] == (
-        "adjustment for 2026-10 (invoice INV-000001): usage recorded or re-priced after it was finalized", "1", "0.1"
+        "adjustment for 2026-10 (invoice INV-000001): usage recorded or re-priced after it was finalized",
+        "1",
+        "0.1",
     )
     assert nov["subtotal_usd"] == "1.1"  # 0.5 x 2 this month + 0.1 x 1 for October's late event
     (fin,) = svc.finalize(store, "2026-11", customers=["acme"])

@@ -5,8 +5,17 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from collector_support import ThreadCollector, request, wire_event
 from meterline.store import keys as K
+
+
+@pytest.fixture
+def database(any_database: str) -> str:
+    """Every event store, ClickHouse included: what this module checks, all of them must do."""
+    return any_database
+
 
 PLAN = {"id": "pro", "rules": [{"model": "gpt-4o-mini", "prices": {"input": "2", "output": "8"}}]}
 

@@ -21,6 +21,12 @@ from meterline.server.settings import Settings
 
 
 @pytest.fixture
+def database(any_database: str) -> str:
+    """Every event store, ClickHouse included: what this module checks, all of them must do."""
+    return any_database
+
+
+@pytest.fixture
 def seeded(database: str) -> Seeded:
     return seed(database)
 

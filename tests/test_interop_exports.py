@@ -28,6 +28,13 @@ from meterline.pricing import get_pricer
 from meterline.store import export_ledger as L
 from meterline.store.backend import open_stores
 
+
+@pytest.fixture
+def database(any_database: str) -> str:
+    """Every event store, ClickHouse included: what this module checks, all of them must do."""
+    return any_database
+
+
 SRC = str(Path(__file__).resolve().parents[1] / "src")
 NOW = datetime.now(timezone.utc).replace(microsecond=0)
 

@@ -104,7 +104,10 @@ def _adjustments(ctx: Context, c: Customer, period: str) -> list[Line]:
     out = []
     for p, number, billed in invoices:
         if oldest <= p < period:
-            now = _rated(ctx, c, p).usage_subtotal
+            try:
+                now = _rated(ctx, c, p).usage_subtotal
+            except S.UsagePruned:
+                continue  # its events were pruned (ClickHouse store): nothing left to adjust it by
             diff = now - billed - done.get(p, ZERO)
             if diff != 0:
                 out.append(I.adjustment(p, number, diff))

@@ -1,6 +1,9 @@
 """Billing tables and their SQL (SQLite and PostgreSQL): customers, plan versions, subscriptions, wallet
 grants, invoices with their lines, credit notes, the invoice number sequence, and usage sums from ``events``.
 
+On the ClickHouse store the billing tables live in its SQL metadata database (``transaction`` runs there) and
+the usage sums come from ClickHouse's ``events FINAL`` (see ``_usage_rows``: no hourly rollup there).
+
 Money is stored as exact decimal strings; times as integer microseconds (UTC); rules and invoice snapshots
 as JSON text. A finalized invoice is written once (its ``body`` is the immutable snapshot) and never updated.
 """
@@ -15,7 +18,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from meterline.billing.model import Customer, Grant, Plan, Subscription, parse_customer, parse_plan
+from meterline.billing.model import BillingError, Customer, Grant, Plan, Subscription, parse_customer, parse_plan
 from meterline.billing.rating import Usage
 from meterline.store import billing_rollup as BR
 from meterline.store.extensions import register_tables, sql
@@ -81,10 +84,20 @@ class Tx:
             self.cur.executemany(sql(self.store.dialect, text), rows)
 
 
+def on_clickhouse(store: Any) -> bool:
+    """True for the ClickHouse store: events in ClickHouse, billing tables in its metadata database."""
+    return getattr(getattr(store, "read_dialect", None), "name", None) == "clickhouse"
+
+
 @contextmanager
 def transaction(store: Any) -> Iterator[Tx]:
-    """One transaction on either store (SQLite: the store's single connection under its lock)."""
-    if store.dialect.name == "sqlite":
+    """One transaction on either store (SQLite: the store's single connection under its lock). On the
+    ClickHouse store, a transaction of its metadata database (ClickHouse itself has none); statements
+    run in it never read ``events``."""
+    if on_clickhouse(store):
+        with transaction(store.meta) as tx:
+            yield tx
+    elif store.dialect.name == "sqlite":
         with store._lock:
             conn = store._conn
             conn.execute("BEGIN IMMEDIATE")
@@ -112,18 +125,19 @@ def set_setting(store: Any, key: str, value: str) -> None:
 
 
 def set_customer_dimension(store: Any, dim: str) -> None:
-    """Bill by another event field; the hourly usage rollup is rebuilt for it."""
+    """Bill by another event field; the hourly usage rollup is rebuilt for it (none on ClickHouse)."""
     _dim(dim)
     with transaction(store) as tx:
         tx.run(f"DELETE FROM {SETTINGS} WHERE key = 'customer_dimension'")
         tx.run(f"INSERT INTO {SETTINGS} (key, value) VALUES ('customer_dimension', ?)", (dim,))
-        for stmt in BR.rebuild_statements(store.dialect.name, dim):
+        for stmt in [] if on_clickhouse(store) else BR.rebuild_statements(store.dialect.name, dim):
             tx.run(stmt)
 
 
 def enable_rollup(store: Any) -> None:
-    """Start keeping the hourly billing usage (trigger + first build), once, at the first billing record."""
-    if BR.rollup_dimension(store) is not None:
+    """Start keeping the hourly billing usage (trigger + first build), once, at the first billing record.
+    Not on ClickHouse: there the usage sums come from ``events FINAL`` (see ``_usage_rows``)."""
+    if on_clickhouse(store) or BR.rollup_dimension(store) is not None:
         return
     dim = customer_dimension(store)
     with transaction(store) as tx:
@@ -341,13 +355,37 @@ def _collect(rows: Sequence[Sequence[Any]], out: dict[str, dict[tuple[str, str],
             per[(u.provider, u.model)] = u
 
 
+class UsagePruned(BillingError):
+    """The ClickHouse store's events of (part of) a billing range were pruned: it cannot be billed again."""
+
+
+def _check_not_pruned(store: Any, lo: int) -> None:
+    from meterline.store.retention import pruned_before
+
+    cut = pruned_before(store)
+    if cut is not None and lo < cut:
+        raise UsagePruned(
+            "period",
+            f"the ClickHouse store's events before {from_micros(cut).isoformat()} were pruned (meterline prune) "
+            "and it keeps no hourly billing rollup, so usage from before then cannot be billed again "
+            "(finalized invoices are kept as they were)",
+        )
+
+
 def _usage_rows(
     store: Any, dimension: str, customer_id: str | None, start: datetime, end: datetime
 ) -> dict[str, list[Usage]]:
     col = _dim(dimension)
     hours, raw = _pieces(start, end)
-    if hours is not None and BR.rollup_dimension(store) != dimension:
+    # ClickHouse keeps no hourly billing rollup: it sums the period from ``events FINAL`` (``store.fetch``
+    # adds FINAL). A column store aggregates one customer's month from a few columns in milliseconds, and
+    # FINAL counts a re-sent or re-priced event once by construction; a rollup fed by a materialized view
+    # would count an event twice when two collectors race on a re-send or when re-pricing writes a newer
+    # version of it, and would need rebuilding for every change of the customer dimension.
+    if hours is not None and (on_clickhouse(store) or BR.rollup_dimension(store) != dimension):
         hours, raw = None, [(to_micros(start), to_micros(end))]  # no rollup for this dimension
+    if on_clickhouse(store):
+        _check_not_pruned(store, to_micros(start))
     who = f"{col} = ? AND " if customer_id is not None else f"{col} IS NOT NULL AND "
     key = f"{col}, " if customer_id is None else ""
     cust: tuple[Any, ...] = (customer_id,) if customer_id is not None else ()

@@ -292,6 +292,16 @@ class ClickHouseStore(SQLReads):
         """Run one statement in ClickHouse's own SQL (bulk loads, maintenance)."""
         self._client.command(sql, parameters=list(params) or None)
 
+    def insert_clickhouse(self, table: str, rows: Sequence[Sequence[Any]], column_names: Sequence[str]) -> None:
+        """Insert rows into a ClickHouse table as they are (maintenance: re-pricing stages its rows with it)."""
+        self._client.insert(table, [list(r) for r in rows], column_names=list(column_names))
+
+    @property
+    def meta(self) -> Any:
+        """The SQL metadata database (keys, budgets, billing, export ledger), for modules that need a
+        transaction of their own there."""
+        return self._meta
+
     def ping(self) -> None:
         self._fetch("SELECT 1", ())
         self._meta.ping()

@@ -107,6 +107,12 @@ def add_column_statements() -> list[str]:
 
 
 def _view_statement() -> str:
+    return f"CREATE MATERIALIZED VIEW IF NOT EXISTS {ROLLUP_VIEW} TO {ROLLUP} AS {rollup_select(TABLE)}"
+
+
+def rollup_select(source: str, sign: str | None = None) -> str:
+    """The rollup rows (day, dim, value, sums) of the events in ``source`` (a table or a parenthesised
+    query); with ``sign``, each event counts ``sign`` times (a column of +1/-1: re-pricing's delta rows)."""
     # Per-event values get their own names (``m_<metric>``) in a subquery: ClickHouse aliases are
     # query-wide, so ``sum(total_cost) AS total_cost`` next to ``isNull(total_cost)`` would nest aggregates.
     per_event = {
@@ -115,26 +121,26 @@ def _view_statement() -> str:
         "cancelled": "toInt64(status = 'cancelled')",
         "unpriced": "toInt64(isNull(total_cost))",
     }
+    times = f" * {sign}" if sign else ""
     inner = []
     for m in METRIC_COLUMNS:
         if m in per_event:
-            inner.append(f"{per_event[m]} AS m_{m}")
+            value = f"toInt64({per_event[m]}{times})" if sign else per_event[m]
+            inner.append(f"{value} AS m_{m}")
         elif m.endswith("_cost"):
-            inner.append(f"toInt128(ifNull({m}, 0)) AS m_{m}")
+            inner.append(f"toInt128(ifNull({m}, 0)){times} AS m_{m}")
         else:
-            inner.append(f"toInt64(ifNull({m}, 0)) AS m_{m}")
+            inner.append(f"toInt64(ifNull({m}, 0)){times} AS m_{m}")
     names = ", ".join(f"'{d}'" for d in (TOTAL, *ROLLUP_DIMS))
     values = ", ".join(["'n'", *(f"if(isNull({d}), 'n', concat('v:', toString({d})))" for d in ROLLUP_DIMS)])
     sums = ", ".join(f"sum(m_{m}) AS {m}" for m in METRIC_COLUMNS)
     return (
-        f"CREATE MATERIALIZED VIEW IF NOT EXISTS {ROLLUP_VIEW} TO {ROLLUP} AS "
         f"SELECT day, dim, value, {sums} FROM (SELECT intDiv(start_time, {DAY_US}) AS day, dv.1 AS dim, "
         f"dv.2 AS value, {', '.join(inner)} "
-        f"FROM {TABLE} ARRAY JOIN arrayZip([{names}], [{values}]) AS dv) GROUP BY day, dim, value"
+        f"FROM {source} ARRAY JOIN arrayZip([{names}], [{values}]) AS dv) GROUP BY day, dim, value"
     )
 
 
 def rebuild_rollup_statements() -> list[str]:
     """Rebuild the rollup from every stored event (after a re-price or a repair)."""
-    select = _view_statement().split(" AS ", 1)[1].replace(f"FROM {TABLE} ", f"FROM {EVENTS_FINAL} ", 1)
-    return [f"TRUNCATE TABLE {ROLLUP}", f"INSERT INTO {ROLLUP} {select}"]
+    return [f"TRUNCATE TABLE {ROLLUP}", f"INSERT INTO {ROLLUP} {rollup_select(EVENTS_FINAL)}"]

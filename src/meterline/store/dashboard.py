@@ -1,6 +1,10 @@
 """Reads the dashboard needs beyond :mod:`meterline.store.reads` (newest-first pages, one event by id, recent
 traces, latency samples, fast budget spend) and the dashboard's signing secret. SQL lives here, not in the
 server package. Every listing is keyset-paged so a page costs the same on page 1 and page 10,000.
+
+Event reads go through ``store._fetch`` in the store's *read* dialect and from its ``events_from`` (on the
+ClickHouse store: ClickHouse's SQL and ``events FINAL``, so a re-sent or re-priced event counts once); the
+signing secret lives in the SQL (metadata) database.
 """
 
 from __future__ import annotations
@@ -23,7 +27,6 @@ from meterline.store.schema import (
     COLUMN_NAMES,
     DIMENSIONS,
     PICO,
-    TABLE,
     from_micros,
     from_pico,
     row_to_event,
@@ -56,6 +59,11 @@ def signing_secret(store: Any) -> bytes:
     return str(rows[0][0]).encode()
 
 
+def _reads(store: Any) -> Q.Dialect:
+    """The dialect event reads are written in (the ClickHouse store keeps ``dialect`` for its metadata SQL)."""
+    return getattr(store, "read_dialect", store.dialect)  # type: ignore[no-any-return]
+
+
 # -- events, newest first ------------------------------------------------------------------------
 def _cursor(start_us: int, key: str) -> str:
     return base64.urlsafe_b64encode(f"{start_us}:{key}".encode()).decode().rstrip("=")
@@ -75,23 +83,28 @@ def recent_events(
     for dim in filters:
         if dim not in DIMENSIONS:
             raise Q.QueryError(f"filter: unknown dimension {dim!r}")
-    where, params = Q.where_clause(store.dialect, filters, start, end)
-    ph = store.dialect.placeholder
+    dialect = _reads(store)
+    where, params = Q.where_clause(dialect, filters, start, end)
+    ph = dialect.placeholder
     if before:
         us, event_id = Q.decode_cursor(before)
         # the leading "start_time <= x" gives both databases an index range to start from
         cond = f"start_time <= {ph} AND (start_time < {ph} OR id < {ph})"
         where = f"{where} AND {cond}" if where else f" WHERE {cond}"
         params += [us, us, event_id]
-    text = f"SELECT {', '.join(COLUMN_NAMES)} FROM {TABLE}{where} ORDER BY start_time DESC, id DESC LIMIT {int(limit)}"
+    text = (
+        f"SELECT {', '.join(COLUMN_NAMES)} FROM {dialect.events_from}{where} ORDER BY start_time DESC, id DESC "
+        f"LIMIT {int(limit)}"
+    )
     _, rows = store._fetch(text, params)
     nxt = _cursor(int(rows[-1][_START]), str(rows[-1][0])) if len(rows) == limit else None
     return [row_to_event(r) for r in rows], nxt
 
 
 def event_by_id(store: Any, event_id: str) -> UsageEvent | None:
+    dialect = _reads(store)
     _, rows = store._fetch(
-        sql(store.dialect, f"SELECT {', '.join(COLUMN_NAMES)} FROM {TABLE} WHERE id = ?"), (event_id,)
+        sql(dialect, f"SELECT {', '.join(COLUMN_NAMES)} FROM {dialect.events_from} WHERE id = ?"), (event_id,)
     )
     if not rows:
         return None
@@ -121,9 +134,11 @@ def latency_sample(
 ) -> tuple[list[float], list[float]]:  # fmt: skip
     """(durations, times to first token) in ms of the newest ``limit`` events in the range: percentiles
     from a bounded sample, so the overview costs the same on a million events as on a thousand."""
-    where, params = Q.where_clause(store.dialect, filters or {}, start, end)
+    dialect = _reads(store)
+    where, params = Q.where_clause(dialect, filters or {}, start, end)
     _, rows = store._fetch(
-        f"SELECT duration_ms, time_to_first_token_ms FROM {TABLE}{where} ORDER BY start_time DESC LIMIT {int(limit)}",
+        f"SELECT duration_ms, time_to_first_token_ms FROM {dialect.events_from}{where} ORDER BY start_time DESC "
+        f"LIMIT {int(limit)}",
         params,
     )
     return [float(r[0]) for r in rows if r[0] is not None], [float(r[1]) for r in rows if r[1] is not None]
@@ -143,8 +158,9 @@ def recent_traces(
 
     Walks the newest events that carry a trace id (keyset, by the time index) until ``limit`` distinct
     traces are seen, then totals exactly those traces through the trace index."""
-    where, params = Q.where_clause(store.dialect, filters or {}, start, end)
-    ph = store.dialect.placeholder
+    dialect = _reads(store)
+    where, params = Q.where_clause(dialect, filters or {}, start, end)
+    ph = dialect.placeholder
     cond = "trace_id IS NOT NULL"
     where = f"{where} AND {cond}" if where else f" WHERE {cond}"
     if before:
@@ -157,8 +173,8 @@ def recent_traces(
     offset_where, offset_params = where, list(params)
     while len(seen) < limit:
         _, rows = store._fetch(
-            f"SELECT trace_id, start_time FROM {TABLE}{offset_where} ORDER BY start_time DESC, trace_id DESC "
-            f"LIMIT {chunk}",
+            f"SELECT trace_id, start_time FROM {dialect.events_from}{offset_where} "
+            f"ORDER BY start_time DESC, trace_id DESC LIMIT {chunk}",
             offset_params,
         )
         for tid, st in rows:
@@ -180,7 +196,7 @@ def recent_traces(
         f"SELECT trace_id, COUNT(*), SUM(CASE WHEN status = 'error' THEN 1 ELSE 0 END), SUM(total_tokens), "
         f"SUM(total_cost), MIN(start_time), MAX(COALESCE(end_time, start_time)), MIN(trace_name), "
         f"MIN(subscriber_id), SUM(CASE WHEN total_cost IS NULL THEN 1 ELSE 0 END), MAX(start_time) "
-        f"FROM {TABLE} WHERE trace_id IN ({marks}) GROUP BY trace_id",
+        f"FROM {dialect.events_from} WHERE trace_id IN ({marks}) GROUP BY trace_id",
         ids,
     )
     by_id = {r[0]: r for r in rows}
@@ -244,16 +260,17 @@ def top_groups(store: Any, q: Q.UsageQuery, n: int) -> list[dict[str, Any]] | No
     if q.end is not None:
         where += " AND day < ?"
         params.append(to_micros(q.end) // Q.DAY_US)
-    columns = getattr(R, "metric_columns", lambda dialect: R.METRIC_COLUMNS)(store.dialect.name)
+    dialect = _reads(store)  # the rollup sits next to the events (in ClickHouse on its store, Int128 sums)
+    columns = R.METRIC_COLUMNS if dialect.name == "clickhouse" else R.metric_columns(dialect.name)
     if "total_cost_hi" in columns:  # kept in two parts (high and low digits) so that SQLite sums cannot overflow
         split = int(getattr(S, "SPLIT", 1_000_000))
         cost = "SUM(total_cost_hi), SUM(total_cost_lo)"
         order = f"SUM(total_cost_hi) * {split}.0 + SUM(total_cost_lo)"
     else:
         split, cost, order = 0, "SUM(total_cost), 0", "SUM(total_cost)"
-    rows = store.fetch(
+    _, rows = store._fetch(
         sql(
-            store.dialect,
+            dialect,
             f"SELECT value, SUM(requests), SUM(total_tokens), {cost} FROM {R.ROLLUP} WHERE {where} "
             f"GROUP BY value ORDER BY {order} DESC, SUM(requests) DESC, value LIMIT {int(n)}",
         ),

@@ -4,6 +4,10 @@ It is the durable cursor of continuous exports: an exporter asks for events of i
 not in the ledger yet, sends them, then records them here, so a restart neither skips an event (one
 stored late, with an old start time, is still "not in the ledger") nor sends one again. Targets
 de-duplicate on the event id as well, which covers a crash between a send and its ledger row.
+
+On the ClickHouse store the ledger is in its SQL metadata database, apart from the events: no single query
+can join them, so ``pending`` walks the events in (start time, id) order in pages and looks each page's ids
+up in the ledger (same answer as the SQL stores' NOT EXISTS, in the same order).
 """
 
 from __future__ import annotations
@@ -34,6 +38,10 @@ register_tables("export_ledger", _tables)
 
 def pending(store: Any, target: str, *, start: datetime | None, end: datetime | None, limit: int) -> list[UsageEvent]:
     """Up to ``limit`` events in [start, end) that ``target`` has no ledger row for, oldest first."""
+    from meterline.store.billing import on_clickhouse
+
+    if on_clickhouse(store):
+        return _pending_apart(store, target, start, end, limit)
     cols = ", ".join(f"e.{c}" for c in COLUMN_NAMES)
     where, params = ["NOT EXISTS (SELECT 1 FROM export_ledger l WHERE l.target = ? AND l.event_id = e.id)"], [target]
     if start is not None:
@@ -44,6 +52,70 @@ def pending(store: Any, target: str, *, start: datetime | None, end: datetime | 
         params.append(to_micros(end))  # type: ignore[arg-type]
     text = f"SELECT {cols} FROM {TABLE} e WHERE {' AND '.join(where)} ORDER BY e.start_time, e.id LIMIT {int(limit)}"
     return [row_to_event(r) for r in store.fetch(sql(store.dialect, text), params)]
+
+
+_PAGE = 5000  # event ids per page of the ClickHouse walk
+_IN = 500  # ids per IN (...) look-up in the ledger
+
+
+def _pending_apart(
+    store: Any, target: str, start: datetime | None, end: datetime | None, limit: int
+) -> list[UsageEvent]:
+    """``pending`` when the ledger and the events live in two databases (ClickHouse store)."""
+    bounds, params = [], []
+    if start is not None:
+        bounds.append("start_time >= ?")
+        params.append(to_micros(start))
+    if end is not None:
+        bounds.append("start_time < ?")
+        params.append(to_micros(end))
+    found: list[tuple[int, str]] = []
+    after: tuple[int, str] | None = None
+    while len(found) < limit:
+        where = list(bounds)
+        page_params: list[Any] = list(params)
+        if after is not None:
+            where.append("(start_time > ? OR (start_time = ? AND id > ?))")
+            page_params += [after[0], after[0], after[1]]
+        cond = f" WHERE {' AND '.join(where)}" if where else ""
+        page = [
+            (int(t), str(i))
+            for t, i in store.fetch(
+                sql(store.dialect, f"SELECT start_time, id FROM {TABLE}{cond} ORDER BY start_time, id LIMIT {_PAGE}"),
+                page_params,
+            )
+        ]
+        if not page:
+            break
+        done: set[str] = set()
+        for k in range(0, len(page), _IN):
+            ids = [i for _, i in page[k : k + _IN]]
+            marks = ", ".join("?" * len(ids))
+            done.update(
+                str(r[0])
+                for r in store.fetch(
+                    sql(store.dialect, f"SELECT event_id FROM {LEDGER} WHERE target = ? AND event_id IN ({marks})"),
+                    [target, *ids],
+                )
+            )
+        found += [p for p in page if p[1] not in done][: limit - len(found)]
+        if len(page) < _PAGE:
+            break
+        after = page[-1]
+    if not found:
+        return []
+    out: list[UsageEvent] = []
+    cols = ", ".join(COLUMN_NAMES)
+    for k in range(0, len(found), _IN):
+        chunk = found[k : k + _IN]
+        marks = ", ".join("?" * len(chunk))
+        rows = store.fetch(
+            sql(store.dialect, f"SELECT {cols} FROM {TABLE} WHERE start_time >= ? AND start_time <= ? "
+                               f"AND id IN ({marks}) ORDER BY start_time, id"),
+            [chunk[0][0], chunk[-1][0], *(i for _, i in chunk)],
+        )  # fmt: skip
+        out += [row_to_event(r) for r in rows]
+    return out
 
 
 def record(store: Any, target: str, event_ids: Sequence[str], state: str, reason: str | None = None) -> None:

@@ -2,7 +2,8 @@
 
 Only the cost columns and ``pricing_source`` of the events given are updated, in one transaction with
 the rebuild of the daily and the billing rollups (so usage queries never see the two disagree). Invoice tables are not
-touched: finalized invoices are snapshots.
+touched: finalized invoices are snapshots. The ClickHouse store has no such transaction and no row updates
+worth the name: :mod:`meterline.store.clickhouse_reprice` writes newer versions of the events instead.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from typing import Any
 
 from meterline.store import billing_rollup as BR
 from meterline.store import rollup as R
-from meterline.store.billing import transaction
+from meterline.store.billing import on_clickhouse, transaction
 from meterline.store.schema import TABLE
 
 COST_COLUMNS = ("input_cost", "cache_read_cost", "cache_write_cost", "output_cost", "total_cost", "pricing_source")
@@ -20,6 +21,11 @@ COST_COLUMNS = ("input_cost", "cache_read_cost", "cache_write_cost", "output_cos
 
 def update_costs(store: Any, rows: Sequence[tuple[Any, ...]]) -> None:
     """``rows``: (input, cache_read, cache_write, output, total pico-USD or None, pricing_source, event id)."""
+    if on_clickhouse(store):  # a transaction here would run in its metadata database, not on its events
+        from meterline.store.clickhouse_reprice import update_costs as update_clickhouse
+
+        update_clickhouse(store, rows)
+        return
     sets = ", ".join(f"{c} = ?" for c in COST_COLUMNS)
     with transaction(store) as tx:
         for i in range(0, len(rows), 5000):

@@ -10,6 +10,10 @@ Rollups are kept by design: ``events_daily`` is the long-term record of usage an
 dimension, so reports and invoices over pruned periods keep their exact totals while the per-call rows
 (and their content) are gone. Queries that need raw events (hour buckets, several dimensions) only see
 what is left.
+
+The ClickHouse store keeps no hourly billing rollup (billing sums ``events FINAL``), so once its events are
+pruned, usage before the cutoff cannot be billed again: the cutoff is recorded (``pruned_before``) and
+billing refuses such a period with an error naming it, rather than invoicing it as empty.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from typing import Any
 
 from meterline.store import partitions
 from meterline.store.content import CONTENT_TABLE
+from meterline.store.extensions import sql
 from meterline.store.schema import TABLE, to_micros
 
 
@@ -61,6 +66,7 @@ def prune(
     if prune_events is not None:  # ClickHouse: whole monthly partitions dropped, the rest deleted
         assert events_before is not None
         result.events = int(prune_events(events_before))
+        _mark_pruned(store, ev_cut)
         return result
     if store.dialect.name == "postgresql":
         with store.connection() as conn, conn.transaction():
@@ -77,3 +83,24 @@ def prune(
         return result
     result.events = store.execute(f"DELETE FROM {TABLE} WHERE start_time < ?", [ev_cut])
     return result
+
+
+PRUNED_KEY = "clickhouse_pruned_before"
+
+
+def pruned_before(store: Any) -> int | None:
+    """Micros before which the ClickHouse store's events were pruned (None: never pruned)."""
+    rows = store.fetch(sql(store.dialect, "SELECT value FROM meterline_meta WHERE key = ?"), (PRUNED_KEY,))
+    return int(rows[0][0]) if rows else None
+
+
+def _mark_pruned(store: Any, cut: int) -> None:
+    from meterline.store.billing import transaction
+
+    with transaction(store) as tx:  # the metadata database of a ClickHouse store
+        old = tx.run("SELECT value FROM meterline_meta WHERE key = ?", (PRUNED_KEY,))
+        tx.run("DELETE FROM meterline_meta WHERE key = ?", (PRUNED_KEY,))
+        tx.run(
+            "INSERT INTO meterline_meta (key, value) VALUES (?, ?)",
+            (PRUNED_KEY, str(max([cut, *(int(r[0]) for r in old)]))),
+        )
