@@ -14,11 +14,11 @@ The new versions must not go through an ``INSERT INTO events``: the materialized
 daily rollup on top of the old versions (every re-priced event counted twice in usage sums). So they are
 inserted into a staging table with the same structure and attached with ``ATTACH PARTITION … FROM`` (a copy
 of whole parts that fires no view; the attached parts get new block numbers, so ``FINAL`` keeps them), and
-the rollup gets one insert of delta rows (new version +1, old version -1, per day and dimension value),
-which its ``SummingMergeTree`` adds up. ClickHouse has no transaction over both steps: between the attach and
-the delta insert (milliseconds) a usage query answered from the rollup still shows the costs from before the
-re-price; if the process dies right there, ``meterline migrate --rebuild-rollup`` makes the rollup exact again.
-Events are never counted twice.
+the rollups (daily and hourly) get one insert of delta rows each (new version +1, old version -1, per day and
+dimension value, or per hour and dimension values), which their ``SummingMergeTree`` adds up. ClickHouse has
+no transaction over both steps: between the attach and the delta insert (milliseconds) a usage query answered
+from a rollup still shows the costs from before the re-price; if the process dies right there, ``meterline
+migrate --rebuild-rollup`` makes the rollups exact again. Events are never counted twice.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
+from meterline.store import clickhouse_hourly as H
 from meterline.store import clickhouse_schema as CS
 from meterline.store.rollup import ROLLUP
 from meterline.store.schema import COLUMN_NAMES, TABLE
@@ -85,5 +86,6 @@ def _stage_and_attach(store: Any, costs: str, stage: str) -> None:
             run(f"ALTER TABLE {TABLE} ATTACH PARTITION ID '{int(partition)}' FROM {stage}")
         delta = f"(SELECT *, toInt8(1) AS sign FROM {stage} UNION ALL SELECT *, toInt8(-1) AS sign FROM {old})"
         run(f"INSERT INTO {ROLLUP} {CS.rollup_select(delta, 'sign')}")
+        run(f"INSERT INTO {H.HOURLY} {H.hourly_select(delta, 'sign')}")
     finally:
         run(f"DROP TABLE IF EXISTS {old}")
