@@ -129,12 +129,11 @@ def test_anthropic_stream_fast_path_keeps_usage_stop_and_text(meter_db: Any) -> 
         on_item = _item(meter)
         assert all(on_item(e) for e in events)
         assert meter.done and meter.ttft_ms is not None and meter.stop_reason == "max_tokens"
-        assert meter.response_model == "claude-haiku-4-5-20251001"
-        assert (meter.tokens.input_tokens, meter.tokens.output_tokens) == (11, 3)
         assert meter.text_parts == (["Hi", " there", "!"] if capture else None)
+    # model and usage are read on the recorder's thread
     events = meter_db.events()
-    assert [(e.status, e.input_tokens, e.output_tokens, e.stop_reason) for e in events] == [
-        ("success", 11, 3, "max_tokens")
+    assert [(e.status, e.input_tokens, e.output_tokens, e.stop_reason, e.response_model) for e in events] == [
+        ("success", 11, 3, "max_tokens", "claude-haiku-4-5-20251001")
     ] * 2
 
 

@@ -107,6 +107,7 @@ def test_anthropic_server_tool_use_and_service_tier() -> None:
             "usage": {"output_tokens": 9, "server_tool_use": {"web_search_requests": 2}},
         }
     )
+    meter.resolve()  # the stream events' usage is read later, on the recorder's thread
     assert (meter.tokens.input_tokens, meter.tokens.output_tokens, meter.tokens.web_searches) == (10, 9, 2)
 
 

@@ -69,7 +69,8 @@ def _invoke_chunk(meter: CallMeter, data: Any) -> None:
     event = _json(base64.b64decode(raw))
     if not isinstance(event, dict):
         return
-    finished = meter.anthropic_event(event) if "type" in event else False
+    # read now: the invocation metrics at the end stand in for usage only when these events gave none
+    finished = meter.anthropic_event(event, defer=False) if "type" in event else False
     metrics = event.get("amazon-bedrock-invocationMetrics")
     if metrics is not None:
         _apply_invocation_metrics(meter, metrics)

@@ -72,6 +72,7 @@ class CallMeter:
         "call_md",
         "input_messages",
         "integration",
+        "later",
         "model",
         "operation",
         "out_chars",
@@ -115,6 +116,7 @@ class CallMeter:
         self.tool_use = False
         self.ttft_ms: float | None = None
         self.tokens = _NO_TOKENS
+        self.later: list[tuple[Reader, Any]] | None = None  # reads left to the recorder's thread
         self.text_parts: list[str] | None = None
         self.input_messages: Any = None
         self.tool_calls: list[dict[str, Any]] | None = None  # with capture_content: the tool calls asked for
@@ -158,15 +160,17 @@ class CallMeter:
         self.set_stop(get(message, "stop_reason"))
         self.note_content(get(message, "content"))
 
-    def anthropic_event(self, event: Any) -> bool:
-        """One Anthropic stream event; True when it ends the message (``message_stop``)."""
+    def anthropic_event(self, event: Any, defer: bool = True) -> bool:
+        """One Anthropic stream event; True when it ends the message (``message_stop``). ``defer``: the usage
+        of ``message_start``/``message_delta`` is read on the recorder's thread (SDK event objects, which
+        nothing changes after the SDK hands them out)."""
         kind = get(event, "type")
         if kind == "message_start":
             message = get(event, "message")
-            model = get(message, "model")
-            if isinstance(model, str) and model:
-                self.response_model = model
-            self.tokens = _usage.from_anthropic(get(message, "usage"))
+            if defer:
+                self.read_later(CallMeter._message_start, message)
+            else:
+                self._message_start(message)
         elif kind == "content_block_delta":
             self.mark_first_token()
             if self.text_parts is not None:
@@ -184,10 +188,35 @@ class CallMeter:
                     self.tool_calls.append({"id": get(block, "id"), "name": get(block, "name"), "arguments": ""})
         elif kind == "message_delta":
             self.set_stop(get(get(event, "delta"), "stop_reason"))
-            self._merge_delta_usage(get(event, "usage"))
+            if defer:
+                self.read_later(CallMeter._merge_delta_usage, get(event, "usage"))
+            else:
+                self._merge_delta_usage(get(event, "usage"))
         elif kind == "message_stop":
             return True
         return False
+
+    def _message_start(self, message: Any) -> None:
+        model = get(message, "model")
+        if isinstance(model, str) and model:
+            self.response_model = model
+        self.tokens = _usage.from_anthropic(get(message, "usage"))
+
+    def read_later(self, read: Reader, what: Any) -> None:
+        """``read(self, what)`` runs on the recorder's thread before the event is built, in call order."""
+        if self.later is None:
+            self.later = []
+        self.later.append((read, what))
+
+    def resolve(self, reading: tuple[Reader, Any] | None = None) -> None:
+        """Run the reads left for later (then ``reading``), in order; the recorder's thread does this before
+        building the event. A read that fails is reported and skipped: the event keeps what is known."""
+        reads, self.later = [*(self.later or ()), *([reading] if reading is not None else [])], None
+        for read, what in reads:
+            try:
+                read(self, what)
+            except Exception as exc:  # noqa: BLE001 - a reply we cannot read: still one event, with what is known
+                _errors.report("integrations.read", exc, reraise=False)
 
     def _merge_delta_usage(self, delta: Any) -> None:
         # message_delta's usage is cumulative; output_tokens always, input/cache counts only when present.
@@ -264,8 +293,7 @@ class CallMeter:
         reading: tuple[Reader, Any] | None,
     ) -> UsageEvent:
         _api = _api_module()
-        if reading is not None:
-            reading[0](self, reading[1])
+        self.resolve(reading)
         event = UsageEvent(
             start_time=self.start,
             end_time=self.start + timedelta(seconds=elapsed),
