@@ -172,6 +172,8 @@ def _open_meta(destination: str) -> Any:
 class ClickHouseStore(SQLReads):
     """Events in ClickHouse (ReplacingMergeTree, monthly partitions, rollup by materialized view)."""
 
+    hourly_reads = True  # usage reports the hourly rollup can answer come from it (False: scan; benchmarks)
+
     def __init__(self, destination: str, *, create: bool = True, meta: Any = None) -> None:
         self.destination = destination
         self.database = _database_name(destination)
@@ -254,7 +256,7 @@ class ClickHouseStore(SQLReads):
         """As the SQL stores; reports the daily rollup cannot answer come from the hourly rollup when it can
         (``clickhouse_hourly``), else from a scan of ``events``."""
         q.validate()
-        if (R.usable(q) is None or not self._rollup_ready) and H.usable(q):
+        if self.hourly_reads and (R.usable(q) is None or not self._rollup_ready) and H.usable(q):
             sql, params, plan = H.usage_sql(q)
             cols, rows = self._fetch(sql, params)
             return Q.shape_usage_rows(q, cols, rows, plan) if rows else []
