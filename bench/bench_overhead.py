@@ -54,8 +54,54 @@ ALL_PATHS = (
 LIBRARY = {"litellm": "litellm", "anthropic": "anthropic", "openai": "openai", "boto3": "bedrock"}
 
 
+# -- replayed HTTP: the SDKs' calls without sockets ------------------------------------------------
+def _replay_key(request: Any) -> tuple[Any, ...]:
+    body = request.content or b""
+    stream = b'"stream":true' in body or b'"stream": true' in body
+    return request.method, request.url.path, stream, request.headers.get("x-fake-reply-words")
+
+
+def _cached(status: int, headers: Any, body: bytes) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+    drop = (b"content-length", b"transfer-encoding", b"content-encoding", b"connection")
+    return status, [(k, v) for k, v in headers.raw if k.lower() not in drop], body
+
+
+def replay_transports(httpx: Any) -> tuple[Any, Any]:
+    """Transports of the SDK's ``httpx`` module (``httpx`` or ``httpx2``) that send each distinct request to the
+    fake provider once, then answer it from memory: the SDK still builds the request, parses the reply and
+    (streams) decodes the server-sent events, with no socket, server thread or scheduler between bare and
+    metered calls."""
+    cache: dict[tuple[Any, ...], tuple[int, list[tuple[bytes, bytes]], bytes]] = {}
+
+    class Replay(httpx.BaseTransport):  # type: ignore[misc,name-defined]
+        real = httpx.HTTPTransport()
+
+        def handle_request(self, request: Any) -> Any:
+            key = _replay_key(request)
+            if key not in cache:
+                resp = self.real.handle_request(request)
+                cache[key] = _cached(resp.status_code, resp.headers, resp.read())
+                resp.close()
+            status, headers, body = cache[key]
+            return httpx.Response(status, headers=headers, content=body)
+
+    class AsyncReplay(httpx.AsyncBaseTransport):  # type: ignore[misc,name-defined]
+        real = httpx.AsyncHTTPTransport()
+
+        async def handle_async_request(self, request: Any) -> Any:
+            key = _replay_key(request)
+            if key not in cache:
+                resp = await self.real.handle_async_request(request)
+                cache[key] = _cached(resp.status_code, resp.headers, await resp.aread())
+                await resp.aclose()
+            status, headers, body = cache[key]
+            return httpx.Response(status, headers=headers, content=body)
+
+    return Replay(), AsyncReplay()
+
+
 # -- the calls, built once per process from the fake provider's URLs -----------------------------
-def build_calls(urls: dict[str, str], long: bool = False) -> dict[str, Callable[[], Any]]:
+def build_calls(urls: dict[str, str], long: bool = False, replay: bool = False) -> dict[str, Callable[[], Any]]:
     os.environ.setdefault("AWS_ACCESS_KEY_ID", "bench")
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "bench")
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
@@ -67,9 +113,21 @@ def build_calls(urls: dict[str, str], long: bool = False) -> dict[str, Callable[
 
     headers = {"x-fake-reply-words": "1000"} if long else {}  # one stream chunk per word: 1,000 chunks
     loop = asyncio.new_event_loop()
-    ant = anthropic.Anthropic(base_url=urls["anthropic"], api_key="sk-bench", max_retries=0, default_headers=headers)
-    aant = anthropic.AsyncAnthropic(base_url=urls["anthropic"], api_key="sk-bench", max_retries=0)
-    oai = openai.OpenAI(base_url=urls["openai"], api_key="sk-bench", max_retries=0, default_headers=headers)
+    http: dict[str, dict[str, Any]] = {"sync ant": {}, "async ant": {}, "sync oai": {}}
+    if replay:  # each SDK with clients of its own httpx module (anthropic moved to httpx2)
+        import anthropic._base_client as ant_base
+        import openai._base_client as oai_base
+
+        for sdk, base in (("ant", ant_base), ("oai", oai_base)):
+            module = getattr(base, "httpx2", None) or base.httpx
+            sync_t, async_t = replay_transports(module)
+            http[f"sync {sdk}"] = {"http_client": module.Client(transport=sync_t)}
+            http[f"async {sdk}"] = {"http_client": module.AsyncClient(transport=async_t)}
+    ant = anthropic.Anthropic(base_url=urls["anthropic"], api_key="sk-bench", max_retries=0, default_headers=headers,
+                              **http["sync ant"])  # fmt: skip
+    aant = anthropic.AsyncAnthropic(base_url=urls["anthropic"], api_key="sk-bench", max_retries=0, **http["async ant"])
+    oai = openai.OpenAI(base_url=urls["openai"], api_key="sk-bench", max_retries=0, default_headers=headers,
+                        **http["sync oai"])  # fmt: skip
     br = boto3.client("bedrock-runtime", region_name="us-east-1", endpoint_url=urls["bedrock"],
                       config=Config(retries={"total_max_attempts": 1, "mode": "standard"}))  # fmt: skip
     if long:
@@ -79,6 +137,8 @@ def build_calls(urls: dict[str, str], long: bool = False) -> dict[str, Callable[
     invoke_body = json.dumps({"anthropic_version": "bedrock-2023-05-31", "max_tokens": 50, "messages": MSGS})
     lite = {"model": "openai/gpt-4o-mini", "api_base": urls["openai"], "api_key": "sk-bench", "messages": MSGS,
             "extra_headers": headers}  # fmt: skip
+    if replay:  # LiteLLM's own in-process reply (its OpenAI route makes its own HTTP client)
+        lite["mock_response"] = " ".join(["word"] * (1000 if long else 12))
 
     def lite_stream() -> None:
         for _ in litellm.completion(stream=True, **lite):
@@ -147,7 +207,7 @@ def worker_meterline(args: argparse.Namespace, urls: dict[str, str]) -> dict[str
                    capture_content=args.capture)  # fmt: skip
     out: dict[str, Any] = {}
     for long in (False, True):
-        calls = build_calls(urls, long)
+        calls = build_calls(urls, long, args.transport == "replay")
         for path in args.paths:
             if long and path not in STREAMS:
                 continue
@@ -176,7 +236,8 @@ def worker_revenium(args: argparse.Namespace, urls: dict[str, str]) -> dict[str,
 
     bare: dict[str, list[float]] = {}
     sent: dict[str, int] = {}
-    plans = [(False, build_calls(urls, False)), (True, build_calls(urls, True))]
+    replay = args.transport == "replay"
+    plans = [(False, build_calls(urls, False, replay)), (True, build_calls(urls, True, replay))]
 
     def stub_count() -> int:
         with urllib.request.urlopen(os.environ["REVENIUM_METERING_BASE_URL"] + "/count", timeout=10) as r:
@@ -334,7 +395,7 @@ def ensure_revenium_venv() -> Path | None:
 
 def run_worker(python: str, kind: str, args: argparse.Namespace, urls: dict[str, str], env: dict[str, str]) -> Any:
     cmd = [python, __file__, "--worker", kind, "--calls", str(args.calls), "--rounds", str(args.rounds),
-           "--clock", args.clock,
+           "--clock", args.clock, "--transport", args.transport,
            "--paths", ",".join(args.paths), "--urls", json.dumps(urls)]  # fmt: skip
     if kind == "capture":
         cmd.append("--capture")
@@ -369,6 +430,10 @@ def main() -> int:
     ap.add_argument("--worker", choices=("meterline", "capture", "revenium"))
     ap.add_argument("--urls")
     ap.add_argument("--capture", action="store_true")
+    ap.add_argument("--transport", choices=("http", "replay"), default="http",
+                    help="http (default): every call over HTTP to the fake provider; replay: the Anthropic and "
+                    "OpenAI SDKs answered from memory (each distinct request sent once) and LiteLLM's mock_response, "
+                    "so no socket or server thread adds noise (boto3 stays on HTTP)")  # fmt: skip
     ap.add_argument("--clock", choices=tuple(CLOCKS), default="thread",
                     help="thread (default): CPU time of the caller's thread, which preemption on a loaded machine "
                     "does not inflate and background threads (meterline's recorder) do not add to; wall: "
@@ -399,8 +464,9 @@ def main() -> int:
                    "REVENIUM_METERING_BASE_URL": f"http://127.0.0.1:{stub.server_address[1]}"}  # fmt: skip
             results["revenium-python-sdk 0.12"] = run_worker(str(py), "revenium", args, urls, env)
     stub.shutdown()
+    how = "replayed HTTP (in-process)" if args.transport == "replay" else "one FakeProvider over HTTP"
     print(f"Caller overhead per call, µs ({args.clock} clock; p50 / p99 / mean), {args.rounds} x {args.calls} "
-          f"calls per side, Python {sys.version.split()[0]}, one FakeProvider over HTTP")  # fmt: skip
+          f"calls per side, Python {sys.version.split()[0]}, {how}")  # fmt: skip
     print("| path | side | bare p50 | metered p50 | added p50 | ratio | added p99 | added mean | goal |")
     print("|---|---|---:|---:|---:|---:|---:|---:|---|")
     for path in [*args.paths, *(p + " x1000 chunks" for p in args.paths if p in STREAMS)]:

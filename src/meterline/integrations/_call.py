@@ -44,9 +44,7 @@ def call_metadata(raw: Any) -> Mapping[str, Any]:
 def request_headers(client: Any, options: Any) -> dict[str, Any] | None:
     """The headers a Stainless SDK call sends (client defaults, then the call's own), only when
     capture_headers is on; credential headers are masked later, on the recorder's thread."""
-    from meterline import _api
-
-    if not _api.settings.capture_headers:
+    if not _api_module().settings.capture_headers:
         return None
     out: dict[str, Any] = {}
     for attr in ("default_headers", "auth_headers"):  # auth: masked, but shows which credential header went

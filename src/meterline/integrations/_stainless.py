@@ -167,9 +167,13 @@ class RequestHook:
 
     def __init__(self, name: str, start: Start, observe: Observe, raw_types: Callable[[], tuple[type, ...]]) -> None:
         self.name, self.start, self.observe, self.raw_types = name, start, observe, raw_types
+        self._raw: tuple[type, ...] | None = None  # the SDK's raw-response classes, imported on first use
 
     def is_raw(self, result: Any) -> bool:
-        return isinstance(result, self.raw_types())
+        raw = self._raw
+        if raw is None:
+            raw = self._raw = self.raw_types()
+        return isinstance(result, raw)
 
     @staticmethod
     def fail(meter: CallMeter, exc: BaseException) -> None:

@@ -23,6 +23,7 @@ metered, but cannot take ``usage_metadata=``).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from typing import Any
 
@@ -91,14 +92,20 @@ def _new_meter(client: Any, options: Any, call_md: Mapping[str, Any] | None) -> 
 
 def _observe(meter: CallMeter, result: Any) -> None:
     """Meter a non-raw result: a Message (success now) or a Stream (success when it finishes)."""
-    from anthropic import AsyncStream, Stream
-
+    Stream, AsyncStream = _stream_types()
     if isinstance(result, Stream):
         instrument_stream(result, meter)
     elif isinstance(result, AsyncStream):
         instrument_async_stream(result, meter)
     else:
         meter.success(CallMeter.anthropic_message, result)  # the Message is read on the recorder's thread
+
+
+@functools.cache
+def _stream_types() -> tuple[type[Any], type[Any]]:
+    from anthropic import AsyncStream, Stream
+
+    return Stream, AsyncStream
 
 
 def _raw_types() -> tuple[type[Any], ...]:

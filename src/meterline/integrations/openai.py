@@ -18,6 +18,7 @@ while meterline's LiteLLM integration is loaded is left to that integration.
 
 from __future__ import annotations
 
+import functools
 import sys
 from collections.abc import Mapping
 from typing import Any
@@ -117,14 +118,20 @@ def _start(client: Any, options: Any, call_md: Mapping[str, Any] | None) -> tupl
 
 
 def _observe(state: StreamState, result: Any) -> None:
-    from openai import AsyncStream, Stream
-
+    Stream, AsyncStream = _stream_types()
     meter = state.meter
     if isinstance(result, (Stream, AsyncStream)):
         instrument_stream(result, state, isinstance(result, AsyncStream))
         return
     # the reply object is read on the recorder's thread
     meter.success(U.response if state.responses else U.completion, result)
+
+
+@functools.cache
+def _stream_types() -> tuple[type[Any], type[Any]]:
+    from openai import AsyncStream, Stream
+
+    return Stream, AsyncStream
 
 
 def _raw_types() -> tuple[type[Any], ...]:
