@@ -40,13 +40,8 @@ def ev(at: datetime, who: str = "whale", model: str = "gpt-4o-mini", **kw: Any) 
     return UsageEvent(provider="openai", model=model, start_time=at, subscriber_id=who, **kw)
 
 
-def test_an_invoice_over_twelve_million_dollars_of_usage_is_exact(store: Any, request: pytest.FixtureRequest) -> None:
+def test_an_invoice_over_twelve_million_dollars_of_usage_is_exact(store: Any) -> None:
     """$12M of provider cost in one month: past what int64 pico-dollars hold (~$9.22M), on every store."""
-    if type(store).__name__ == "SQLiteStore":
-        request.applymarker(pytest.mark.xfail(strict=True, reason=(
-            "known SQLite defect, not ClickHouse's: billing_usage_hourly keeps costs as one INTEGER and its "
-            "upsert's '+' turns into a float past 2^63 pico-dollars (10500000.000000000003 reads 10500000); "
-            "the raw SUM() raises 'integer overflow'. The daily rollup splits its sums for this reason.")))  # fmt: skip
     S.save_customer(store, parse_customer({"id": "whale", "name": "Whale"}))
     S.add_plan_version(store, {"id": "resell", "rules": [{"model": "*", "markup_percent": "10"}]})
     svc.subscribe(store, "whale", "resell", "2026-01-01")

@@ -22,7 +22,7 @@ from meterline.billing.model import BillingError, Customer, Grant, Plan, Subscri
 from meterline.billing.rating import Usage
 from meterline.store import billing_rollup as BR
 from meterline.store.extensions import register_tables, sql
-from meterline.store.schema import DIMENSIONS, PICO, from_micros, to_micros
+from meterline.store.schema import DIMENSIONS, PICO, from_micros, join_split, split_sum_sql, to_micros
 
 SETTINGS = "billing_settings"
 CUSTOMERS = "billing_customers"
@@ -298,34 +298,30 @@ def wallet_customers(store: Any) -> list[str]:
 
 
 # -- usage sums from events ------------------------------------------------------------------------
-_SUMS = (
-    "COUNT(*), COALESCE(SUM(input_tokens), 0), COALESCE(SUM(cache_read_tokens), 0), "
-    "COALESCE(SUM(cache_write_tokens), 0), COALESCE(SUM(cache_write_1h_tokens), 0), COALESCE(SUM(output_tokens), 0), "
-    "COALESCE(SUM(reasoning_tokens), 0), COALESCE(SUM(input_cost), 0), COALESCE(SUM(cache_read_cost), 0), "
-    "COALESCE(SUM(cache_write_cost), 0), COALESCE(SUM(output_cost), 0), COALESCE(SUM(total_cost), 0), "
-    "SUM(CASE WHEN total_cost IS NULL THEN 1 ELSE 0 END)"
-)
+def _event_sums(split: bool) -> str:
+    """The usage sums over ``events``, in ``BR.columns`` order: with ``split``, each cost as its (micro-dollar,
+    pico remainder) pair, since SQLite's SUM() of pico-dollars raises "integer overflow" past ~$9.2M."""
+    tokens = ", ".join(f"COALESCE(SUM({t}), 0)" for t in BR.TOKENS)
+    costs = ", ".join(split_sum_sql(c) if split else f"COALESCE(SUM({c}), 0)" for c in BR.COSTS)
+    return f"COUNT(*), {tokens}, {costs}, SUM(CASE WHEN total_cost IS NULL THEN 1 ELSE 0 END)"
 
 
-def _usage(provider: str, model: str, r: Sequence[Any]) -> Usage:
-    ints = [int(v or 0) for v in r]
-    return Usage(
-        provider,
-        model,
-        ints[0],
-        ints[1],
-        ints[2],
-        ints[3],
-        ints[4],
-        ints[5],
-        ints[6],
-        Decimal(ints[7]) / PICO,
-        Decimal(ints[8]) / PICO,
-        Decimal(ints[9]) / PICO,
-        Decimal(ints[10]) / PICO,
-        Decimal(ints[11]) / PICO,
-        ints[12],
-    )
+def _split(store: Any) -> bool:
+    """True when cost sums are read in two halves: on SQLite (PostgreSQL: NUMERIC; ClickHouse: Int128)."""
+    return bool(getattr(store, "read_dialect", store.dialect).name == "sqlite")
+
+
+def _usage(provider: str, model: str, r: Sequence[Any], split: bool) -> Usage:
+    n = 1 + len(BR.TOKENS)
+    counts = [int(v or 0) for v in r[:n]]
+    if split:
+        costs = [join_split(r[n + 2 * i], r[n + 2 * i + 1]) or 0 for i in range(len(BR.COSTS))]
+    else:
+        costs = [int(v or 0) for v in r[n : n + len(BR.COSTS)]]
+    c_in, c_read, c_write, c_out, c_total = (Decimal(c) / PICO for c in costs)
+    req, t_in, t_read, t_write, t_write_1h, t_out, t_reason = counts
+    return Usage(provider, model, req, t_in, t_read, t_write, t_write_1h, t_out, t_reason,
+                 c_in, c_read, c_write, c_out, c_total, int(r[-1] or 0))  # fmt: skip
 
 
 def _dim(dimension: str) -> str:
@@ -344,10 +340,12 @@ def _pieces(start: datetime, end: datetime) -> tuple[tuple[int, int] | None, lis
     return (h0, h1), raw
 
 
-def _collect(rows: Sequence[Sequence[Any]], out: dict[str, dict[tuple[str, str], Usage]], keyed: bool) -> None:
+def _collect(
+    rows: Sequence[Sequence[Any]], out: dict[str, dict[tuple[str, str], Usage]], keyed: bool, split: bool
+) -> None:
     for r in rows:
         cid, rest = (str(r[0]), r[1:]) if keyed else ("", r)
-        u = _usage(rest[0], rest[1], rest[2:])
+        u = _usage(rest[0], rest[1], rest[2:], split)
         per = out.setdefault(cid, {})
         if (u.provider, u.model) in per:
             per[(u.provider, u.model)].add(u)
@@ -390,15 +388,17 @@ def _usage_rows(
     key = f"{col}, " if customer_id is None else ""
     cust: tuple[Any, ...] = (customer_id,) if customer_id is not None else ()
     out: dict[str, dict[tuple[str, str], Usage]] = {}
+    split = _split(store)
+    sums = _event_sums(split)
     for lo, hi in raw:
         rows = store.fetch(
-            sql(store.dialect, f"SELECT {key}provider, model, {_SUMS} FROM events WHERE {who}start_time >= ? "
+            sql(store.dialect, f"SELECT {key}provider, model, {sums} FROM events WHERE {who}start_time >= ? "
                                f"AND start_time < ? GROUP BY {key}provider, model"),
             (*cust, lo, hi),
         )  # fmt: skip
-        _collect(rows, out, customer_id is None)
-    if hours is not None:
-        sums = ", ".join(f"SUM({c})" for c in BR.SUMS)
+        _collect(rows, out, customer_id is None, split)
+    if hours is not None:  # never on ClickHouse: the rollup's dialect is the store's own
+        sums = BR.read_sums(store.dialect.name)
         rwho = "customer = ? AND " if customer_id is not None else ""
         rkey = "customer, " if customer_id is None else ""
         rows = store.fetch(
@@ -406,7 +406,7 @@ def _usage_rows(
                                f"AND hour < ? GROUP BY {rkey}provider, model"),
             (*cust, hours[0], hours[1]),
         )  # fmt: skip
-        _collect(rows, out, customer_id is None)
+        _collect(rows, out, customer_id is None, split)
     return {cid: list(per.values()) for cid, per in out.items()}
 
 

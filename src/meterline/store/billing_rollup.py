@@ -10,13 +10,19 @@ The customer column holds the value of the billing customer dimension (``meterli
 PostgreSQL: a statement trigger over the inserted rows (its transition table), reading the dimension at
 run time. The trigger and the first build come with the first billing record (customer or plan), so
 metering alone never pays for it; ``rebuild_statements`` also runs after re-pricing or a dimension change.
+
+Costs: NUMERIC sums of pico-dollars in PostgreSQL (exact, no upper bound). SQLite has no integer wider than
+64 bits and its upsert's ``+`` silently turns a sum past 2^63 pico-dollars (~$9.2M) into a float, so there
+each cost is kept as two sums, ``<cost>_hi`` (micro-dollars) and ``<cost>_lo`` (the pico remainder), joined
+in Python with ``schema.join_split``: exact up to $9.2 * 10^12 per customer, hour and model. A SQLite
+rollup of before (one INTEGER per cost) is converted when the store opens (:func:`upgrade_split_statements`).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from meterline.store.schema import DIMENSIONS
+from meterline.store.schema import DIMENSIONS, SPLIT
 
 ROLLUP = "billing_usage_hourly"
 TRIGGER = "billing_usage_hourly_ins"
@@ -26,6 +32,13 @@ TOKENS = ("input_tokens", "cache_read_tokens", "cache_write_tokens", "cache_writ
           "reasoning_tokens")  # fmt: skip
 COSTS = ("input_cost", "cache_read_cost", "cache_write_cost", "output_cost", "total_cost")
 SUMS = ("requests", *TOKENS, *COSTS, "unpriced")
+SPLIT_COSTS = tuple(f"{c}_{half}" for c in COSTS for half in ("hi", "lo"))
+SPLIT_SUMS = ("requests", *TOKENS, *SPLIT_COSTS, "unpriced")
+
+
+def columns(dialect: str) -> tuple[str, ...]:
+    """The rollup's sum columns: costs whole in PostgreSQL (NUMERIC), split in two (hi, lo) on SQLite."""
+    return SUMS if dialect == "postgresql" else SPLIT_SUMS
 
 
 def _expr(col: str, row: str = "") -> str:
@@ -33,12 +46,15 @@ def _expr(col: str, row: str = "") -> str:
         return "1"
     if col == "unpriced":
         return f"CASE WHEN {row}total_cost IS NULL THEN 1 ELSE 0 END"
+    if col in SPLIT_COSTS:  # the remainder as a - a / n * n, like schema.split_sum_sql
+        whole = f"COALESCE({row}{col[:-3]}, 0)"
+        return f"{whole} / {SPLIT}" if col.endswith("_hi") else f"{whole} - {whole} / {SPLIT} * {SPLIT}"
     return f"COALESCE({row}{col}, 0)"
 
 
-def select_sql(source: str, dim: str) -> str:
+def select_sql(source: str, dim: str, dialect: str) -> str:
     """(customer, hour, provider, model, sums…) of the events in ``source``, one row per key."""
-    sums = ", ".join(f"SUM({_expr(c)})" for c in SUMS)
+    sums = ", ".join(f"SUM({_expr(c)})" for c in columns(dialect))
     return (
         f"SELECT {dim}, start_time / {HOUR_US}, provider, model, {sums} FROM {source} WHERE {dim} IS NOT NULL "
         f"GROUP BY {dim}, start_time / {HOUR_US}, provider, model"
@@ -46,8 +62,8 @@ def select_sql(source: str, dim: str) -> str:
 
 
 def _upsert(select: str, dialect: str) -> str:
-    cols = ", ".join(SUMS)
-    sets = ", ".join(f"{c} = {ROLLUP}.{c} + excluded.{c}" for c in SUMS)
+    cols = ", ".join(columns(dialect))
+    sets = ", ".join(f"{c} = {ROLLUP}.{c} + excluded.{c}" for c in columns(dialect))
     if dialect == "sqlite":
         select = f"SELECT * FROM ({select}) WHERE true"  # SQLite's upsert parser needs a WHERE here
     else:
@@ -59,9 +75,9 @@ def _upsert(select: str, dialect: str) -> str:
 
 
 def sqlite_trigger(dim: str) -> str:
-    cols = ", ".join(SUMS)
-    values = ", ".join(_expr(c, "NEW.") for c in SUMS)
-    sets = ", ".join(f"{c} = {c} + excluded.{c}" for c in SUMS)
+    cols = ", ".join(SPLIT_SUMS)
+    values = ", ".join(_expr(c, "NEW.") for c in SPLIT_SUMS)
+    sets = ", ".join(f"{c} = {c} + excluded.{c}" for c in SPLIT_SUMS)
     return (
         f"CREATE TRIGGER IF NOT EXISTS {TRIGGER} AFTER INSERT ON events WHEN NEW.{dim} IS NOT NULL BEGIN "
         f"INSERT INTO {ROLLUP} (customer, hour, provider, model, {cols}) VALUES (NEW.{dim}, "
@@ -73,7 +89,7 @@ def sqlite_trigger(dim: str) -> str:
 def _pg_function() -> str:
     # the dimension is a column name from meterline_meta, checked against the known dimensions
     allowed = ", ".join(f"'{d}'" for d in DIMENSIONS)
-    body = _upsert(select_sql("new_rows", "%1$I"), "postgresql").replace("'", "''")
+    body = _upsert(select_sql("new_rows", "%1$I", "postgresql"), "postgresql").replace("'", "''")
     return (
         f"CREATE OR REPLACE FUNCTION {ROLLUP}_fn() RETURNS trigger LANGUAGE plpgsql AS $fn$\n"
         "DECLARE dim text;\nBEGIN\n"
@@ -89,7 +105,7 @@ def create_statements(dialect: str) -> list[str]:
     when billing is first used, so a deployment that only meters pays nothing for it."""
     big = "BIGINT" if dialect == "postgresql" else "INTEGER"
     cost = "NUMERIC" if dialect == "postgresql" else "INTEGER"
-    metrics = ", ".join(f"{c} {cost if c in COSTS else big} NOT NULL" for c in SUMS)
+    metrics = ", ".join(f"{c} {cost if c in COSTS else big} NOT NULL" for c in columns(dialect))
     stmts = [
         "CREATE TABLE IF NOT EXISTS meterline_meta (key TEXT PRIMARY KEY, value TEXT)",
         f"CREATE TABLE IF NOT EXISTS {ROLLUP} (customer TEXT NOT NULL, hour {big} NOT NULL, provider TEXT NOT NULL, "
@@ -114,12 +130,80 @@ def rebuild_statements(dialect: str, dim: str) -> list[str]:
             f"FOR EACH STATEMENT EXECUTE FUNCTION {ROLLUP}_fn()",
         ]
     stmts += [
-        _upsert(select_sql("events", dim), dialect),
+        _upsert(select_sql("events", dim, dialect), dialect),
         f"INSERT INTO meterline_meta (key, value) VALUES ('{META_KEY}', '{dim}')",
     ]
     return stmts
 
 
+DIM_SQL = f"SELECT value FROM meterline_meta WHERE key = '{META_KEY}'"
+
+
 def rollup_dimension(store: Any) -> str | None:
-    rows = store.fetch(f"SELECT value FROM meterline_meta WHERE key = '{META_KEY}'")
+    rows = store.fetch(DIM_SQL)
     return str(rows[0][0]) if rows else None
+
+
+def read_sums(dialect: str) -> str:
+    """``SUM(col)`` of every sum column, in :func:`columns` order (SQLite: each cost as its hi, lo pair)."""
+    return ", ".join(f"SUM({c})" for c in columns(dialect))
+
+
+# -- SQLite: a rollup of before (one INTEGER per cost) --------------------------------------------------
+OLD_SHAPE_SQL = f"SELECT 1 FROM pragma_table_info('{ROLLUP}') WHERE name = '{COSTS[0]}'"  # a row: of before
+_OLD = f"{ROLLUP}_old"
+
+
+def upgrade_split_statements(dim: str | None) -> list[str]:
+    """SQLite: replace a rollup with one (overflowing) INTEGER per cost by the split one, in the transaction
+    that opens the store, for the customer dimension ``dim`` it is kept for (None: billing not in use).
+
+    Not a plain rebuild from ``events``: retention keeps this rollup while it deletes events (invoices over a
+    pruned period are read from it), so a rebuild would bill pruned hours as empty. A row whose costs are
+    all integers is exact (its sums never passed 2^63): its costs are split as they are. A row holding a
+    float (its upsert overflowed) is recomputed from its events; only when they were pruned too is its float
+    split as it is (as inexact as it was, which the reads before showed).
+
+    No Alembic revision for this: the rollup is derived data that only the stores read, every SQLite writer
+    (and ``meterline migrate``, which opens one after Alembic) runs this on open, in one transaction with
+    the rest of its schema, and PostgreSQL's NUMERIC sums need nothing."""
+    if dim is not None and dim not in DIMENSIONS:
+        dim = None  # a damaged mark: billing rebuilds the rollup for its dimension at its next record
+    overflowed = " OR ".join(f"typeof(o.{c}) <> 'integer'" for c in COSTS)
+    count_cols = ("requests", *TOKENS)
+    cols = ", ".join(["customer", "hour", "provider", "model", *SPLIT_SUMS])
+    exact = ", ".join(
+        [
+            *(f"o.{c}" for c in ("customer", "hour", "provider", "model", *count_cols)),
+            *(f"o.{c} / {SPLIT}, o.{c} - o.{c} / {SPLIT} * {SPLIT}" for c in COSTS),
+            "o.unpriced",
+        ]
+    )
+    hi = {c: f"CAST(o.{c} / {SPLIT} AS INTEGER)" for c in COSTS}  # float division: truncated to integer
+    approx = ", ".join(
+        [
+            *(f"o.{c}" for c in ("customer", "hour", "provider", "model", *count_cols)),
+            *(f"{hi[c]}, CAST(o.{c} - {hi[c]} * {SPLIT} AS INTEGER)" for c in COSTS),
+            "o.unpriced",
+        ]
+    )
+    stmts = [
+        f"DROP TRIGGER IF EXISTS {TRIGGER}",
+        f"DROP TABLE IF EXISTS {_OLD}",
+        f"ALTER TABLE {ROLLUP} RENAME TO {_OLD}",
+        *create_statements("sqlite"),
+        f"INSERT INTO {ROLLUP} ({cols}) SELECT {exact} FROM {_OLD} AS o WHERE NOT ({overflowed})",
+    ]
+    if dim is not None:
+        key = (
+            f"o.customer = e.{dim} AND o.hour = e.start_time / {HOUR_US} AND o.provider = e.provider "
+            "AND o.model = e.model"
+        )
+        source = f"(SELECT * FROM events AS e WHERE EXISTS (SELECT 1 FROM {_OLD} AS o WHERE {key} AND ({overflowed})))"
+        stmts.append(f"INSERT INTO {ROLLUP} ({cols}) {select_sql(source, dim, 'sqlite')}")
+    stmts += [
+        f"INSERT OR IGNORE INTO {ROLLUP} ({cols}) SELECT {approx} FROM {_OLD} AS o WHERE {overflowed}",
+        f"DROP TABLE {_OLD}",
+    ]
+    stmts.append(sqlite_trigger(dim) if dim is not None else f"DELETE FROM meterline_meta WHERE key = '{META_KEY}'")
+    return stmts

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from meterline.event import UsageEvent
+from meterline.store import billing_rollup as BR
 from meterline.store import query as Q
 from meterline.store import rollup as R
 from meterline.store.content import content_rows
@@ -75,6 +76,10 @@ class SQLiteStore(SQLReads):
                     cur.execute(stmt)
                 if not cur.execute(R.READY_SQL).fetchall():  # a file from before rollups: build it once
                     for stmt in R.rebuild_statements(self.dialect):
+                        cur.execute(stmt)
+                if cur.execute(BR.OLD_SHAPE_SQL).fetchall():  # a billing rollup whose cost sums could overflow
+                    dim = cur.execute(BR.DIM_SQL).fetchall()
+                    for stmt in BR.upgrade_split_statements(str(dim[0][0]) if dim else None):
                         cur.execute(stmt)
                 cur.execute("COMMIT")
             except BaseException:
