@@ -456,3 +456,27 @@ def test_demo_serve_keeps_a_dashboard_running_over_the_demo_data(tmp_path: Any) 
         proc.send_signal(signal.SIGINT)
         out, _ = proc.communicate(timeout=30)
     assert f"Dashboard over the demo data: http://127.0.0.1:{port}/" in out
+
+
+def test_a_trace_past_nine_million_dollars_is_summed_exactly(database: str) -> None:
+    """Two $6M calls in one trace: an int64 sum of pico-dollars overflows (SQLite raised, a 500 on the page)."""
+    from datetime import datetime, timezone
+    from decimal import Decimal
+
+    from meterline.event import UsageEvent
+    from meterline.store import dashboard as D
+    from meterline.store.backend import open_stores
+
+    writer, reader = open_stores(database)
+    try:
+        big = Decimal("6000000.123456789012")
+        t0 = datetime(2026, 11, 20, 12, tzinfo=timezone.utc)
+        writer.insert([UsageEvent(provider="openai", model="gpt-4o", start_time=t0.replace(minute=m),
+                                  trace_id="whale-trace", total_cost=big, input_cost=big) for m in (1, 2)])  # fmt: skip
+        traces, _ = D.recent_traces(reader)
+        [whale] = [t for t in traces if t["trace_id"] == "whale-trace"]
+        assert (whale["requests"], whale["total_cost"]) == (2, 2 * big)
+    finally:
+        writer.close()
+        if reader is not writer:
+            reader.close()

@@ -192,9 +192,12 @@ def recent_traces(
         return [], None
     ids = list(seen)
     marks = ", ".join([ph] * len(ids))
+    # a trace's cost summed in two halves outside ClickHouse (Int128 there): an int64 sum of pico-dollars
+    # overflows past ~$9.2M, which SQLite reports as an error (a 500 on the traces page)
+    cost = "SUM(total_cost), 0" if dialect.name == "clickhouse" else S.split_sum_sql("total_cost", "cost")
     _, rows = store._fetch(
         f"SELECT trace_id, COUNT(*), SUM(CASE WHEN status = 'error' THEN 1 ELSE 0 END), SUM(total_tokens), "
-        f"SUM(total_cost), MIN(start_time), MAX(COALESCE(end_time, start_time)), MIN(trace_name), "
+        f"{cost}, MIN(start_time), MAX(COALESCE(end_time, start_time)), MIN(trace_name), "
         f"MIN(subscriber_id), SUM(CASE WHEN total_cost IS NULL THEN 1 ELSE 0 END), MAX(start_time) "
         f"FROM {dialect.events_from} WHERE trace_id IN ({marks}) GROUP BY trace_id",
         ids,
@@ -204,21 +207,22 @@ def recent_traces(
     out = []
     for tid in ids:
         r = by_id[tid]
-        if before_us is not None and int(r[10]) > before_us:
+        if before_us is not None and int(r[11]) > before_us:
             continue  # its newest event was on an earlier page: shown there already
+        pico = int(r[4] or 0) if dialect.name == "clickhouse" else S.join_split(r[4], r[5]) or 0
         out.append(
             {
                 "trace_id": tid,
                 "requests": int(r[1]),
                 "errors": int(r[2] or 0),
                 "total_tokens": int(r[3] or 0),
-                "total_cost": Decimal(int(r[4] or 0)) / PICO,
-                "start": from_micros(int(r[5])),
-                "start_us": int(r[5]),
-                "end_us": int(r[6]),
-                "trace_name": r[7],
-                "subscriber_id": r[8],
-                "unpriced": int(r[9] or 0),
+                "total_cost": Decimal(pico) / PICO,
+                "start": from_micros(int(r[6])),
+                "start_us": int(r[6]),
+                "end_us": int(r[7]),
+                "trace_name": r[8],
+                "subscriber_id": r[9],
+                "unpriced": int(r[10] or 0),
             }
         )
     last = ids[-1]
