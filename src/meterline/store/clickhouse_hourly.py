@@ -25,23 +25,13 @@ from typing import Any
 
 from meterline.event import COST_FIELDS
 from meterline.store import query as Q
-from meterline.store.rollup import METRIC_COLUMNS
+from meterline.store.rollup import METRIC_COLUMNS, ROLLUP_DIMS
 from meterline.store.schema import TABLE, to_micros
 
 HOURLY = "events_hourly"
 HOURLY_VIEW = "events_hourly_mv"
-# the dimensions reports group and filter by; a combination of these per hour is one row
-HOURLY_DIMS = (
-    "provider",
-    "model",
-    "subscriber_id",
-    "organization_id",
-    "product_id",
-    "agent",
-    "environment",
-    "team_id",
-    "api_key_alias",
-)
+# the dimensions reports group and filter by (the daily rollup's): a combination of them per hour is one row
+HOURLY_DIMS = ROLLUP_DIMS
 _LOW_CARDINALITY = frozenset({"provider", "model", "product_id", "agent", "environment", "team_id", "api_key_alias"})
 
 # the scan's per-event metrics -> the same metric over the hourly rows
