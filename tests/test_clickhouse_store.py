@@ -342,14 +342,24 @@ def test_hourly_rollup_is_filled_for_a_store_made_before_it_and_rebuilt_on_deman
         assert sum(r["requests"] for r in expected) == 302
         store.command_clickhouse("DROP VIEW events_hourly_mv")
         store.command_clickhouse("DROP TABLE events_hourly")  # as a store of before the hourly rollup
+        store.execute("DELETE FROM meterline_meta WHERE key = ?", ("clickhouse_hourly_ready",))
     finally:
         store.close()
     store = _open(chdb_url)  # opening creates it and fills it from the stored events
     try:
         assert store.fetch_clickhouse("SELECT sum(requests) FROM events_hourly") == [(302,)]
-        assert store.usage(q) == expected
+        assert store._hourly_ready and store.usage(q) == expected
         store.command_clickhouse("TRUNCATE TABLE events_hourly")
-        store.rebuild_rollup()
+        # another process claimed the fill and has not finished: reports scan events meanwhile
+        store.execute("DELETE FROM meterline_meta WHERE key = ?", ("clickhouse_hourly_ready",))
+        store.execute("INSERT INTO meterline_meta (key, value) VALUES (?, ?)", ("clickhouse_hourly_ready", "filling"))
+    finally:
+        store.close()
+    store = _open(chdb_url)
+    try:
+        assert not store._hourly_ready and store.usage(q) == expected  # from a scan: the hourly table is empty
+        store.rebuild_rollup()  # fills it and marks it ready
+        assert store._hourly_ready and store.fetch_clickhouse("SELECT sum(requests) FROM events_hourly") == [(302,)]
         assert store.usage(q) == expected
     finally:
         store.close()

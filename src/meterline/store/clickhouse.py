@@ -17,6 +17,7 @@ PostgreSQL metadata database (``?meta=postgresql://…``).
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import threading
@@ -31,6 +32,7 @@ from meterline.store import clickhouse_hourly as H
 from meterline.store import clickhouse_schema as S
 from meterline.store import query as Q
 from meterline.store import rollup as R
+from meterline.store.extensions import sql
 from meterline.store.reads import SQLReads
 from meterline.store.schema import COLUMN_NAMES, TABLE, event_to_row, to_micros
 
@@ -39,10 +41,12 @@ from meterline.store.schema import COLUMN_NAMES, TABLE, event_to_row, to_micros
 # on its own (an event's month comes from its start time, part of the key: one id never spans two months),
 # which makes FINAL about as cheap as no FINAL (251 -> 150 ms on 1M events, day x model in Europe/Paris)
 QUERY_SETTINGS = {"prefer_column_name_to_alias": 1, "do_not_merge_across_partitions_select_final": 1}
+logger = logging.getLogger("meterline")
 _EVENTS_SQL = re.compile(r"\bevents\b", re.IGNORECASE)
 _FROM_EVENTS = re.compile(r"\bFROM\s+events\b(?!\s+FINAL)", re.IGNORECASE)
 _INT_DIV = re.compile(r"\b([A-Za-z_][A-Za-z0-9_]*) / (\d+)\b")
 _START = COLUMN_NAMES.index("start_time")
+_HOURLY = "clickhouse_hourly_ready"  # metadata key: '1' once events_hourly holds every stored event
 _ID_CHECK_CHUNK = 5000  # ids per look-up query (ClickHouse bounds the size of a query's text)
 
 
@@ -185,18 +189,58 @@ class ClickHouseStore(SQLReads):
         self._meta = meta if meta is not None else _open_meta(meta_destination(destination))
         # per-area SQL (keys, budgets…) is written for the metadata database's dialect
         self.dialect = self._meta.dialect
+        self._hourly_ready = False  # events_hourly holds every stored event (see _fill_hourly)
         if create:
             self.migrate()
+        else:
+            self._hourly_ready = self._hourly_state() == "1"
 
     # -- schema ---------------------------------------------------------------------------------
     def migrate(self) -> None:
         for stmt in [*S.create_statements(self.replicated), *S.add_column_statements()]:
             self._client.command(stmt)
-        had_hourly = bool(self._client.command(f"EXISTS TABLE {H.HOURLY}"))
         for stmt in H.create_statements(self.replicated):
             self._client.command(stmt)
-        if not had_hourly:  # a store from before the hourly rollup: fill it from the events it holds
+        self._hourly_ready = self._fill_hourly()
+
+    def _hourly_state(self) -> str | None:
+        rows = self._meta.fetch(sql(self._meta.dialect, "SELECT value FROM meterline_meta WHERE key = ?"), (_HOURLY,))
+        return str(rows[0][0]) if rows else None
+
+    def _fill_hourly(self) -> bool:
+        """Whether ``events_hourly`` may answer reports: marked ready in the metadata database, once filled.
+
+        A new store is ready at once. A store with events from before the hourly rollup is filled from
+        ``events FINAL`` by the one process that claims the fill (the marker's primary key decides); the others
+        scan until they reopen. A replicated store with events is not filled here (every replica would insert
+        the rows): ``meterline migrate --rebuild-rollup`` fills it once and marks it ready. Events inserted by
+        other writers while a fill runs may be counted twice; the rebuild makes the rollup exact again."""
+        state = self._hourly_state()
+        if state is not None:
+            return state == "1"
+        empty = not self._fetch(f"SELECT 1 FROM {TABLE} LIMIT 1", ())[1]
+        if self.replicated and not empty:
+            logger.warning(
+                "meterline: the hourly rollup of %s is empty; reports scan events until "
+                "`meterline migrate --rebuild-rollup` fills it",
+                describe(self.destination),
+            )
+            return False
+        insert = sql(self._meta.dialect, "INSERT INTO meterline_meta (key, value) VALUES (?, ?)")
+        try:
+            self._meta.execute(insert, (_HOURLY, "1" if empty else "filling"))
+        except Exception:  # noqa: BLE001 - another process claimed the fill (primary key): use what it did
+            return self._hourly_state() == "1"
+        if not empty:  # a store from before the hourly rollup: fill it from the events it holds
             self._client.command(f"INSERT INTO {H.HOURLY} {H.hourly_select(S.EVENTS_FINAL)}")
+            self._mark_hourly_ready()
+        return True
+
+    def _mark_hourly_ready(self) -> None:
+        self._meta.execute(sql(self._meta.dialect, "DELETE FROM meterline_meta WHERE key = ?"), (_HOURLY,))
+        self._meta.execute(
+            sql(self._meta.dialect, "INSERT INTO meterline_meta (key, value) VALUES (?, ?)"), (_HOURLY, "1")
+        )
 
     # -- writes ---------------------------------------------------------------------------------
     def insert(self, events: Sequence[UsageEvent]) -> int:
@@ -256,7 +300,8 @@ class ClickHouseStore(SQLReads):
         """As the SQL stores; reports the daily rollup cannot answer come from the hourly rollup when it can
         (``clickhouse_hourly``), else from a scan of ``events``."""
         q.validate()
-        if self.hourly_reads and (R.usable(q) is None or not self._rollup_ready) and H.usable(q):
+        use_hourly = self.hourly_reads and self._hourly_ready
+        if use_hourly and (R.usable(q) is None or not self._rollup_ready) and H.usable(q):
             sql, params, plan = H.usage_sql(q)
             cols, rows = self._fetch(sql, params)
             return Q.shape_usage_rows(q, cols, rows, plan) if rows else []
@@ -314,6 +359,8 @@ class ClickHouseStore(SQLReads):
         with self._lock:
             for stmt in [*S.rebuild_rollup_statements(), *H.rebuild_statements(S.EVENTS_FINAL)]:
                 self._client.command(stmt)
+            self._mark_hourly_ready()
+            self._hourly_ready = True
 
     def prune_events(self, before: datetime) -> int:
         """Delete events that started before ``before``: whole months by dropping partitions, the rest of the
