@@ -25,6 +25,7 @@ from typing import Any
 
 from meterline.event import COST_FIELDS
 from meterline.store import query as Q
+from meterline.store.clickhouse_schema import per_event_metrics
 from meterline.store.rollup import METRIC_COLUMNS, ROLLUP_DIMS
 from meterline.store.schema import TABLE, to_micros
 
@@ -65,27 +66,11 @@ def create_statements(replicated: bool = False) -> list[str]:
 def hourly_select(source: str, sign: str | None = None) -> str:
     """The hourly rows of the events in ``source`` (a table or a parenthesised query); with ``sign`` (a column
     of +1/-1), each event counts that many times (re-pricing's delta rows)."""
-    times = f" * {sign}" if sign else ""
-    per_event = {
-        "requests": "1",
-        "errors": "status = 'error'",
-        "cancelled": "status = 'cancelled'",
-        "unpriced": "isNull(total_cost)",
-    }
-    inner = []
-    for m in METRIC_COLUMNS:
-        if m in per_event:
-            inner.append(f"toInt64({per_event[m]}){times} AS m_{m}")
-        elif m in COST_FIELDS:
-            inner.append(f"toInt128(ifNull({m}, 0)){times} AS m_{m}")
-        else:
-            inner.append(f"toInt64(ifNull({m}, 0)){times} AS m_{m}")
-    # per-event values have names of their own: ClickHouse aliases are query-wide (see clickhouse_schema)
     dims = ", ".join(HOURLY_DIMS)
     sums = ", ".join(f"sum(m_{m}) AS {m}" for m in METRIC_COLUMNS)
     return (
         f"SELECT h AS start_time, {dims}, {sums} FROM (SELECT intDiv(start_time, {Q.HOUR_US}) * {Q.HOUR_US} AS h, "
-        f"{dims}, {', '.join(inner)} FROM {source}) GROUP BY h, {dims}"
+        f"{dims}, {per_event_metrics(sign)} FROM {source}) GROUP BY h, {dims}"
     )
 
 

@@ -110,11 +110,12 @@ def _view_statement() -> str:
     return f"CREATE MATERIALIZED VIEW IF NOT EXISTS {ROLLUP_VIEW} TO {ROLLUP} AS {rollup_select(TABLE)}"
 
 
-def rollup_select(source: str, sign: str | None = None) -> str:
-    """The rollup rows (day, dim, value, sums) of the events in ``source`` (a table or a parenthesised
-    query); with ``sign``, each event counts ``sign`` times (a column of +1/-1: re-pricing's delta rows)."""
-    # Per-event values get their own names (``m_<metric>``) in a subquery: ClickHouse aliases are
-    # query-wide, so ``sum(total_cost) AS total_cost`` next to ``isNull(total_cost)`` would nest aggregates.
+def per_event_metrics(sign: str | None = None) -> str:
+    """Each event's value of every rollup metric, named ``m_<metric>``; with ``sign`` (a column of +1/-1),
+    times that sign. Shared by the daily and the hourly rollups.
+
+    Per-event values get their own names in a subquery: ClickHouse aliases are query-wide, so
+    ``sum(total_cost) AS total_cost`` next to ``isNull(total_cost)`` would nest aggregates."""
     per_event = {
         "requests": "1",
         "errors": "toInt64(status = 'error')",
@@ -131,12 +132,18 @@ def rollup_select(source: str, sign: str | None = None) -> str:
             inner.append(f"toInt128(ifNull({m}, 0)){times} AS m_{m}")
         else:
             inner.append(f"toInt64(ifNull({m}, 0)){times} AS m_{m}")
+    return ", ".join(inner)
+
+
+def rollup_select(source: str, sign: str | None = None) -> str:
+    """The rollup rows (day, dim, value, sums) of the events in ``source`` (a table or a parenthesised
+    query); with ``sign``, each event counts ``sign`` times (a column of +1/-1: re-pricing's delta rows)."""
     names = ", ".join(f"'{d}'" for d in (TOTAL, *ROLLUP_DIMS))
     values = ", ".join(["'n'", *(f"if(isNull({d}), 'n', concat('v:', toString({d})))" for d in ROLLUP_DIMS)])
     sums = ", ".join(f"sum(m_{m}) AS {m}" for m in METRIC_COLUMNS)
     return (
         f"SELECT day, dim, value, {sums} FROM (SELECT intDiv(start_time, {DAY_US}) AS day, dv.1 AS dim, "
-        f"dv.2 AS value, {', '.join(inner)} "
+        f"dv.2 AS value, {per_event_metrics(sign)} "
         f"FROM {source} ARRAY JOIN arrayZip([{names}], [{values}]) AS dv) GROUP BY day, dim, value"
     )
 
