@@ -206,10 +206,10 @@ class CallMeter:
             self.later = []
         self.later.append((read, what))
 
-    def resolve(self, reading: tuple[Reader, Any] | None = None) -> None:
-        """Run the reads left for later (then ``reading``), in order; the recorder's thread does this before
-        building the event. A read that fails is reported and skipped: the event keeps what is known."""
-        reads, self.later = [*(self.later or ()), *([reading] if reading is not None else [])], None
+    def resolve(self) -> None:
+        """Run the reads left for later, in order; the recorder's thread does this before building the event.
+        A read that fails is reported and skipped: the event keeps what is known."""
+        reads, self.later = self.later or [], None
         for read, what in reads:
             try:
                 read(self, what)
@@ -258,7 +258,9 @@ class CallMeter:
         """The call succeeded. ``read(self, reply)`` takes the reply's usage, model and stop reason on the
         recorder's thread, not the caller's: for SDK reply objects, which the caller gets back and does not
         change (a dict the caller may edit, such as boto3's parsed reply, is read before calling this)."""
-        self._finish("success", None, None if read is None else (read, reply))
+        if read is not None and not self._done:
+            self.read_later(read, reply)
+        self._finish("success", None)
 
     def error(self, exc: BaseException | None, error_type: str | None = None, message: str | None = None) -> None:
         kind = error_type or (type(exc).__name__ if exc is not None else "error")
@@ -268,7 +270,7 @@ class CallMeter:
     def cancel(self) -> None:
         self._finish("cancelled", None)
 
-    def _finish(self, status: str, error: tuple[str, str] | None, reading: tuple[Reader, Any] | None = None) -> None:
+    def _finish(self, status: str, error: tuple[str, str] | None) -> None:
         """Caller's thread: claim the call, take its duration; the event is built on the recorder's thread
         (``_api.emit_later``) from this meter, which nothing changes once it is claimed."""
         if not self._claim():
@@ -277,7 +279,7 @@ class CallMeter:
             elapsed = time.monotonic() - self._mono
             api = _api_module()
             api.emit_later(
-                self._event, (status, error, elapsed, api.settings.capture_content, reading), self.scope, self.call_md
+                self._event, (status, error, elapsed, api.settings.capture_content), self.scope, self.call_md
             )
         except Exception as exc:  # noqa: BLE001 - never raise into the caller (or a GC finaliser)
             _errors.report("integrations.finish", exc, reraise=False)
@@ -288,10 +290,9 @@ class CallMeter:
         error: tuple[str, str] | None,
         elapsed: float,
         capture: bool,
-        reading: tuple[Reader, Any] | None,
     ) -> UsageEvent:
         _api = _api_module()
-        self.resolve(reading)
+        self.resolve()
         event = UsageEvent(
             start_time=self.start,
             end_time=self.start + timedelta(seconds=elapsed),
