@@ -308,15 +308,31 @@ def apply_metadata(event: UsageEvent, scope: Mapping[str, Any], call: Mapping[st
         setattr(event, key, list(value) if key == "tags" else value)
 
 
+def _otel_ids() -> tuple[str, str] | None:
+    """The active OpenTelemetry span's ids (caller's thread), when the app imported OpenTelemetry."""
+    if not _otel_loaded():
+        return None
+    from meterline.otel import current_ids
+
+    return current_ids()
+
+
+def _complete(
+    event: UsageEvent, scope: Mapping[str, Any], call_md: Mapping[str, Any], otel_ids: tuple[str, str] | None
+) -> None:
+    """What every event gets before the recorder takes it: metadata, the span's ids, the SDK version."""
+    apply_metadata(event, scope, call_md)
+    if otel_ids is not None:
+        from meterline.otel import stamp_ids
+
+        stamp_ids(event, otel_ids)
+    event.sdk_version = __version__
+
+
 def emit(event: UsageEvent, scope: Mapping[str, Any], call_metadata: Mapping[str, Any] | None = None) -> None:
     """Attach metadata and hand the event to the recorder. Used by every integration."""
     try:
-        apply_metadata(event, scope, call_metadata or {})
-        if _otel_loaded():
-            from meterline.otel import stamp
-
-            stamp(event)
-        event.sdk_version = __version__
+        _complete(event, scope, call_metadata or {}, _otel_ids())
         get_recorder().submit(event)
     except Exception as exc:  # noqa: BLE001 - meterline must never raise into the caller or kill its worker
         _errors.report("emit", exc)
@@ -344,12 +360,7 @@ class _Pending(Deferred):
     def build(self) -> UsageEvent | None:
         event = self.make(*self.args)
         if event is not None:
-            apply_metadata(event, self.scope, self.call_md or {})
-            if self.otel_ids is not None:
-                from meterline.otel import stamp_ids
-
-                stamp_ids(event, self.otel_ids)
-            event.sdk_version = __version__
+            _complete(event, self.scope, self.call_md or {}, self.otel_ids)
         return event
 
 
@@ -364,12 +375,7 @@ def emit_later(
     start). ``make`` must read nothing that the caller may still change; it may return None (no event).
     The active OpenTelemetry span is the caller's: its ids are read here (when the app imported it)."""
     try:
-        ids = None
-        if _otel_loaded():
-            from meterline.otel import current_ids
-
-            ids = current_ids()
-        get_recorder().submit(_Pending(make, args, scope, call_metadata, ids))
+        get_recorder().submit(_Pending(make, args, scope, call_metadata, _otel_ids()))
     except Exception as exc:  # noqa: BLE001 - meterline must never raise into the caller or kill its worker
         _errors.report("emit", exc)
 
@@ -404,11 +410,6 @@ def record(*, usage_metadata: Mapping[str, Any] | None = None, **fields: Any) ->
     event_fields.setdefault("start_time", datetime.now(timezone.utc))
     event_fields.setdefault("integration", "manual")
     event = UsageEvent.from_wire(event_fields)
-    apply_metadata(event, current_metadata(), call_md)
-    if _otel_loaded():
-        from meterline.otel import stamp
-
-        stamp(event)
-    event.sdk_version = __version__
+    _complete(event, current_metadata(), call_md, _otel_ids())
     get_recorder().submit(event)
     return event.id

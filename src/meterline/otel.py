@@ -86,10 +86,6 @@ def current_ids() -> tuple[str, str] | None:
     return f"{ctx.trace_id:032x}", f"{ctx.span_id:016x}"
 
 
-def stamp(event: UsageEvent) -> None:
-    stamp_ids(event, current_ids())
-
-
 def stamp_ids(event: UsageEvent, ids: tuple[str, str] | None) -> None:
     """Put (trace id, span id) read by :func:`current_ids` on the event (on any thread)."""
     if ids is None:
