@@ -46,7 +46,7 @@ import asyncio
 from collections.abc import Callable
 from typing import Any
 
-from meterline import _errors
+from meterline import _api, _errors
 from meterline.context import current_metadata, should_meter
 from meterline.fields import normalise
 from meterline.integrations import _litellm_stream as _stream
@@ -112,8 +112,7 @@ def _plan(call_type: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Lite
     if stream and kwargs.get("stream_options") is None and operation != "embedding":
         _ask_for_stream_usage(model, kwargs)
     call_md = normalise(raw, strict=False) if raw else {}
-    from meterline._api import settings
-
+    settings = _api.settings  # a module attribute, not an import statement on every call
     messages = None
     if settings.capture_content:
         messages = kwargs.get("messages") if operation == "chat" else kwargs.get("prompt", kwargs.get("input"))
