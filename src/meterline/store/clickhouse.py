@@ -301,7 +301,7 @@ class ClickHouseStore(SQLReads):
         (``clickhouse_hourly``), else from a scan of ``events``."""
         q.validate()
         use_hourly = self.hourly_reads and self._hourly_ready
-        if use_hourly and (R.usable(q) is None or not self._rollup_ready) and H.usable(q):
+        if use_hourly and R.usable(q) is None and H.usable(q):  # the daily rollup answers the rest
             sql, params, plan = H.usage_sql(q)
             cols, rows = self._fetch(sql, params)
             return Q.shape_usage_rows(q, cols, rows, plan) if rows else []
