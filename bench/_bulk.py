@@ -61,14 +61,14 @@ def postgres_fill(store: Any, n: int) -> None:
         return f"lpad({x}::text, 4, '0')"
 
     cols = _exprs("i", mod, arr, pad)
-    from meterline.store import rollup as R
+    from meterline.store import rollup as rollups
 
     with store.connection() as conn, conn.transaction():
         conn.execute(
             f"INSERT INTO events (id, stream, {', '.join(cols)}) SELECT md5(i::text)::uuid::text, false, "
             f"{', '.join(cols.values())} FROM generate_series(1::bigint, {int(n)}::bigint) AS i"
         )
-        for stmt in R.rebuild_statements(store.dialect):
+        for stmt in rollups.rebuild_statements(store.dialect):
             conn.execute(stmt)
     store.analyze()
 

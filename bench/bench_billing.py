@@ -29,11 +29,11 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from meterline.billing import service as svc
+from meterline.billing import store as billing_store
 from meterline.billing.invoice import local_midnight, period_dates
-from meterline.event import UsageEvent
-from meterline.store import billing as S
+from meterline.core.event import UsageEvent
+from meterline.core.timeutil import to_micros
 from meterline.store.backend import open_stores
-from meterline.store.schema import to_micros
 
 PG_ADMIN = os.environ.get("METERLINE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 PERIOD = "2026-10"
@@ -95,8 +95,8 @@ def run(name: str, dest: str, n_events: int, n_customers: int) -> list[tuple[str
             store.analyze()
         print(f"[{name}] generated {n_events:,} + {n_customers * 5:,} events in {time.perf_counter() - t0:.0f} s",
               file=sys.stderr)  # fmt: skip
-        S.add_plan_version(store, PLAN)
-        S.add_customers(store, ["big", *others])
+        billing_store.add_plan_version(store, PLAN)
+        billing_store.add_customers(store, ["big", *others])
         for cid in ["big", *others]:
             svc.subscribe(store, cid, "bench", "2026-01-01")
         a, b = period_dates(PERIOD)
@@ -108,7 +108,7 @@ def run(name: str, dest: str, n_events: int, n_customers: int) -> list[tuple[str
         prev = timed(lambda: svc.preview(store, "big", PERIOD), 3)
         inv = svc.preview(store, "big", PERIOD)
         assert inv["requests"] == n_events, inv["requests"]
-        scan = timed(lambda: S.usage_by_customer(store, "subscriber_id", local_midnight(a, "UTC"),
+        scan = timed(lambda: billing_store.usage_by_customer(store, "subscriber_id", local_midnight(a, "UTC"),
                                                  local_midnight(b, "UTC")))  # fmt: skip
         t0 = time.perf_counter()
         done = svc.finalize(store, PERIOD)
@@ -135,7 +135,7 @@ def ingest(name: str, dest: str, n: int, with_trigger: bool) -> float:
         reader.close()
     try:
         if with_trigger:  # the first billing record starts the hourly billing usage (its trigger)
-            S.save_customer(store, parse_customer({"id": "c0"}))
+            billing_store.save_customer(store, parse_customer({"id": "c0"}))
         # a live stream: batches of 500 (as the collector's clients send), 100 customers, within 2 hours
         batches = list(events(n, [f"c{i}" for i in range(100)], 3, hours=2, batch_size=500))
         t0 = time.perf_counter()

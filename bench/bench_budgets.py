@@ -22,10 +22,10 @@ from datetime import datetime, timezone
 from decimal import Decimal
 from pathlib import Path
 
-from meterline.event import UsageEvent
+from meterline.budgets import store as budget_store
+from meterline.core.event import UsageEvent
 from meterline.gateway.counters import Counters, LocalCounters, RedisCounters
 from meterline.gateway.enforcer import BudgetExceeded, Enforcer
-from meterline.store import budgets as B
 from meterline.store.backend import open_stores
 
 CALL = Decimal("0.012")
@@ -44,7 +44,7 @@ async def run(
     store, reader = open_stores(f"sqlite:///{root / f'{uuid.uuid4().hex}.db'}")
     reader.close()
     limit = CALL * worth + Decimal("0.001")  # just above N calls: the (N+1)th call is the first one too many
-    B.create_budget(store, {"name": "b", "scope": "team", "scope_value": "t", "period": "total",
+    budget_store.create_budget(store, {"name": "b", "scope": "team", "scope_value": "t", "period": "total",
                             "limit_usd": str(limit), "thresholds": [100]})  # fmt: skip
     counters: Counters = (
         RedisCounters(redis, prefix=f"meterline-bench-{uuid.uuid4().hex}") if redis else LocalCounters()

@@ -41,7 +41,7 @@ from typing import Any
 SRC = str(Path(__file__).resolve().parents[1] / "src")
 sys.path.insert(0, SRC)
 
-from meterline.event import UsageEvent  # noqa: E402
+from meterline.core.event import UsageEvent  # noqa: E402
 from meterline.pricing import get_pricer  # noqa: E402
 from meterline.store.backend import open_stores  # noqa: E402
 from meterline.store.query import UsageQuery  # noqa: E402

@@ -32,7 +32,7 @@ from typing import Any
 SRC = str(Path(__file__).resolve().parents[1] / "src")
 sys.path.insert(0, SRC)
 
-from meterline.event import UsageEvent  # noqa: E402
+from meterline.core.event import UsageEvent  # noqa: E402
 from meterline.store.backend import open_stores  # noqa: E402
 
 PG_ADMIN = os.environ.get("METERLINE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
@@ -126,23 +126,25 @@ def fill(database: str, n: int, now: datetime) -> None:
 def measure(database: str, runs: int) -> list[tuple[str, float, str, float | None]]:
     from fastapi.testclient import TestClient
 
+    from meterline.budgets import store as budget_store
     from meterline.server.app import create_app
     from meterline.server.dashboard import auth
     from meterline.server.settings import Settings
-    from meterline.store import budgets as B
-    from meterline.store import keys as K
+    from meterline.store import keys as key_store
 
     app = create_app(Settings(database=database))
     results = []
     with TestClient(app) as c:
         writer = app.state.writer
-        admin, _ = K.create_key(writer, "admin", "bench")
+        admin, _ = key_store.create_key(writer, "admin", "bench")
         for i, (scope, value) in enumerate(
             [("subscriber", "cust-0001"), ("team", "team-1"), ("product", "product-2"), ("api_key", "key-03"),
              ("organization", "org-7")]
         ):  # fmt: skip
             name = f"bench-{scope}-{uuid.uuid4().hex[:6]}"
-            B.create_budget(writer, {"name": name, "scope": scope, "scope_value": value, "limit_usd": str(100 + i)})
+            budget_store.create_budget(
+                writer, {"name": name, "scope": scope, "scope_value": value, "limit_usd": str(100 + i)}
+            )
         page = c.get("/login")
         token = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)  # type: ignore[union-attr]
         c.post("/login", data={"csrf_token": token, "api_key": admin}, follow_redirects=False)
@@ -161,10 +163,10 @@ def measure(database: str, runs: int) -> list[tuple[str, float, str, float | Non
         # billing: every customer of the events is a billing customer (the first record builds the hourly
         # billing rollup), one in ten has a wallet; the page shows 50 customers with their live draft
         from meterline.billing import service as svc
-        from meterline.store import billing as S
+        from meterline.billing import store as billing_store
 
         t0 = time.monotonic()
-        S.add_customers(writer, [f"cust-{i:04d}" for i in range(1000)])
+        billing_store.add_customers(writer, [f"cust-{i:04d}" for i in range(1000)])
         for i in range(0, 1000, 10):
             svc.grant(writer, f"cust-{i:04d}", "10")
         print(f"  billing set up (1,000 customers, rollup built) in {time.monotonic() - t0:.1f}s")
@@ -205,8 +207,8 @@ def measure(database: str, runs: int) -> list[tuple[str, float, str, float | Non
 
 
 def _cursor_days_ago(days: int) -> str:
-    from meterline.store.dashboard import _cursor
-    from meterline.store.schema import to_micros
+    from meterline.core.timeutil import to_micros
+    from meterline.store.listings import _cursor
 
     return _cursor(to_micros(datetime.now(timezone.utc) - timedelta(days=days)), "~")  # the API refuses an empty id
 

@@ -42,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     import meterline
-    from meterline.event import UsageEvent
+    from meterline.core.event import UsageEvent
 
     root = Path(tempfile.mkdtemp(prefix="meterline-bench-delivery-"))
     dest = f"sqlite:///{root / 'bench.db'}"

@@ -32,7 +32,7 @@ sys.path.insert(0, SRC)
 sys.path.insert(0, str(Path(__file__).parent))
 
 from bench_collector import Server, make_events, postgres_database  # noqa: E402
-from meterline.event import UsageEvent  # noqa: E402
+from meterline.core.event import UsageEvent  # noqa: E402
 from meterline.store.backend import open_stores  # noqa: E402
 
 

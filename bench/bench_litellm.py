@@ -131,8 +131,8 @@ class NoopSink:
 
 
 def time_submit(n: int) -> list[float]:
-    from meterline.event import UsageEvent
-    from meterline.recorder import Recorder
+    from meterline.core.event import UsageEvent
+    from meterline.sdk.recorder import Recorder
 
     recorder = Recorder(NoopSink(), queue_size=n + 10, flush_interval=0.05)
     now = datetime.now(timezone.utc)

@@ -156,7 +156,7 @@ def time_per_kb(fn: Any, text: str, repeat: int) -> float:
 
 
 def redaction_rows() -> list[tuple[str, float, float]]:
-    from meterline.redaction import Redactor
+    from meterline.sdk.redaction import Redactor
 
     r = Redactor()
     rows = []
@@ -176,8 +176,8 @@ def redaction_rows() -> list[tuple[str, float, float]]:
 
 def prepare_cost(n: int) -> tuple[float, float]:
     """content.prepare per event (recorder thread): capture on (this prompt/reply) vs an event without content."""
-    from meterline import content
-    from meterline.event import UsageEvent
+    from meterline.core.event import UsageEvent
+    from meterline.sdk import content
 
     pol = content.ContentPolicy(capture_content=True, capture_headers=True, capture_raw_request=True)
     now = datetime.now(timezone.utc)
@@ -274,7 +274,7 @@ def meterline_events(capture: bool) -> list[Any]:
     import litellm
 
     import meterline
-    from meterline import content
+    from meterline.sdk import content
 
     seen: list[Any] = []
     db = Path(tempfile.mkdtemp(prefix="meterline-bench-bytes-")) / "e.db"

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta, timezone
 
 from genai_prices import Usage, calc_price
 
-from meterline.event import UsageEvent
+from meterline.core.event import UsageEvent
 from meterline.pricing import Pricer
 
 WHEN = datetime(2026, 11, 20, 20, tzinfo=timezone.utc)

@@ -13,7 +13,7 @@ import pytest
 
 import meterline
 from conftest import MeterDB
-from meterline.event import UsageEvent
+from meterline.core.event import UsageEvent
 
 M = Decimal(1_000_000)
 # USD per million tokens, used both as meterline's price table and to compute expected costs.

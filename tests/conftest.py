@@ -9,6 +9,8 @@ from pathlib import Path
 
 # LiteLLM fetches its price map over the network at import unless told not to.
 os.environ["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"
+# meterline's own suite sees its internal errors raised (a user's suite never does: the switch is ours alone).
+os.environ["METERLINE_RAISE_INTERNAL"] = "1"
 # Never touch the developer's real data dir (default SQLite file, spool).
 os.environ.setdefault("METERLINE_HOME", tempfile.mkdtemp(prefix="meterline-test-home-"))
 for _var in ("METERLINE_DESTINATION", "METERLINE_API_KEY", "METERLINE_SELECTIVE_METERING", "METERLINE_PRICES"):
@@ -17,8 +19,8 @@ for _var in ("METERLINE_DESTINATION", "METERLINE_API_KEY", "METERLINE_SELECTIVE_
 import pytest  # noqa: E402
 
 import meterline  # noqa: E402
-from meterline import _errors  # noqa: E402
-from meterline.event import UsageEvent  # noqa: E402
+from meterline.core import errors as _errors  # noqa: E402
+from meterline.core.event import UsageEvent  # noqa: E402
 from meterline.store import SQLiteStore  # noqa: E402
 
 
@@ -68,7 +70,6 @@ def _no_internal_errors(request: pytest.FixtureRequest) -> Iterator[None]:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "allow_internal_errors: the test provokes meterline internal errors")
-
 
 
 # -- shared fixtures for integration tests ---------------------------------------------------------

@@ -11,8 +11,8 @@ from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
 
-from meterline.event import UsageEvent
-from meterline.store import keys as K
+from meterline.core.event import UsageEvent
+from meterline.store import keys as key_store
 from meterline.store.backend import open_stores
 
 CUSTOMERS = ("acme", "globex", "initech")
@@ -77,7 +77,7 @@ def seed(database: str, now: datetime | None = None) -> Seeded:
     now = now or datetime.now(timezone.utc)
     writer, reader = open_stores(database)
     try:
-        keys = {scope: K.create_key(writer, scope, f"test-{scope}")[0] for scope in K.SCOPES}
+        keys = {scope: key_store.create_key(writer, scope, f"test-{scope}")[0] for scope in key_store.SCOPES}
         events = [_event(i, now - timedelta(hours=3 + i * 4)) for i in range(120)]  # the last ~20 days
         events += [_event(200 + i, now - timedelta(days=31 + i % 20)) for i in range(30)]  # previous period
         t0 = now - timedelta(hours=2)

@@ -11,7 +11,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from meterline.event import UsageEvent
+from meterline.core.event import UsageEvent
 from meterline.gateway.events import event_id
 from meterline.store import SQLiteStore
 

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from collector_support import ThreadCollector
-from meterline.event import UsageEvent
-from meterline.store import keys as K
+from meterline.core.event import UsageEvent
+from meterline.store import keys as key_store
 
 
 class Collector:
@@ -35,7 +35,7 @@ class Collector:
 def collector_fixture(tmp_path: Path) -> Iterator[Collector]:
     """A collector on SQLite with auth on and one ingest key (meterline style)."""
     with ThreadCollector(database=f"sqlite:///{tmp_path / 'collector.db'}") as tc:
-        key, _ = K.create_key(tc.app.state.writer, "ingest", "interop tests")
+        key, _ = key_store.create_key(tc.app.state.writer, "ingest", "interop tests")
         yield Collector(tc, key)
 
 

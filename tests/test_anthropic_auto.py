@@ -44,6 +44,7 @@ def test_import_meterline_auto_meters_anthropic_and_boto3(tmp_path: Path, fake_p
         "AWS_SECRET_ACCESS_KEY": "x",
     }
     env.pop("PYTEST_CURRENT_TEST", None)
+    env.pop("METERLINE_RAISE_INTERNAL", None)
     subprocess.run([sys.executable, "-c", SCRIPT, fake_provider.url], env=env, check=True, timeout=120)
     store = SQLiteStore(db)
     try:

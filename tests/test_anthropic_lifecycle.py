@@ -14,9 +14,9 @@ from anthropic.resources.messages import messages as first_party
 
 import meterline
 from anthropic_support import ANTHROPIC_MODEL, MSGS, PRICES, assert_cost, assert_tokens
-from meterline import _errors
-from meterline.context import in_call as _in_call
+from meterline.core import errors as _errors
 from meterline.integrations import anthropic as ml_anthropic
+from meterline.sdk.scopes import in_call as _in_call
 
 
 def _originals() -> list[Any]:

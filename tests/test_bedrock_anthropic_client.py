@@ -11,7 +11,7 @@ import anthropic
 import pytest
 
 from anthropic_support import BEDROCK_MODEL, MSGS, PRICES, assert_cost, assert_tokens
-from meterline.event import UsageEvent
+from meterline.core.event import UsageEvent
 from meterline.integrations import anthropic as ml_anthropic
 from meterline.integrations import bedrock as ml_bedrock
 from meterline.pricing import Pricer

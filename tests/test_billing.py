@@ -15,13 +15,13 @@ from typing import Any
 
 import pytest
 
+from meterline.billing import invoice_store
 from meterline.billing import service as svc
+from meterline.billing import store as billing_store
 from meterline.billing.model import BillingError, parse_customer, parse_plan
 from meterline.billing.reprice import reprice
-from meterline.event import UsageEvent
+from meterline.core.event import UsageEvent
 from meterline.pricing import PriceOverride, Pricer
-from meterline.store import billing as S
-from meterline.store import billing_invoices as SI
 from meterline.store.backend import open_stores
 from meterline.store.query import UsageQuery
 
@@ -49,11 +49,11 @@ def ev(when: str, model: str = "gpt-4o-mini", who: str = "acme", provider: str =
 
 
 def customer(store: Any, cid: str = "acme", **kw: Any) -> None:
-    S.save_customer(store, parse_customer({"id": cid, "name": cid.title(), **kw}))
+    billing_store.save_customer(store, parse_customer({"id": cid, "name": cid.title(), **kw}))
 
 
 def plan(store: Any, pid: str, rules: list[dict[str, Any]], **kw: Any) -> None:
-    S.add_plan_version(store, {"id": pid, "rules": rules, **kw})
+    billing_store.add_plan_version(store, {"id": pid, "rules": rules, **kw})
 
 
 def amounts(inv: dict[str, Any]) -> list[tuple[str, str, str]]:
@@ -206,7 +206,7 @@ def test_finalize_numbers_snapshot_and_a_late_event_becomes_an_adjustment(store:
         ("INV-000001", "acme", "1.50"),  # 1 x 1 + 0.25 x 2
         ("INV-000002", "beta", "0.00"),  # 10 tokens x 1 / 1M = 0.00001 -> 0.00 (half-up on cents)
     ]
-    before = SI.get_invoice(store, "INV-000001")
+    before = invoice_store.get_invoice(store, "INV-000001")
     assert before is not None and before["subtotal_usd"] == "1.5" and before["status"] == "finalized"
     assert svc.finalize(store, "2026-10") == []  # already finalized: nothing new, same numbers
 
@@ -224,7 +224,7 @@ def test_finalize_numbers_snapshot_and_a_late_event_becomes_an_adjustment(store:
     assert (fin.number, str(fin.total)) == ("INV-000003", "1.10")
     dec = svc.preview(store, "acme", "2026-12")
     assert dec["lines"] == [] and dec["total_usd"] == "0.00"  # the adjustment is not billed twice
-    assert SI.get_invoice(store, "INV-000001") == before
+    assert invoice_store.get_invoice(store, "INV-000001") == before
     csv_text = svc_render(fin.to_dict(), "csv")
     assert csv_text.splitlines()[1].startswith("INV-000003,acme,2026-11,usage,openai/gpt-4o-mini output,")
     assert "Total due" in svc_render(fin.to_dict(), "html")
@@ -278,7 +278,7 @@ def test_repricing_a_previously_unpriced_model(store: Any, tmp_path: Path, datab
     store.insert(events)
     oct_ = svc.finalize(store, "2026-10", now=datetime(2026, 11, 1, tzinfo=timezone.utc))[0]
     assert (oct_.unpriced_events, str(oct_.subtotal)) == (1, "0")
-    frozen = SI.get_invoice(store, oct_.number or "")
+    frozen = invoice_store.get_invoice(store, oct_.number or "")
 
     priced = Pricer([PriceOverride(model="acme-llm", input_mtok=Decimal("1"), output_mtok=Decimal("4"))])
     dry = reprice(store, datetime(2026, 10, 1, tzinfo=timezone.utc), model="acme-llm", pricer=priced, dry_run=True)
@@ -301,7 +301,7 @@ def test_repricing_a_previously_unpriced_model(store: Any, tmp_path: Path, datab
                                                                   (Decimal("0.5"), "override")]  # fmt: skip
     rolled = store.usage(UsageQuery(group_by=("model",)))
     assert Decimal(str(rolled[0]["total_cost"])) == Decimal("1.9") and rolled[0].get("unpriced", 0) == 0
-    assert SI.get_invoice(store, oct_.number or "") == frozen  # the finalized invoice is untouched
+    assert invoice_store.get_invoice(store, oct_.number or "") == frozen  # the finalized invoice is untouched
     nov = svc.preview(store, "acme", "2026-11")
     # November: 0.5 x 1.5 = 0.75 ; October re-priced: 1.4 x 1.5 = 2.1 as an adjustment
     assert [a for _, _, a in amounts(nov)] == ["0.75", "2.1"]
@@ -395,7 +395,7 @@ def test_usage_rollup_is_exact_for_half_hour_zones_and_a_changed_dimension(store
     inv = svc.preview(store, "acme", "2026-11")
     assert inv["lines"][0]["tokens"] == 1_110 and inv["requests"] == 3
     assert (inv["period_start"], inv["period_end"]) == ("2026-10-31T18:30:00Z", "2026-11-30T18:30:00Z")
-    S.set_customer_dimension(store, "team_id")
+    billing_store.set_customer_dimension(store, "team_id")
     customer(store, "t1", timezone="Asia/Kolkata")
     svc.subscribe(store, "t1", "flat", "2026-01-01")
     assert svc.preview(store, "t1", "2026-11")["lines"][0]["tokens"] == 110
@@ -452,13 +452,13 @@ def test_docs_billing_worked_example(store: Any) -> None:
 def test_auto_created_customers_from_event_values(store: Any) -> None:
     """With auto-creation on, finalize bills every customer value seen in the month's events, whatever
     characters it holds; customers without usage or plan get no invoice."""
-    S.set_setting(store, "auto_create_customers", "true")
+    billing_store.set_setting(store, "auto_create_customers", "true")
     customer(store, "idle")
     store.insert([ev("2026-11-03T00:00:00+00:00", who="Jane Doe <jane@x.test>", input_tokens=5,
                      input_cost=Decimal("0.01"), total_cost=Decimal("0.01"))])  # fmt: skip
     (inv,) = svc.finalize(store, "2026-11")
     jane = "Jane Doe <jane@x.test>"
     assert (inv.customer.id, inv.number, inv.to_dict()["subtotal_usd"]) == (jane, "INV-000001", "0.01")
-    assert [c.id for c in S.list_customers(store)] == ["Jane Doe <jane@x.test>", "idle"]
+    assert [c.id for c in billing_store.list_customers(store)] == ["Jane Doe <jane@x.test>", "idle"]
     with pytest.raises(BillingError, match="id: required"):
         parse_customer({"id": "bad\nid"})

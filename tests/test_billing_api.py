@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from collector_support import ThreadCollector, request, wire_event
-from meterline.store import keys as K
+from meterline.store import keys as key_store
 
 
 @pytest.fixture
@@ -22,9 +22,9 @@ PLAN = {"id": "pro", "rules": [{"model": "gpt-4o-mini", "prices": {"input": "2",
 
 def test_billing_api_end_to_end(database: str) -> None:
     with ThreadCollector(database=database) as c:
-        admin, _ = K.create_key(c.app.state.writer, "admin", "a")
-        read, _ = K.create_key(c.app.state.writer, "read", "r")
-        ingest, _ = K.create_key(c.app.state.writer, "ingest", "i")
+        admin, _ = key_store.create_key(c.app.state.writer, "admin", "a")
+        read, _ = key_store.create_key(c.app.state.writer, "read", "r")
+        ingest, _ = key_store.create_key(c.app.state.writer, "ingest", "i")
         v1 = c.url + "/v1"
 
         def call(path: str, method: str = "GET", body: Any = None, key: str = admin) -> tuple[int, Any]:

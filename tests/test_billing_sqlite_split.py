@@ -15,10 +15,10 @@ from typing import Any
 import pytest
 
 from meterline.billing import service as svc
+from meterline.billing import store as billing_store
 from meterline.billing.model import parse_customer
-from meterline.event import UsageEvent
-from meterline.store import billing as S
-from meterline.store import billing_rollup as BR
+from meterline.core.event import UsageEvent
+from meterline.store import billing_rollup
 from meterline.store.sqlite import SQLiteStore
 
 NOV = datetime(2026, 11, 1, tzinfo=timezone.utc)
@@ -55,14 +55,14 @@ def ev(at: datetime, who: str, cost: Decimal, model: str = "gpt-4o") -> UsageEve
 
 def bill(store: Any, *customers: tuple[str, str]) -> None:
     for cid, tz in customers:
-        S.save_customer(store, parse_customer({"id": cid, "name": cid.title(), "timezone": tz}))
+        billing_store.save_customer(store, parse_customer({"id": cid, "name": cid.title(), "timezone": tz}))
         svc.subscribe(store, cid, "at-cost", "2026-01-01")
 
 
 @pytest.fixture
 def store(tmp_path: Path) -> Iterator[SQLiteStore]:
     s = SQLiteStore(tmp_path / "meterline.db")
-    S.add_plan_version(s, {"id": "at-cost", "rules": [{"model": "*", "markup_percent": "0"}]})
+    billing_store.add_plan_version(s, {"id": "at-cost", "rules": [{"model": "*", "markup_percent": "0"}]})
     yield s
     s.close()
 
@@ -80,8 +80,8 @@ def test_two_six_million_dollar_calls_in_one_hour_are_invoiced_to_the_pico(store
     total = SIX + SIX
     assert str(total) == "12000000.246913578024" and total * 10**12 > 2**63 - 1
     # the rollup row holds the sum in two exact halves: 12000000246912 micro-dollars + 1578024 pico
-    rows = store.fetch(f"SELECT total_cost_hi, total_cost_lo, input_cost_hi, input_cost_lo, requests FROM {BR.ROLLUP} "
-                       "WHERE customer = 'whale'")  # fmt: skip
+    rows = store.fetch(f"SELECT total_cost_hi, total_cost_lo, input_cost_hi, input_cost_lo, requests "
+                       f"FROM {billing_rollup.ROLLUP} WHERE customer = 'whale'")  # fmt: skip
     assert rows == [(12_000_000_246_912, 1_578_024, 12_000_000_246_912, 1_578_024, 2)]
     for cid in ("whale", "orca"):
         inv = svc.preview(store, cid, "2026-11")
@@ -103,13 +103,13 @@ def test_a_month_of_calls_on_the_raw_path_never_raises_integer_overflow(store: S
     ]  # fmt: skip
     assert store.insert(events) == 3
     start, end = NOV + timedelta(minutes=5), NOV + timedelta(minutes=50)  # inside one hour: raw events only
-    [u] = S.usage(store, "organization_id", "org-1", start, end)
+    [u] = billing_store.usage(store, "organization_id", "org-1", start, end)
     assert (u.requests, u.input_cost, u.provider_cost) == (3, 3 * SIX, Decimal("18000000.370370367036"))
 
 
 def _make_old_shape(store: SQLiteStore) -> None:
-    store.execute(f"DROP TRIGGER {BR.TRIGGER}")
-    store.execute(f"DROP TABLE {BR.ROLLUP}")
+    store.execute(f"DROP TRIGGER {billing_rollup.TRIGGER}")
+    store.execute(f"DROP TABLE {billing_rollup.ROLLUP}")
     store.execute(OLD_TABLE)
     store.execute(OLD_TRIGGER)
 
@@ -122,31 +122,35 @@ def _old_row(customer: str, at: datetime, cost: Any) -> tuple[Any, ...]:
 def test_an_old_sqlite_billing_rollup_is_converted_on_open_and_bills_exactly(tmp_path: Path) -> None:
     path = tmp_path / "old.db"
     store = SQLiteStore(path)
-    S.add_plan_version(store, {"id": "at-cost", "rules": [{"model": "*", "markup_percent": "0"}]})
+    billing_store.add_plan_version(store, {"id": "at-cost", "rules": [{"model": "*", "markup_percent": "0"}]})
     bill(store, ("whale", "UTC"))
     _make_old_shape(store)
     # the old trigger's upsert: the second $6M call turns the sum into a float (the defect)
     small = Decimal("0.000000000007")
     assert store.insert([ev(NOV + timedelta(hours=3, minutes=m), "whale", SIX) for m in (0, 30)]) == 2
     assert store.insert([ev(NOV + timedelta(hours=7), "whale", small)]) == 1
-    got = store.fetch(f"SELECT typeof(total_cost), total_cost FROM {BR.ROLLUP} ORDER BY hour")
+    got = store.fetch(f"SELECT typeof(total_cost), total_cost FROM {billing_rollup.ROLLUP} ORDER BY hour")
     exact = 12_000_000_246_913_578_024
     assert got[0][0] == "real" and got[0][1] == float(exact) and int(got[0][1]) != exact
     assert got[1] == ("integer", 7)
     # October's events were pruned: only the rollup remembers them (an exact row and an overflowed one)
     oct_exact, oct_float = 1_234_567_890_123_456_789, 1.2e19  # $1,234,567.890123456789; $12M as a float
     marks = ", ".join("?" * 17)
-    store.execute(f"INSERT INTO {BR.ROLLUP} VALUES ({marks})", _old_row("whale", OCT + timedelta(hours=1), oct_exact))
-    store.execute(f"INSERT INTO {BR.ROLLUP} VALUES ({marks})", _old_row("whale", OCT + timedelta(hours=2), oct_float))
+    store.execute(
+        f"INSERT INTO {billing_rollup.ROLLUP} VALUES ({marks})", _old_row("whale", OCT + timedelta(hours=1), oct_exact)
+    )
+    store.execute(
+        f"INSERT INTO {billing_rollup.ROLLUP} VALUES ({marks})", _old_row("whale", OCT + timedelta(hours=2), oct_float)
+    )
     store.close()
 
     store = SQLiteStore(path)  # opening converts the table in place
     try:
-        columns = [r[1] for r in store.fetch(f"PRAGMA table_info({BR.ROLLUP})")]
-        assert columns == ["customer", "hour", "provider", "model", *BR.SPLIT_SUMS]
+        columns = [r[1] for r in store.fetch(f"PRAGMA table_info({billing_rollup.ROLLUP})")]
+        assert columns == ["customer", "hour", "provider", "model", *billing_rollup.SPLIT_SUMS]
         tables = {r[0] for r in store.fetch("SELECT name FROM sqlite_master WHERE type IN ('table', 'trigger')")}
-        assert BR.TRIGGER in tables and f"{BR.ROLLUP}_old" not in tables
-        assert BR.rollup_dimension(store) == "subscriber_id"
+        assert billing_rollup.TRIGGER in tables and f"{billing_rollup.ROLLUP}_old" not in tables
+        assert billing_rollup.rollup_dimension(store) == "subscriber_id"
         # November: the overflowed hour recomputed from its events, the exact one split as it was
         nov = svc.preview(store, "whale", "2026-11")
         assert nov["provider_cost_usd"] == "12000000.246913578031" and nov["requests"] == 3
@@ -171,16 +175,18 @@ def test_an_old_rollup_of_a_database_without_billing_is_replaced(tmp_path: Path)
     """Billing never used: the old (empty) table gets the split columns and no trigger is created."""
     path = tmp_path / "meter.db"
     store = SQLiteStore(path)
-    store.execute(f"DROP TABLE {BR.ROLLUP}")
+    store.execute(f"DROP TABLE {billing_rollup.ROLLUP}")
     store.execute(OLD_TABLE)
     store.close()
     store = SQLiteStore(path)
     try:
-        assert [r[1] for r in store.fetch(f"PRAGMA table_info({BR.ROLLUP})")][4:] == list(BR.SPLIT_SUMS)
+        assert [r[1] for r in store.fetch(f"PRAGMA table_info({billing_rollup.ROLLUP})")][4:] == list(
+            billing_rollup.SPLIT_SUMS
+        )
         assert not store.fetch("SELECT name FROM sqlite_master WHERE type = 'trigger'")
-        assert BR.rollup_dimension(store) is None
+        assert billing_rollup.rollup_dimension(store) is None
         assert store.insert([ev(NOV, "whale", SIX), ev(NOV, "whale", SIX)]) == 2
-        S.add_plan_version(store, {"id": "at-cost", "rules": [{"model": "*", "markup_percent": "0"}]})
+        billing_store.add_plan_version(store, {"id": "at-cost", "rules": [{"model": "*", "markup_percent": "0"}]})
         bill(store, ("whale", "UTC"))  # billing starts: the rollup is built from the events
         assert svc.preview(store, "whale", "2026-11")["provider_cost_usd"] == "12000000.246913578024"
     finally:

@@ -12,13 +12,13 @@ from typing import Any
 import pytest
 
 from meterline.billing import service as svc
+from meterline.billing import store as billing_store
 from meterline.billing.model import parse_customer
 from meterline.billing.reprice import reprice
-from meterline.event import MAX_COST, UsageEvent
+from meterline.core.event import MAX_COST, UsageEvent
+from meterline.interop.export import ledger as export_ledger
 from meterline.pricing import PriceOverride, Pricer
-from meterline.store import billing as S
-from meterline.store import dashboard as D
-from meterline.store import export_ledger as L
+from meterline.store import listings
 from meterline.store.backend import open_stores
 from meterline.store.query import UsageQuery
 
@@ -42,8 +42,8 @@ def ev(at: datetime, who: str = "whale", model: str = "gpt-4o-mini", **kw: Any) 
 
 def test_an_invoice_over_twelve_million_dollars_of_usage_is_exact(store: Any) -> None:
     """$12M of provider cost in one month: past what int64 pico-dollars hold (~$9.22M), on every store."""
-    S.save_customer(store, parse_customer({"id": "whale", "name": "Whale"}))
-    S.add_plan_version(store, {"id": "resell", "rules": [{"model": "*", "markup_percent": "10"}]})
+    billing_store.save_customer(store, parse_customer({"id": "whale", "name": "Whale"}))
+    billing_store.add_plan_version(store, {"id": "resell", "rules": [{"model": "*", "markup_percent": "10"}]})
     svc.subscribe(store, "whale", "resell", "2026-01-01")
     inp, out = Decimal("3500000.000000000001"), Decimal("500000.000000000003")  # $4M a call, 3 calls
     events = [ev(NOV + timedelta(days=3, minutes=17 * i), input_cost=inp, output_cost=out, total_cost=inp + out)
@@ -93,7 +93,7 @@ def _totals(store: Any) -> list[tuple[Any, ...]]:
         agg = hourly.setdefault("scan:" + r["subscriber_id"], [Decimal(0), Decimal(0)])
         agg[0] += r["requests"]
         agg[1] += Decimal(str(r["total_cost"]))
-    top = D.top_groups(store, UsageQuery(group_by=("subscriber_id",), **month), 5)
+    top = listings.top_groups(store, UsageQuery(group_by=("subscriber_id",), **month), 5)
     events = list(store.iter_events())
     inv = svc.preview(store, "acme", "2026-11")
     return [
@@ -108,8 +108,8 @@ def _totals(store: Any) -> list[tuple[Any, ...]]:
 def test_repricing_twice_never_counts_an_event_twice(store: Any) -> None:
     """Re-pricing rewrites stored costs (on ClickHouse: a newer version of each event): every read after it,
     rollup or events, shows each event once with its latest cost, also after ClickHouse merges its parts."""
-    S.save_customer(store, parse_customer({"id": "acme"}))
-    S.add_plan_version(store, {"id": "list", "rules": [{"model": "*", "markup_percent": "0"}]})
+    billing_store.save_customer(store, parse_customer({"id": "acme"}))
+    billing_store.add_plan_version(store, {"id": "list", "rules": [{"model": "*", "markup_percent": "0"}]})
     svc.subscribe(store, "acme", "list", "2026-01-01")
     assert store.insert(_unpriced(40)) == 40
 
@@ -147,22 +147,24 @@ def test_repricing_twice_never_counts_an_event_twice(store: Any) -> None:
 def test_export_ledger_pages_through_events_in_order(store: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     """Pending events come oldest first, without the ones the ledger holds, however they fall across pages
     (ClickHouse walks its events in pages and checks each page against the ledger in the metadata database)."""
-    monkeypatch.setattr(L, "_PAGE", 7)
-    monkeypatch.setattr(L, "_IN", 3)
+    monkeypatch.setattr(export_ledger, "_PAGE", 7)
+    monkeypatch.setattr(export_ledger, "_IN", 3)
     same = NOV + timedelta(hours=5)
     events = [ev(NOV + timedelta(minutes=i), input_tokens=i) for i in range(30)]
     events += [ev(same, id=f"00000000-0000-4000-8000-{i:012d}", input_tokens=100 + i) for i in range(9)]  # one time
     store.insert(events)
     order = sorted(events, key=lambda e: (e.start_time, e.id))
-    L.record(store, "t", [e.id for e in order[::2]], "sent")
-    L.record(store, "t", [order[1].id], "skipped")
+    export_ledger.record(store, "t", [e.id for e in order[::2]], "sent")
+    export_ledger.record(store, "t", [order[1].id], "skipped")
     want = [e.id for i, e in enumerate(order) if i % 2 and i != 1]
-    assert [e.id for e in L.pending(store, "t", start=None, end=None, limit=100)] == want
-    assert [e.id for e in L.pending(store, "t", start=None, end=None, limit=5)] == want[:5]
-    window = L.pending(store, "t", start=NOV + timedelta(minutes=10), end=same, limit=100)
+    assert [e.id for e in export_ledger.pending(store, "t", start=None, end=None, limit=100)] == want
+    assert [e.id for e in export_ledger.pending(store, "t", start=None, end=None, limit=5)] == want[:5]
+    window = export_ledger.pending(store, "t", start=NOV + timedelta(minutes=10), end=same, limit=100)
     assert [e.input_tokens for e in window] == [11, 13, 15, 17, 19, 21, 23, 25, 27, 29]
-    assert [e.id for e in L.pending(store, "other", start=same, end=None, limit=4)] == [e.id for e in order[30:34]]
-    assert L.counts(store, "t") == {"sent": 20, "skipped": 1}
+    assert [e.id for e in export_ledger.pending(store, "other", start=same, end=None, limit=4)] == [
+        e.id for e in order[30:34]
+    ]
+    assert export_ledger.counts(store, "t") == {"sent": 20, "skipped": 1}
 
 
 def test_after_pruning_a_finalized_month_the_next_invoice_has_no_adjustment(store: Any) -> None:
@@ -170,8 +172,8 @@ def test_after_pruning_a_finalized_month_the_next_invoice_has_no_adjustment(stor
     refuses to bill a pruned month again (a clear error, never an empty invoice) and adjusts nothing for it."""
     from meterline.store.retention import prune
 
-    S.save_customer(store, parse_customer({"id": "acme"}))
-    S.add_plan_version(store, {"id": "list", "rules": [{"model": "*", "markup_percent": "0"}]})
+    billing_store.save_customer(store, parse_customer({"id": "acme"}))
+    billing_store.add_plan_version(store, {"id": "list", "rules": [{"model": "*", "markup_percent": "0"}]})
     svc.subscribe(store, "acme", "list", "2026-01-01")
     dec = datetime(2026, 12, 1, tzinfo=timezone.utc)
     nov_cost, dec_cost = Decimal("2.5"), Decimal("0.75")
@@ -184,7 +186,9 @@ def test_after_pruning_a_finalized_month_the_next_invoice_has_no_adjustment(stor
     inv = svc.preview(store, "acme", "2026-12")
     assert [(ln["kind"], ln["amount"]) for ln in inv["lines"]] == [("markup", "0.75")]  # no adjustment for November
     if type(store).__name__ == "ClickHouseStore":
-        with pytest.raises(S.UsagePruned, match=r"period: the ClickHouse store's events before 2026-12-01T00:00:00"):
-            S.usage(store, "subscriber_id", "acme", NOV, dec)
+        with pytest.raises(
+            billing_store.UsagePruned, match=r"period: the ClickHouse store's events before 2026-12-01T00:00:00"
+        ):
+            billing_store.usage(store, "subscriber_id", "acme", NOV, dec)
     else:
-        assert [str(u.provider_cost) for u in S.usage(store, "subscriber_id", "acme", NOV, dec)] == ["2.5"]
+        assert [str(u.provider_cost) for u in billing_store.usage(store, "subscriber_id", "acme", NOV, dec)] == ["2.5"]

@@ -21,11 +21,11 @@ import pytest
 
 from gateway_util import id_of, post, wait_for_events, write_config
 from meterline.billing import service as svc
+from meterline.billing import store as billing_store
 from meterline.billing.model import parse_customer
-from meterline.event import UsageEvent
+from meterline.core.event import UsageEvent
 from meterline.gateway.counters import LocalCounters
 from meterline.gateway.wallets import WalletExhausted, WalletGuard
-from meterline.store import billing as S
 from meterline.store.sqlite import SQLiteStore
 from meterline.testing import FakeProvider, default_usage
 from meterline.testing.proxy import ProxyProcess
@@ -35,11 +35,11 @@ RULES = [{"model": "*", "prices": {"input": str(PER_MTOK), "output": str(PER_MTO
 
 
 def _setup(store: Any, customers: dict[str, str], *, webhook: str | None = None) -> None:
-    S.set_customer_dimension(store, "api_key_alias")
-    S.add_plan_version(store, {"id": "metered", "rules": RULES})
+    billing_store.set_customer_dimension(store, "api_key_alias")
+    billing_store.add_plan_version(store, {"id": "metered", "rules": RULES})
     for cid, grant in customers.items():
         meta = {"wallet_webhook_url": webhook} if webhook else {}
-        S.save_customer(store, parse_customer({"id": cid, "metadata": meta}))
+        billing_store.save_customer(store, parse_customer({"id": cid, "metadata": meta}))
         svc.subscribe(store, cid, "metered", "2020-01-01")
         if grant:
             svc.grant(store, cid, grant, granted_at=datetime(2020, 1, 1, tzinfo=timezone.utc))

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from meterline.event import UsageEvent
+from meterline.budgets import store as budget_store
+from meterline.core.event import UsageEvent
 from meterline.gateway.counters import Counters, LocalCounters, RedisCounters
 from meterline.gateway.enforcer import BudgetExceeded, Enforcer
-from meterline.store import budgets as B
 from meterline.store.backend import open_stores
 
 CALL = Decimal("0.012")  # gpt-4o-mini, 20,000 output tokens at $0.60 per million
@@ -73,7 +73,7 @@ async def concurrent_calls(
 def run_shape(tmp_path: Path, kind: str, *, reserve: Decimal, limit: Decimal, adaptive: bool = True) -> Run:
     store, reader = open_stores(f"sqlite:///{tmp_path / f'b-{uuid.uuid4().hex[:6]}.db'}")
     reader.close()
-    B.create_budget(store, {"name": "team-a", "scope": "team", "scope_value": "team-a", "period": "total",
+    budget_store.create_budget(store, {"name": "team-a", "scope": "team", "scope_value": "team-a", "period": "total",
                             "limit_usd": str(limit), "thresholds": [100]})  # fmt: skip
     counters = counters_for(kind)
 

@@ -18,11 +18,11 @@ import pytest
 
 from collector_support import ThreadCollector, request, wire_event
 from gateway_util import WebhookReceiver
-from meterline.event import UsageEvent
+from meterline.budgets import store as budget_store
+from meterline.core.event import UsageEvent
 from meterline.gateway.counters import Counters, LocalCounters, RedisCounters
 from meterline.gateway.enforcer import BudgetExceeded, Enforcer
-from meterline.store import budgets as B
-from meterline.store import keys as K
+from meterline.store import keys as key_store
 from meterline.store.backend import open_stores
 
 
@@ -30,6 +30,7 @@ from meterline.store.backend import open_stores
 def database(any_database: str) -> str:
     """Every event store, ClickHouse included: what this module checks, all of them must do."""
     return any_database
+
 
 MTOK = Decimal(10) ** 6
 IN, OUT = Decimal("0.15") / MTOK, Decimal("0.60") / MTOK  # gpt-4o-mini
@@ -64,17 +65,17 @@ def _budget(**kw: Any) -> dict[str, Any]:
     ],
 )
 def test_bad_budget_fields_are_named(change: dict[str, Any], field: str) -> None:
-    with pytest.raises(B.BudgetError) as err:
-        B.validate(_budget(**change))
+    with pytest.raises(budget_store.BudgetError) as err:
+        budget_store.validate(_budget(**change))
     assert err.value.field == field
 
 
 def test_periods_start_in_utc() -> None:
     now = datetime(2026, 11, 19, 15, 30, tzinfo=timezone.utc)  # a Thursday
-    assert B.period_start("daily", now) == datetime(2026, 11, 19, tzinfo=timezone.utc)
-    assert B.period_start("weekly", now) == datetime(2026, 11, 16, tzinfo=timezone.utc)
-    assert B.period_start("monthly", now) == datetime(2026, 11, 1, tzinfo=timezone.utc)
-    assert B.period_start("total", now).year == 1970
+    assert budget_store.period_start("daily", now) == datetime(2026, 11, 19, tzinfo=timezone.utc)
+    assert budget_store.period_start("weekly", now) == datetime(2026, 11, 16, tzinfo=timezone.utc)
+    assert budget_store.period_start("monthly", now) == datetime(2026, 11, 1, tzinfo=timezone.utc)
+    assert budget_store.period_start("total", now).year == 1970
 
 
 def _event(team: str, cost: str, when: datetime, **kw: Any) -> UsageEvent:
@@ -85,7 +86,7 @@ def _event(team: str, cost: str, when: datetime, **kw: Any) -> UsageEvent:
 
 def test_spend_counts_only_the_scope_and_period_and_alerts_are_claimed_once(database: str, store: Any) -> None:
     now = datetime.now(timezone.utc)
-    last_month = B.period_start("monthly", now) - timedelta(days=2)
+    last_month = budget_store.period_start("monthly", now) - timedelta(days=2)
     store.insert(
         [
             _event("team-a", "0.000123456789", now),
@@ -94,37 +95,37 @@ def test_spend_counts_only_the_scope_and_period_and_alerts_are_claimed_once(data
             _event("team-a", "7", last_month),
         ]
     )
-    team = B.create_budget(store, _budget(limit_usd="0.5"))
-    key = B.create_budget(store, _budget(name="key", scope="api_key", scope_value="app-a", period="total"))
+    team = budget_store.create_budget(store, _budget(limit_usd="0.5"))
+    key = budget_store.create_budget(store, _budget(name="key", scope="api_key", scope_value="app-a", period="total"))
     store.insert([_event("team-a", "0.2", now, api_key_alias="app-a")])
-    assert B.spend(store, team) == Decimal("0.300123456789")
-    assert B.spend(store, key) == Decimal("0.2")
-    with pytest.raises(B.BudgetError, match="already exists"):
-        B.create_budget(store, _budget())
+    assert budget_store.spend(store, team) == Decimal("0.300123456789")
+    assert budget_store.spend(store, key) == Decimal("0.2")
+    with pytest.raises(budget_store.BudgetError, match="already exists"):
+        budget_store.create_budget(store, _budget())
 
     period = team.period_start()
-    assert B.claim_alert(store, team, period, 50, Decimal("0.3"))
-    assert not B.claim_alert(store, team, period, 50, Decimal("0.3"))
+    assert budget_store.claim_alert(store, team, period, 50, Decimal("0.3"))
+    assert not budget_store.claim_alert(store, team, period, 50, Decimal("0.3"))
     other, other_reader = open_stores(database, pool_size=1)  # a second replica on the same database
     try:
-        assert not B.claim_alert(other, team, period, 50, Decimal("0.3"))
-        assert B.claim_alert(other, team, period, 80, Decimal("0.4"))
+        assert not budget_store.claim_alert(other, team, period, 50, Decimal("0.3"))
+        assert budget_store.claim_alert(other, team, period, 80, Decimal("0.4"))
     finally:
         other.close()
         if other_reader is not other:
             other_reader.close()
-    assert B.fired_alerts(store, team, period) == [50, 80]
-    assert [b.name for b in B.list_budgets(store)] == ["key", "team-a"]
-    assert B.delete_budget(store, "team-a") and not B.delete_budget(store, "team-a")
-    assert [b.name for b in B.list_budgets(store)] == ["key"]
+    assert budget_store.fired_alerts(store, team, period) == [50, 80]
+    assert [b.name for b in budget_store.list_budgets(store)] == ["key", "team-a"]
+    assert budget_store.delete_budget(store, "team-a") and not budget_store.delete_budget(store, "team-a")
+    assert [b.name for b in budget_store.list_budgets(store)] == ["key"]
 
 
 def test_collector_api_fires_each_threshold_once_per_period(database: str) -> None:
     cost = IN * 1000 + OUT * 100  # one wire_event
     with WebhookReceiver() as hook:
         with ThreadCollector(database=database) as c:
-            admin, _ = K.create_key(c.app.state.writer, "admin", "a")
-            ingest, _ = K.create_key(c.app.state.writer, "ingest", "i")
+            admin, _ = key_store.create_key(c.app.state.writer, "admin", "a")
+            ingest, _ = key_store.create_key(c.app.state.writer, "ingest", "i")
             status, body = request(c.url + "/v1/budgets", "POST", _budget(period="hourly"), key=admin)
             assert status == 400 and "period" in body["detail"]
             status, body = request(c.url + "/v1/budgets", "POST", _budget(), key=ingest)
@@ -151,7 +152,7 @@ def test_collector_api_fires_each_threshold_once_per_period(database: str) -> No
             assert Decimal(st["spend_usd"]) == cost * 4 and st["exceeded"] is True
             assert st["alerts_fired"] == [50, 80, 100]
         with ThreadCollector(database=database) as c2:  # restart: nothing is sent again
-            ingest2, _ = K.create_key(c2.app.state.writer, "ingest", "i2")
+            ingest2, _ = key_store.create_key(c2.app.state.writer, "ingest", "i2")
             now = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
             status, _ = request(
                 c2.url + "/v1/events", "POST", {"events": [wire_event(team_id="team-a", start_time=now)]}, key=ingest2
@@ -186,7 +187,9 @@ def _priced_call(tokens: int) -> UsageEvent:
 def test_enforcer_never_admits_past_a_hard_limit_under_concurrency(kind: str, tmp_path: Path) -> None:
     store, reader = open_stores(f"sqlite:///{tmp_path / 'e.db'}")
     reader.close()
-    budget = B.create_budget(store, _budget(limit_usd="1.00", thresholds=[50, 80, 100], webhook_url="http://x/h"))
+    budget = budget_store.create_budget(
+        store, _budget(limit_usd="1.00", thresholds=[50, 80, 100], webhook_url="http://x/h")
+    )
     sent: list[tuple[str, int]] = []
     counters: Counters = LocalCounters() if kind == "local" else _redis_counters()
 
@@ -230,12 +233,12 @@ def test_enforcer_never_admits_past_a_hard_limit_under_concurrency(kind: str, tm
     assert admitted.count(True) == 4
     assert spent == 4 * 300_000_000_000
     assert sorted(t for _, t in sent) == [50, 80, 100]
-    assert B.fired_alerts(store, budget, budget.period_start()) == [50, 80, 100]
+    assert budget_store.fired_alerts(store, budget, budget.period_start()) == [50, 80, 100]
     store.close()
 
 
-def _micros(budget: B.Budget) -> int:
-    from meterline.store.schema import to_micros
+def _micros(budget: budget_store.Budget) -> int:
+    from meterline.core.timeutil import to_micros
 
     return to_micros(budget.period_start())
 
@@ -243,7 +246,7 @@ def _micros(budget: B.Budget) -> int:
 def test_two_gateway_processes_share_spend_through_redis(tmp_path: Path) -> None:
     store, reader = open_stores(f"sqlite:///{tmp_path / 'e.db'}")
     reader.close()
-    B.create_budget(store, _budget(limit_usd="0.50", thresholds=[100]))
+    budget_store.create_budget(store, _budget(limit_usd="0.50", thresholds=[100]))
     first, second = _redis_counters(), _redis_counters()
     second.prefix = first.prefix  # same namespace, two connections: two proxy processes
 
@@ -268,7 +271,7 @@ def test_two_gateway_processes_share_spend_through_redis(tmp_path: Path) -> None
 def test_holds_of_calls_that_never_settle_are_released(tmp_path: Path) -> None:
     store, reader = open_stores(f"sqlite:///{tmp_path / 'e.db'}")
     reader.close()
-    budget = B.create_budget(store, _budget(limit_usd="1.00"))
+    budget = budget_store.create_budget(store, _budget(limit_usd="1.00"))
     counters = LocalCounters()
 
     async def scenario() -> tuple[int, int]:
@@ -289,7 +292,7 @@ def test_budgets_cli_against_a_collector(tmp_path: Path, capsys: pytest.CaptureF
     from meterline.cli import main
 
     with ThreadCollector(database=f"sqlite:///{tmp_path / 'c.db'}") as c:
-        admin, _ = K.create_key(c.app.state.writer, "admin", "a")
+        admin, _ = key_store.create_key(c.app.state.writer, "admin", "a")
         base = ["--database", c.url, "--api-key", admin]
         create = ["budgets", "create", *base, "--name", "acme", "--scope", "organization", "--value", "acme"]
         assert main([*create, "--limit", "12.5", "--period", "daily", "--soft"]) == 0
@@ -315,9 +318,11 @@ def test_gateway_reads_budgets_from_a_collector_with_its_ingest_key(tmp_path: Pa
 
     with ThreadCollector(database=f"sqlite:///{tmp_path / 'c.db'}") as c:
         writer = c.app.state.writer
-        ingest, _ = K.create_key(writer, "ingest", "gateway")
-        read, _ = K.create_key(writer, "read", "dash")
-        B.create_budget(writer, _budget(limit_usd="0.5", webhook_url="https://hooks.example.com/secret-token"))
+        ingest, _ = key_store.create_key(writer, "ingest", "gateway")
+        read, _ = key_store.create_key(writer, "read", "dash")
+        budget_store.create_budget(
+            writer, _budget(limit_usd="0.5", webhook_url="https://hooks.example.com/secret-token")
+        )
         writer.insert([_event("team-a", "0.6", datetime.now(timezone.utc))])
         status, rows = request(c.url + "/v1/budgets/check", key=ingest)
         assert status == 200 and rows[0]["webhook_url"] is None and rows[0]["spend_usd"] == "0.6"
@@ -341,7 +346,7 @@ def test_an_unreachable_budget_source_does_not_block_calls(caplog: pytest.LogCap
 
     enforcer = Enforcer(CollectorBudgets(f"http://127.0.0.1:{free_port()}", "k", timeout=0.5), LocalCounters())
 
-    async def scenario() -> list[B.Budget]:
+    async def scenario() -> list[budget_store.Budget]:
         await enforcer.admit("c", {"team_id": "team-a"}, {})  # admitted: no budget known
         return await enforcer.budgets()  # not re-read before refresh_s
 

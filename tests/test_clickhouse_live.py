@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from meterline.event import UsageEvent
+from meterline.core.event import UsageEvent
 from meterline.store.clickhouse import ClickHouseError, ClickHouseStore
 from meterline.store.query import UsageQuery
 

@@ -15,10 +15,10 @@ from typing import Any
 import pytest
 
 import meterline
+from meterline.budgets import store as budget_store
 from meterline.cli import main
-from meterline.event import UsageEvent
-from meterline.store import budgets as B
-from meterline.store import keys as K
+from meterline.core.event import UsageEvent
+from meterline.store import keys as key_store
 from meterline.store.backend import open_stores
 from meterline.store.query import UsageQuery
 from meterline.store.transfer import copy_events, verify
@@ -195,9 +195,9 @@ def test_prune_drops_month_partitions_and_keeps_the_rollup(chdb_url: str, capsys
 def test_keys_and_budgets_live_in_the_metadata_database_and_spend_reads_clickhouse(chdb_url: str) -> None:
     store = _open(chdb_url)
     try:
-        key, rec = K.create_key(store, "admin", "ops")
-        assert K.find_key(store, key) == rec
-        budget = B.create_budget(store, {"name": "acme", "scope": "subscriber", "scope_value": "acme",
+        key, rec = key_store.create_key(store, "admin", "ops")
+        assert key_store.find_key(store, key) == rec
+        budget = budget_store.create_budget(store, {"name": "acme", "scope": "subscriber", "scope_value": "acme",
                                          "period": "total", "limit_usd": "20000000"})  # fmt: skip
         store.insert(
             [
@@ -213,9 +213,9 @@ def test_keys_and_budgets_live_in_the_metadata_database_and_spend_reads_clickhou
         )
         store.insert([UsageEvent(provider="openai", model="m", start_time=T0, total_cost=Decimal(9),
                                  subscriber_id="x")])  # fmt: skip
-        assert B.spend(store, budget, now=T0 + timedelta(days=1)) == Decimal("15000000.000000000003")
-        assert B.claim_alert(store, budget, T0, 50, Decimal(15)) is True
-        assert B.claim_alert(store, budget, T0, 50, Decimal(15)) is False
+        assert budget_store.spend(store, budget, now=T0 + timedelta(days=1)) == Decimal("15000000.000000000003")
+        assert budget_store.claim_alert(store, budget, T0, 50, Decimal(15)) is True
+        assert budget_store.claim_alert(store, budget, T0, 50, Decimal(15)) is False
     finally:
         store.close()
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from collector_support import ProcessCollector, request
 from meterline.server.hardening import scrub_url
-from meterline.store import keys as K
+from meterline.store import keys as key_store
 from meterline.store.backend import open_stores
 
 
@@ -23,7 +23,7 @@ def test_scrub_url_keeps_filters_and_redacts_secrets() -> None:
 def test_access_log_never_contains_a_key(tmp_path: Path) -> None:
     database = f"sqlite:///{tmp_path / 'c.db'}"
     writer, reader = open_stores(database)
-    key = K.create_key(writer, "admin", "log-test")[0]
+    key = key_store.create_key(writer, "admin", "log-test")[0]
     writer.close()
     reader.close()
     log = tmp_path / "collector.log"

@@ -11,13 +11,14 @@ from typing import Any
 import pytest
 
 from collector_support import ThreadCollector, request, wire_event
-from meterline.store import keys as K
+from meterline.store import keys as key_store
 
 
 @pytest.fixture
 def database(any_database: str) -> str:
     """Every event store, ClickHouse included: what this module checks, all of them must do."""
     return any_database
+
 
 MTOK = Decimal(10) ** 6
 # gpt-4o-mini list prices (USD per million tokens)
@@ -32,7 +33,9 @@ def collector(database: str) -> Iterator[ThreadCollector]:
 
 @pytest.fixture
 def keys(collector: ThreadCollector) -> dict[str, str]:
-    return {scope: K.create_key(collector.app.state.writer, scope, f"test-{scope}")[0] for scope in K.SCOPES}
+    return {
+        scope: key_store.create_key(collector.app.state.writer, scope, f"test-{scope}")[0] for scope in key_store.SCOPES
+    }
 
 
 def post(c: ThreadCollector, events: list[dict[str, Any]], key: str, **kw: Any) -> tuple[int, Any]:
@@ -121,7 +124,7 @@ def test_auth_401_403_and_revocation(collector: ThreadCollector, keys: dict[str,
     assert request(usage, key=created["key"])[0] == 401
     # keys are stored hashed, never in clear
     rows = collector.app.state.reader.fetch("SELECT key_hash FROM api_keys")
-    assert K.hash_key(created["key"]) in {r[0] for r in rows}
+    assert key_store.hash_key(created["key"]) in {r[0] for r in rows}
     assert created["key"] not in {r[0] for r in rows}
 
 

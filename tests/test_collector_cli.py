@@ -14,7 +14,7 @@ import pytest
 from collector_support import SRC, ThreadCollector, request, wire_event
 from meterline.cli import main
 from meterline.server.settings import SettingsError, load_settings
-from meterline.store import keys as K
+from meterline.store import keys as key_store
 from meterline.store.migrate import head as migrate_head
 
 
@@ -47,8 +47,8 @@ def test_keys_create_list_revoke_on_the_database(tmp_path: Path, capsys: pytest.
 
 def test_report_reads_through_the_collector(database: str, capsys: pytest.CaptureFixture[str]) -> None:
     with ThreadCollector(database=database) as c:
-        read = K.create_key(c.app.state.writer, "read")[0]
-        ingest = K.create_key(c.app.state.writer, "ingest")[0]
+        read = key_store.create_key(c.app.state.writer, "read")[0]
+        ingest = key_store.create_key(c.app.state.writer, "ingest")[0]
         events = [wire_event(subscriber_id="acme"), wire_event(subscriber_id="acme"), wire_event(subscriber_id="zen")]
         assert request(c.url + "/v1/events", "POST", {"events": events}, key=ingest)[0] == 200
         code = main(["report", "--database", c.url, "--api-key", read, "-g", "subscriber_id", "--format", "json"])

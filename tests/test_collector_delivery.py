@@ -15,9 +15,9 @@ import pytest
 
 import meterline
 from collector_support import SRC, ProcessCollector, ThreadCollector, request, wire_event
-from meterline.sinks.base import SinkError
-from meterline.sinks.http import HttpSink
-from meterline.store import keys as K
+from meterline.sdk.sinks.base import SinkError
+from meterline.sdk.sinks.http import HttpSink
+from meterline.store import keys as key_store
 from meterline.store.backend import open_stores
 
 APP = textwrap.dedent(
@@ -122,8 +122,8 @@ def test_two_collector_processes_on_one_postgres_count_exactly(postgres_url: str
 
 def test_http_sink_error_classes_and_batch_splitting(tmp_path: Path) -> None:
     with ThreadCollector(database=f"sqlite:///{tmp_path / 'c.db'}", max_batch_events=10) as c:
-        ingest_key = K.create_key(c.app.state.writer, "ingest")[0]
-        read_key = K.create_key(c.app.state.writer, "read")[0]
+        ingest_key = key_store.create_key(c.app.state.writer, "ingest")[0]
+        read_key = key_store.create_key(c.app.state.writer, "read")[0]
         events = [meterline.UsageEvent.from_wire(wire_event()) for _ in range(25)]
         sink = HttpSink(c.url, api_key=ingest_key)
         assert sink.write(events) == 0  # 25 > max_batch_events: split on 413 until it fits
@@ -156,7 +156,7 @@ def test_http_sink_returns_the_collectors_rejections(tmp_path: Path) -> None:
 
 
 def test_retry_after_parsing() -> None:
-    from meterline.sinks.http import retry_after_seconds
+    from meterline.sdk.sinks.http import retry_after_seconds
 
     assert retry_after_seconds("7") == 7.0
     assert retry_after_seconds(None) is None

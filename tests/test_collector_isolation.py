@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from collector_support import ThreadCollector, request, wire_event
-from meterline.event import UsageEvent
+from meterline.core.event import UsageEvent
 from meterline.store.backend import open_stores
 
 

@@ -21,7 +21,7 @@ from hypothesis import HealthCheck, settings
 from schemathesis import checks
 
 from collector_support import ThreadCollector
-from meterline.store import keys as K
+from meterline.store import keys as key_store
 
 MAX_EXAMPLES = int(os.environ.get("METERLINE_SCHEMATHESIS_EXAMPLES", "25"))
 CHECKS = [
@@ -38,7 +38,7 @@ CHECKS = [
 @pytest.fixture
 def collector(database: str) -> Iterator[ThreadCollector]:
     with ThreadCollector(database=database, max_batch_events=200, max_body_bytes=1_000_000) as c:
-        c.admin_key = K.create_key(c.app.state.writer, "admin", "schemathesis")[0]  # type: ignore[attr-defined]
+        c.admin_key = key_store.create_key(c.app.state.writer, "admin", "schemathesis")[0]  # type: ignore[attr-defined]
         yield c
 
 

@@ -17,8 +17,8 @@ import pytest
 
 import meterline
 from conftest import MeterDB
-from meterline import content as _content
-from meterline.event import UsageEvent
+from meterline.core.event import UsageEvent
+from meterline.sdk import content as _content
 from meterline.store.content import content_for
 
 SECRET = "sk-proj-abcdefghijklmnopqrstuvwxyz0123456789"
@@ -207,9 +207,9 @@ def test_size_cap_per_event(tmp_path: Path) -> None:
 
 def test_spooled_events_are_already_redacted(tmp_path: Path) -> None:
     """The sink is down: what lands in the spool file has been through redaction."""
-    from meterline.recorder import Recorder
-    from meterline.sinks.base import SinkError
-    from meterline.spool import Spool
+    from meterline.sdk.delivery.spool import Spool
+    from meterline.sdk.recorder import Recorder
+    from meterline.sdk.sinks.base import SinkError
 
     class Down:
         description = "down"

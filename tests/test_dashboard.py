@@ -463,8 +463,8 @@ def test_a_trace_past_nine_million_dollars_is_summed_exactly(database: str) -> N
     from datetime import datetime, timezone
     from decimal import Decimal
 
-    from meterline.event import UsageEvent
-    from meterline.store import dashboard as D
+    from meterline.core.event import UsageEvent
+    from meterline.store import listings
     from meterline.store.backend import open_stores
 
     writer, reader = open_stores(database)
@@ -473,7 +473,7 @@ def test_a_trace_past_nine_million_dollars_is_summed_exactly(database: str) -> N
         t0 = datetime(2026, 11, 20, 12, tzinfo=timezone.utc)
         writer.insert([UsageEvent(provider="openai", model="gpt-4o", start_time=t0.replace(minute=m),
                                   trace_id="whale-trace", total_cost=big, input_cost=big) for m in (1, 2)])  # fmt: skip
-        traces, _ = D.recent_traces(reader)
+        traces, _ = listings.recent_traces(reader)
         [whale] = [t for t in traces if t["trace_id"] == "whale-trace"]
         assert (whale["requests"], whale["total_cost"]) == (2, 2 * big)
     finally:

@@ -12,13 +12,13 @@ import pytest
 from fastapi.testclient import TestClient
 
 from dashboard_support import Seeded, seed
-from meterline.billing import invoice as I
+from meterline.billing import invoice as invoicing
 from meterline.billing import service as svc
+from meterline.billing import store as billing_store
 from meterline.billing.model import parse_customer
 from meterline.server.app import create_app
 from meterline.server.dashboard import auth
 from meterline.server.settings import Settings
-from meterline.store import billing as S
 from meterline.store.backend import open_stores
 from test_dashboard import api, csrf_of, login, rows
 
@@ -30,8 +30,8 @@ def database(any_database: str) -> str:
 
 
 NOW = datetime.now(timezone.utc)
-CURRENT = I.period_of(NOW, "UTC")
-PREVIOUS = I.period_of(NOW.replace(day=1) - timedelta(days=1), "UTC")
+CURRENT = invoicing.period_of(NOW, "UTC")
+PREVIOUS = invoicing.period_of(NOW.replace(day=1) - timedelta(days=1), "UTC")
 
 
 @pytest.fixture
@@ -41,10 +41,12 @@ def billed(database: str) -> Seeded:
     seeded = seed(database)
     writer, reader = open_stores(database)
     try:
-        S.save_customer(writer, parse_customer({"id": "acme", "name": "Acme Corp", "email": "ap@acme.example"}))
-        S.save_customer(writer, parse_customer({"id": "globex", "name": "Globex"}))
-        S.add_plan_version(writer, {"id": "pro", "rules": [{"model": "*", "markup_percent": "20"}]})
-        S.add_plan_version(writer, {"id": "default", "rules": [{"model": "*", "markup_percent": "0"}]})
+        billing_store.save_customer(
+            writer, parse_customer({"id": "acme", "name": "Acme Corp", "email": "ap@acme.example"})
+        )
+        billing_store.save_customer(writer, parse_customer({"id": "globex", "name": "Globex"}))
+        billing_store.add_plan_version(writer, {"id": "pro", "rules": [{"model": "*", "markup_percent": "20"}]})
+        billing_store.add_plan_version(writer, {"id": "default", "rules": [{"model": "*", "markup_percent": "0"}]})
         svc.subscribe(writer, "acme", "pro", (NOW - timedelta(days=400)).date())
         svc.grant(writer, "acme", "5.00", granted_at=NOW - timedelta(days=60), note="prepaid")
         svc.grant(writer, "globex", "1.25", granted_at=NOW - timedelta(days=60))
@@ -94,8 +96,8 @@ def test_billing_page_pages_customers_and_escapes_what_customers_are_named(clien
 
     writer, reader = open_stores(billed.database)
     try:
-        S.add_customers(writer, [f"c{i:03d}" for i in range(60)])
-        S.save_customer(writer, parse_customer({"id": "zz<i>&", "name": "<script>alert(1)</script>"}))
+        billing_store.add_customers(writer, [f"c{i:03d}" for i in range(60)])
+        billing_store.save_customer(writer, parse_customer({"id": "zz<i>&", "name": "<script>alert(1)</script>"}))
         first = billing_view.overview(reader, 0, 0, size=50)
         last = billing_view.overview(reader, 1, 0, size=50)
     finally:

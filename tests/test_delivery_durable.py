@@ -15,8 +15,8 @@ import pytest
 
 import meterline
 from collector_support import SRC
-from meterline.config import destination_key
-from meterline.durable import fsync_interval_from_env
+from meterline.core.config import destination_key
+from meterline.sdk.delivery.durable import fsync_interval_from_env
 from meterline.store import SQLiteStore
 from meterline.store.backend import open_stores
 
@@ -24,6 +24,7 @@ from meterline.store.backend import open_stores
 def _env(tmp_path: Path) -> dict[str, str]:
     env = {**os.environ, "PYTHONPATH": SRC, "METERLINE_HOME": str(tmp_path / "home")}
     env.pop("PYTEST_CURRENT_TEST", None)
+    env.pop("METERLINE_RAISE_INTERNAL", None)
     return env
 
 

@@ -20,13 +20,13 @@ import pytest
 
 import meterline
 from collector_support import SRC, ProcessCollector
-from meterline.config import destination_key
-from meterline.deadletter import DeadLetters
-from meterline.event import UsageEvent
-from meterline.recorder import Recorder
-from meterline.sinks.base import SinkError
-from meterline.sinks.sqlite import SQLiteSink
-from meterline.spool import Spool
+from meterline.core.config import destination_key
+from meterline.core.event import UsageEvent
+from meterline.sdk.delivery.deadletter import DeadLetters
+from meterline.sdk.delivery.spool import Spool
+from meterline.sdk.recorder import Recorder
+from meterline.sdk.sinks.base import SinkError
+from meterline.sdk.sinks.sqlite import SQLiteSink
 from meterline.store.backend import open_stores
 
 # An app that records one event the store cannot take, then 2,000 good ones, and exits without flush().
@@ -37,7 +37,7 @@ POISON_APP = textwrap.dedent(
     import atexit, json, sys
     import meterline
     from datetime import datetime, timezone
-    from meterline.event import UsageEvent
+    from meterline.core.event import UsageEvent
 
     dest, state, poison = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
     atexit.register(lambda: print(json.dumps(meterline.stats()), flush=True))  # runs after meterline's hook
@@ -58,6 +58,7 @@ def _run_app(code: str, *args: str, tmp_path: Path, timeout: float = 180) -> sub
     script.write_text(code)
     env = {**os.environ, "PYTHONPATH": SRC, "METERLINE_HOME": str(tmp_path / "home")}
     env.pop("PYTEST_CURRENT_TEST", None)
+    env.pop("METERLINE_RAISE_INTERNAL", None)
     return subprocess.run(
         [sys.executable, str(script), *args], env=env, capture_output=True, text=True, timeout=timeout
     )
@@ -277,7 +278,7 @@ def test_a_spool_under_a_regular_file_is_counted_and_flush_says_false(tmp_path: 
 
 def test_events_a_collector_rejects_in_a_207_are_dead_lettered_with_its_reason(tmp_path: Path) -> None:
     from collector_support import ThreadCollector
-    from meterline.sinks.http import HttpSink
+    from meterline.sdk.sinks.http import HttpSink
 
     with ThreadCollector(database=f"sqlite:///{tmp_path / 'c.db'}", auth=False) as collector:
         letters = DeadLetters(tmp_path / "dead.jsonl")

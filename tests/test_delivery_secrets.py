@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 import meterline
-from meterline.event import UsageEvent
-from meterline.fields import hash_credential, normalise
+from meterline.core.event import UsageEvent
+from meterline.core.metadata import hash_credential, normalise
 
 SECRET = "S3CRET-extra-9f1c2d"
 VALUE = "sk-live-value-77ab3e"
@@ -32,7 +32,7 @@ def test_credential_extras_never_reach_the_store_the_spool_nor_dead_letters(tmp_
     meterline.record(provider="openai", model="gpt-4o-mini", credential={"name": "n", "value": VALUE, "token": SECRET})
     # 2. dead-lettered: an unstorable event carrying the same credential
     bad = UsageEvent(provider="openai", model="gpt-4o-mini", start_time=datetime.now(timezone.utc))
-    meterline._api.apply_metadata(bad, {}, normalise({"subscriber": SUBSCRIBER}, strict=False))
+    meterline.sdk.api.apply_metadata(bad, {}, normalise({"subscriber": SUBSCRIBER}, strict=False))
     bad.subscriber_id = "\ud800"
     meterline.get_recorder().submit(bad)
     assert meterline.flush(10)

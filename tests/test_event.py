@@ -5,7 +5,7 @@ from decimal import Decimal
 
 import pytest
 
-from meterline.event import EventValidationError, UsageEvent, format_cost
+from meterline.core.event import EventValidationError, UsageEvent, format_cost
 
 T0 = datetime(2026, 3, 1, 12, 0, 0, 123456, tzinfo=timezone.utc)
 
@@ -92,7 +92,7 @@ def test_default_ids_are_distinct_version_4_uuids_also_in_a_forked_child() -> No
     import os
     import uuid as _uuid
 
-    from meterline.event import new_event_id
+    from meterline.core.event import new_event_id
 
     ids = [UsageEvent(start_time=datetime.now(timezone.utc), provider="p", model="m").id for _ in range(2000)]
     assert len(set(ids)) == 2000

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from meterline.event import MAX_COST, MAX_TOKENS, EventValidationError, UsageEvent, canonical_id
+from meterline.core.event import MAX_COST, MAX_TOKENS, EventValidationError, UsageEvent, canonical_id
 
 
 def _wire(**fields: Any) -> dict[str, Any]:
@@ -86,7 +86,7 @@ def test_uuid_spellings_canonicalize_everywhere() -> None:
 def test_check_event_applies_the_same_bounds_to_events_built_in_code() -> None:
     from datetime import datetime, timezone
 
-    from meterline.event import check_event
+    from meterline.core.event import check_event
 
     now = datetime(2026, 11, 2, tzinfo=timezone.utc)
     check_event(UsageEvent(provider="p", model="m", start_time=now, input_tokens=5, output_text="ok"))
@@ -111,7 +111,7 @@ def test_check_event_applies_the_same_bounds_to_events_built_in_code() -> None:
 def test_times_are_written_with_four_digit_years() -> None:
     from datetime import datetime, timezone
 
-    from meterline.event import format_time
+    from meterline.core.event import format_time
 
     assert format_time(datetime(1, 1, 1, tzinfo=timezone.utc)) == "0001-01-01T00:00:00.000000Z"
     assert format_time(datetime(2026, 11, 2, 10, tzinfo=timezone.utc)) == "2026-11-02T10:00:00.000000Z"

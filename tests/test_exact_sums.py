@@ -11,9 +11,9 @@ from decimal import Decimal
 
 import pytest
 
-from meterline.event import MAX_COST, UsageEvent
-from meterline.store import budgets as B
-from meterline.store import rollup as R
+from meterline.budgets import store as budget_store
+from meterline.core.event import MAX_COST, UsageEvent
+from meterline.store import rollup as rollups
 from meterline.store.backend import open_stores
 from meterline.store.query import UsageQuery
 from meterline.store.sqlite import SQLiteStore
@@ -68,8 +68,10 @@ def test_sums_past_ten_to_the_twelve_dollars_are_exact(database: str) -> None:
             assert sum((r["total_cost"] for r in rows), Decimal(0)) == expected, q
             assert sum((r["input_cost"] for r in rows), Decimal(0)) == expected, q
             assert sum(r["requests"] for r in rows) == n
-        budget = B.validate({"name": "t", "scope": "team", "scope_value": "t", "period": "total", "limit_usd": "1"})
-        assert B.spend(writer, budget) == expected
+        budget = budget_store.validate(
+            {"name": "t", "scope": "team", "scope_value": "t", "period": "total", "limit_usd": "1"}
+        )
+        assert budget_store.spend(writer, budget) == expected
     finally:
         writer.close()
         if reader is not writer:
@@ -85,16 +87,16 @@ def test_an_old_sqlite_rollup_is_rebuilt_with_split_sums(tmp_path: object) -> No
     store = SQLiteStore(path)
     store.insert(_events(3))
     # the layout before: one INTEGER column per cost
-    store.execute(f"DROP TABLE {R.ROLLUP}")
-    cols = ", ".join(f"{m} INTEGER NOT NULL" for m in R.METRIC_COLUMNS)
-    store.execute(f"CREATE TABLE {R.ROLLUP} (day INTEGER NOT NULL, dim TEXT NOT NULL, value TEXT NOT NULL, "
+    store.execute(f"DROP TABLE {rollups.ROLLUP}")
+    cols = ", ".join(f"{m} INTEGER NOT NULL" for m in rollups.METRIC_COLUMNS)
+    store.execute(f"CREATE TABLE {rollups.ROLLUP} (day INTEGER NOT NULL, dim TEXT NOT NULL, value TEXT NOT NULL, "
                   f"{cols}, PRIMARY KEY (dim, value, day))")  # fmt: skip
     store.close()
     store = SQLiteStore(path)
     try:
         [row] = store.usage(UsageQuery())
         assert row["total_cost"] == MAX_COST * 3 - PICO and row["requests"] == 3
-        columns = {r[1] for r in store.fetch(f"PRAGMA table_info({R.ROLLUP})")}
-        assert set(R.SPLIT_COST_COLUMNS) <= columns
+        columns = {r[1] for r in store.fetch(f"PRAGMA table_info({rollups.ROLLUP})")}
+        assert set(rollups.SPLIT_COST_COLUMNS) <= columns
     finally:
         store.close()

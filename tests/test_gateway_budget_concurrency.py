@@ -14,8 +14,8 @@ import pytest
 
 from collector_support import ThreadCollector
 from gateway_util import cost, id_of, post, wait_for_events, write_config
-from meterline.store import budgets as B
-from meterline.store import keys as K
+from meterline.budgets import store as budget_store
+from meterline.store import keys as key_store
 from meterline.testing import FakeProvider, default_usage
 from meterline.testing.proxy import ProxyProcess
 
@@ -33,9 +33,9 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]
     db = root / "events.db"
     with FakeProvider() as fake, ThreadCollector(database=f"sqlite:///{db}") as collector:
         writer = collector.app.state.writer
-        ingest_key, _ = K.create_key(writer, "ingest", "gateway")
+        ingest_key, _ = key_store.create_key(writer, "ingest", "gateway")
         for team, limit in (("team-a", CALL_A * 10), ("team-b", CALL_B * Decimal("4.5"))):
-            B.create_budget(writer, {"name": team, "scope": "team", "scope_value": team, "period": "total",
+            budget_store.create_budget(writer, {"name": team, "scope": "team", "scope_value": team, "period": "total",
                                      "limit_usd": str(limit), "thresholds": [100]})  # fmt: skip
         env = {
             "METERLINE_DESTINATION": collector.url,

@@ -20,7 +20,7 @@ import pytest
 
 from collector_support import ThreadCollector
 from gateway_util import WebhookReceiver, cost, id_of, post, wait_for_events, write_config
-from meterline.store import keys as K
+from meterline.store import keys as key_store
 from meterline.testing import FakeProvider, default_usage
 from meterline.testing.proxy import ProxyProcess
 
@@ -35,7 +35,7 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]
     root = tmp_path_factory.mktemp("gateway-budgets")
     db = root / "events.db"
     with FakeProvider() as fake, WebhookReceiver() as hook, ThreadCollector(database=f"sqlite:///{db}") as collector:
-        ingest_key, _ = K.create_key(collector.app.state.writer, "ingest", "gateway")
+        ingest_key, _ = key_store.create_key(collector.app.state.writer, "ingest", "gateway")
         config = write_config(root, fake.url)
         create = [
             sys.executable, "-m", "meterline", "budgets", "create", "--database", f"sqlite:///{db}",

@@ -14,8 +14,8 @@ import pytest
 
 from collector_support import ThreadCollector, request, wire_event
 from hostile_corpus import all_cases
-from meterline.event import UsageEvent
-from meterline.store import keys as K
+from meterline.core.event import UsageEvent
+from meterline.store import keys as key_store
 
 
 @pytest.fixture
@@ -70,7 +70,7 @@ def _store_out_of_window_rows(store: Any) -> None:
 
 def test_hostile_corpus_draws_no_5xx(collector: ThreadCollector) -> None:
     writer = collector.app.state.writer
-    admin = K.create_key(writer, "admin", "corpus")[0]
+    admin = key_store.create_key(writer, "admin", "corpus")[0]
     _store_out_of_window_rows(writer)
     cases = all_cases()
     assert len(cases) >= 200

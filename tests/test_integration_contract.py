@@ -20,7 +20,7 @@ import meterline
 from meterline import integrations
 from meterline.integrations import INTEGRATIONS, installed_version
 from meterline.integrations import openai as ml_openai
-from meterline.patching import PatchLedger
+from meterline.sdk.patching import PatchLedger
 from meterline.store import SQLiteStore
 
 MSGS = [{"role": "user", "content": "What is the weather in Paris today?"}]  # 9 tokens at the fake
@@ -69,6 +69,7 @@ def test_instrument_imports_no_library_and_instruments_openai_when_the_app_impor
     db = tmp_path / "lazy.db"
     env = {**os.environ, "METERLINE_DESTINATION": f"sqlite:///{db}", "METERLINE_HOME": str(tmp_path)}
     env.pop("PYTEST_CURRENT_TEST", None)
+    env.pop("METERLINE_RAISE_INTERNAL", None)
     out = subprocess.run(
         [sys.executable, "-c", LAZY, fake_provider.openai_base_url],
         env=env,

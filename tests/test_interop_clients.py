@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from interop_support import Collector, by_integration, collector_fixture, tokens  # noqa: F401 - fixture
-from meterline.compat import event_id
+from meterline.interop.ingest import event_id
 
 MSGS = [{"role": "user", "content": "What is the status of order 42?"}]
 

@@ -20,12 +20,12 @@ from typing import Any
 import pytest
 
 from billing_targets import BillingTarget
-from meterline.event import UsageEvent
-from meterline.exports import ChargeBy, Exporter, ExportError, make_target
-from meterline.exports.focus import COLUMNS, MANDATORY, write_csv
-from meterline.exports.stripe import form_encode
+from meterline.core.event import UsageEvent
+from meterline.interop.export import ChargeBy, Exporter, ExportError, make_target
+from meterline.interop.export import ledger as export_ledger
+from meterline.interop.export.focus import COLUMNS, MANDATORY, write_csv
+from meterline.interop.export.stripe import form_encode
 from meterline.pricing import get_pricer
-from meterline.store import export_ledger as L
 from meterline.store.backend import open_stores
 
 
@@ -94,9 +94,9 @@ def test_lago_batches_of_100_idempotent_ids_and_a_one_line_skip_report(store: An
         store.insert(make_events(1, start=NOW - timedelta(days=30)))  # stored late, with an older start time
         assert Exporter(store, target).run_once().sent == 1
         assert len(lago.stored) == 251 and set(lago.receipts.values()) == {1} and lago.repeats == 0
-        assert L.counts(store, target.name) == {"sent": 251, "skipped": 3}
+        assert export_ledger.counts(store, target.name) == {"sent": 251, "skipped": 3}
         # the skipped events, once they have their dimension, go after --retry-skipped (forget "skipped")
-        assert L.forget(store, target.name, "skipped") == 3
+        assert export_ledger.forget(store, target.name, "skipped") == 3
         assert Exporter(store, target).run_once().skipped["no subscriber_id: the --charge-by dimension"] == 3
 
 
@@ -119,7 +119,7 @@ def test_lago_bad_key_is_a_named_error_and_nothing_is_marked_sent(store: Any) ->
         target = make_target("lago", lago.url, "wrong", ChargeBy("subscriber_id"))
         with pytest.raises(ExportError, match="refused the API key"):
             Exporter(store, target).run_once()
-        assert L.counts(store, target.name) == {}
+        assert export_ledger.counts(store, target.name) == {}
 
 
 def test_charge_by_must_be_an_event_dimension() -> None:

@@ -15,8 +15,8 @@ import pytest
 
 from collector_support import request
 from interop_support import Collector, collector_fixture, tokens  # noqa: F401 - fixture
-from meterline.compat import event_id
-from meterline.store import keys as K
+from meterline.interop.ingest import event_id
+from meterline.store import keys as key_store
 
 SRC = str(Path(__file__).resolve().parents[1] / "src")
 REVENIUM = {
@@ -237,7 +237,7 @@ def test_otlp_hostile_bodies(collector: Collector) -> None:
 )
 def test_compatible_routes_need_an_ingest_key(collector: Collector, path: str, body: Any) -> None:
     assert request(f"{collector.url}{path}", "POST", body)[0] == 401
-    read_key, _ = K.create_key(collector.tc.app.state.writer, "read")
+    read_key, _ = key_store.create_key(collector.tc.app.state.writer, "read")
     assert request(f"{collector.url}{path}", "POST", body, key=read_key)[0] == 403
 
 
@@ -263,7 +263,7 @@ def test_keys_create_style_revenium_prints_a_hak_key(tmp_path: Path) -> None:
     from meterline.store.sqlite import SQLiteStore
 
     store = SQLiteStore(tmp_path / "k.db")
-    rec = K.find_key(store, key)
+    rec = key_store.find_key(store, key)
     assert rec is not None and rec.scope == "ingest" and rec.prefix == key[:10]
     assert not store.fetch("SELECT 1 FROM api_keys WHERE key_hash = ?", (key,))  # hashed at rest
     store.close()

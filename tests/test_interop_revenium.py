@@ -22,8 +22,8 @@ from typing import Any
 import pytest
 
 from interop_support import Collector, collector_fixture, tokens  # noqa: F401 - fixture
-from meterline.compat import event_id
-from meterline.store import keys as K
+from meterline.interop.ingest import event_id
+from meterline.store import keys as key_store
 
 PYTHON = os.environ.get("METERLINE_REVENIUM_PYTHON", "/tmp/meterline-venv-revenium/bin/python")
 SCRIPT = Path(__file__).with_name("revenium_client.py")
@@ -89,7 +89,7 @@ class Flaky:
 
 @pytest.fixture
 def revenium_key(collector: Collector) -> str:
-    key, rec = K.create_key(collector.tc.app.state.writer, "ingest", "revenium sdk", style="revenium")
+    key, rec = key_store.create_key(collector.tc.app.state.writer, "ingest", "revenium sdk", style="revenium")
     assert key.startswith("hak_") and rec.scope == "ingest"
     return key
 
@@ -110,6 +110,7 @@ def _run(python: str, mode: str, base: str, key: str, provider_url: str) -> list
         "REVENIUM_METERING_API_KEY": key,
     }
     env.pop("PYTEST_CURRENT_TEST", None)
+    env.pop("METERLINE_RAISE_INTERNAL", None)
     proc = subprocess.run(
         [python, str(SCRIPT), mode, provider_url], env=env, capture_output=True, text=True, timeout=180, check=False
     )

@@ -16,9 +16,9 @@ from litellm import completion  # imported BEFORE meterline instruments LiteLLM:
 
 import meterline
 from _litellm_fixtures import USER, expected_cost, metered_fixture  # noqa: F401 - the metered fixture
-from meterline import _errors
-from meterline.context import in_call as _in_call
-from meterline.fields import hash_credential
+from meterline.core import errors as _errors
+from meterline.core.metadata import hash_credential
+from meterline.sdk.scopes import in_call as _in_call
 
 
 def _openai(fake: Any) -> dict[str, Any]:

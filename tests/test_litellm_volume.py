@@ -40,6 +40,7 @@ SCRIPT = textwrap.dedent(
 def _env(tmp_path: Path, db: Path) -> dict[str, str]:
     env = dict(os.environ)
     env.pop("PYTEST_CURRENT_TEST", None)
+    env.pop("METERLINE_RAISE_INTERNAL", None)
     env.update(
         METERLINE_DESTINATION=f"sqlite:///{db}",
         METERLINE_HOME=str(tmp_path / "home"),

@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 
 import meterline
-from meterline.context import current_metadata, should_meter
-from meterline.fields import MetadataError, environment_fallbacks, hash_credential, normalise
+from meterline.core.metadata import MetadataError, environment_fallbacks, hash_credential, normalise
+from meterline.sdk.scopes import current_metadata, should_meter
 
 
 def test_revenium_spellings_are_accepted_and_credentials_hashed() -> None:
@@ -182,7 +182,7 @@ def test_selective_metering(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_selective_metering_flag_follows_every_change_of_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
     # The flag is read from os.environ's own dict on each call (not cached at import or init): every change
     # made through os.environ counts at once, whatever the spelling.
-    from meterline.context import selective_metering_enabled
+    from meterline.sdk.scopes import selective_metering_enabled
 
     for raw, expected in [("true", True), (" ON ", True), ("0", False), ("yes", True), ("", False), ("1", True)]:
         monkeypatch.setenv("METERLINE_SELECTIVE_METERING", raw)

@@ -70,7 +70,9 @@ def test_a_refused_postgresql_is_one_line(capsys: pytest.CaptureFixture[str]) ->
     for command in (["report"], ["keys", "list"], ["keys", "create", "--scope", "read"]):
         assert main([*command, "--database", url]) == 2, command
         err = capsys.readouterr().err
-        assert err.startswith(f"meterline: error: cannot connect to PostgreSQL at postgresql://meter:***@127.0.0.1:{port}")
+        assert err.startswith(
+            f"meterline: error: cannot connect to PostgreSQL at postgresql://meter:***@127.0.0.1:{port}"
+        )
         assert err.count("\n") == 1 and "secret" not in err and "Traceback" not in err
 
 
@@ -102,14 +104,14 @@ def test_tiny_costs_keep_significant_digits_and_empty_reports_say_why(
 def test_doctor_contacts_the_collector_and_checks_the_key(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     pytest.importorskip("fastapi")
     from collector_support import ThreadCollector, free_port
-    from meterline.store import keys as K
+    from meterline.store import keys as key_store
 
     nowhere = f"http://127.0.0.1:{free_port()}"
     assert main(["doctor", "--database", nowhere, "--api-key", "k"]) == 1
     out = capsys.readouterr().out
     assert f"store            PROBLEM: cannot reach the collector at {nowhere}" in out
     with ThreadCollector(database=f"sqlite:///{tmp_path / 'c.db'}") as c:
-        ingest = K.create_key(c.app.state.writer, "ingest")[0]
+        ingest = key_store.create_key(c.app.state.writer, "ingest")[0]
         assert main(["doctor", "--database", c.url, "--api-key", ingest]) == 0
         assert "store            collector ok" in capsys.readouterr().out
         assert main(["doctor", "--database", c.url, "--api-key", "ml_i_wrong"]) == 1

@@ -17,8 +17,8 @@ from openai import _base_client
 from openai.resources.chat.completions import completions as chat_completions
 
 import meterline
-from meterline.context import in_call as _in_call
 from meterline.integrations import openai as ml_openai
+from meterline.sdk.scopes import in_call as _in_call
 
 MODEL = "gpt-test-1"
 MTOK = Decimal(10**6)

@@ -14,7 +14,7 @@ import pytest
 
 import meterline
 from conftest import MeterDB
-from meterline import otel
+from meterline.sdk import otel
 
 pb = pytest.importorskip(
     "opentelemetry.proto.collector.trace.v1.trace_service_pb2",
@@ -146,11 +146,11 @@ def test_business_ids_win_and_otel_ids_go_to_attributes(tmp_path: Path, tracer: 
             recorded = meterline.record(provider="openai", model="m")
             from datetime import datetime, timezone
 
-            from meterline import _api
-            from meterline.event import UsageEvent
+            from meterline.core.event import UsageEvent
+            from meterline.sdk import api as _api
 
             ev = UsageEvent(provider="openai", model="m", start_time=datetime.now(timezone.utc))
-            _api.emit(ev, meterline.context.current_metadata())
+            _api.emit(ev, meterline.sdk.scopes.current_metadata())
         events = db.events()
     finally:
         meterline.shutdown()
@@ -177,7 +177,7 @@ def test_an_unreachable_receiver_is_counted_and_never_loses_the_event(tmp_path: 
 def test_env_endpoint_and_json_encoding(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import json
 
-    from meterline.event import UsageEvent
+    from meterline.core.event import UsageEvent
 
     monkeypatch.setenv("METERLINE_OTLP_ENDPOINT", "http://127.0.0.1:4318/")
     monkeypatch.setenv("METERLINE_OTLP_HEADERS", "x-tenant=a,authorization=Bearer%20t")

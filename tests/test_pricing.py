@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from genai_prices import Usage, calc_price
 
-from meterline.event import UsageEvent
+from meterline.core.event import UsageEvent
 from meterline.pricing import Pricer, PriceTableError, load_price_table
 from meterline.pricing.overrides import parse_entries
 

@@ -8,8 +8,8 @@ from decimal import Decimal
 
 from genai_prices import Usage, calc_price
 
-from meterline import usage
-from meterline.event import UsageEvent
+from meterline.core import usage
+from meterline.core.event import UsageEvent
 from meterline.pricing import Pricer
 
 M = Decimal(1_000_000)

@@ -28,7 +28,7 @@ from decimal import Decimal
 import pytest
 from genai_prices import Usage, calc_price
 
-from meterline.event import UsageEvent
+from meterline.core.event import UsageEvent
 from meterline.pricing import Pricer
 
 TOLERANCE = Decimal("1e-9")

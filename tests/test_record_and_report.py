@@ -13,7 +13,7 @@ import pytest
 
 import meterline
 from meterline.cli import main
-from meterline.event import EventValidationError
+from meterline.core.event import EventValidationError
 from meterline.store import QueryError, UsageQuery
 
 M = Decimal(1_000_000)

@@ -15,11 +15,11 @@ from typing import Any
 
 import pytest
 
-from meterline.event import UsageEvent
-from meterline.recorder import Recorder
-from meterline.sinks.base import SinkError
-from meterline.sinks.sqlite import SQLiteSink
-from meterline.spool import Spool
+from meterline.core.event import UsageEvent
+from meterline.sdk.delivery.spool import Spool
+from meterline.sdk.recorder import Recorder
+from meterline.sdk.sinks.base import SinkError
+from meterline.sdk.sinks.sqlite import SQLiteSink
 from meterline.store import SQLiteStore
 
 
@@ -193,6 +193,7 @@ def test_flush_respects_its_deadline(tmp_path: Path) -> None:
 def _run(code: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "METERLINE_HOME": str(tmp_path / "home")}
     env.pop("PYTEST_CURRENT_TEST", None)
+    env.pop("METERLINE_RAISE_INTERNAL", None)
     return subprocess.run(
         [sys.executable, "-c", textwrap.dedent(code)], env=env, capture_output=True, text=True, timeout=60
     )
@@ -264,7 +265,7 @@ def _stored_tokens(path: Path) -> list[int]:
 
 
 def _deferred(item: _Later) -> Any:
-    from meterline.recorder import Deferred
+    from meterline.sdk.recorder import Deferred
 
     class D(Deferred):
         __slots__ = ()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from meterline.redaction import PRESETS, RedactionError, Redactor, luhn_ok, mask_headers, parse_presets
+from meterline.sdk.redaction import PRESETS, RedactionError, Redactor, luhn_ok, mask_headers, parse_presets
 
 R = Redactor()
 

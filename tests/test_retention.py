@@ -13,7 +13,7 @@ import pytest
 
 from meterline.cli import main
 from meterline.cli.prune import parse_age
-from meterline.event import UsageEvent
+from meterline.core.event import UsageEvent
 from meterline.store.backend import open_stores
 from meterline.store.content import content_for
 from meterline.store.query import UsageQuery
@@ -114,7 +114,7 @@ def test_migration_partitions_a_populated_plain_table(postgres_url: str) -> None
     from alembic import command
 
     from meterline.store import migrate
-    from meterline.store import rollup as R
+    from meterline.store import rollup as rollups
     from meterline.store.postgres import PostgresStore
 
     types = _SQL_TYPES["postgresql"]
@@ -144,7 +144,7 @@ def test_migration_partitions_a_populated_plain_table(postgres_url: str) -> None
         )]  # fmt: skip
         assert "events_default" in parts and len(parts) >= 10
         assert conn.execute("SELECT COUNT(*) FROM events_default").fetchone()[0] == 0
-        assert conn.execute(f"SELECT COUNT(*) FROM {R.ROLLUP}").fetchone()[0] > 0
+        assert conn.execute(f"SELECT COUNT(*) FROM {rollups.ROLLUP}").fetchone()[0] > 0
     store = PostgresStore(postgres_url)
     try:
         assert sorted(e.id for e in store.iter_events()) == sorted(e.id for e in events)

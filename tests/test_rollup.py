@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 
-from meterline.event import UsageEvent
+from meterline.core.event import UsageEvent
 from meterline.pricing import get_pricer
-from meterline.store import query as Q
-from meterline.store import rollup as R
+from meterline.store import query as queries
+from meterline.store import rollup as rollups
 from meterline.store.backend import open_stores
 
 T0 = datetime(2026, 2, 20, tzinfo=timezone.utc)
@@ -53,28 +53,28 @@ def events(n: int, seed: int = 1) -> list[UsageEvent]:
     return out
 
 
-def raw(store: Any, q: Q.UsageQuery) -> list[dict[str, Any]]:
-    sql, params, plan = Q.usage_sql(q, store.dialect)
+def raw(store: Any, q: queries.UsageQuery) -> list[dict[str, Any]]:
+    sql, params, plan = queries.usage_sql(q, store.dialect)
     cols, rows = store._fetch(sql, params)
-    return Q.shape_usage_rows(q, cols, rows, plan)
+    return queries.shape_usage_rows(q, cols, rows, plan)
 
 
-def keyed(rows: list[dict[str, Any]], q: Q.UsageQuery) -> dict[tuple[Any, ...], dict[str, Any]]:
+def keyed(rows: list[dict[str, Any]], q: queries.UsageQuery) -> dict[tuple[Any, ...], dict[str, Any]]:
     keys = (["bucket"] if q.bucket else []) + list(q.group_by)
     return {tuple(r[k] for k in keys): r for r in rows}
 
 
 QUERIES = [
-    Q.UsageQuery(),
-    Q.UsageQuery(group_by=["model"]),
-    Q.UsageQuery(group_by=["subscriber_id"]),
-    Q.UsageQuery(group_by=["model"], bucket="day"),
-    Q.UsageQuery(group_by=["environment"], bucket="week"),
-    Q.UsageQuery(bucket="month"),
-    Q.UsageQuery(
+    queries.UsageQuery(),
+    queries.UsageQuery(group_by=["model"]),
+    queries.UsageQuery(group_by=["subscriber_id"]),
+    queries.UsageQuery(group_by=["model"], bucket="day"),
+    queries.UsageQuery(group_by=["environment"], bucket="week"),
+    queries.UsageQuery(bucket="month"),
+    queries.UsageQuery(
         group_by=["team_id"], filters={"team_id": ["t2"]}, start=T0 + timedelta(days=3), end=T0 + timedelta(days=20)
     ),
-    Q.UsageQuery(filters={"subscriber_id": "a"}, bucket="day"),
+    queries.UsageQuery(filters={"subscriber_id": "a"}, bucket="day"),
 ]
 
 
@@ -83,10 +83,10 @@ def test_rollup_answers_equal_a_scan(store: Any) -> None:
     assert store.insert(batch[:2000]) == 2000
     assert store.insert(batch[1000:]) == 1000  # half re-sent: the rollup must not count them twice
     for q in QUERIES:
-        assert R.usable(q) is not None, q
+        assert rollups.usable(q) is not None, q
         got, want = keyed(store.usage(q), q), keyed(raw(store, q), q)
         assert got == want, q
-    total = store.usage(Q.UsageQuery())[0]
+    total = store.usage(queries.UsageQuery())[0]
     assert total["requests"] == 3000
     assert total["total_cost"] == sum((e.total_cost or Decimal(0) for e in batch), Decimal(0))
 
@@ -94,14 +94,14 @@ def test_rollup_answers_equal_a_scan(store: Any) -> None:
 def test_queries_the_rollup_cannot_answer_scan_the_events(store: Any) -> None:
     store.insert(events(200, seed=2))
     for q in (
-        Q.UsageQuery(group_by=["model", "subscriber_id"]),
-        Q.UsageQuery(group_by=["model"], bucket="hour"),
-        Q.UsageQuery(group_by=["model"], bucket="day", tz="Europe/Paris"),
-        Q.UsageQuery(group_by=["model"], start=T0 + timedelta(hours=5)),
-        Q.UsageQuery(group_by=["operation"]),
-        Q.UsageQuery(group_by=["model"], filters={"environment": "prod"}),
+        queries.UsageQuery(group_by=["model", "subscriber_id"]),
+        queries.UsageQuery(group_by=["model"], bucket="hour"),
+        queries.UsageQuery(group_by=["model"], bucket="day", tz="Europe/Paris"),
+        queries.UsageQuery(group_by=["model"], start=T0 + timedelta(hours=5)),
+        queries.UsageQuery(group_by=["operation"]),
+        queries.UsageQuery(group_by=["model"], filters={"environment": "prod"}),
     ):
-        assert R.usable(q) is None, q
+        assert rollups.usable(q) is None, q
         assert keyed(store.usage(q), q) == keyed(raw(store, q), q)
 
 
@@ -112,13 +112,13 @@ def test_a_file_from_before_rollups_is_backfilled(tmp_path: Path) -> None:
     s = SQLiteStore(path)
     s.insert(events(500, seed=3))
     # what a file written by an older meterline looks like: no rollup, no marker
-    s.execute(f"DROP TABLE {R.ROLLUP}")
-    s.execute(f"DELETE FROM meterline_meta WHERE key = '{R.META_KEY}'")
+    s.execute(f"DROP TABLE {rollups.ROLLUP}")
+    s.execute(f"DELETE FROM meterline_meta WHERE key = '{rollups.META_KEY}'")
     s.close()
     s = SQLiteStore(path)
     try:
-        q = Q.UsageQuery(group_by=["subscriber_id"], bucket="day")
+        q = queries.UsageQuery(group_by=["subscriber_id"], bucket="day")
         assert keyed(s.usage(q), q) == keyed(raw(s, q), q)
-        assert s.usage(Q.UsageQuery())[0]["requests"] == 500
+        assert s.usage(queries.UsageQuery())[0]["requests"] == 500
     finally:
         s.close()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from meterline import usage
+from meterline.core import usage
 
 
 def test_openai_cached_tokens_are_inside_prompt_tokens() -> None:
@@ -73,7 +73,7 @@ def test_pydantic_usage_is_read_as_its_fields_and_extras() -> None:
     from openai.types import CompletionUsage
     from openai.types.completion_usage import CompletionTokensDetails, PromptTokensDetails
 
-    from meterline.usage import from_openai, plain
+    from meterline.core.usage import from_openai, plain
 
     raw = {
         "prompt_tokens": 120,

@@ -6,11 +6,12 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from decimal import Decimal
 
-from meterline import _api, usage
-from meterline.event import MAX_ATTRIBUTES, UsageEvent
+from meterline.core import usage
+from meterline.core.event import MAX_ATTRIBUTES, UsageEvent
 from meterline.integrations import _openai_usage
 from meterline.integrations._call import CallMeter
 from meterline.pricing import Pricer
+from meterline.sdk import api as _api
 
 WHEN = datetime(2026, 11, 20, 20, tzinfo=timezone.utc)
 

@@ -9,9 +9,22 @@ See README.md for metadata, decorators, reports and exports.
 
 from __future__ import annotations
 
-from meterline._api import flush, get_recorder, init, record, shutdown, stats
 from meterline._version import __version__
-from meterline.context import (
+from meterline.core import moved as _moved
+from meterline.core.event import EventValidationError, UsageEvent
+from meterline.core.metadata import MetadataError
+from meterline.integrations import (
+    instrument,
+    instrument_anthropic,
+    instrument_bedrock,
+    instrument_crewai,
+    instrument_langchain,
+    instrument_litellm,
+    instrument_openai,
+    uninstrument,
+)
+from meterline.sdk.api import flush, get_recorder, init, record, shutdown, stats
+from meterline.sdk.scopes import (
     current_metadata,
     metadata,
     meter,
@@ -25,18 +38,8 @@ from meterline.context import (
     track_trace,
     with_context,
 )
-from meterline.event import EventValidationError, UsageEvent
-from meterline.fields import MetadataError
-from meterline.integrations import (
-    instrument,
-    instrument_anthropic,
-    instrument_bedrock,
-    instrument_crewai,
-    instrument_langchain,
-    instrument_litellm,
-    instrument_openai,
-    uninstrument,
-)
+
+_moved.install()  # the module names of before the layout change keep importing (meterline.event, …)
 
 __all__ = [
     "EventValidationError",

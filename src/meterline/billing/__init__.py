@@ -11,13 +11,13 @@ from typing import TYPE_CHECKING
 from meterline.billing.model import BillingError, Customer, Grant, Plan, Rule, Subscription
 
 if TYPE_CHECKING:
-    from meterline.billing.dashboard import DashboardSource
+    from meterline.billing.overview import DashboardSource
 
 __all__ = ["BillingError", "Customer", "Grant", "Plan", "Rule", "Subscription", "dashboard_source"]
 
 
 def dashboard_source() -> DashboardSource:
     """The dashboard's view of billing (imported lazily: the pure billing model needs no store)."""
-    from meterline.billing.dashboard import DashboardSource
+    from meterline.billing.overview import DashboardSource
 
     return DashboardSource()

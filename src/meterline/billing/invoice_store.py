@@ -13,9 +13,9 @@ from decimal import Decimal
 from typing import Any
 
 from meterline.billing.invoice import Invoice
-from meterline.store.billing import CREDIT_NOTES, INVOICES, LINES, SEQUENCES, Tx, transaction
-from meterline.store.extensions import sql
-from meterline.store.schema import to_micros
+from meterline.billing.store import CREDIT_NOTES, INVOICES, LINES, SEQUENCES
+from meterline.core.timeutil import to_micros
+from meterline.store.sql import Tx, sql, transaction
 
 INVOICE_PREFIX = "INV-"
 CREDIT_PREFIX = "CN-"

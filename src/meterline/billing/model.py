@@ -20,7 +20,7 @@ from datetime import date, datetime, timezone
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from meterline.store.query import parse_zone
+from meterline.core.timeutil import parse_zone
 
 MTOK = Decimal(1_000_000)
 ZERO = Decimal(0)

@@ -13,12 +13,11 @@ from datetime import date, datetime, timezone
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from meterline.billing import invoice as I
-from meterline.billing import render
+from meterline.billing import invoice as invoicing
+from meterline.billing import invoice_store, render
 from meterline.billing import service as svc
+from meterline.billing import store as billing_store
 from meterline.billing.model import BillingError
-from meterline.store import billing as S
-from meterline.store import billing_invoices as SI
 
 
 def _plan_on(subs: list[Any], day: date) -> str | None:
@@ -38,7 +37,7 @@ class DashboardSource:
 
     def customer_ids(self, store: Any) -> list[str]:
         """Every billing customer's id, in id order (cheap: the page shows a slice of them)."""
-        return [c.id for c in S.list_customers(store)]
+        return [c.id for c in billing_store.list_customers(store)]
 
     def customers(self, store: Any, ids: Sequence[str] | None = None) -> list[dict[str, Any]]:
         """[{customer, name, plan, wallet_balance_usd, period, draft}] for the customers named (all when None):
@@ -47,16 +46,16 @@ class DashboardSource:
         :meth:`invoices`. Each customer costs a few indexed reads: show a page of them, not thousands."""
         now = self.now()
         wanted = None if ids is None else set(ids)
-        listed = [c for c in S.list_customers(store) if wanted is None or c.id in wanted]
-        subs = S.subscriptions(store)
-        with_wallet = set(S.wallet_customers(store))
+        listed = [c for c in billing_store.list_customers(store) if wanted is None or c.id in wanted]
+        subs = billing_store.subscriptions(store)
+        with_wallet = set(billing_store.wallet_customers(store))
         ctx = svc.Context(store)
         done: dict[str, set[str]] = {}  # period -> customers finalized for it
         out = []
         for c in listed:
-            period = I.period_of(now, c.timezone)
+            period = invoicing.period_of(now, c.timezone)
             if period not in done:
-                done[period] = SI.finalized_customers(store, period)
+                done[period] = invoice_store.finalized_customers(store, period)
             if c.id in done[period]:
                 current = svc.preview(store, c.id, period)
             else:
@@ -79,19 +78,19 @@ class DashboardSource:
         total_usd, requests, lines}; of one customer, or of all (then without drafts and lines: the
         Billing page shows drafts per customer, and reads the finalized list a page at a time)."""
         if customer is None:
-            listed = SI.list_invoices(store)
+            listed = invoice_store.list_invoices(store)
             listed.sort(key=lambda r: (r["period"], r["number"]), reverse=True)
             return [{**r, "status": "final", "requests": None, "lines": None} for r in listed]
         drafts = []
-        c = S.get_customer(store, customer)
-        period = I.period_of(self.now(), c.timezone) if c is not None else None
-        if c is not None and period is not None and customer not in SI.finalized_customers(store, period):
+        c = billing_store.get_customer(store, customer)
+        period = invoicing.period_of(self.now(), c.timezone) if c is not None else None
+        if c is not None and period is not None and customer not in invoice_store.finalized_customers(store, period):
             current = svc.draft(store, customer, period).to_dict()
             if current["requests"] or current["lines"]:
                 drafts.append(_row(current))
         final = []
-        for r in SI.list_invoices(store, customer=customer):
-            body = SI.get_invoice(store, r["number"])
+        for r in invoice_store.list_invoices(store, customer=customer):
+            body = invoice_store.get_invoice(store, r["number"])
             if body is not None:
                 final.append(_row(body))
         final.sort(key=lambda r: (r["period"], r["number"]), reverse=True)
@@ -99,7 +98,7 @@ class DashboardSource:
 
     def wallet(self, store: Any, customer: str) -> dict[str, Any] | None:
         """The API's wallet (balance, grants with what remains of each), or None without a wallet."""
-        if S.get_customer(store, customer) is None or not S.grants(store, customer):
+        if billing_store.get_customer(store, customer) is None or not billing_store.grants(store, customer):
             return None
         return svc.wallet(store, customer, self.now())
 
@@ -110,7 +109,7 @@ class DashboardSource:
         (its live draft, or the finalized invoice); None when there is no such invoice or customer.
         A bad period raises :class:`BillingError`."""
         if number is not None:
-            body = SI.get_invoice(store, number)
+            body = invoice_store.get_invoice(store, number)
         elif customer is not None and period is not None:
             try:
                 body = svc.preview(store, customer, period)

@@ -14,9 +14,9 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from meterline.event import UsageEvent
+from meterline.core.event import UsageEvent
 from meterline.pricing import Pricer
-from meterline.store import reprice as SR
+from meterline.store import reprice as reprice_store
 from meterline.store.schema import to_pico
 
 _COSTS = ("input_cost", "cache_read_cost", "cache_write_cost", "output_cost", "total_cost")
@@ -86,5 +86,5 @@ def reprice(
         store.iter_events(filters=filters, start=since, page_size=5000), pricer or get_pricer()
     )
     if rows and not dry_run:
-        SR.update_costs(store, rows)
+        reprice_store.update_costs(store, rows)
     return changes

@@ -1,6 +1,6 @@
 """Billing operations on a store: invoice preview and finalize, wallet balance, grants, credit notes.
 
-This module joins the store's reads (``meterline.store.billing*``, where the SQL lives) and the pure
+This module joins the store's reads (``meterline.billing.store*``, where the SQL lives) and the pure
 rating/invoice/wallet logic. Every function takes a SQLiteStore or PostgresStore.
 
 Adjustments: a finalized invoice never changes. When an earlier period, rated again now (events that
@@ -17,13 +17,13 @@ from datetime import datetime, timezone
 from decimal import Decimal
 from typing import Any
 
-from meterline.billing import invoice as I
-from meterline.billing import wallet as W
+from meterline.billing import invoice as invoicing
+from meterline.billing import invoice_store
+from meterline.billing import store as billing_store
+from meterline.billing import wallet as wallets
 from meterline.billing.model import ZERO, BillingError, Customer, Grant, Plan, Rule, Subscription, money
 from meterline.billing.rating import Line, Usage
-from meterline.store import billing as S
-from meterline.store import billing_invoices as SI
-from meterline.store.schema import from_micros
+from meterline.core.timeutil import from_micros
 
 ADJUST_LOOKBACK = 3
 DEFAULT_PLAN = "default"  # a plan with this id is the default rate card (used after overrides and the plan)
@@ -34,46 +34,46 @@ class Context:
 
     def __init__(self, store: Any) -> None:
         self.store = store
-        self.dimension = S.customer_dimension(store)
-        self.plans = S.plan_versions(store)
-        self.subs = S.subscriptions(store)
+        self.dimension = billing_store.customer_dimension(store)
+        self.plans = billing_store.plan_versions(store)
+        self.subs = billing_store.subscriptions(store)
         self._history: dict[str, Any] | None = None
         self._grants: dict[str, list[Grant]] | None = None
         self._debits: dict[str, list[tuple[int, Decimal]]] | None = None
 
-    def default_rules(self, seg: I.Segment) -> Sequence[Rule]:
+    def default_rules(self, seg: invoicing.Segment) -> Sequence[Rule]:
         versions = [p for p in self.plans.get(DEFAULT_PLAN, ()) if p.effective_from <= seg.start]
         return max(versions, key=lambda p: (p.effective_from, p.version)).rules if versions else ()
 
-    def segments(self, customer: Customer, period: str) -> list[I.Segment]:
+    def segments(self, customer: Customer, period: str) -> list[invoicing.Segment]:
         subs = self.subs.get(customer.id, [])
         used = {s.plan_id for s in subs}
-        return I.segments(period, subs, {k: v for k, v in self.plans.items() if k in used})
+        return invoicing.segments(period, subs, {k: v for k, v in self.plans.items() if k in used})
 
     def history(self, cid: str) -> tuple[list[tuple[str, str, Decimal]], dict[str, Decimal]]:
         if self._history is None:
-            self._history = SI.customer_history(self.store)
+            self._history = invoice_store.customer_history(self.store)
         return self._history.get(cid, ([], {}))
 
     def grants(self, cid: str) -> list[Grant]:
         if self._grants is None:
             self._grants = {}
-            for g in S.grants(self.store):
+            for g in billing_store.grants(self.store):
                 self._grants.setdefault(g.customer_id, []).append(g)
         return self._grants.get(cid, [])
 
     def debits(self, cid: str) -> list[tuple[datetime, Decimal]]:
         if self._debits is None:
-            self._debits = SI.credit_debits(self.store)
+            self._debits = invoice_store.credit_debits(self.store)
         return [(from_micros(e), c) for e, c in self._debits.get(cid, [])]
 
 
-def _bounds(seg: I.Segment, tz: str) -> tuple[datetime, datetime]:
-    return I.local_midnight(seg.start, tz), I.local_midnight(seg.end, tz)
+def _bounds(seg: invoicing.Segment, tz: str) -> tuple[datetime, datetime]:
+    return invoicing.local_midnight(seg.start, tz), invoicing.local_midnight(seg.end, tz)
 
 
 def _customer(store: Any, cid: str) -> Customer:
-    c = S.get_customer(store, cid)
+    c = billing_store.get_customer(store, cid)
     if c is None:
         raise BillingError("customer", f"no customer {cid!r} (create it with `meterline customers create`)")
     return c
@@ -86,31 +86,31 @@ def _rated(
     usage: Sequence[Sequence[Usage]] | None = None,
     adjustments: Sequence[Line] = (),
     credits: Decimal = ZERO,
-) -> I.Invoice:
+) -> invoicing.Invoice:
     parts = []
     for i, seg in enumerate(ctx.segments(c, period)):
         got = usage[i] if usage is not None else None
         if got is None:
-            got = S.usage(ctx.store, ctx.dimension, c.id, *_bounds(seg, c.timezone))
+            got = billing_store.usage(ctx.store, ctx.dimension, c.id, *_bounds(seg, c.timezone))
         parts.append((seg, got))
     default = ctx.default_rules(parts[-1][0]) if parts else ()
-    return I.build(c, period, parts, default, adjustments, credits)
+    return invoicing.build(c, period, parts, default, adjustments, credits)
 
 
 def _adjustments(ctx: Context, c: Customer, period: str) -> list[Line]:
     invoices, done = ctx.history(c.id)
-    y, m = I.parse_period(period)
+    y, m = invoicing.parse_period(period)
     oldest = f"{y - (1 if m <= ADJUST_LOOKBACK else 0):04d}-{(m - ADJUST_LOOKBACK - 1) % 12 + 1:02d}"
     out = []
     for p, number, billed in invoices:
         if oldest <= p < period:
             try:
                 now = _rated(ctx, c, p).usage_subtotal
-            except S.UsagePruned:
+            except billing_store.UsagePruned:
                 continue  # its events were pruned (ClickHouse store): nothing left to adjust it by
             diff = now - billed - done.get(p, ZERO)
             if diff != 0:
-                out.append(I.adjustment(p, number, diff))
+                out.append(invoicing.adjustment(p, number, diff))
     return out
 
 
@@ -119,25 +119,25 @@ def _credits(ctx: Context, c: Customer, period: str) -> Decimal:
     grants = ctx.grants(c.id)
     if not grants:
         return ZERO
-    end = I.local_midnight(I.period_dates(period)[1], c.timezone)
-    return max(ZERO, W.state(grants, ctx.debits(c.id), end - _TICK).balance)
+    end = invoicing.local_midnight(invoicing.period_dates(period)[1], c.timezone)
+    return max(ZERO, wallets.state(grants, ctx.debits(c.id), end - _TICK).balance)
 
 
 _TICK = from_micros(1) - from_micros(0)
 
 
-def draft(store: Any, customer_id: str, period: str, ctx: Context | None = None) -> I.Invoice:
+def draft(store: Any, customer_id: str, period: str, ctx: Context | None = None) -> invoicing.Invoice:
     ctx = ctx or Context(store)
     c = _customer(store, customer_id)
-    I.parse_period(period)
+    invoicing.parse_period(period)
     return _rated(ctx, c, period, adjustments=_adjustments(ctx, c, period), credits=_credits(ctx, c, period))
 
 
 def preview(store: Any, customer_id: str, period: str) -> dict[str, Any]:
     """The live draft invoice (or the stored one when the period is already finalized)."""
-    I.parse_period(period)
-    for row in SI.list_invoices(store, customer=customer_id, period=period):
-        body = SI.get_invoice(store, row["number"])
+    invoicing.parse_period(period)
+    for row in invoice_store.list_invoices(store, customer=customer_id, period=period):
+        body = invoice_store.get_invoice(store, row["number"])
         if body is not None:
             return body
     return draft(store, customer_id, period).to_dict()
@@ -145,30 +145,35 @@ def preview(store: Any, customer_id: str, period: str) -> dict[str, Any]:
 
 def finalize(
     store: Any, period: str, *, customers: Sequence[str] | None = None, now: datetime | None = None, batch: int = 1000
-) -> list[I.Invoice]:
+) -> list[invoicing.Invoice]:
     """Finalize ``period`` for every customer with usage or a plan in it (or the ones named); a customer
     already finalized for the period is skipped. Invoices are numbered in customer id order."""
-    start, end = I.period_dates(period)
+    start, end = invoicing.period_dates(period)
     now = now or datetime.now(timezone.utc)
     ctx = Context(store)
-    if S.get_setting(store, "auto_create_customers", "false") == "true" and customers is None:
+    if billing_store.get_setting(store, "auto_create_customers", "false") == "true" and customers is None:
         # customers seen in the period's events (UTC bounds widened by a day for other time zones)
-        wide = S.usage_by_customer(
-            store, ctx.dimension, I.local_midnight(start, "Etc/GMT-14"), I.local_midnight(end, "Etc/GMT+12")
+        wide = billing_store.usage_by_customer(
+            store,
+            ctx.dimension,
+            invoicing.local_midnight(start, "Etc/GMT-14"),
+            invoicing.local_midnight(end, "Etc/GMT+12"),
         )
-        S.add_customers(store, list(wide))
-    known = {c.id: c for c in S.list_customers(store)}
+        billing_store.add_customers(store, list(wide))
+    known = {c.id: c for c in billing_store.list_customers(store)}
     if customers is not None:
         missing = [x for x in customers if x not in known]
         if missing:
             raise BillingError("customers", f"unknown customer(s): {', '.join(missing)}")
         known = {x: known[x] for x in customers}
-    done = SI.finalized_customers(store, period)
+    done = invoice_store.finalized_customers(store, period)
     todo = [c for cid, c in sorted(known.items()) if cid not in done]
     bulk: dict[str, dict[str, list[Usage]]] = {}
     for tz in sorted({c.timezone for c in todo}):
-        bulk[tz] = S.usage_by_customer(store, ctx.dimension, I.local_midnight(start, tz), I.local_midnight(end, tz))
-    out: list[I.Invoice] = []
+        bulk[tz] = billing_store.usage_by_customer(
+            store, ctx.dimension, invoicing.local_midnight(start, tz), invoicing.local_midnight(end, tz)
+        )
+    out: list[invoicing.Invoice] = []
     ends: list[datetime] = []
     for c in todo:
         segs = ctx.segments(c, period)
@@ -177,9 +182,9 @@ def finalize(
         if inv.requests == 0 and not inv.lines:
             continue  # no usage, no plan minimum, nothing to adjust: no invoice
         out.append(inv)
-        ends.append(I.local_midnight(end, c.timezone))
+        ends.append(invoicing.local_midnight(end, c.timezone))
     for i in range(0, len(out), batch):
-        SI.save_finalized(store, out[i : i + batch], now, ends[i : i + batch])
+        invoice_store.save_finalized(store, out[i : i + batch], now, ends[i : i + batch])
     return out
 
 
@@ -201,19 +206,21 @@ def grant(
     if expires_at is not None and expires_at <= when:
         raise BillingError("expires_at", "must be after the grant")
     g = Grant(str(uuid.uuid4()), customer_id, value, when, expires_at, note)
-    S.add_grant(store, g)
+    billing_store.add_grant(store, g)
     return g
 
 
 def unbilled(ctx: Context, c: Customer, now: datetime) -> Decimal:
     """Subtotal of the periods not finalized yet, up to now's period (what the wallet has to cover)."""
-    current = I.period_of(now, c.timezone)
-    last = SI.last_finalized_period(ctx.store, c.id)
+    current = invoicing.period_of(now, c.timezone)
+    last = invoice_store.last_finalized_period(ctx.store, c.id)
     grants = ctx.grants(c.id)
     first = (
-        I.next_period(last) if last else min((I.period_of(g.granted_at, c.timezone) for g in grants), default=current)
+        invoicing.next_period(last)
+        if last
+        else min((invoicing.period_of(g.granted_at, c.timezone) for g in grants), default=current)
     )
-    y, m = I.parse_period(current)
+    y, m = invoicing.parse_period(current)
     first = max(first, f"{y - 2 + (m == 12):04d}-{m % 12 + 1:02d}")  # at most 24 open periods back
     total = ZERO
     p = first
@@ -221,7 +228,7 @@ def unbilled(ctx: Context, c: Customer, now: datetime) -> Decimal:
         inv = _rated(ctx, c, p, adjustments=_adjustments(ctx, c, p))
         # the open period's minimum commitment is only due at its end: not taken from the wallet before
         total += sum((ln.amount for ln in inv.lines if p < current or ln.kind != "minimum"), ZERO)
-        p = I.next_period(p)
+        p = invoicing.next_period(p)
     return total
 
 
@@ -230,7 +237,7 @@ def wallet(store: Any, customer_id: str, now: datetime | None = None) -> dict[st
     ctx = Context(store)
     c = _customer(store, customer_id)
     pending = unbilled(ctx, c, now)
-    st = W.state(ctx.grants(c.id), [*ctx.debits(c.id), (now, pending)], now)
+    st = wallets.state(ctx.grants(c.id), [*ctx.debits(c.id), (now, pending)], now)
     return {
         "customer": c.id,
         "balance_usd": _plain(st.balance),
@@ -248,7 +255,7 @@ def balance(store: Any, customer_id: str, now: datetime | None = None) -> Decima
 def credit_note(store: Any, number: str, amount: Any, reason: str) -> dict[str, Any]:
     """A credit note against a finalized invoice: the amount goes to the customer's wallet as a grant
     (used by the next invoices); credit notes of one invoice never exceed its subtotal."""
-    body = SI.get_invoice(store, number)
+    body = invoice_store.get_invoice(store, number)
     if body is None:
         raise BillingError("invoice", f"no finalized invoice {number!r}")
     value = money(amount, "amount_usd")
@@ -258,12 +265,12 @@ def credit_note(store: Any, number: str, amount: Any, reason: str) -> dict[str, 
         raise BillingError("reason", "required")
     now = datetime.now(timezone.utc)
     gid = str(uuid.uuid4())
-    cn = SI.add_credit_note(
+    cn = invoice_store.add_credit_note(
         store, number, body["customer"], value, reason, gid, int(now.timestamp() * 1e6), Decimal(body["subtotal_usd"])
     )
     if cn is None:
         raise BillingError("amount_usd", f"credit notes of {number} would exceed its subtotal {body['subtotal_usd']}")
-    S.add_grant(store, Grant(gid, body["customer"], value, now, None, f"credit note {cn} for {number}"))
+    billing_store.add_grant(store, Grant(gid, body["customer"], value, now, None, f"credit note {cn} for {number}"))
     return {
         "number": cn,
         "invoice": number,
@@ -278,15 +285,15 @@ def subscribe(store: Any, customer_id: str, plan_id: str, start: Any) -> Subscri
     from meterline.billing.model import parse_date
 
     _customer(store, customer_id)
-    if plan_id not in S.plan_versions(store, [plan_id]):
+    if plan_id not in billing_store.plan_versions(store, [plan_id]):
         raise BillingError("plan", f"no plan {plan_id!r}")
     sub = Subscription(customer_id, plan_id, parse_date(start, "start"))
-    S.subscribe(store, sub)
+    billing_store.subscribe(store, sub)
     return sub
 
 
 def plans(store: Any) -> dict[str, list[Plan]]:
-    return S.plan_versions(store)
+    return billing_store.plan_versions(store)
 
 
 def _plain(d: Decimal) -> str:

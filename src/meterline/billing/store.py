@@ -12,17 +12,18 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
 from meterline.billing.model import BillingError, Customer, Grant, Plan, Subscription, parse_customer, parse_plan
 from meterline.billing.rating import Usage
-from meterline.store import billing_rollup as BR
-from meterline.store.extensions import register_tables, sql
-from meterline.store.schema import DIMENSIONS, PICO, from_micros, join_split, split_sum_sql, to_micros
+from meterline.core.timeutil import from_micros, to_micros
+from meterline.store import billing_rollup
+from meterline.store.extensions import register_tables
+from meterline.store.schema import DIMENSIONS, PICO, join_split, split_sum_sql
+from meterline.store.sql import on_clickhouse, sql, transaction
 
 SETTINGS = "billing_settings"
 CUSTOMERS = "billing_customers"
@@ -33,7 +34,18 @@ INVOICES = "billing_invoices"
 LINES = "billing_invoice_lines"
 CREDIT_NOTES = "billing_credit_notes"
 SEQUENCES = "billing_sequences"
-TABLES = (SETTINGS, CUSTOMERS, PLANS, SUBSCRIPTIONS, GRANTS, INVOICES, LINES, CREDIT_NOTES, SEQUENCES, BR.ROLLUP)
+TABLES = (
+    SETTINGS,
+    CUSTOMERS,
+    PLANS,
+    SUBSCRIPTIONS,
+    GRANTS,
+    INVOICES,
+    LINES,
+    CREDIT_NOTES,
+    SEQUENCES,
+    billing_rollup.ROLLUP,
+)
 DEFAULT_DIMENSION = "subscriber_id"
 
 
@@ -63,53 +75,11 @@ def _tables(dialect: str) -> list[str]:
         f"customer_id TEXT NOT NULL, amount TEXT NOT NULL, reason TEXT NOT NULL, grant_id TEXT NOT NULL, "
         f"issued_at {big} NOT NULL)",
         f"CREATE TABLE IF NOT EXISTS {SEQUENCES} (name TEXT PRIMARY KEY, value {big} NOT NULL)",
-        *BR.create_statements(dialect),
+        *billing_rollup.create_statements(dialect),
     ]
 
 
 register_tables("billing", _tables)
-
-
-# -- transactions ----------------------------------------------------------------------------------
-class Tx:
-    def __init__(self, store: Any, cur: Any) -> None:
-        self.store, self.cur = store, cur
-
-    def run(self, text: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        self.cur.execute(sql(self.store.dialect, text), params)
-        return list(self.cur.fetchall()) if self.cur.description else []
-
-    def many(self, text: str, rows: Sequence[Sequence[Any]]) -> None:
-        if rows:
-            self.cur.executemany(sql(self.store.dialect, text), rows)
-
-
-def on_clickhouse(store: Any) -> bool:
-    """True for the ClickHouse store: events in ClickHouse, billing tables in its metadata database."""
-    return getattr(getattr(store, "read_dialect", None), "name", None) == "clickhouse"
-
-
-@contextmanager
-def transaction(store: Any) -> Iterator[Tx]:
-    """One transaction on either store (SQLite: the store's single connection under its lock). On the
-    ClickHouse store, a transaction of its metadata database (ClickHouse itself has none); statements
-    run in it never read ``events``."""
-    if on_clickhouse(store):
-        with transaction(store.meta) as tx:
-            yield tx
-    elif store.dialect.name == "sqlite":
-        with store._lock:
-            conn = store._conn
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield Tx(store, conn.cursor())
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-    else:
-        with store.connection() as conn, conn.transaction():
-            yield Tx(store, conn.cursor())
 
 
 # -- settings --------------------------------------------------------------------------------------
@@ -130,20 +100,20 @@ def set_customer_dimension(store: Any, dim: str) -> None:
     with transaction(store) as tx:
         tx.run(f"DELETE FROM {SETTINGS} WHERE key = 'customer_dimension'")
         tx.run(f"INSERT INTO {SETTINGS} (key, value) VALUES ('customer_dimension', ?)", (dim,))
-        for stmt in [] if on_clickhouse(store) else BR.rebuild_statements(store.dialect.name, dim):
+        for stmt in [] if on_clickhouse(store) else billing_rollup.rebuild_statements(store.dialect.name, dim):
             tx.run(stmt)
 
 
 def enable_rollup(store: Any) -> None:
     """Start keeping the hourly billing usage (trigger + first build), once, at the first billing record.
     Not on ClickHouse: there the usage sums come from ``events FINAL`` (see ``_usage_rows``)."""
-    if on_clickhouse(store) or BR.rollup_dimension(store) is not None:
+    if on_clickhouse(store) or billing_rollup.rollup_dimension(store) is not None:
         return
     dim = customer_dimension(store)
     with transaction(store) as tx:
-        if tx.run(f"SELECT value FROM meterline_meta WHERE key = '{BR.META_KEY}'"):
+        if tx.run(f"SELECT value FROM meterline_meta WHERE key = '{billing_rollup.META_KEY}'"):
             return  # another process did it
-        for stmt in BR.rebuild_statements(store.dialect.name, dim):
+        for stmt in billing_rollup.rebuild_statements(store.dialect.name, dim):
             tx.run(stmt)
 
 
@@ -299,10 +269,10 @@ def wallet_customers(store: Any) -> list[str]:
 
 # -- usage sums from events ------------------------------------------------------------------------
 def _event_sums(split: bool) -> str:
-    """The usage sums over ``events``, in ``BR.columns`` order: with ``split``, each cost as its (micro-dollar,
-    pico remainder) pair, since SQLite's SUM() of pico-dollars raises "integer overflow" past ~$9.2M."""
-    tokens = ", ".join(f"COALESCE(SUM({t}), 0)" for t in BR.TOKENS)
-    costs = ", ".join(split_sum_sql(c) if split else f"COALESCE(SUM({c}), 0)" for c in BR.COSTS)
+    """The usage sums over ``events``, in ``billing_rollup.columns`` order: with ``split``, each cost as its
+    (micro-dollar, pico remainder) pair, since SQLite's SUM() of pico-dollars raises "integer overflow" past ~$9.2M."""
+    tokens = ", ".join(f"COALESCE(SUM({t}), 0)" for t in billing_rollup.TOKENS)
+    costs = ", ".join(split_sum_sql(c) if split else f"COALESCE(SUM({c}), 0)" for c in billing_rollup.COSTS)
     return f"COUNT(*), {tokens}, {costs}, SUM(CASE WHEN total_cost IS NULL THEN 1 ELSE 0 END)"
 
 
@@ -312,12 +282,12 @@ def _split(store: Any) -> bool:
 
 
 def _usage(provider: str, model: str, r: Sequence[Any], split: bool) -> Usage:
-    n = 1 + len(BR.TOKENS)
+    n = 1 + len(billing_rollup.TOKENS)
     counts = [int(v or 0) for v in r[:n]]
     if split:
-        costs = [join_split(r[n + 2 * i], r[n + 2 * i + 1]) or 0 for i in range(len(BR.COSTS))]
+        costs = [join_split(r[n + 2 * i], r[n + 2 * i + 1]) or 0 for i in range(len(billing_rollup.COSTS))]
     else:
-        costs = [int(v or 0) for v in r[n : n + len(BR.COSTS)]]
+        costs = [int(v or 0) for v in r[n : n + len(billing_rollup.COSTS)]]
     c_in, c_read, c_write, c_out, c_total = (Decimal(c) / PICO for c in costs)
     req, t_in, t_read, t_write, t_write_1h, t_out, t_reason = counts
     return Usage(provider, model, req, t_in, t_read, t_write, t_write_1h, t_out, t_reason,
@@ -333,10 +303,10 @@ def _dim(dimension: str) -> str:
 def _pieces(start: datetime, end: datetime) -> tuple[tuple[int, int] | None, list[tuple[int, int]]]:
     """[start, end) as whole UTC hours (for the rollup) and the raw-event ranges left at both ends."""
     lo, hi = to_micros(start), to_micros(end)
-    h0, h1 = -(-lo // BR.HOUR_US), hi // BR.HOUR_US
+    h0, h1 = -(-lo // billing_rollup.HOUR_US), hi // billing_rollup.HOUR_US
     if h0 >= h1:
         return None, [(lo, hi)]
-    raw = [(a, b) for a, b in ((lo, h0 * BR.HOUR_US), (h1 * BR.HOUR_US, hi)) if a < b]
+    raw = [(a, b) for a, b in ((lo, h0 * billing_rollup.HOUR_US), (h1 * billing_rollup.HOUR_US, hi)) if a < b]
     return (h0, h1), raw
 
 
@@ -380,7 +350,7 @@ def _usage_rows(
     # FINAL counts a re-sent or re-priced event once by construction; a rollup fed by a materialized view
     # would count an event twice when two collectors race on a re-send or when re-pricing writes a newer
     # version of it, and would need rebuilding for every change of the customer dimension.
-    if hours is not None and (on_clickhouse(store) or BR.rollup_dimension(store) != dimension):
+    if hours is not None and (on_clickhouse(store) or billing_rollup.rollup_dimension(store) != dimension):
         hours, raw = None, [(to_micros(start), to_micros(end))]  # no rollup for this dimension
     if on_clickhouse(store):
         _check_not_pruned(store, to_micros(start))
@@ -398,12 +368,12 @@ def _usage_rows(
         )  # fmt: skip
         _collect(rows, out, customer_id is None, split)
     if hours is not None:  # never on ClickHouse: the rollup's dialect is the store's own
-        sums = BR.read_sums(store.dialect.name)
+        sums = billing_rollup.read_sums(store.dialect.name)
         rwho = "customer = ? AND " if customer_id is not None else ""
         rkey = "customer, " if customer_id is None else ""
         rows = store.fetch(
-            sql(store.dialect, f"SELECT {rkey}provider, model, {sums} FROM {BR.ROLLUP} WHERE {rwho}hour >= ? "
-                               f"AND hour < ? GROUP BY {rkey}provider, model"),
+            sql(store.dialect, f"SELECT {rkey}provider, model, {sums} FROM {billing_rollup.ROLLUP} "
+                               f"WHERE {rwho}hour >= ? AND hour < ? GROUP BY {rkey}provider, model"),
             (*cust, hours[0], hours[1]),
         )  # fmt: skip
         _collect(rows, out, customer_id is None, split)

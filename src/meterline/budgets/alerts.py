@@ -16,8 +16,8 @@ from datetime import datetime, timezone
 from decimal import Decimal
 from typing import Any
 
-from meterline.event import UsageEvent, format_cost
-from meterline.store import budgets as B
+from meterline.budgets import store as budget_store
+from meterline.core.event import UsageEvent, format_cost
 
 logger = logging.getLogger("meterline")
 
@@ -35,12 +35,12 @@ def post_webhook(url: str, payload: Mapping[str, Any]) -> None:
         logger.warning("meterline: budget alert webhook %s failed: %s", url, exc)
 
 
-def reached(budget: B.Budget, spend_usd: Decimal) -> list[int]:
+def reached(budget: budget_store.Budget, spend_usd: Decimal) -> list[int]:
     """Thresholds (percent) that ``spend_usd`` has reached."""
     return [t for t in budget.thresholds if spend_usd * 100 >= budget.limit_usd * t]
 
 
-def payload(budget: B.Budget, period: datetime, threshold: int, spend_usd: Decimal) -> dict[str, Any]:
+def payload(budget: budget_store.Budget, period: datetime, threshold: int, spend_usd: Decimal) -> dict[str, Any]:
     return {
         "type": "meterline.budget.threshold",
         "budget": budget.to_dict(),
@@ -53,8 +53,8 @@ def payload(budget: B.Budget, period: datetime, threshold: int, spend_usd: Decim
 
 
 def check(
-    store: B.SQLStore,
-    budget: B.Budget,
+    store: budget_store.SQLStore,
+    budget: budget_store.Budget,
     *,
     now: datetime | None = None,
     spend_usd: Decimal | None = None,
@@ -64,10 +64,10 @@ def check(
     ``spend_usd`` defaults to the spend computed from stored events."""
     now = now or datetime.now(timezone.utc)
     period = budget.period_start(now)
-    spent = B.spend(store, budget, now) if spend_usd is None else spend_usd
+    spent = budget_store.spend(store, budget, now) if spend_usd is None else spend_usd
     fired = []
     for t in reached(budget, spent):
-        if B.claim_alert(store, budget, period, t, spent):
+        if budget_store.claim_alert(store, budget, period, t, spent):
             fired.append(t)
             if budget.webhook_url:
                 send(budget.webhook_url, payload(budget, period, t, spent))
@@ -76,16 +76,18 @@ def check(
 
 
 def identity_of(event: UsageEvent) -> dict[str, Any]:
-    return {field: getattr(event, field) for fields in B.SCOPES.values() for field in fields}
+    return {field: getattr(event, field) for fields in budget_store.SCOPES.values() for field in fields}
 
 
-def check_events(store: B.SQLStore, events: Iterable[UsageEvent], *, send: Sender = post_webhook) -> list[int]:
+def check_events(
+    store: budget_store.SQLStore, events: Iterable[UsageEvent], *, send: Sender = post_webhook
+) -> list[int]:
     """After ingest: check every budget that one of ``events`` counts against."""
     idents = [identity_of(e) for e in events]
     fired: list[int] = []
     if not idents:
         return fired
-    for budget in B.list_budgets(store):
+    for budget in budget_store.list_budgets(store):
         if any(budget.matches(i) for i in idents):
             fired += check(store, budget, send=send)
     return fired

@@ -19,9 +19,13 @@ from datetime import datetime, timedelta, timezone
 from decimal import Decimal, InvalidOperation
 from typing import Any, Protocol
 
-from meterline.store.extensions import register_tables, sql
+from meterline.core.timeutil import to_micros
+from meterline.store import query as queries
+from meterline.store import rollup as rollups
+from meterline.store.extensions import register_tables
 from meterline.store.query import Dialect
-from meterline.store.schema import PICO, join_split, split_sum_sql, to_micros
+from meterline.store.schema import PICO, join_split, split_sum_sql
+from meterline.store.sql import sql
 
 TABLE = "budgets"
 ALERTS = "budget_alerts"
@@ -278,7 +282,7 @@ def fired_alerts(store: SQLStore, budget: Budget, period: datetime) -> list[int]
 
 def status(store: Any, budget: Budget, now: datetime | None = None) -> dict[str, Any]:
     """A budget with its spend in the current period (the collector's and ``meterline budgets list``'s view)."""
-    from meterline.event import format_cost
+    from meterline.core.event import format_cost
 
     now = now or datetime.now(timezone.utc)
     start = budget.period_start(now)
@@ -292,3 +296,22 @@ def status(store: Any, budget: Budget, now: datetime | None = None) -> dict[str,
         "exceeded": spent >= budget.limit_usd,
         "alerts_fired": fired_alerts(store, budget, start),
     }
+
+
+_SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
+
+
+# -- the dashboard's figure ------------------------------------------------------------------------------------
+def dashboard_spend(store: Any, budget: Budget, now: datetime) -> Decimal:
+    """The same number as :func:`spend`, through ``store.usage`` (so the daily rollup
+    answers when the budget's field is rolled up: periods start at UTC midnight), else from events. An
+    ``api_key`` budget whose value is not a sha256 hex digest counts the events with that key alias (the rollup
+    has aliases, not hashes); one on a hash scans the period's events."""
+    fields = SCOPES[budget.scope]
+    if budget.scope == "api_key" and not _SHA256_HEX.match(budget.scope_value):
+        fields = ("api_key_alias",)  # key hashes are sha256 hex: any other value names the key's alias
+    if len(fields) == 1 and fields[0] in rollups.ROLLUP_DIMS:
+        q = queries.UsageQuery(filters={fields[0]: [budget.scope_value]}, start=budget.period_start(now))
+        rows = store.usage(q)
+        return Decimal(rows[0]["total_cost"]) if rows else Decimal(0)
+    return spend(store, budget, now)

@@ -44,7 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def add_destination_argument(parser: argparse.ArgumentParser) -> None:
-    """``--database``/``--destination``: the store every command reads or writes (see meterline.config)."""
+    """``--database``/``--destination``: the store every command reads or writes (see meterline.core.config)."""
     parser.add_argument(
         "--database",
         "--destination",

@@ -13,7 +13,7 @@ from typing import Any
 
 from meterline.cli import add_destination_argument
 from meterline.cli._common import fail
-from meterline.config import DestinationError, destination_kind, resolve_destination
+from meterline.core.config import DestinationError, destination_kind, resolve_destination
 
 
 def add_common(p: argparse.ArgumentParser) -> None:

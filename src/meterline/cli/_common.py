@@ -8,7 +8,7 @@ import sys
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from meterline.config import DestinationError
+from meterline.core.config import DestinationError
 from meterline.store.query import QueryError
 
 _SINCE = re.compile(r"^(\d+)([mhdw])$")
@@ -69,7 +69,7 @@ USER_ERRORS: tuple[type[Exception], ...] = (QueryError, DestinationError, FileNo
 def plain(value: Any) -> Any:
     from decimal import Decimal
 
-    from meterline.event import format_cost
+    from meterline.core.event import format_cost
 
     if isinstance(value, Decimal):
         return format_cost(value)

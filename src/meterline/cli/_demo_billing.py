@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import date, datetime, timezone
 
-from meterline.config import destination_kind
+from meterline.core.config import destination_kind
 
 CUSTOMER = "acme"
 PLAN = {"id": "demo-resell", "name": "Demo resale", "effective_from": "2020-01-01",
@@ -21,22 +21,22 @@ def sample_invoice(destination: str) -> None:
         return
     try:
         from meterline.billing import service as svc
+        from meterline.billing import store as billing_store
         from meterline.billing.model import parse_customer
         from meterline.cli.invoices import text
-        from meterline.store import billing as S
         from meterline.store.backend import open_stores
 
         store, reader = open_stores(destination, pool_size=1)
         if reader is not store:
             reader.close()
         try:
-            if S.get_customer(store, CUSTOMER) is None:
-                S.save_customer(store, parse_customer({"id": CUSTOMER, "name": "Acme Corp",
+            if billing_store.get_customer(store, CUSTOMER) is None:
+                billing_store.save_customer(store, parse_customer({"id": CUSTOMER, "name": "Acme Corp",
                                                        "email": "billing@acme.example"}))  # fmt: skip
-            if PLAN["id"] not in S.plan_versions(store):
-                S.add_plan_version(store, PLAN)
+            if PLAN["id"] not in billing_store.plan_versions(store):
+                billing_store.add_plan_version(store, PLAN)
                 svc.subscribe(store, CUSTOMER, str(PLAN["id"]), date(2020, 1, 1))
-            if not S.grants(store, CUSTOMER):
+            if not billing_store.grants(store, CUSTOMER):
                 svc.grant(store, CUSTOMER, "0.05", note="demo prepaid credit")
             now = datetime.now(timezone.utc)
             inv = svc.preview(store, CUSTOMER, f"{now.year:04d}-{now.month:02d}")

@@ -15,11 +15,11 @@ from typing import Any
 
 from meterline.cli import add_destination_argument
 from meterline.cli._common import fail
-from meterline.config import DestinationError, destination_kind, resolve_destination
+from meterline.core.config import DestinationError, destination_kind, resolve_destination
 
 
 def register(sub: Any) -> None:
-    from meterline.store.budgets import PERIODS, SCOPES
+    from meterline.budgets.store import PERIODS, SCOPES
 
     p = sub.add_parser("budgets", help="create, list, delete budgets and show their spend", description=__doc__)
     bs = p.add_subparsers(dest="budgets_command", metavar="ACTION", required=True)
@@ -85,24 +85,24 @@ class _Local:
             reader.close()
 
     def create(self, data: dict[str, Any]) -> dict[str, Any]:
-        from meterline.store import budgets as B
+        from meterline.budgets import store as budget_store
 
-        return B.create_budget(self.store, data).to_dict()
+        return budget_store.create_budget(self.store, data).to_dict()
 
     def all(self) -> list[dict[str, Any]]:
-        from meterline.store import budgets as B
+        from meterline.budgets import store as budget_store
 
-        return [b.to_dict() for b in B.list_budgets(self.store)]
+        return [b.to_dict() for b in budget_store.list_budgets(self.store)]
 
     def status(self) -> list[dict[str, Any]]:
-        from meterline.store import budgets as B
+        from meterline.budgets import store as budget_store
 
-        return [B.status(self.store, b) for b in B.list_budgets(self.store)]
+        return [budget_store.status(self.store, b) for b in budget_store.list_budgets(self.store)]
 
     def delete(self, budget: str) -> bool:
-        from meterline.store import budgets as B
+        from meterline.budgets import store as budget_store
 
-        return B.delete_budget(self.store, budget)
+        return budget_store.delete_budget(self.store, budget)
 
     def close(self) -> None:
         self.store.close()

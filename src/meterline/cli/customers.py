@@ -10,7 +10,7 @@ import argparse
 import json
 from typing import Any
 
-from meterline.cli._billing import add_common, billing_store, guarded, show
+from meterline.cli._billing import add_common, guarded, show
 
 
 def register(sub: Any) -> None:
@@ -56,23 +56,23 @@ def _fields(args: argparse.Namespace) -> dict[str, Any]:
 
 def run(args: argparse.Namespace) -> int:
     from meterline.billing import service as svc
+    from meterline.billing import store as billing_store
     from meterline.billing.model import BillingError, parse_customer
-    from meterline.store import billing as S
     from meterline.store.schema import DIMENSIONS
 
     cmd = args.customers_command
     with billing_store(args) as store:
         if cmd in ("create", "update"):
-            old = S.get_customer(store, args.id)
+            old = billing_store.get_customer(store, args.id)
             if cmd == "create" and old is not None:
                 raise BillingError("id", f"a customer {args.id!r} already exists (use `customers update`)")
             if cmd == "update" and old is None:
                 raise BillingError("id", f"no customer {args.id!r}")
             c = parse_customer({"id": args.id, **_fields(args)}, existing=old)
-            S.save_customer(store, c)
+            billing_store.save_customer(store, c)
             show(c.to_dict()) if args.json else print(f"{cmd}d customer {c.id}")
         elif cmd == "list":
-            rows = [c.to_dict() for c in S.list_customers(store)]
+            rows = [c.to_dict() for c in billing_store.list_customers(store)]
             if args.json:
                 show(rows)
             else:
@@ -80,10 +80,10 @@ def run(args: argparse.Namespace) -> int:
                 for r in rows:
                     print(f"{r['id'][:32]:32} {r['name'][:24]:24} {r['timezone']:20} {r['email'] or ''}")
         elif cmd == "show":
-            found = S.get_customer(store, args.id)
+            found = billing_store.get_customer(store, args.id)
             if found is None:
                 raise BillingError("id", f"no customer {args.id!r}")
-            subs = S.subscriptions(store, args.id).get(args.id, [])
+            subs = billing_store.subscriptions(store, args.id).get(args.id, [])
             show(
                 {**found.to_dict(), "subscriptions": [{"plan": s.plan_id, "start": s.start.isoformat()} for s in subs]}
             )
@@ -94,13 +94,16 @@ def run(args: argparse.Namespace) -> int:
             if args.dimension is not None:
                 if args.dimension not in DIMENSIONS:
                     raise BillingError("--dimension", f"not an event dimension: {args.dimension!r}")
-                S.set_customer_dimension(store, args.dimension)
+                billing_store.set_customer_dimension(store, args.dimension)
             if args.auto_create is not None:
-                S.set_setting(store, "auto_create_customers", "true" if args.auto_create == "on" else "false")
+                billing_store.set_setting(
+                    store, "auto_create_customers", "true" if args.auto_create == "on" else "false"
+                )
             show(
                 {
-                    "customer_dimension": S.customer_dimension(store),
-                    "auto_create_customers": S.get_setting(store, "auto_create_customers", "false") == "true",
+                    "customer_dimension": billing_store.customer_dimension(store),
+                    "auto_create_customers": billing_store.get_setting(store, "auto_create_customers", "false")
+                    == "true",
                 }
             )
     return 0

@@ -163,7 +163,7 @@ def run(args: argparse.Namespace) -> int:
     t0 = time.monotonic()
     recorder = meterline.init(destination=args.destination, api_key=args.api_key)
     meterline.instrument()
-    dest = meterline._api.settings.destination
+    dest = meterline.sdk.api.settings.destination
     print(f"meterline demo: metering into {dest}")
     with FakeProvider() as fake:
         print(f"  fake provider (OpenAI, Anthropic, Bedrock APIs) at {fake.url}")

@@ -27,7 +27,7 @@ def _version(dist: str) -> str:
 
 def _collector(url: str, api_key: str | None) -> str:
     """Contact the collector and check the key the SDK would send with; raises DestinationError."""
-    from meterline.config import DestinationError
+    from meterline.core.config import DestinationError
     from meterline.store.remote import CollectorClient
 
     client = CollectorClient(url, api_key, timeout=5.0)
@@ -47,10 +47,10 @@ def _collector(url: str, api_key: str | None) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from meterline import __version__
-    from meterline.config import delivery_state_dir, destination_kind, resolve_destination
-    from meterline.deadletter import DeadLetters
+    from meterline.core.config import delivery_state_dir, destination_kind, resolve_destination
     from meterline.integrations import INTEGRATIONS, available, in_tested_range, installed_version
-    from meterline.spool import Spool
+    from meterline.sdk.delivery.deadletter import DeadLetters
+    from meterline.sdk.delivery.spool import Spool
 
     problems = 0
     dest = resolve_destination(args.destination)

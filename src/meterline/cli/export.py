@@ -10,7 +10,7 @@ from typing import Any
 
 from meterline.cli import add_destination_argument, export_billing
 from meterline.cli._common import USER_ERRORS, add_range_arguments, fail, parse_filters, range_from_args
-from meterline.event import FIELD_NAMES
+from meterline.core.event import FIELD_NAMES
 
 
 def register(sub: Any) -> None:

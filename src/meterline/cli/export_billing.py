@@ -49,7 +49,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from meterline.cli._common import USER_ERRORS, fail, parse_filters, range_from_args
-    from meterline.exports import ChargeBy, Exporter, ExportError, load_mapping, make_target
+    from meterline.interop.export import ChargeBy, Exporter, ExportError, load_mapping, make_target
     from meterline.store.open import open_store
 
     try:
@@ -77,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
             return fail(ValueError("--filter is not supported with --url (the ledger covers every event)"))
         exporter = Exporter(store, target, start=start, end=end, cursor=args.cursor)
         if args.retry_skipped:
-            from meterline.store import export_ledger
+            from meterline.interop.export import ledger as export_ledger
 
             n = export_ledger.forget(store, exporter.cursor, "skipped")
             print(f"{args.format} export: {n} previously skipped events are pending again", file=sys.stderr)
@@ -110,7 +110,7 @@ def _output(args: argparse.Namespace) -> Any:
 
 
 def _focus(args: argparse.Namespace, store: Any, start: Any, end: Any, filters: Any) -> int:
-    from meterline.exports.focus import write_csv
+    from meterline.interop.export.focus import write_csv
 
     out = _output(args)
     try:
@@ -130,7 +130,7 @@ def _focus(args: argparse.Namespace, store: Any, start: Any, end: Any, filters: 
 
 
 def _print_items(args: argparse.Namespace, store: Any, target: Any, start: Any, end: Any, filters: Any) -> int:
-    from meterline.exports import Report
+    from meterline.interop.export import Report
 
     report = Report()
     out = _output(args)

@@ -67,7 +67,7 @@ def prepare_config(path: Path, *, meter: bool = True) -> Path:
 
 def start_line(host: str, port: int, meter: bool = True) -> str:
     """The one line the gateway prints at start: where it listens, where events go, budgets, counters."""
-    from meterline.config import resolve_destination
+    from meterline.core.config import resolve_destination
     from meterline.store.open import redact
 
     if not meter:

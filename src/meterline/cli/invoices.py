@@ -51,10 +51,9 @@ def text(inv: dict[str, Any]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from meterline.billing import render
+    from meterline.billing import invoice_store, render
     from meterline.billing import service as svc
     from meterline.billing.model import BillingError
-    from meterline.store import billing_invoices as SI
 
     cmd = args.invoices_command
     with billing_store(args) as store:
@@ -62,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
             inv = (
                 svc.preview(store, args.customer, args.period)
                 if cmd == "preview"
-                else SI.get_invoice(store, args.number)
+                else invoice_store.get_invoice(store, args.number)
             )
             if inv is None:
                 raise BillingError("number", f"no finalized invoice {args.number!r}")
@@ -78,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
                     print(f"{r['number']}  {r['customer']:32} {r['total_usd']:>12} USD")
                 print(f"finalized {len(rows)} invoice(s) for {args.period}")
         elif cmd == "list":
-            rows = SI.list_invoices(store, customer=args.customer, period=args.period)
+            rows = invoice_store.list_invoices(store, customer=args.customer, period=args.period)
             if args.json:
                 show(rows)
             else:

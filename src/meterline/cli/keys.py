@@ -15,7 +15,7 @@ from typing import Any
 
 from meterline.cli import add_destination_argument
 from meterline.cli._common import fail
-from meterline.config import DestinationError, destination_kind, resolve_destination
+from meterline.core.config import DestinationError, destination_kind, resolve_destination
 from meterline.store.keys import SCOPES
 
 
@@ -56,7 +56,7 @@ def _open(args: argparse.Namespace) -> Any:
 
 
 def run(args: argparse.Namespace) -> int:
-    from meterline.store import keys as K
+    from meterline.store import keys as key_store
 
     try:
         store = _open(args)
@@ -68,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
             if remote:
                 key, info = store.create_key(args.scope, args.name, style=args.style)
             else:
-                key, rec = K.create_key(store, args.scope, args.name, style=args.style)
+                key, rec = key_store.create_key(store, args.scope, args.name, style=args.style)
                 info = rec.to_dict()
             print(key)
             print(
@@ -77,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
             )
             return 0
         if args.keys_command == "list":
-            rows = store.list_keys() if remote else [k.to_dict() for k in K.list_keys(store)]
+            rows = store.list_keys() if remote else [k.to_dict() for k in key_store.list_keys(store)]
             if args.json:
                 print(json.dumps(rows, indent=2))
                 return 0
@@ -86,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
                 state = "active" if k["active"] else "revoked"
                 print(f"{k['id']:36}  {k['prefix']:10}  {k['scope']:6}  {state:7}  {k['name'] or ''}")
             return 0
-        revoked = store.revoke_key(args.key_id) if remote else K.revoke_key(store, args.key_id)
+        revoked = store.revoke_key(args.key_id) if remote else key_store.revoke_key(store, args.key_id)
         if revoked is None:
             print(f"meterline: error: no single active key with id or prefix {args.key_id!r}", file=sys.stderr)
             return 1

@@ -10,7 +10,7 @@ from typing import Any
 
 from meterline.cli import add_destination_argument
 from meterline.cli._common import fail
-from meterline.config import DestinationError
+from meterline.core.config import DestinationError
 
 
 def register(sub: Any) -> None:
@@ -47,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
         if not args.show:
             migrate.upgrade(args.destination, args.revision)
             if args.revision == "head":  # also the tables other parts register (budgets, …): what writers create
-                from meterline.config import resolve_destination
+                from meterline.core.config import resolve_destination
                 from meterline.store.backend import open_stores
 
                 writer, reader = open_stores(resolve_destination(args.destination), pool_size=1)
@@ -61,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _copy(args: argparse.Namespace) -> int:
-    from meterline.config import resolve_destination
+    from meterline.core.config import resolve_destination
     from meterline.store.backend import open_stores
     from meterline.store.open import open_store
     from meterline.store.transfer import copy_events, verify

@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from meterline.cli._billing import add_common, billing_store, guarded, load_spec, show
+from meterline.cli._billing import add_common, guarded, load_spec, show
 
 
 def register(sub: Any) -> None:
@@ -36,17 +36,17 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from meterline.billing import store as billing_store
     from meterline.billing.model import BillingError
-    from meterline.store import billing as S
 
     with billing_store(args) as store:
         if args.plans_command == "create":
-            plan = S.add_plan_version(store, load_spec(args.file))
+            plan = billing_store.add_plan_version(store, load_spec(args.file))
             show(plan.to_dict()) if args.json else print(
                 f"plan {plan.id} version {plan.version} in force from {plan.effective_from.isoformat()}"
             )
             return 0
-        plans = S.plan_versions(store)
+        plans = billing_store.plan_versions(store)
         if args.plans_command == "show":
             if args.id not in plans:
                 raise BillingError("id", f"no plan {args.id!r}")

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from meterline.cli import add_destination_argument
-from meterline.config import DestinationError, destination_kind, resolve_destination
+from meterline.core.config import DestinationError, destination_kind, resolve_destination
 
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 

@@ -18,7 +18,7 @@ from meterline.cli._common import (
     plain,
     range_from_args,
 )
-from meterline.event import format_cost
+from meterline.core.event import format_cost
 from meterline.store.query import BUCKETS, UsageQuery
 
 COLUMNS = (

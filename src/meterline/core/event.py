@@ -9,6 +9,7 @@ Field names are the wire and storage names (see DESIGN.md). Money is ``Decimal``
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import os
 import random
@@ -143,7 +144,7 @@ class UsageEvent:
     integration: str = "manual"
     sdk_version: str | None = None
     # content (only with capture_content / capture_headers / capture_raw_request; redacted on the recorder
-    # thread, stored apart from the usage row: see meterline.content)
+    # thread, stored apart from the usage row: see meterline.sdk.content)
     input_messages: Any = None
     output_text: str | None = None
     output_tool_calls: Any = None  # [{id, name, arguments}] the reply asked for
@@ -566,3 +567,11 @@ def _scalar(v: Any) -> bool:
     if isinstance(v, int):
         return -(2**63) <= v < 2**63
     return isinstance(v, float) and math.isfinite(v)
+
+
+def content_json(event: UsageEvent) -> str | None:
+    """The stored form: one JSON object of the content fields that are set (None when there is none)."""
+    doc = {name: getattr(event, name) for name in CONTENT_FIELDS if getattr(event, name) is not None}
+    if not doc:
+        return None
+    return json.dumps(doc, separators=(",", ":"), ensure_ascii=False, default=str)

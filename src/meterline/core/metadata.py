@@ -29,7 +29,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from meterline.event import MAX_ATTRIBUTES, MAX_STRING, MAX_TAGS
+from meterline.core.event import MAX_ATTRIBUTES, MAX_STRING, MAX_TAGS
 
 logger = logging.getLogger("meterline")
 
@@ -130,7 +130,7 @@ def hash_salt() -> bytes:
     env = os.environ.get("METERLINE_HASH_SALT")
     if env:
         return env.encode()
-    from meterline.config import data_dir
+    from meterline.core.config import data_dir
 
     path = data_dir() / "hash_salt"
     key = str(path)

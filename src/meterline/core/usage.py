@@ -254,7 +254,7 @@ ATTR_SERVICE_TIER = "meterline.service_tier"
 
 
 def apply(event: Any, usage: TokenUsage) -> None:
-    """Copy normalised counts onto a :class:`~meterline.event.UsageEvent`."""
+    """Copy normalised counts onto a :class:`~meterline.core.event.UsageEvent`."""
     event.input_tokens = usage.input_tokens
     event.cache_read_tokens = usage.cache_read_tokens
     event.cache_write_tokens = usage.cache_write_tokens

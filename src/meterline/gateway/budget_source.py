@@ -15,8 +15,8 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from meterline import alerts
-from meterline.store import budgets as B
+from meterline.budgets import alerts
+from meterline.budgets import store as budget_store
 
 
 class SQLBudgets:
@@ -25,13 +25,13 @@ class SQLBudgets:
     def __init__(self, store: Any) -> None:
         self.store = store
 
-    def budget_list(self) -> list[B.Budget]:
-        return B.list_budgets(self.store)
+    def budget_list(self) -> list[budget_store.Budget]:
+        return budget_store.list_budgets(self.store)
 
-    def spend(self, budget: B.Budget, now: datetime) -> Decimal:
-        return B.spend(self.store, budget, now)
+    def spend(self, budget: budget_store.Budget, now: datetime) -> Decimal:
+        return budget_store.spend(self.store, budget, now)
 
-    def alert(self, budget: B.Budget, spent: Decimal, send: alerts.Sender) -> None:
+    def alert(self, budget: budget_store.Budget, spent: Decimal, send: alerts.Sender) -> None:
         alerts.check(self.store, budget, spend_usd=spent, send=send)
 
 
@@ -56,10 +56,10 @@ class CollectorBudgets:
             raise RuntimeError(f"{self.url} answered {exc.code}: {exc.read()[:300]!r}") from None
         return rows
 
-    def budget_list(self) -> list[B.Budget]:
+    def budget_list(self) -> list[budget_store.Budget]:
         out = []
         for row in self._fetch():
-            budget = B.Budget(
+            budget = budget_store.Budget(
                 id=row["id"],
                 name=row["name"],
                 scope=row["scope"],
@@ -74,10 +74,10 @@ class CollectorBudgets:
             out.append(budget)
         return out
 
-    def spend(self, budget: B.Budget, now: datetime) -> Decimal:
+    def spend(self, budget: budget_store.Budget, now: datetime) -> Decimal:
         if budget.id not in self._spend:
             self.budget_list()
         return self._spend.get(budget.id, Decimal(0))
 
-    def alert(self, budget: B.Budget, spent: Decimal, send: alerts.Sender) -> None:
+    def alert(self, budget: budget_store.Budget, spent: Decimal, send: alerts.Sender) -> None:
         return None

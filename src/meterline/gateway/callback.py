@@ -6,7 +6,7 @@ Config: ``litellm_settings: callbacks: ["meterline.gateway.callback.handler"]`` 
 Meters every proxied call exactly once (chat, completions, embeddings, ``/v1/messages``; streamed or not;
 failures included) with the caller's identity, enforces hard budgets before the call, and adds the
 ``x-meterline-metered: gateway`` response header. Never blocks the proxy's event loop: events are built
-in memory and handed to the recorder (``meterline._api.emit``), whose thread prices and writes them.
+in memory and handed to the recorder (``meterline.sdk.api.emit``), whose thread prices and writes them.
 
 Exactly once: success and failure hooks are keyed by ``litellm_call_id``. The proxy fires both the sync
 and the async failure hook for some errors, and a failed deployment followed by a successful fallback
@@ -31,14 +31,15 @@ from typing import Any, TypeVar
 
 from litellm.integrations.custom_logger import CustomLogger
 
-from meterline import _api, _errors
-from meterline.config import env_flag
-from meterline.constants import GATEWAY_HEADER
-from meterline.context import in_call
-from meterline.event import UsageEvent
+from meterline.core import errors as _errors
+from meterline.core.config import env_flag
+from meterline.core.constants import GATEWAY_HEADER
+from meterline.core.event import UsageEvent
 from meterline.gateway import events as _events
 from meterline.gateway import identity
-from meterline.patching import LEDGER
+from meterline.sdk import api as _api
+from meterline.sdk.patching import LEDGER
+from meterline.sdk.scopes import in_call
 
 logger = logging.getLogger("meterline")
 

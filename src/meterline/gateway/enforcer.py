@@ -35,13 +35,14 @@ from datetime import datetime, timezone
 from decimal import Decimal
 from typing import Any
 
-from meterline import alerts
-from meterline.event import UsageEvent
+from meterline.budgets import alerts
+from meterline.budgets import store as budget_store
+from meterline.core.event import UsageEvent
+from meterline.core.timeutil import to_micros
 from meterline.gateway.budget_source import CollectorBudgets, SQLBudgets
 from meterline.gateway.counters import Counters, counters_from_url
 from meterline.pricing import get_pricer
-from meterline.store import budgets as B
-from meterline.store.schema import PICO, to_micros
+from meterline.store.schema import PICO
 
 logger = logging.getLogger("meterline")
 
@@ -53,14 +54,14 @@ EWMA_UP, EWMA_DOWN = 0.5, 0.2  # learn a higher real cost faster than a lower on
 class _Wait(Exception):
     """The budget's rest is held by calls in flight: try again when they settle."""
 
-    def __init__(self, budget: B.Budget, spent: int) -> None:
+    def __init__(self, budget: budget_store.Budget, spent: int) -> None:
         super().__init__(budget.name)
         self.budget = budget
         self.spent = spent
 
 
 class BudgetExceeded(Exception):
-    def __init__(self, budget: B.Budget, spent_usd: Decimal) -> None:
+    def __init__(self, budget: budget_store.Budget, spent_usd: Decimal) -> None:
         super().__init__(
             f"meterline budget {budget.name!r} exceeded: {budget.scope} {budget.scope_value!r} spent "
             f"{spent_usd.normalize():f} of {budget.limit_usd.normalize():f} USD ({budget.period})"
@@ -70,7 +71,7 @@ class BudgetExceeded(Exception):
 
 @dataclasses.dataclass(frozen=True)
 class _Hold:
-    budget: B.Budget
+    budget: budget_store.Budget
     spent_key: str
     held_key: str
     amount: int  # pico-USD
@@ -100,7 +101,7 @@ class Enforcer:
         self.send = send
         self.hold_ttl_s = hold_ttl_s
         self._swept_at = time.monotonic()
-        self._budgets: list[B.Budget] = []
+        self._budgets: list[budget_store.Budget] = []
         self._loaded_at = -1e9
         self._load_lock = asyncio.Lock()
         self._initialised: set[str] = set()
@@ -114,7 +115,7 @@ class Enforcer:
         self.wallets: Any = None  # prepaid wallets (meterline.gateway.wallets.WalletGuard), checked first
 
     # -- definitions ----------------------------------------------------------------------------
-    async def budgets(self) -> list[B.Budget]:
+    async def budgets(self) -> list[budget_store.Budget]:
         if time.monotonic() - self._loaded_at > self.refresh_s:
             async with self._load_lock:
                 if time.monotonic() - self._loaded_at > self.refresh_s:
@@ -125,7 +126,7 @@ class Enforcer:
                     self._loaded_at = time.monotonic()
         return self._budgets
 
-    async def _keys(self, budget: B.Budget, now: datetime) -> tuple[str, str]:
+    async def _keys(self, budget: budget_store.Budget, now: datetime) -> tuple[str, str]:
         start = budget.period_start(now)
         base = f"budget:{budget.id}:{to_micros(start)}"
         spent_key, held_key = f"{base}:spent", f"{base}:held"
@@ -176,7 +177,7 @@ class Enforcer:
             return True  # the rest is held by calls in flight; they may cost less than their estimates
         return not learned and spent + others + amount * COLD_FACTOR >= limit
 
-    async def _hold(self, applicable: list[B.Budget], amount: int, learned: bool, group: str) -> list[_Hold]:
+    async def _hold(self, applicable: list[budget_store.Budget], amount: int, learned: bool, group: str) -> list[_Hold]:
         """Reserve ``amount`` on every applicable budget, or raise BudgetExceeded / _Wait (nothing held)."""
         now = datetime.now(timezone.utc)
         holds: list[_Hold] = []
@@ -239,7 +240,7 @@ class Enforcer:
             await self.counters.add(h.held_key, -h.amount)
 
     # -- helpers --------------------------------------------------------------------------------
-    def _maybe_alert(self, budget: B.Budget, spent: Decimal) -> None:
+    def _maybe_alert(self, budget: budget_store.Budget, spent: Decimal) -> None:
         if not self.source.sends_alerts:
             return
         period = budget.period_start().isoformat()
@@ -315,7 +316,7 @@ def _deployment(model_group: str) -> tuple[str | None, str | None]:
 def enforcer_from_env() -> Enforcer | None:
     """The enforcer for this process: budgets from ``METERLINE_BUDGETS`` (a database URL; ``off``
     disables), else from the meterline destination (a database, or a collector with the ingest key)."""
-    from meterline.config import destination_kind, resolve_destination
+    from meterline.core.config import destination_kind, resolve_destination
     from meterline.store.backend import open_stores
 
     spec = os.environ.get("METERLINE_BUDGETS", "").strip()

@@ -12,11 +12,11 @@ from datetime import datetime, timezone
 from decimal import Decimal
 from typing import Any
 
-from meterline import usage as _usage
-from meterline.constants import FINISH_REASONS as STOP_REASONS
-from meterline.event import MAX_ERROR_MESSAGE, UsageEvent
+from meterline.core import usage as _usage
+from meterline.core.constants import FINISH_REASONS as STOP_REASONS
+from meterline.core.event import MAX_ERROR_MESSAGE, UsageEvent
+from meterline.core.usage import get_field
 from meterline.gateway import identity
-from meterline.usage import get_field
 
 # uuid5 namespace: one proxied request (litellm_call_id) -> one stable event id, so a duplicate
 # delivery of the same call can never be counted twice by the store.
@@ -156,7 +156,7 @@ def build(
 def _capture(event: UsageEvent, headers: Mapping[str, Any], body: Mapping[str, Any], response: Any) -> None:
     """Content, headers and the client's request body, as the gateway's capture settings say (references
     only: redaction and credential masking run on the recorder's thread)."""
-    from meterline import _api
+    from meterline.sdk import api as _api
 
     _api.get_recorder()  # the proxy configures meterline from its environment on first use: read it now
     s = _api.settings

@@ -16,8 +16,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from meterline.constants import GATEWAY_HEADER
-from meterline.fields import METADATA_FIELDS, canonical_name, merge, normalise
+from meterline.core.constants import GATEWAY_HEADER
+from meterline.core.metadata import METADATA_FIELDS, canonical_name, merge, normalise
 
 _MESSAGES = ("anthropic_messages", "aanthropic_messages")
 _READ = METADATA_FIELDS | {"credential_value", "credential_hash"}

@@ -26,17 +26,17 @@ from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from meterline import alerts
 from meterline.billing import service
+from meterline.billing import store as billing_store
 from meterline.billing.invoice import period_of
 from meterline.billing.model import Rule
 from meterline.billing.rating import Usage, choose_rule, event_charge
 from meterline.billing.rating import plain_decimal as _s
-from meterline.event import UsageEvent
+from meterline.budgets import alerts
+from meterline.core.event import UsageEvent
 from meterline.gateway.counters import Counters
 from meterline.gateway.enforcer import BudgetExceeded
 from meterline.pricing import get_pricer
-from meterline.store import billing as S
 from meterline.store.schema import PICO
 
 logger = logging.getLogger("meterline")
@@ -72,7 +72,7 @@ class WalletGuard:
         self.counters = counters
         self.refresh_s = refresh_s
         self.send = send
-        self.dimension = S.DEFAULT_DIMENSION
+        self.dimension = billing_store.DEFAULT_DIMENSION
         self._wallets: dict[str, _Wallet] = {}
         self._loaded_at = -1e9
         self._lock = asyncio.Lock()
@@ -84,9 +84,9 @@ class WalletGuard:
     def _read(self) -> tuple[str, dict[str, _Wallet]]:
         now = datetime.now(timezone.utc)
         ctx = service.Context(self.store)
-        customers = {c.id: c for c in S.list_customers(self.store)}
+        customers = {c.id: c for c in billing_store.list_customers(self.store)}
         out: dict[str, _Wallet] = {}
-        for cid in S.wallet_customers(self.store):
+        for cid in billing_store.wallet_customers(self.store):
             c = customers.get(cid)
             if c is None:
                 continue

@@ -2,7 +2,7 @@
 
 Each integration declares the library it patches, the versions it is tested on and the hook points (the
 library's objects, private ones included, that it patches or relies on). All patches go through one ledger
-(:mod:`meterline.patching`): install and uninstall are exact inverses, both idempotent. Importing meterline patches
+(:mod:`meterline.sdk.patching`): install and uninstall are exact inverses, both idempotent. Importing meterline patches
 nothing.
 
 ``instrument()`` never imports a library the app has not imported: a library already imported is
@@ -24,7 +24,7 @@ import re
 import sys
 import threading
 
-from meterline.constants import GATEWAY_HEADER as GATEWAY_HEADER  # re-exported: the name was public here
+from meterline.core.constants import GATEWAY_HEADER as GATEWAY_HEADER  # re-exported: the name was public here
 from meterline.integrations import _post_import
 
 logger = logging.getLogger("meterline")

@@ -18,7 +18,7 @@ import functools
 from collections.abc import Callable
 from typing import Any
 
-from meterline import _errors
+from meterline.core import errors as _errors
 from meterline.integrations._call import CallMeter
 from meterline.integrations._stream_meter import ametered, cancel_on_close, metered
 

@@ -21,11 +21,11 @@ import base64
 import json
 from typing import Any
 
-from meterline import _errors
-from meterline import usage as _usage
+from meterline.core import errors as _errors
+from meterline.core import usage as _usage
+from meterline.core.usage import get_field as get
 from meterline.integrations._call import CallMeter
 from meterline.integrations._stream_meter import cancel_on_close, metered
-from meterline.usage import get_field as get
 
 
 def _json(payload: bytes) -> Any:

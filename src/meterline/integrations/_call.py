@@ -4,7 +4,7 @@ A :class:`CallMeter` is created on the caller's thread when a call starts (it sn
 scope then), collects usage from a reply or from stream events, and emits exactly ONE event however
 the call ends: ``success``, ``error`` or ``cancelled`` (stream abandoned, closed or garbage collected).
 ``finish_*`` may race (the consumer's thread against a GC finaliser), so the first one wins under a lock.
-Nothing here raises into the caller: internal errors go to :func:`meterline._errors.report`.
+Nothing here raises into the caller: internal errors go to :func:`meterline.core.errors.report`.
 """
 
 from __future__ import annotations
@@ -16,13 +16,13 @@ from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from meterline import _errors
-from meterline import usage as _usage
-from meterline.constants import ANTHROPIC_STOP_REASONS
-from meterline.context import current_metadata
-from meterline.event import MAX_ERROR_MESSAGE, UsageEvent
-from meterline.fields import normalise
-from meterline.usage import get_field as get
+from meterline.core import errors as _errors
+from meterline.core import usage as _usage
+from meterline.core.constants import ANTHROPIC_STOP_REASONS
+from meterline.core.event import MAX_ERROR_MESSAGE, UsageEvent
+from meterline.core.metadata import normalise
+from meterline.core.usage import get_field as get
+from meterline.sdk.scopes import current_metadata
 
 _NO_TOKENS = _usage.TokenUsage()  # frozen: shared (building one is ~1.5 µs, on the caller's thread)
 Reader = Callable[["CallMeter", Any], None]
@@ -349,11 +349,11 @@ _api_ref: Any = None
 
 
 def _api_module() -> Any:
-    """``meterline._api`` (imported late: it imports the integrations' package at start-up); a ``from``
+    """``meterline.sdk.api`` (imported late: it imports the integrations' package at start-up); a ``from``
     import on every call costs ~0.3 µs on the caller's thread."""
     global _api_ref
     if _api_ref is None:
-        from meterline import _api
+        from meterline.sdk import api as _api
 
         _api_ref = _api
     return _api_ref

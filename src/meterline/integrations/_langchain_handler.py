@@ -8,9 +8,9 @@ from collections.abc import Mapping
 from typing import Any
 from uuid import UUID
 
-from meterline import _errors
-from meterline.context import scope_var as _meterline_scope
+from meterline.core import errors as _errors
 from meterline.integrations import _scope
+from meterline.sdk.scopes import scope_var as _meterline_scope
 
 _MAX_RUNS = 10_000  # runs whose end never came (a crashed run) are forgotten past this many
 

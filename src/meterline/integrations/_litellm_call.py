@@ -5,7 +5,7 @@ One :class:`LiteLLMCall` is created on the caller's thread when LiteLLM sets up 
 call time (the metadata scope, ``usage_metadata``, the start time) and, for streams, what has been seen so
 far. The hooks in :mod:`meterline.integrations.litellm` and :mod:`._litellm_stream` end it exactly once
 (``closed``) with a success, error or cancelled event. Everything here runs on the caller's thread (or a
-garbage collector's) and only builds an event and hands it to :func:`meterline._api.emit`; pricing and
+garbage collector's) and only builds an event and hands it to :func:`meterline.sdk.api.emit`; pricing and
 writing happen on the recorder's thread.
 """
 
@@ -17,11 +17,11 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from meterline import _api
-from meterline import usage as _usage
-from meterline.constants import FINISH_REASONS, GATEWAY_HEADER
-from meterline.context import in_call
-from meterline.event import MAX_ERROR_MESSAGE, UsageEvent, new_event_id
+from meterline.core import usage as _usage
+from meterline.core.constants import FINISH_REASONS, GATEWAY_HEADER
+from meterline.core.event import MAX_ERROR_MESSAGE, UsageEvent, new_event_id
+from meterline.sdk import api as _api
+from meterline.sdk.scopes import in_call
 
 # LiteLLM call types metered, and the schema operation each one is.
 OPERATIONS: dict[str, str] = {
@@ -368,7 +368,7 @@ def _plain(obj: Any) -> Any:
 
 
 def usage_counts(usage: Any) -> _usage.TokenUsage:
-    """LiteLLM's ``Usage`` normalised with :func:`meterline.usage.from_openai` (which knows LiteLLM's
+    """LiteLLM's ``Usage`` normalised with :func:`meterline.core.usage.from_openai` (which knows LiteLLM's
     Anthropic cache fields), read as plain dicts; the 1-hour cache-write split comes from
     ``prompt_tokens_details.cache_creation_token_details``."""
     plain = _plain(usage)

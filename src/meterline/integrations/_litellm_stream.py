@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from meterline import _errors
+from meterline.core import errors as _errors
 from meterline.integrations._litellm_call import ATTR, LiteLLMCall
 
 

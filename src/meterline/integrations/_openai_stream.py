@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from meterline import _errors
-from meterline.integrations import _openai_usage as U
+from meterline.core import errors as _errors
+from meterline.integrations import _openai_usage as openai_usage
 from meterline.integrations._call import CallMeter
 from meterline.integrations._stream_meter import ametered, cancel_on_close, metered
 
@@ -51,7 +51,7 @@ class StreamState:
                             meter.text_parts.append(text)
                         return True
             if self.responses:
-                outcome = U.response_event(meter, item)
+                outcome = openai_usage.response_event(meter, item)
                 if outcome is not None:
                     status, kind, message = outcome
                     if status == "success":
@@ -59,10 +59,10 @@ class StreamState:
                     else:
                         meter.error(None, kind, message)
                 return True
-            U.chunk(meter, item)
+            openai_usage.chunk(meter, item)
             if self.plain_chunk is None and type(item).__name__ == "ChatCompletionChunk":
                 self.plain_chunk = type(item)
-            return not (self.hide_usage_chunk and U.is_usage_only(item))
+            return not (self.hide_usage_chunk and openai_usage.is_usage_only(item))
         except Exception as exc:  # noqa: BLE001 - a metering bug must not break the user's stream
             _errors.report("openai.stream_item", exc, reraise=False)
             return True

@@ -5,9 +5,9 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from meterline import usage as _usage
+from meterline.core import usage as _usage
+from meterline.core.usage import get_field as get
 from meterline.integrations._call import CallMeter
-from meterline.usage import get_field as get
 
 FINISH_REASONS = {
     "stop": "end",

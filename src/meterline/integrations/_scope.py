@@ -12,8 +12,8 @@ from collections.abc import Callable, Mapping, Sequence
 from types import MappingProxyType, ModuleType
 from typing import Any
 
-from meterline.context import scope_var as _scope
-from meterline.fields import merge, normalise
+from meterline.core.metadata import merge, normalise
+from meterline.sdk.scopes import scope_var as _scope
 
 Token = contextvars.Token[Mapping[str, Any]]
 # trace fields an agent framework fills only when the app did not set them itself

@@ -21,11 +21,11 @@ import threading
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from meterline import _errors
-from meterline.constants import GATEWAY_HEADER
-from meterline.context import in_call
+from meterline.core import errors as _errors
+from meterline.core.constants import GATEWAY_HEADER
 from meterline.integrations._call import CallMeter, call_metadata
-from meterline.patching import LEDGER
+from meterline.sdk.patching import LEDGER
+from meterline.sdk.scopes import in_call
 
 HEADER = "x-meterline-usage-metadata"
 

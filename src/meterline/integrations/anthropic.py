@@ -15,7 +15,7 @@ at the class level so clients created before instrumenting are covered too:
    made later, in ``__enter__``.
 
 Usage comes from the reply (``message_start`` + ``message_delta`` for streams, see ``_anthropic_stream``);
-errors become one ``error`` event and the SDK's exception is re-raised unchanged. ``meterline.context``'s
+errors become one ``error`` event and the SDK's exception is re-raised unchanged. ``meterline.sdk.scopes``'s
 ``should_meter()`` is honoured and ``in_call`` is set during the request, so a layer below us is not counted
 twice. A ``with_raw_response`` wrapper made *before* instrumenting still calls the original ``create`` (it is
 metered, but cannot take ``usage_metadata=``).
@@ -27,11 +27,11 @@ import functools
 from collections.abc import Mapping
 from typing import Any
 
-from meterline import _errors
-from meterline.context import should_meter
+from meterline.core import errors as _errors
 from meterline.integrations._anthropic_stream import instrument_async_stream, instrument_stream
 from meterline.integrations._call import CallMeter, request_headers
 from meterline.integrations._stainless import Patches, RequestHook
+from meterline.sdk.scopes import should_meter
 
 _MESSAGES_PATH = "/v1/messages"
 _RESOURCES = (

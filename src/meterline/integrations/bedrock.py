@@ -32,13 +32,13 @@ import threading
 import weakref
 from typing import Any
 
-from meterline import _errors
-from meterline import usage as _usage
-from meterline.context import should_meter
+from meterline.core import errors as _errors
+from meterline.core import usage as _usage
+from meterline.core.usage import get_field as get
 from meterline.integrations._bedrock_stream import instrument_event_stream
 from meterline.integrations._call import CallMeter, call_metadata
-from meterline.patching import LEDGER
-from meterline.usage import get_field as get
+from meterline.sdk.patching import LEDGER
+from meterline.sdk.scopes import should_meter
 
 SERVICE = "bedrock-runtime"
 OPERATIONS = frozenset({"InvokeModel", "InvokeModelWithResponseStream", "Converse", "ConverseStream"})

@@ -23,7 +23,7 @@ from collections.abc import Callable
 from types import ModuleType
 from typing import Any
 
-from meterline import _errors
+from meterline.core import errors as _errors
 from meterline.integrations import _scope
 
 TESTED_VERSIONS = ">=1.0,<2"

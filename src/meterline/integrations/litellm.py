@@ -33,8 +33,8 @@ not LiteLLM's float ``response_cost``.
 
 Not metered: calls a LiteLLM proxy makes for a client (``proxy_server_request`` in the kwargs; the proxy
 integration meters those), calls outside ``meterline.meter()`` with selective metering on, calls made inside
-another metered layer (``meterline.context.should_meter()``), and LiteLLM cache hits. While a call is metered
-``meterline.context.in_call`` is set, so an SDK integration underneath (OpenAI SDK) does not count it again;
+another metered layer (``meterline.sdk.scopes.should_meter()``), and LiteLLM cache hits. While a call is metered
+``meterline.sdk.scopes.in_call`` is set, so an SDK integration underneath (OpenAI SDK) does not count it again;
 a response carrying ``x-meterline-metered: gateway`` (a meterline gateway metered it) gets no event here.
 LiteLLM's own ``num_retries`` retries of one ``completion`` share one Logging object: each failed attempt that
 LiteLLM reports is an error event and the final success one more event.
@@ -46,13 +46,14 @@ import asyncio
 from collections.abc import Callable
 from typing import Any
 
-from meterline import _api, _errors
-from meterline.context import current_metadata, should_meter
-from meterline.fields import normalise
+from meterline.core import errors as _errors
+from meterline.core.metadata import normalise
+from meterline.core.usage import prompt_chars
 from meterline.integrations import _litellm_stream as _stream
 from meterline.integrations._litellm_call import ATTR, OPERATIONS, LiteLLMCall
-from meterline.patching import LEDGER
-from meterline.usage import prompt_chars
+from meterline.sdk import api as _api
+from meterline.sdk.patching import LEDGER
+from meterline.sdk.scopes import current_metadata, should_meter
 
 NAME = "litellm"
 
@@ -66,7 +67,7 @@ def instrument() -> None:
     with LEDGER.installing(NAME) as fresh:
         if not fresh:
             return
-        import litellm.utils as lu
+        import litellm.utils as litellm_utils
         from litellm.caching.caching_handler import LLMCachingHandler
         from litellm.litellm_core_utils.litellm_logging import Logging
         from litellm.litellm_core_utils.streaming_handler import CustomStreamWrapper
@@ -74,9 +75,9 @@ def instrument() -> None:
 
         _final_types[:] = [ModelResponse, EmbeddingResponse, TextCompletionResponse]
         plan: list[tuple[Any, str, Callable[[Any], Any]]] = [
-            (lu, "function_setup", _wrap_function_setup),
-            (lu, "update_response_metadata", _wrap_update_response_metadata),
-            (lu, "_restore_correlation_context_if_supported", _wrap_async_finally),
+            (litellm_utils, "function_setup", _wrap_function_setup),
+            (litellm_utils, "update_response_metadata", _wrap_update_response_metadata),
+            (litellm_utils, "_restore_correlation_context_if_supported", _wrap_async_finally),
             (Logging, "failure_handler", _wrap_failure_handler),
             (LLMCachingHandler, "sync_get_cache", _wrap_sync_cache),
             (LLMCachingHandler, "async_get_cache", _wrap_async_cache),

@@ -12,7 +12,7 @@ meterline adds that option to the request and removes the extra usage-only chunk
 the user sees exactly the chunks they would have seen, and the event has the provider's token counts.
 
 Not counted twice under LiteLLM, which calls the OpenAI SDK itself: ``should_meter()`` is honoured (an outer
-layer sets ``meterline.context.in_call``), and, as a fallback, a call made from inside LiteLLM's own code
+layer sets ``meterline.sdk.scopes.in_call``), and, as a fallback, a call made from inside LiteLLM's own code
 while meterline's LiteLLM integration is loaded is left to that integration.
 """
 
@@ -23,13 +23,13 @@ import sys
 from collections.abc import Mapping
 from typing import Any
 
-from meterline import _errors
-from meterline import usage as _usage
-from meterline.context import should_meter
-from meterline.integrations import _openai_usage as U
+from meterline.core import errors as _errors
+from meterline.core import usage as _usage
+from meterline.integrations import _openai_usage as openai_usage
 from meterline.integrations._call import CallMeter, request_headers
 from meterline.integrations._openai_stream import StreamState, instrument_stream
 from meterline.integrations._stainless import Patches, RequestHook
+from meterline.sdk.scopes import should_meter
 
 _OPERATIONS = {
     "/chat/completions": "chat",
@@ -124,7 +124,7 @@ def _observe(state: StreamState, result: Any) -> None:
         instrument_stream(result, state, isinstance(result, AsyncStream))
         return
     # the reply object is read on the recorder's thread
-    meter.success(U.response if state.responses else U.completion, result)
+    meter.success(openai_usage.response if state.responses else openai_usage.completion, result)
 
 
 @functools.cache

@@ -14,11 +14,11 @@ from datetime import date, datetime, time, timezone
 from decimal import Decimal
 from typing import Any
 
-from meterline.event import UsageEvent, quantize_cost
+from meterline.core.event import UsageEvent, quantize_cost
+from meterline.core.usage import ATTR_CITATION_TOKENS, ATTR_SERVICE_TIER
 from meterline.pricing import genai
 from meterline.pricing.models import BEDROCK, bedrock_base_model, candidates, normalise_model
 from meterline.pricing.overrides import PriceOverride
-from meterline.usage import ATTR_CITATION_TOKENS, ATTR_SERVICE_TIER
 
 __all__ = ["Pricer", "RatePlan", "Tiered", "bedrock_base_model", "get_pricer", "normalise_model", "set_pricer"]
 

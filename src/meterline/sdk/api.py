@@ -13,19 +13,19 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from meterline import _errors
-from meterline import fields as _md
 from meterline._version import __version__
-from meterline.config import delivery_state_dir, destination_label, env_flag, resolve_destination
-from meterline.context import current_metadata
-from meterline.deadletter import DeadLetters
-from meterline.durable import fsync_interval_from_env
-from meterline.event import MAX_ATTRIBUTES, UsageEvent
+from meterline.core import errors as _errors
+from meterline.core import metadata as _md
+from meterline.core.config import delivery_state_dir, destination_label, env_flag, resolve_destination
+from meterline.core.event import MAX_ATTRIBUTES, UsageEvent
 from meterline.pricing import Pricer, load_price_table, set_pricer
 from meterline.pricing.overrides import parse_entries
-from meterline.recorder import Deferred, Recorder
-from meterline.sinks import sink_for
-from meterline.spool import Spool
+from meterline.sdk.delivery.deadletter import DeadLetters
+from meterline.sdk.delivery.durable import fsync_interval_from_env
+from meterline.sdk.delivery.spool import Spool
+from meterline.sdk.recorder import Deferred, Recorder
+from meterline.sdk.scopes import current_metadata
+from meterline.sdk.sinks import sink_for
 
 logger = logging.getLogger("meterline")
 
@@ -96,8 +96,8 @@ def init(
     ``METERLINE_FSYNC_INTERVAL_MS``, default 50), so a killed process loses at most that interval.
     """
     global _recorder
-    from meterline import content as _content
-    from meterline import otel as _otel
+    from meterline.sdk import content as _content
+    from meterline.sdk import otel as _otel
 
     inherited = _inherited() if destination is None and not os.environ.get("METERLINE_DESTINATION") else {}
     dest = resolve_destination(destination or inherited.get("destination"))
@@ -175,9 +175,9 @@ def _content_policy(
 ) -> Any:
     import json
 
-    from meterline.content import DEFAULT_MAX_BYTES, ContentPolicy
-    from meterline.redaction import RedactionError, parse_presets
-    from meterline.redaction import Redactor as PresetRedactor
+    from meterline.sdk.content import DEFAULT_MAX_BYTES, ContentPolicy
+    from meterline.sdk.redaction import RedactionError, parse_presets
+    from meterline.sdk.redaction import Redactor as PresetRedactor
 
     if patterns is None:
         raw = os.environ.get("METERLINE_REDACT_PATTERNS", "").strip()
@@ -312,7 +312,7 @@ def _otel_ids() -> tuple[str, str] | None:
     """The active OpenTelemetry span's ids (caller's thread), when the app imported OpenTelemetry."""
     if not _otel_loaded():
         return None
-    from meterline.otel import current_ids
+    from meterline.sdk.otel import current_ids
 
     return current_ids()
 
@@ -323,7 +323,7 @@ def _complete(
     """What every event gets before the recorder takes it: metadata, the span's ids, the SDK version."""
     apply_metadata(event, scope, call_md)
     if otel_ids is not None:
-        from meterline.otel import stamp_ids
+        from meterline.sdk.otel import stamp_ids
 
         stamp_ids(event, otel_ids)
     event.sdk_version = __version__
@@ -382,7 +382,7 @@ def emit_later(
 
 def capture(messages: Any, output_text: str | None) -> tuple[Any, str | None]:
     """Content to keep with capture_content on. Only references here (caller's thread): the redaction
-    hook and presets run on the recorder's thread (:func:`meterline.content.prepare`). A message list is
+    hook and presets run on the recorder's thread (:func:`meterline.sdk.content.prepare`). A message list is
     copied so that the caller appending to it later does not change what is stored."""
     if isinstance(messages, list):
         messages = list(messages)
@@ -402,7 +402,7 @@ def record(*, usage_metadata: Mapping[str, Any] | None = None, **fields: Any) ->
     spellings). Missing costs are priced like any other call. Raises ``EventValidationError`` or
     ``MetadataError`` naming a bad field.
     """
-    from meterline.event import FIELD_NAMES
+    from meterline.core.event import FIELD_NAMES
 
     event_fields = {k: v for k, v in fields.items() if k in FIELD_NAMES and k not in _md.METADATA_FIELDS}
     meta_fields = {k: v for k, v in fields.items() if k not in event_fields}

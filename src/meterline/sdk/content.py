@@ -15,14 +15,13 @@ event id, so the usage tables and their rollups stay lean and content can be pru
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 from collections.abc import Mapping
 from typing import Any
 
-from meterline import _errors
-from meterline.event import CONTENT_FIELDS, UsageEvent
-from meterline.redaction import Hook, Redactor, mask_headers
+from meterline.core import errors as _errors
+from meterline.core.event import CONTENT_FIELDS, UsageEvent, content_json
+from meterline.sdk.redaction import Hook, Redactor, mask_headers
 
 logger = logging.getLogger("meterline")
 
@@ -134,14 +133,6 @@ def _redact(event: UsageEvent, p: ContentPolicy) -> None:
 
 def _mask_keys(value: Any) -> Any:
     return Redactor(presets=()).value(value)
-
-
-def content_json(event: UsageEvent) -> str | None:
-    """The stored form: one JSON object of the content fields that are set (None when there is none)."""
-    doc = {name: getattr(event, name) for name in CONTENT_FIELDS if getattr(event, name) is not None}
-    if not doc:
-        return None
-    return json.dumps(doc, separators=(",", ":"), ensure_ascii=False, default=str)
 
 
 def _size(event: UsageEvent) -> int:

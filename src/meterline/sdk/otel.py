@@ -16,7 +16,7 @@ each event becomes one span of kind CLIENT, child of the span that was active at
 ``meterline.cost.*`` (decimal strings) and the attribution fields as ``meterline.*``. Captured content,
 already redacted, goes in ``gen_ai.input.messages`` / ``gen_ai.output.messages``. Spans are encoded as OTLP
 protobuf (needs ``opentelemetry-proto``: ``pip install meterline[otel]``), else as OTLP JSON. An export
-failure is logged and counted (``meterline.otel.export_stats()``), never retried into the billing path.
+failure is logged and counted (``meterline.sdk.otel.export_stats()``), never retried into the billing path.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ import urllib.request
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from meterline.event import UsageEvent, format_cost
+from meterline.core.event import UsageEvent, format_cost
 
 logger = logging.getLogger("meterline")
 
@@ -152,7 +152,7 @@ def span_attributes(event: UsageEvent) -> dict[str, Any]:
     if event.cache_write_tokens:
         attrs["gen_ai.usage.cache_creation.input_tokens"] = event.cache_write_tokens
     if event.reasoning_tokens:
-        attrs["meterline.usage.reasoning_tokens"] = event.reasoning_tokens
+        attrs["meterline.core.usage.reasoning_tokens"] = event.reasoning_tokens
     if event.stop_reason:
         attrs["gen_ai.response.finish_reasons"] = [event.stop_reason]
     if event.agent:
@@ -188,7 +188,7 @@ def span_attributes(event: UsageEvent) -> dict[str, Any]:
 
 
 def _nanos(dt: Any) -> int:
-    from meterline.store.schema import to_micros
+    from meterline.core.timeutil import to_micros
 
     return int(to_micros(dt)) * 1000
 
@@ -367,7 +367,7 @@ class ExportingSink:
         try:
             self.exporter.export(events)
         except Exception as exc:  # noqa: BLE001 - observability never breaks the billing path
-            from meterline import _errors
+            from meterline.core import errors as _errors
 
             self.exporter.failed += len(events)
             _errors.report("otlp export", exc, reraise=False)

@@ -3,17 +3,17 @@
 Shape (after sentry-python's worker and OpenTelemetry's BatchSpanProcessor):
 - ``submit`` never blocks and never raises: a bounded deque; when full it returns False and counts
   the drop (``stats()["dropped_queue_full"]``). In durable mode (``durable=``) the event goes through the
-  append-only local log first (see :mod:`meterline.durable`).
+  append-only local log first (see :mod:`meterline.sdk.delivery.durable`).
 - one daemon thread wakes every ``flush_interval`` seconds, or as soon as a batch is full or a flush is
   asked for, prices the events (off the caller's thread), applies the environment fallbacks and writes
-  batches of ``batch_size`` (see :mod:`meterline.delivery`: retries, splitting a refused batch to find the
+  batches of ``batch_size`` (see :mod:`meterline.sdk.delivery.deliverer`: retries, splitting a refused batch to find the
   culprit, dead letters).
 - a batch the destination cannot take while it is down goes to the disk spool (one per destination). The
   spool is replayed, with the same ids, at start and continuously at full speed while the destination is
   up, interleaved with fresh events; a destination that is down is probed again within ~2 s.
 - ``flush(timeout)`` waits until everything submitted before it is written, spooled or dead-lettered, and
   is False when some of it was lost; ``shutdown`` flushes, then replays the spool, within one deadline and
-  stops the thread. :mod:`meterline.lifecycle` runs it at interpreter exit and at the end of
+  stops the thread. :mod:`meterline.sdk.lifecycle` runs it at interpreter exit and at the end of
   ``multiprocessing`` children, and resets the recorder in a forked child.
 """
 
@@ -27,16 +27,17 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from meterline import _errors, lifecycle
-from meterline import content as _content
-from meterline.deadletter import DeadLetters
-from meterline.delivery import Deliverer
-from meterline.durable import DurableLog
-from meterline.event import UsageEvent
-from meterline.fields import environment_fallbacks
+from meterline.core import errors as _errors
+from meterline.core.event import UsageEvent
+from meterline.core.metadata import environment_fallbacks
 from meterline.pricing import Pricer, get_pricer
-from meterline.sinks.base import Sink
-from meterline.spool import Spool
+from meterline.sdk import content as _content
+from meterline.sdk import lifecycle
+from meterline.sdk.delivery.deadletter import DeadLetters
+from meterline.sdk.delivery.deliverer import Deliverer
+from meterline.sdk.delivery.durable import DurableLog
+from meterline.sdk.delivery.spool import Spool
+from meterline.sdk.sinks.base import Sink
 
 logger = logging.getLogger("meterline")
 
@@ -62,7 +63,7 @@ SHUTDOWN_GRACE = 0.25  # seconds shutdown waits past its deadline for the worker
 
 
 class Deferred:
-    """An event whose building is left to the recorder's thread (see :func:`meterline._api.emit_later`):
+    """An event whose building is left to the recorder's thread (see :func:`meterline.sdk.api.emit_later`):
     the caller's thread keeps only references and timings, and :meth:`build` makes the event (None: no
     event after all, such as a call a meterline gateway already metered). Queued like an event."""
 

@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mappin
 from types import MappingProxyType
 from typing import Any, TypeVar, cast, overload
 
-from meterline import fields as _md
+from meterline.core import metadata as _md
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -168,7 +168,7 @@ class metadata(_Scope):
 
     ``with meterline.metadata(subscriber_id="cust-42", product_id="search"): ...`` or as a decorator.
     Inner scopes win over outer ones; a call's own ``usage_metadata=`` wins over all.
-    Bad field names or values raise :class:`~meterline.fields.MetadataError` naming the field.
+    Bad field names or values raise :class:`~meterline.core.metadata.MetadataError` naming the field.
     """
 
     def __init__(self, fields: Mapping[str, Any] | None = None, /, **kw: Any) -> None:

@@ -1,4 +1,4 @@
 """The meterline collector (``meterline serve``): FastAPI app, needs ``pip install 'meterline[server]'``.
 
-Never imported by ``import meterline``: the SDK talks to it over plain HTTP (``meterline.sinks.http``).
+Never imported by ``import meterline``: the SDK talks to it over plain HTTP (``meterline.sdk.sinks.http``).
 """

@@ -11,7 +11,7 @@ import zlib
 from collections.abc import Sequence
 from typing import Any
 
-from meterline.event import COST_FIELDS, MAX_COST, EventValidationError, UsageEvent
+from meterline.core.event import COST_FIELDS, MAX_COST, EventValidationError, UsageEvent
 from meterline.pricing import get_pricer
 
 

@@ -1,4 +1,4 @@
-"""Wire schemas of the billing API (request bodies); the tables are in meterline.store.billing."""
+"""Wire schemas of the billing API (request bodies); the tables are in meterline.billing.store."""
 
 from __future__ import annotations
 

@@ -10,11 +10,11 @@ from fastapi import Depends, HTTPException, Request
 
 from meterline.server.metrics import Metrics
 from meterline.server.settings import Settings
-from meterline.store import keys as K
+from meterline.store import keys as key_store
 
 # which key scopes may use an endpoint that needs a scope (admin may do everything)
 ALLOWED = {"ingest": ("ingest", "admin"), "read": ("read", "admin"), "admin": ("admin",)}
-LOCAL = K.ApiKey(id="local", name="--no-auth", scope="admin", prefix="", created_at=0.0, revoked_at=None)
+LOCAL = key_store.ApiKey(id="local", name="--no-auth", scope="admin", prefix="", created_at=0.0, revoked_at=None)
 
 
 def get_settings(request: Request) -> Settings:
@@ -50,16 +50,16 @@ class KeyCache:
     def __init__(self, ttl: float) -> None:
         self.ttl = ttl
         self._lock = threading.Lock()
-        self._hits: dict[str, tuple[float, K.ApiKey]] = {}
+        self._hits: dict[str, tuple[float, key_store.ApiKey]] = {}
 
-    def get(self, key_hash: str) -> K.ApiKey | None:
+    def get(self, key_hash: str) -> key_store.ApiKey | None:
         with self._lock:
             hit = self._hits.get(key_hash)
         if hit is None or hit[0] < time.monotonic():
             return None
         return hit[1]
 
-    def put(self, key_hash: str, rec: K.ApiKey) -> None:
+    def put(self, key_hash: str, rec: key_store.ApiKey) -> None:
         with self._lock:
             if len(self._hits) > 10_000:
                 self._hits.clear()
@@ -84,7 +84,7 @@ def _unauthorized(message: str) -> HTTPException:
     return HTTPException(401, message, headers={"WWW-Authenticate": "Bearer"})
 
 
-def authenticate(request: Request, scope: str) -> K.ApiKey:
+def authenticate(request: Request, scope: str) -> key_store.ApiKey:
     settings: Settings = request.app.state.settings
     if not settings.auth:
         return LOCAL
@@ -95,10 +95,10 @@ def authenticate(request: Request, scope: str) -> K.ApiKey:
             f"{' or '.join(ALLOWED[scope])}; create one with `meterline keys create --scope {scope}`"
         )
     cache: KeyCache = request.app.state.key_cache
-    key_hash = K.hash_key(key)
+    key_hash = key_store.hash_key(key)
     rec = cache.get(key_hash)
     if rec is None:
-        rec = K.find_key(request.app.state.reader, key)
+        rec = key_store.find_key(request.app.state.reader, key)
         if rec is None:
             raise _unauthorized("unknown or revoked API key")
         cache.put(key_hash, rec)
@@ -111,18 +111,18 @@ def authenticate(request: Request, scope: str) -> K.ApiKey:
     return rec
 
 
-def _ingest(request: Request) -> K.ApiKey:
+def _ingest(request: Request) -> key_store.ApiKey:
     return authenticate(request, "ingest")
 
 
-def _read(request: Request) -> K.ApiKey:
+def _read(request: Request) -> key_store.ApiKey:
     return authenticate(request, "read")
 
 
-def _admin(request: Request) -> K.ApiKey:
+def _admin(request: Request) -> key_store.ApiKey:
     return authenticate(request, "admin")
 
 
-IngestKey = Annotated[K.ApiKey, Depends(_ingest)]
-ReadKey = Annotated[K.ApiKey, Depends(_read)]
-AdminKey = Annotated[K.ApiKey, Depends(_admin)]
+IngestKey = Annotated[key_store.ApiKey, Depends(_ingest)]
+ReadKey = Annotated[key_store.ApiKey, Depends(_read)]
+AdminKey = Annotated[key_store.ApiKey, Depends(_admin)]

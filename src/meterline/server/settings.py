@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from meterline.config import resolve_destination
+from meterline.core.config import resolve_destination
 
 
 class SettingsError(ValueError):
@@ -142,12 +142,10 @@ def validate(s: Settings) -> None:
     for name in ("max_body_bytes", "max_batch_events", "max_page_size", "pool_size", "workers"):
         if getattr(s, name) < 1:
             raise SettingsError(f"{name}: must be at least 1")
-    from meterline.config import destination_kind
+    from meterline.core.config import destination_kind
 
     if destination_kind(s.database) not in ("sqlite", "postgresql", "clickhouse"):
-        raise SettingsError(
-            f"database: the collector stores into sqlite, postgresql or clickhouse, not {s.database!r}"
-        )
+        raise SettingsError(f"database: the collector stores into sqlite, postgresql or clickhouse, not {s.database!r}")
     if s.workers > 1 and s.database.lower().startswith("chdb://"):
         raise SettingsError(
             "workers: the embedded ClickHouse (chdb) opens its directory in one process; use a ClickHouse server"

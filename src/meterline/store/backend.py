@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from meterline.config import DestinationError, destination_kind, sqlite_path
+from meterline.core.config import DestinationError, destination_kind, sqlite_path
 
 
 def open_stores(destination: str, *, pool_size: int = 8, create: bool = True) -> tuple[Any, Any]:

@@ -27,14 +27,15 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from meterline.event import UsageEvent
-from meterline.store import clickhouse_hourly as H
-from meterline.store import clickhouse_schema as S
-from meterline.store import query as Q
-from meterline.store import rollup as R
-from meterline.store.extensions import sql
+from meterline.core.event import UsageEvent
+from meterline.core.timeutil import to_micros
+from meterline.store import clickhouse_hourly as ch_hourly
+from meterline.store import clickhouse_schema as ch_schema
+from meterline.store import query as queries
+from meterline.store import rollup as rollups
 from meterline.store.reads import SQLReads
-from meterline.store.schema import COLUMN_NAMES, TABLE, event_to_row, to_micros
+from meterline.store.schema import COLUMN_NAMES, TABLE, event_to_row
+from meterline.store.sql import sql
 
 # per-query settings: aliases must not shadow columns inside the same SELECT (``SUM(total_cost) AS
 # total_cost`` would otherwise break ``CASE WHEN total_cost IS NULL``); FINAL may deduplicate each partition
@@ -156,13 +157,13 @@ def meta_destination(destination: str) -> str:
         return env
     if base.lower().startswith("chdb://"):
         return f"sqlite:///{chdb_path(destination) / (_database_name(destination) + '-meta.db')}"
-    from meterline.config import data_dir
+    from meterline.core.config import data_dir
 
     return f"sqlite:///{data_dir() / 'meterline-meta.db'}"
 
 
 def _open_meta(destination: str) -> Any:
-    from meterline.config import destination_kind, sqlite_path
+    from meterline.core.config import destination_kind, sqlite_path
 
     if destination_kind(destination) == "postgresql":
         from meterline.store.postgres import PostgresStore
@@ -197,9 +198,9 @@ class ClickHouseStore(SQLReads):
 
     # -- schema ---------------------------------------------------------------------------------
     def migrate(self) -> None:
-        for stmt in [*S.create_statements(self.replicated), *S.add_column_statements()]:
+        for stmt in [*ch_schema.create_statements(self.replicated), *ch_schema.add_column_statements()]:
             self._client.command(stmt)
-        for stmt in H.create_statements(self.replicated):
+        for stmt in ch_hourly.create_statements(self.replicated):
             self._client.command(stmt)
         self._hourly_ready = self._fill_hourly()
 
@@ -232,7 +233,7 @@ class ClickHouseStore(SQLReads):
         except Exception:  # noqa: BLE001 - another process claimed the fill (primary key): use what it did
             return self._hourly_state() == "1"
         if not empty:  # a store from before the hourly rollup: fill it from the events it holds
-            self._client.command(f"INSERT INTO {H.HOURLY} {H.hourly_select(S.EVENTS_FINAL)}")
+            self._client.command(f"INSERT INTO {ch_hourly.HOURLY} {ch_hourly.hourly_select(ch_schema.EVENTS_FINAL)}")
             self._mark_hourly_ready()
         return True
 
@@ -296,20 +297,20 @@ class ClickHouseStore(SQLReads):
         result = self._client.query(sql, parameters=list(params) or None, settings=QUERY_SETTINGS)
         return list(result.column_names), [tuple(r) for r in result.result_rows]
 
-    def usage(self, q: Q.UsageQuery) -> list[dict[str, Any]]:
+    def usage(self, q: queries.UsageQuery) -> list[dict[str, Any]]:
         """As the SQL stores; reports the daily rollup cannot answer come from the hourly rollup when it can
         (``clickhouse_hourly``), else from a scan of ``events``."""
         q.validate()
         use_hourly = self.hourly_reads and self._hourly_ready
-        if use_hourly and R.usable(q) is None and H.usable(q):  # the daily rollup answers the rest
-            sql, params, plan = H.usage_sql(q)
+        if use_hourly and rollups.usable(q) is None and ch_hourly.usable(q):  # the daily rollup answers the rest
+            sql, params, plan = ch_hourly.usage_sql(q)
             cols, rows = self._fetch(sql, params)
-            return Q.shape_usage_rows(q, cols, rows, plan) if rows else []
+            return queries.shape_usage_rows(q, cols, rows, plan) if rows else []
         return super().usage(q)
 
     @property
-    def read_dialect(self) -> Q.Dialect:
-        return Q.CLICKHOUSE  # events are read in ClickHouse's SQL; ``dialect`` serves the metadata database
+    def read_dialect(self) -> queries.Dialect:
+        return queries.CLICKHOUSE  # events are read in ClickHouse's SQL; ``dialect`` serves the metadata database
 
     # -- generic SQL for per-area modules -------------------------------------------------------
     def _to_clickhouse(self, sql: str) -> str:
@@ -318,7 +319,7 @@ class ClickHouseStore(SQLReads):
         if self.dialect.placeholder == "?":
             sql = sql.replace("%", "%%").replace("?", "%s")
         sql = _INT_DIV.sub(r"intDiv(\1, \2)", sql)
-        return _FROM_EVENTS.sub(f"FROM {S.EVENTS_FINAL}", sql)
+        return _FROM_EVENTS.sub(f"FROM {ch_schema.EVENTS_FINAL}", sql)
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
         if _EVENTS_SQL.search(sql):
@@ -357,7 +358,7 @@ class ClickHouseStore(SQLReads):
     def rebuild_rollup(self) -> None:
         """Recompute the daily and hourly rollups from ``events FINAL`` (exact again after a cross-replica race)."""
         with self._lock:
-            for stmt in [*S.rebuild_rollup_statements(), *H.rebuild_statements(S.EVENTS_FINAL)]:
+            for stmt in [*ch_schema.rebuild_rollup_statements(), *ch_hourly.rebuild_statements(ch_schema.EVENTS_FINAL)]:
                 self._client.command(stmt)
             self._mark_hourly_ready()
             self._hourly_ready = True
@@ -369,7 +370,9 @@ class ClickHouseStore(SQLReads):
         hours, so that hour-grained reports answer what the SQL stores' scans answer."""
         cut = to_micros(before)
         with self._lock:
-            removed = int(self._fetch(f"SELECT count() FROM {S.EVENTS_FINAL} WHERE start_time < %s", [cut])[1][0][0])
+            removed = int(
+                self._fetch(f"SELECT count() FROM {ch_schema.EVENTS_FINAL} WHERE start_time < %s", [cut])[1][0][0]
+            )
             month = int(self._fetch("SELECT toYYYYMM(fromUnixTimestamp64Micro(%s, 'UTC'))", [cut])[1][0][0])
             parts = self._fetch(
                 "SELECT DISTINCT partition FROM system.parts WHERE database = %s AND table = %s AND active",
@@ -377,10 +380,10 @@ class ClickHouseStore(SQLReads):
             )[1]
             for (partition,) in parts:
                 if int(partition) < month:
-                    for table in (TABLE, H.HOURLY):
+                    for table in (TABLE, ch_hourly.HOURLY):
                         self._client.command(f"ALTER TABLE {table} DROP PARTITION {int(partition)}")
             self._client.command(f"DELETE FROM {TABLE} WHERE start_time < %s", parameters=[cut])
-            for stmt, params in H.prune_statements(cut, S.EVENTS_FINAL):
+            for stmt, params in ch_hourly.prune_statements(cut, ch_schema.EVENTS_FINAL):
                 self._client.command(stmt, parameters=params)
         return removed
 

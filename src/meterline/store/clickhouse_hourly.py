@@ -23,11 +23,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from meterline.event import COST_FIELDS
-from meterline.store import query as Q
+from meterline.core.event import COST_FIELDS
+from meterline.core.timeutil import to_micros
+from meterline.store import query as queries
 from meterline.store.clickhouse_schema import per_event_metrics
 from meterline.store.rollup import METRIC_COLUMNS, ROLLUP_DIMS
-from meterline.store.schema import TABLE, to_micros
+from meterline.store.schema import TABLE
 
 HOURLY = "events_hourly"
 HOURLY_VIEW = "events_hourly_mv"
@@ -69,8 +70,9 @@ def hourly_select(source: str, sign: str | None = None) -> str:
     dims = ", ".join(HOURLY_DIMS)
     sums = ", ".join(f"sum(m_{m}) AS {m}" for m in METRIC_COLUMNS)
     return (
-        f"SELECT h AS start_time, {dims}, {sums} FROM (SELECT intDiv(start_time, {Q.HOUR_US}) * {Q.HOUR_US} AS h, "
-        f"{dims}, {per_event_metrics(sign)} FROM {source}) GROUP BY h, {dims}"
+        f"SELECT h AS start_time, {dims}, {sums} FROM "
+        f"(SELECT intDiv(start_time, {queries.HOUR_US}) * {queries.HOUR_US} AS h, {dims}, "
+        f"{per_event_metrics(sign)} FROM {source}) GROUP BY h, {dims}"
     )
 
 
@@ -81,28 +83,28 @@ def rebuild_statements(events_final: str) -> list[str]:
 def prune_statements(cut: int, events_final: str) -> list[tuple[str, list[Any]]]:
     """After the events before ``cut`` (µs) were deleted: delete the hours before it, and rebuild the hour
     that holds the cut from the events left in it."""
-    hour = cut - cut % Q.HOUR_US
-    left = f"(SELECT * FROM {events_final} WHERE start_time >= {hour} AND start_time < {hour + Q.HOUR_US})"
+    hour = cut - cut % queries.HOUR_US
+    left = f"(SELECT * FROM {events_final} WHERE start_time >= {hour} AND start_time < {hour + queries.HOUR_US})"
     return [
         (f"DELETE FROM {HOURLY} WHERE start_time <= %s", [hour]),
         (f"INSERT INTO {HOURLY} {hourly_select(left)}", []),
     ]
 
 
-def usable(q: Q.UsageQuery) -> bool:
+def usable(q: queries.UsageQuery) -> bool:
     """Whether ``events_hourly`` answers ``q`` exactly as a scan of ``events`` would."""
     if not (set(q.group_by) | set(q.filters)) <= set(HOURLY_DIMS):
         return False
     for bound in (q.start, q.end):
-        if bound is not None and to_micros(bound) % Q.HOUR_US:
+        if bound is not None and to_micros(bound) % queries.HOUR_US:
             return False
-    unit, offset, _ = Q.bucket_plan(q)
-    return unit in (None, Q.HOUR_US, Q.DAY_US) and offset % Q.HOUR_US == 0
+    unit, offset, _ = queries.bucket_plan(q)
+    return unit in (None, queries.HOUR_US, queries.DAY_US) and offset % queries.HOUR_US == 0
 
 
-def usage_sql(q: Q.UsageQuery) -> tuple[str, list[Any], tuple[int | None, int, bool]]:
+def usage_sql(q: queries.UsageQuery) -> tuple[str, list[Any], tuple[int | None, int, bool]]:
     """The scan's SQL (``query.usage_sql``) over ``events_hourly``: same buckets, filters and columns."""
-    sql, params, plan = Q.usage_sql(q, Q.CLICKHOUSE, source=HOURLY)
+    sql, params, plan = queries.usage_sql(q, queries.CLICKHOUSE, source=HOURLY)
     for scan, summed in _SUMS.items():
         sql = sql.replace(scan, summed, 1)
     return sql, params, plan

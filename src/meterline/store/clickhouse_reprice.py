@@ -27,8 +27,8 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from meterline.store import clickhouse_hourly as H
-from meterline.store import clickhouse_schema as CS
+from meterline.store import clickhouse_hourly as ch_hourly
+from meterline.store import clickhouse_schema as ch_schema
 from meterline.store.rollup import ROLLUP
 from meterline.store.schema import COLUMN_NAMES, TABLE
 
@@ -76,7 +76,10 @@ def _stage_and_attach(store: Any, costs: str, stage: str) -> None:
     old = f"{stage}_old"
     run(f"CREATE TABLE {old} AS {stage}")
     try:
-        run(f"INSERT INTO {old} ({cols}) SELECT {cols} FROM {CS.EVENTS_FINAL} WHERE id IN (SELECT id FROM {stage})")
+        run(
+            f"INSERT INTO {old} ({cols}) SELECT {cols} FROM {ch_schema.EVENTS_FINAL} "
+            f"WHERE id IN (SELECT id FROM {stage})"
+        )
         parts = store.fetch_clickhouse(
             "SELECT DISTINCT partition_id FROM system.parts WHERE database = currentDatabase() AND table = %s "
             "AND active ORDER BY partition_id",
@@ -85,7 +88,7 @@ def _stage_and_attach(store: Any, costs: str, stage: str) -> None:
         for (partition,) in parts:
             run(f"ALTER TABLE {TABLE} ATTACH PARTITION ID '{int(partition)}' FROM {stage}")
         delta = f"(SELECT *, toInt8(1) AS sign FROM {stage} UNION ALL SELECT *, toInt8(-1) AS sign FROM {old})"
-        run(f"INSERT INTO {ROLLUP} {CS.rollup_select(delta, 'sign')}")
-        run(f"INSERT INTO {H.HOURLY} {H.hourly_select(delta, 'sign')}")
+        run(f"INSERT INTO {ROLLUP} {ch_schema.rollup_select(delta, 'sign')}")
+        run(f"INSERT INTO {ch_hourly.HOURLY} {ch_hourly.hourly_select(delta, 'sign')}")
     finally:
         run(f"DROP TABLE IF EXISTS {old}")

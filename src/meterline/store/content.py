@@ -4,7 +4,7 @@
 rows: 26 GB at 5.9 M rows); content has its own retention (``meterline prune --content-older-than``).
 A row: ``event_id`` (the event's id), ``start_time`` (the event's, integer microseconds, for pruning),
 ``bytes`` (size of ``body``) and ``body``, the JSON object of the content fields that were set, already
-redacted and capped by :mod:`meterline.content` on the recorder's thread.
+redacted and capped by :mod:`meterline.sdk.content` on the recorder's thread.
 """
 
 from __future__ import annotations
@@ -13,10 +13,9 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from meterline.content import content_json
-from meterline.event import CONTENT_FIELDS, UsageEvent
+from meterline.core.event import CONTENT_FIELDS, UsageEvent, content_json
+from meterline.core.timeutil import to_micros
 from meterline.store.extensions import register_tables
-from meterline.store.schema import to_micros
 
 CONTENT_TABLE = "event_content"
 CONTENT_COLUMNS = ("event_id", "start_time", "bytes", "body")

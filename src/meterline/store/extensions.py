@@ -13,21 +13,23 @@ SQL once for both dialects and run it with ``store.execute`` / ``store.fetch``.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
-
-from meterline.store.query import Dialect
 
 TableFactory = Callable[[str], list[str]]
 
 _registry: dict[str, TableFactory] = {}
+_CREATE_TABLE = re.compile(r"CREATE TABLE IF NOT EXISTS (\w+)")
+# tables several areas create (IF NOT EXISTS) and none owns: a downgrade of one area never drops them
+_SHARED_TABLES = frozenset({"meterline_meta"})
 
 # modules that register tables when imported; a module not shipped in this build is skipped
 BUILTIN_TABLE_MODULES = (
     "meterline.store.keys",
-    "meterline.store.budgets",
-    "meterline.store.export_ledger",
+    "meterline.budgets.store",
+    "meterline.interop.export.ledger",
     "meterline.store.content",
-    "meterline.store.billing",
+    "meterline.billing.store",
     "meterline.store.transfer",
 )
 
@@ -58,6 +60,15 @@ def extra_statements(dialect: str) -> list[str]:
     return out
 
 
-def sql(dialect: Dialect, text: str) -> str:
-    """``?`` placeholders in ``text`` → the dialect's placeholder."""
-    return text if dialect.placeholder == "?" else text.replace("?", dialect.placeholder)
+def area_statements(name: str, dialect: str) -> list[str]:
+    """The CREATE statements one registered area (``"billing"``, ``"export_ledger"``…) has for ``dialect``:
+    how a migration creates a domain's tables without importing the domain (store never imports upward)."""
+    load_builtin()
+    return _registry[name](dialect)
+
+
+def area_tables(name: str, dialect: str) -> list[str]:
+    """The names of the tables one area creates, in creation order (a downgrade drops them in reverse)."""
+    found = (m.group(1) for m in map(_CREATE_TABLE.match, area_statements(name, dialect)) if m)
+    return [table for table in found if table not in _SHARED_TABLES]
+

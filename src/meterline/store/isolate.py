@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from meterline.event import UsageEvent
+from meterline.core.event import UsageEvent
 
 
 def insert_isolating(

@@ -13,8 +13,9 @@ import time
 import uuid
 from typing import Any, Protocol
 
-from meterline.store.extensions import register_tables, sql
+from meterline.store.extensions import register_tables
 from meterline.store.query import Dialect
+from meterline.store.sql import sql
 
 SCOPES = ("ingest", "read", "admin")
 # key spellings: meterline's own, and Revenium's (revenium-python-sdk refuses keys not starting with hak_/rev_)

@@ -10,31 +10,22 @@ signing secret lives in the SQL (metadata) database.
 from __future__ import annotations
 
 import base64
-import re
 import secrets
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from meterline.event import UsageEvent
-from meterline.store import query as Q
-from meterline.store import rollup as R
-from meterline.store import schema as S
-from meterline.store.budgets import SCOPES, Budget
-from meterline.store.extensions import register_tables, sql
-from meterline.store.schema import (
-    COLUMN_NAMES,
-    DIMENSIONS,
-    PICO,
-    from_micros,
-    from_pico,
-    row_to_event,
-    to_micros,
-)
+from meterline.core.event import UsageEvent
+from meterline.core.timeutil import from_micros, to_micros
+from meterline.store import query as queries
+from meterline.store import rollup as rollups
+from meterline.store import schema
+from meterline.store.extensions import register_tables
+from meterline.store.schema import COLUMN_NAMES, DIMENSIONS, PICO, from_pico, row_to_event
+from meterline.store.sql import sql
 
 SECRETS = "dashboard_secrets"
-_SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
 _START = COLUMN_NAMES.index("start_time")
 
 
@@ -59,7 +50,7 @@ def signing_secret(store: Any) -> bytes:
     return str(rows[0][0]).encode()
 
 
-def _reads(store: Any) -> Q.Dialect:
+def _reads(store: Any) -> queries.Dialect:
     """The dialect event reads are written in (the ClickHouse store keeps ``dialect`` for its metadata SQL)."""
     return getattr(store, "read_dialect", store.dialect)  # type: ignore[no-any-return]
 
@@ -82,12 +73,12 @@ def recent_events(
     filters = filters or {}
     for dim in filters:
         if dim not in DIMENSIONS:
-            raise Q.QueryError(f"filter: unknown dimension {dim!r}")
+            raise queries.QueryError(f"filter: unknown dimension {dim!r}")
     dialect = _reads(store)
-    where, params = Q.where_clause(dialect, filters, start, end)
+    where, params = queries.where_clause(dialect, filters, start, end)
     ph = dialect.placeholder
     if before:
-        us, event_id = Q.decode_cursor(before)
+        us, event_id = queries.decode_cursor(before)
         # the leading "start_time <= x" gives both databases an index range to start from
         cond = f"start_time <= {ph} AND (start_time < {ph} OR id < {ph})"
         where = f"{where} AND {cond}" if where else f" WHERE {cond}"
@@ -135,7 +126,7 @@ def latency_sample(
     """(durations, times to first token) in ms of the newest ``limit`` events in the range: percentiles
     from a bounded sample, so the overview costs the same on a million events as on a thousand."""
     dialect = _reads(store)
-    where, params = Q.where_clause(dialect, filters or {}, start, end)
+    where, params = queries.where_clause(dialect, filters or {}, start, end)
     _, rows = store._fetch(
         f"SELECT duration_ms, time_to_first_token_ms FROM {dialect.events_from}{where} ORDER BY start_time DESC "
         f"LIMIT {int(limit)}",
@@ -159,12 +150,12 @@ def recent_traces(
     Walks the newest events that carry a trace id (keyset, by the time index) until ``limit`` distinct
     traces are seen, then totals exactly those traces through the trace index."""
     dialect = _reads(store)
-    where, params = Q.where_clause(dialect, filters or {}, start, end)
+    where, params = queries.where_clause(dialect, filters or {}, start, end)
     ph = dialect.placeholder
     cond = "trace_id IS NOT NULL"
     where = f"{where} AND {cond}" if where else f" WHERE {cond}"
     if before:
-        us, trace_id = Q.decode_cursor(before)
+        us, trace_id = queries.decode_cursor(before)
         where += f" AND start_time <= {ph} AND (start_time < {ph} OR trace_id < {ph})"
         params += [us, us, trace_id]
     seen: dict[str, int] = {}
@@ -194,7 +185,7 @@ def recent_traces(
     marks = ", ".join([ph] * len(ids))
     # a trace's cost summed in two halves outside ClickHouse (Int128 there): an int64 sum of pico-dollars
     # overflows past ~$9.2M, which SQLite reports as an error (a 500 on the traces page)
-    cost = "SUM(total_cost), 0" if dialect.name == "clickhouse" else S.split_sum_sql("total_cost", "cost")
+    cost = "SUM(total_cost), 0" if dialect.name == "clickhouse" else schema.split_sum_sql("total_cost", "cost")
     _, rows = store._fetch(
         f"SELECT trace_id, COUNT(*), SUM(CASE WHEN status = 'error' THEN 1 ELSE 0 END), SUM(total_tokens), "
         f"{cost}, MIN(start_time), MAX(COALESCE(end_time, start_time)), MIN(trace_name), "
@@ -203,13 +194,13 @@ def recent_traces(
         ids,
     )
     by_id = {r[0]: r for r in rows}
-    before_us = Q.decode_cursor(before)[0] if before else None
+    before_us = queries.decode_cursor(before)[0] if before else None
     out = []
     for tid in ids:
         r = by_id[tid]
         if before_us is not None and int(r[11]) > before_us:
             continue  # its newest event was on an earlier page: shown there already
-        pico = int(r[4] or 0) if dialect.name == "clickhouse" else S.join_split(r[4], r[5]) or 0
+        pico = int(r[4] or 0) if dialect.name == "clickhouse" else schema.join_split(r[4], r[5]) or 0
         out.append(
             {
                 "trace_id": tid,
@@ -230,44 +221,26 @@ def recent_traces(
     return out, nxt
 
 
-# -- budgets -------------------------------------------------------------------------------------
-def budget_spend(store: Any, budget: Budget, now: datetime) -> Decimal:
-    """The same number as :func:`meterline.store.budgets.spend`, through ``store.usage`` (so the daily rollup
-    answers when the budget's field is rolled up: periods start at UTC midnight), else from events. An
-    ``api_key`` budget whose value is not a sha256 hex digest counts the events with that key alias (the rollup
-    has aliases, not hashes); one on a hash scans the period's events."""
-    from meterline.store import budgets as B
-
-    fields = SCOPES[budget.scope]
-    if budget.scope == "api_key" and not _SHA256_HEX.match(budget.scope_value):
-        fields = ("api_key_alias",)  # key hashes are sha256 hex: any other value names the key's alias
-    if len(fields) == 1 and fields[0] in R.ROLLUP_DIMS:
-        q = Q.UsageQuery(filters={fields[0]: [budget.scope_value]}, start=budget.period_start(now))
-        rows = store.usage(q)
-        return Decimal(rows[0]["total_cost"]) if rows else Decimal(0)
-    return B.spend(store, budget, now)
-
-
 # -- top lists -----------------------------------------------------------------------------------
-def top_groups(store: Any, q: Q.UsageQuery, n: int) -> list[dict[str, Any]] | None:
+def top_groups(store: Any, q: queries.UsageQuery, n: int) -> list[dict[str, Any]] | None:
     """The ``n`` values of ``q``'s one dimension with the highest spend, straight from the daily rollup
     (only the sums a top list shows, sorted and cut in SQL), or None when the rollup cannot answer ``q``.
     Same sums as ``store.usage(q)``: the rollup rows that query would read."""
-    if len(q.group_by) != 1 or not getattr(store, "_rollup_ready", False) or R.usable(q) != q.group_by[0]:
+    if len(q.group_by) != 1 or not getattr(store, "_rollup_ready", False) or rollups.usable(q) != q.group_by[0]:
         return None
     dim = q.group_by[0]
     where = "dim = ?"
     params: list[Any] = [dim]
     if q.start is not None:
         where += " AND day >= ?"
-        params.append(to_micros(q.start) // Q.DAY_US)
+        params.append(to_micros(q.start) // queries.DAY_US)
     if q.end is not None:
         where += " AND day < ?"
-        params.append(to_micros(q.end) // Q.DAY_US)
+        params.append(to_micros(q.end) // queries.DAY_US)
     dialect = _reads(store)  # the rollup sits next to the events (in ClickHouse on its store, Int128 sums)
-    columns = R.METRIC_COLUMNS if dialect.name == "clickhouse" else R.metric_columns(dialect.name)
+    columns = rollups.METRIC_COLUMNS if dialect.name == "clickhouse" else rollups.metric_columns(dialect.name)
     if "total_cost_hi" in columns:  # kept in two parts (high and low digits) so that SQLite sums cannot overflow
-        split = int(getattr(S, "SPLIT", 1_000_000))
+        split = int(getattr(schema, "SPLIT", 1_000_000))
         cost = "SUM(total_cost_hi), SUM(total_cost_lo)"
         order = f"SUM(total_cost_hi) * {split}.0 + SUM(total_cost_lo)"
     else:
@@ -275,7 +248,7 @@ def top_groups(store: Any, q: Q.UsageQuery, n: int) -> list[dict[str, Any]] | No
     _, rows = store._fetch(
         sql(
             dialect,
-            f"SELECT value, SUM(requests), SUM(total_tokens), {cost} FROM {R.ROLLUP} WHERE {where} "
+            f"SELECT value, SUM(requests), SUM(total_tokens), {cost} FROM {rollups.ROLLUP} WHERE {where} "
             f"GROUP BY value ORDER BY {order} DESC, SUM(requests) DESC, value LIMIT {int(n)}",
         ),
         params,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from meterline.config import destination_kind, resolve_destination, sqlite_path
+from meterline.core.config import destination_kind, resolve_destination, sqlite_path
 
 SCRIPTS = Path(__file__).with_name("migrations")
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from typing import Any, Protocol
 
-from meterline.config import DestinationError, destination_kind, resolve_destination, sqlite_path
+from meterline.core.config import DestinationError, destination_kind, resolve_destination, sqlite_path
 from meterline.store.query import UsageQuery
 
 

@@ -13,7 +13,8 @@ from collections.abc import Iterable
 from datetime import datetime, timezone
 from typing import Any
 
-from meterline.store.schema import TABLE, to_micros
+from meterline.core.timeutil import to_micros
+from meterline.store.schema import TABLE
 
 logger = logging.getLogger("meterline")
 
@@ -99,7 +100,7 @@ def monthly_partitions(conn: Any) -> list[tuple[str, int, int]]:
 
 def months_between(lo_us: int, hi_us: int) -> list[tuple[int, int]]:
     """Every UTC month from the one holding ``lo_us`` to the one holding ``hi_us``."""
-    from meterline.store.schema import from_micros
+    from meterline.core.timeutil import from_micros
 
     y, m = month_of(from_micros(lo_us))
     end = month_of(from_micros(hi_us))

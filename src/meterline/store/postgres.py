@@ -18,10 +18,10 @@ from typing import Any
 
 import psycopg
 
-from meterline.event import UsageEvent
+from meterline.core.event import UsageEvent
 from meterline.store import partitions
-from meterline.store import query as Q
-from meterline.store import rollup as R
+from meterline.store import query as queries
+from meterline.store import rollup as rollups
 from meterline.store.content import content_rows
 from meterline.store.content import insert_sql as content_insert_sql
 from meterline.store.extensions import extra_statements
@@ -90,7 +90,7 @@ class _Pool:
 
 
 class PostgresStore(SQLReads):
-    dialect = Q.POSTGRESQL
+    dialect = queries.POSTGRESQL
 
     def __init__(self, url: str, *, pool_size: int = 8, connect_timeout: float = 10.0, create: bool = True) -> None:
         self.url = connection_url(url)
@@ -113,10 +113,10 @@ class PostgresStore(SQLReads):
                 "INSERT INTO meterline_meta (key, value) VALUES ('schema_revision', %s) ON CONFLICT DO NOTHING",
                 (str(SCHEMA_REVISION),),
             )
-            for stmt in R.create_statements("postgresql"):
+            for stmt in rollups.create_statements("postgresql"):
                 conn.execute(stmt)
-            if not conn.execute(R.READY_SQL).fetchall():  # a database from before rollups: build it once
-                for stmt in R.rebuild_statements(self.dialect):
+            if not conn.execute(rollups.READY_SQL).fetchall():  # a database from before rollups: build it once
+                for stmt in rollups.rebuild_statements(self.dialect):
                     conn.execute(stmt)
 
     def has_schema(self) -> bool:
@@ -126,7 +126,7 @@ class PostgresStore(SQLReads):
     def _check_rollup(self) -> bool:
         """True when the daily rollup is complete (queries may use it)."""
         try:
-            return bool(self._fetch(R.READY_SQL, ())[1])
+            return bool(self._fetch(rollups.READY_SQL, ())[1])
         except psycopg.errors.UndefinedTable:
             return False
 
@@ -157,7 +157,7 @@ class PostgresStore(SQLReads):
             cur.execute(
                 f"WITH ins AS (INSERT INTO {TABLE} ({cols}) SELECT {cols} FROM {_STAGE} "
                 f"ON CONFLICT DO NOTHING RETURNING *), "
-                f"up AS ({R.upsert_sql('ins', self.dialect)}) SELECT COUNT(*) FROM ins"
+                f"up AS ({rollups.upsert_sql('ins', self.dialect)}) SELECT COUNT(*) FROM ins"
             )
             counted = cur.fetchone()
             content = content_rows(events)

@@ -14,19 +14,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
-from meterline.event import COST_FIELDS, MAX_TIME, MIN_TIME
-from meterline.store.schema import (
-    COLUMN_NAMES,
-    DIMENSIONS,
-    TABLE,
-    from_micros,
-    from_pico,
-    join_split,
-    split_sum_sql,
-    to_micros,
-)
+from meterline.core.event import COST_FIELDS, MAX_TIME, MIN_TIME
+from meterline.core.timeutil import from_micros, parse_zone, to_micros
+from meterline.store.schema import COLUMN_NAMES, DIMENSIONS, TABLE, from_pico, join_split, split_sum_sql
 
 HOUR_US = 3_600_000_000
 DAY_US = 24 * HOUR_US
@@ -91,17 +83,6 @@ class UsageQuery:
         if found is None:
             raise QueryError(f"tz: unknown time zone {self.tz[:100]!r}")
         return found
-
-
-def parse_zone(name: object) -> ZoneInfo | None:
-    """The IANA time zone ``name``, or None when there is none. Besides ZoneInfo's own errors, a name too long
-    for the file system makes the ``tzdata`` package's loader raise OSError (a 500 before this check)."""
-    if not isinstance(name, str) or not name or len(name) > 255:
-        return None
-    try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError, OSError):
-        return None
 
 
 @dataclasses.dataclass(frozen=True)

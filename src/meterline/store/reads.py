@@ -10,9 +10,9 @@ from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from meterline.event import UsageEvent
-from meterline.store import query as Q
-from meterline.store import rollup as R
+from meterline.core.event import UsageEvent
+from meterline.store import query as queries
+from meterline.store import rollup as rollups
 from meterline.store.schema import COLUMN_NAMES, row_to_event
 
 _START = COLUMN_NAMES.index("start_time")
@@ -52,30 +52,30 @@ class EventPages:
 
 
 class SQLReads(EventPages):
-    dialect: Q.Dialect
+    dialect: queries.Dialect
     _rollup_ready: bool = True  # the daily rollup is complete and may answer usage queries
 
     def _fetch(self, sql: str, params: Sequence[Any]) -> tuple[list[str], list[tuple[Any, ...]]]:
         raise NotImplementedError
 
     @property
-    def read_dialect(self) -> Q.Dialect:
+    def read_dialect(self) -> queries.Dialect:
         """The dialect of the event reads (ClickHouse's store keeps ``dialect`` for its metadata SQL)."""
         return self.dialect
 
-    def usage(self, q: Q.UsageQuery) -> list[dict[str, Any]]:
+    def usage(self, q: queries.UsageQuery) -> list[dict[str, Any]]:
         q.validate()
         dialect = self.read_dialect
-        dim = R.usable(q) if self._rollup_ready else None
+        dim = rollups.usable(q) if self._rollup_ready else None
         if dim is not None:  # answered from the daily rollup
-            sql, params, plan = R.usage_sql(q, dim, dialect)
+            sql, params, plan = rollups.usage_sql(q, dim, dialect)
             cols, rows = self._fetch(sql, params)
             if not rows:  # an empty result may come without column names (ClickHouse)
                 return []
-            return Q.shape_usage_rows(q, cols, R.decode_rows(q, cols, rows), plan)
-        sql, params, plan = Q.usage_sql(q, dialect)
+            return queries.shape_usage_rows(q, cols, rollups.decode_rows(q, cols, rows), plan)
+        sql, params, plan = queries.usage_sql(q, dialect)
         cols, rows = self._fetch(sql, params)
-        return Q.shape_usage_rows(q, cols, rows, plan)
+        return queries.shape_usage_rows(q, cols, rows, plan)
 
     def events(
         self,
@@ -87,12 +87,14 @@ class SQLReads(EventPages):
         limit: int = 100,
     ) -> tuple[list[UsageEvent], str | None]:
         """A page of events in time order and the cursor of the next page (None at the end)."""
-        sql, params = Q.events_sql(self.read_dialect, filters=filters, start=start, end=end, cursor=cursor, limit=limit)
+        sql, params = queries.events_sql(
+            self.read_dialect, filters=filters, start=start, end=end, cursor=cursor, limit=limit
+        )
         _, rows = self._fetch(sql, params)
         next_cursor = None
         if len(rows) == limit:
             last = rows[-1]
-            next_cursor = Q.encode_cursor(int(last[_START]), str(last[0]))
+            next_cursor = queries.encode_cursor(int(last[_START]), str(last[0]))
         page = [row_to_event(r) for r in rows]
         from meterline.store.content import attach
 

@@ -16,9 +16,9 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from meterline.config import DestinationError
-from meterline.event import COST_FIELDS, UsageEvent, format_time
-from meterline.sinks.http import error_detail
+from meterline.core.config import DestinationError
+from meterline.core.errors import error_detail
+from meterline.core.event import COST_FIELDS, UsageEvent, format_time
 from meterline.store.query import QueryError, UsageQuery
 from meterline.store.reads import EventPages
 

@@ -11,10 +11,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from meterline.store import billing_rollup as BR
-from meterline.store import rollup as R
-from meterline.store.billing import on_clickhouse, transaction
+from meterline.store import billing_rollup
+from meterline.store import rollup as rollups
 from meterline.store.schema import TABLE
+from meterline.store.sql import on_clickhouse, transaction
 
 COST_COLUMNS = ("input_cost", "cache_read_cost", "cache_write_cost", "output_cost", "total_cost", "pricing_source")
 
@@ -30,9 +30,9 @@ def update_costs(store: Any, rows: Sequence[tuple[Any, ...]]) -> None:
     with transaction(store) as tx:
         for i in range(0, len(rows), 5000):
             tx.many(f"UPDATE {TABLE} SET {sets} WHERE id = ?", rows[i : i + 5000])
-        for stmt in R.rebuild_statements(store.dialect):
+        for stmt in rollups.rebuild_statements(store.dialect):
             tx.run(stmt)
-        dim = tx.run("SELECT value FROM meterline_meta WHERE key = ?", (BR.META_KEY,))
+        dim = tx.run("SELECT value FROM meterline_meta WHERE key = ?", (billing_rollup.META_KEY,))
         if dim:  # billing is in use: its hourly usage is rebuilt too
-            for stmt in BR.rebuild_statements(store.dialect.name, str(dim[0][0])):
+            for stmt in billing_rollup.rebuild_statements(store.dialect.name, str(dim[0][0])):
                 tx.run(stmt)

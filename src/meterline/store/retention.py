@@ -22,10 +22,11 @@ import dataclasses
 from datetime import datetime
 from typing import Any
 
+from meterline.core.timeutil import to_micros
 from meterline.store import partitions
 from meterline.store.content import CONTENT_TABLE
-from meterline.store.extensions import sql
-from meterline.store.schema import TABLE, to_micros
+from meterline.store.schema import TABLE
+from meterline.store.sql import sql
 
 
 @dataclasses.dataclass
@@ -95,7 +96,7 @@ def pruned_before(store: Any) -> int | None:
 
 
 def _mark_pruned(store: Any, cut: int) -> None:
-    from meterline.store.billing import transaction
+    from meterline.store.sql import transaction
 
     with transaction(store) as tx:  # the metadata database of a ClickHouse store
         old = tx.run("SELECT value FROM meterline_meta WHERE key = ?", (PRUNED_KEY,))

@@ -21,9 +21,10 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from meterline.event import COST_FIELDS
+from meterline.core.event import COST_FIELDS
+from meterline.core.timeutil import to_micros
 from meterline.store.query import DAY_US, TOKEN_METRICS, Dialect, UsageQuery
-from meterline.store.schema import SPLIT, TABLE, to_micros
+from meterline.store.schema import SPLIT, TABLE
 
 ROLLUP = "events_daily"
 META_KEY = "rollup_daily"

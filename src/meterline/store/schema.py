@@ -9,15 +9,14 @@ from __future__ import annotations
 
 import json
 import operator
-from datetime import datetime, timezone
 from decimal import Decimal
 from typing import Any
 
-from meterline.event import CONTENT_FIELDS, COST_FIELDS, FIELD_NAMES, UsageEvent
+from meterline.core.event import CONTENT_FIELDS, COST_FIELDS, FIELD_NAMES, UsageEvent
+from meterline.core.timeutil import from_micros, to_micros
 
 TABLE = "events"
 PICO = Decimal(10) ** 12
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 # column kind per field; every other field is TEXT
 _KINDS: dict[str, str] = {
@@ -147,17 +146,6 @@ def create_statements(dialect: str) -> list[str]:
         stmts = [f"CREATE TABLE IF NOT EXISTS {TABLE} (\n  {cols}\n)"]
     stmts += [f"CREATE INDEX IF NOT EXISTS {ix} ON {TABLE} ({cols_})" for ix, cols_ in INDEXES]
     return stmts
-
-
-def to_micros(dt: datetime) -> int:
-    delta = dt.astimezone(timezone.utc) - _EPOCH
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
-
-
-def from_micros(us: int) -> datetime:
-    from datetime import timedelta
-
-    return _EPOCH + timedelta(microseconds=us)
 
 
 def to_pico(value: Decimal) -> int:

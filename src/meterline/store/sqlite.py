@@ -12,10 +12,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from meterline.event import UsageEvent
-from meterline.store import billing_rollup as BR
-from meterline.store import query as Q
-from meterline.store import rollup as R
+from meterline.core.event import UsageEvent
+from meterline.store import billing_rollup
+from meterline.store import query as queries
+from meterline.store import rollup as rollups
 from meterline.store.content import content_rows
 from meterline.store.content import insert_sql as content_insert_sql
 from meterline.store.extensions import extra_statements
@@ -27,7 +27,7 @@ SCHEMA_REVISION = 1
 
 
 class SQLiteStore(SQLReads):
-    dialect = Q.SQLITE
+    dialect = queries.SQLITE
 
     def __init__(self, path: str | Path, *, timeout_s: float = 30.0, create: bool = True) -> None:
         self.path = Path(path).expanduser()
@@ -68,18 +68,20 @@ class SQLiteStore(SQLReads):
                     (str(SCHEMA_REVISION),),
                 )
                 try:
-                    cur.execute(R.SPLIT_PROBE)
+                    cur.execute(rollups.SPLIT_PROBE)
                 except sqlite3.OperationalError:  # no rollup yet, or one whose cost sums could overflow
-                    for stmt in R.upgrade_split_statements():
+                    for stmt in rollups.upgrade_split_statements():
                         cur.execute(stmt)
-                for stmt in R.create_statements("sqlite"):
+                for stmt in rollups.create_statements("sqlite"):
                     cur.execute(stmt)
-                if not cur.execute(R.READY_SQL).fetchall():  # a file from before rollups: build it once
-                    for stmt in R.rebuild_statements(self.dialect):
+                if not cur.execute(rollups.READY_SQL).fetchall():  # a file from before rollups: build it once
+                    for stmt in rollups.rebuild_statements(self.dialect):
                         cur.execute(stmt)
-                if cur.execute(BR.OLD_SHAPE_SQL).fetchall():  # a billing rollup whose cost sums could overflow
-                    dim = cur.execute(BR.DIM_SQL).fetchall()
-                    for stmt in BR.upgrade_split_statements(str(dim[0][0]) if dim else None):
+                if cur.execute(
+                    billing_rollup.OLD_SHAPE_SQL
+                ).fetchall():  # a billing rollup whose cost sums could overflow
+                    dim = cur.execute(billing_rollup.DIM_SQL).fetchall()
+                    for stmt in billing_rollup.upgrade_split_statements(str(dim[0][0]) if dim else None):
                         cur.execute(stmt)
                 cur.execute("COMMIT")
             except BaseException:
@@ -105,7 +107,7 @@ class SQLiteStore(SQLReads):
                 # rowcount: rows this INSERT added (changes made by triggers on events are not counted)
                 new = conn.executemany(sql, rows).rowcount
                 if new:
-                    conn.execute(R.upsert_sql(f"(SELECT * FROM {TABLE} WHERE rowid > {int(last)})", self.dialect))
+                    conn.execute(rollups.upsert_sql(f"(SELECT * FROM {TABLE} WHERE rowid > {int(last)})", self.dialect))
                 content = content_rows(events)
                 if content:  # captured content goes to its own table, same transaction
                     conn.executemany(content_insert_sql("sqlite"), content)

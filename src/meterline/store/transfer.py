@@ -15,8 +15,9 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from meterline.store.extensions import register_tables, sql
+from meterline.store.extensions import register_tables
 from meterline.store.query import METRICS, UsageQuery
+from meterline.store.sql import sql
 
 STATE = "meterline_copy_state"
 
@@ -77,8 +78,8 @@ def copy_events(
         if next_cursor is not None:
             cursor = next_cursor
         elif page:  # the last page: resume after its last event next time
+            from meterline.core.timeutil import to_micros
             from meterline.store.query import encode_cursor
-            from meterline.store.schema import to_micros
 
             cursor = encode_cursor(to_micros(page[-1].start_time), page[-1].id)
         _save(target, key, cursor, copied)

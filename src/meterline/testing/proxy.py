@@ -36,6 +36,7 @@ class ProxyProcess:
         self.url = f"http://127.0.0.1:{self.port}"
         self.env = {**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True", **(env or {})}
         self.env.pop("PYTEST_CURRENT_TEST", None)  # the proxy is not the test process
+        self.env.pop("METERLINE_RAISE_INTERNAL", None)
         self.args = [
             sys.executable, "-m", "meterline", "gateway", "--config", str(self.config),
             "--host", "127.0.0.1", "--port", str(self.port), *extra_args,

@@ -1,14 +1,14 @@
 """Exports to the billing systems people already run: Lago, OpenMeter, Stripe (meter events), FOCUS 1.2 CSV.
 
 One-shot (``meterline export --format lago|openmeter|stripe|focus …``) and continuous (``--follow``, or the
-collector's forwarders): both read the store through :mod:`meterline.store.export_ledger`, the durable
+collector's forwarders): both read the store through :mod:`meterline.interop.export.ledger`, the durable
 cursor that makes every event reach each target exactly once through restarts and rate limits.
 """
 
 from __future__ import annotations
 
-from meterline.exports.base import ChargeBy, ExportError, Target, load_mapping
-from meterline.exports.runner import Exporter, Report
+from meterline.interop.export.base import ChargeBy, ExportError, Target, load_mapping
+from meterline.interop.export.runner import Exporter, Report
 
 FORMATS = ("lago", "openmeter", "stripe")
 
@@ -18,15 +18,15 @@ __all__ = ["FORMATS", "ChargeBy", "ExportError", "Exporter", "Report", "Target",
 def make_target(fmt: str, url: str | None, api_key: str | None, charge_by: ChargeBy, **options: str | None) -> Target:
     """The target for ``fmt`` (lago, openmeter or stripe)."""
     if fmt == "lago":
-        from meterline.exports.lago import LagoTarget
+        from meterline.interop.export.lago import LagoTarget
 
         return LagoTarget(url, api_key, charge_by, code=options.get("code") or "llm_usage")
     if fmt == "openmeter":
-        from meterline.exports.openmeter import OpenMeterTarget
+        from meterline.interop.export.openmeter import OpenMeterTarget
 
         return OpenMeterTarget(url, api_key, charge_by, event_type=options.get("event_type") or "llm_tokens")
     if fmt == "stripe":
-        from meterline.exports.stripe import StripeTarget
+        from meterline.interop.export.stripe import StripeTarget
 
         return StripeTarget(
             url,

@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from meterline.event import FIELD_NAMES, UsageEvent, format_cost
+from meterline.core.event import FIELD_NAMES, UsageEvent, format_cost
 
 
 class ExportError(ValueError):

@@ -13,8 +13,8 @@ from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
 
-from meterline.event import UsageEvent, format_cost
-from meterline.exports.base import ChargeBy, ExportError, Sent, Target, post, usage_properties
+from meterline.core.event import UsageEvent, format_cost
+from meterline.interop.export.base import ChargeBy, ExportError, Sent, Target, post, usage_properties
 
 MAX_BATCH = 100
 

@@ -17,9 +17,11 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from meterline.event import UsageEvent
-from meterline.store.extensions import register_tables, sql
-from meterline.store.schema import COLUMN_NAMES, TABLE, row_to_event, to_micros
+from meterline.core.event import UsageEvent
+from meterline.core.timeutil import to_micros
+from meterline.store.extensions import register_tables
+from meterline.store.schema import COLUMN_NAMES, TABLE, row_to_event
+from meterline.store.sql import sql
 
 LEDGER = "export_ledger"
 STATES = ("sent", "skipped", "refused")
@@ -38,7 +40,7 @@ register_tables("export_ledger", _tables)
 
 def pending(store: Any, target: str, *, start: datetime | None, end: datetime | None, limit: int) -> list[UsageEvent]:
     """Up to ``limit`` events in [start, end) that ``target`` has no ledger row for, oldest first."""
-    from meterline.store.billing import on_clickhouse
+    from meterline.store.sql import on_clickhouse
 
     if on_clickhouse(store):
         return _pending_apart(store, target, start, end, limit)

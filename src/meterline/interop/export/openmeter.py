@@ -8,8 +8,8 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from meterline.event import UsageEvent, format_time
-from meterline.exports.base import ChargeBy, ExportError, Sent, Target, post, usage_properties
+from meterline.core.event import UsageEvent, format_time
+from meterline.interop.export.base import ChargeBy, ExportError, Sent, Target, post, usage_properties
 
 SOURCE = "meterline"
 

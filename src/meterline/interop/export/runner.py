@@ -16,10 +16,10 @@ from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from meterline.exports.base import ExportError, RetryLater, Target
-from meterline.store import export_ledger as L
+from meterline.interop.export import ledger as export_ledger
+from meterline.interop.export.base import ExportError, RetryLater, Target
 
-logger = logging.getLogger("meterline.exports")
+logger = logging.getLogger("meterline.interop.export")
 
 
 @dataclasses.dataclass
@@ -85,7 +85,9 @@ class Exporter:
         report = Report()
         start = self.start if since is None or (self.start is not None and self.start > since) else since
         while not self._stop.is_set():
-            events = L.pending(self.store, self.cursor, start=start, end=self.end, limit=self.target.batch_size)
+            events = export_ledger.pending(
+                self.store, self.cursor, start=start, end=self.end, limit=self.target.batch_size
+            )
             if not events:
                 break
             items, skips = [], collections.defaultdict(list)
@@ -96,7 +98,7 @@ class Exporter:
                 else:
                     items.append((event.id, item))
             for reason, ids in skips.items():
-                L.record(self.store, self.cursor, ids, "skipped", reason)
+                export_ledger.record(self.store, self.cursor, ids, "skipped", reason)
                 report.skipped[reason] += len(ids)
             if items and not self._deliver(items, report, retry_forever):
                 break
@@ -119,10 +121,10 @@ class Exporter:
                     return False
                 continue
             if result.sent:
-                L.record(self.store, self.cursor, result.sent, "sent")
+                export_ledger.record(self.store, self.cursor, result.sent, "sent")
                 report.sent += len(result.sent)
             for eid, why in result.refused.items():
-                L.record(self.store, self.cursor, [eid], "refused", why)
+                export_ledger.record(self.store, self.cursor, [eid], "refused", why)
                 report.refused[why] += 1
             items = result.again
         return True

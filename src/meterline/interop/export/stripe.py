@@ -15,8 +15,8 @@ from datetime import datetime, timedelta, timezone
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
-from meterline.event import UsageEvent
-from meterline.exports.base import ChargeBy, ExportError, Sent, Target, post
+from meterline.core.event import UsageEvent
+from meterline.interop.export.base import ChargeBy, ExportError, Sent, Target, post
 
 WINDOW = timedelta(days=35)
 AHEAD = timedelta(minutes=5)

@@ -1,8 +1,8 @@
 """Compatible ingest: the wire formats of clients people already run, mapped onto schema v1.
 
 No HTTP framework here (the routes live in ``meterline.server.api.compat_*``): each module turns one
-client's payload into :class:`~meterline.event.UsageEvent` objects, or raises
-:class:`~meterline.event.EventValidationError` naming the client's own field.
+client's payload into :class:`~meterline.core.event.UsageEvent` objects, or raises
+:class:`~meterline.core.event.EventValidationError` naming the client's own field.
 
 Idempotency comes from the client's own ids: the event id is ``uuid5(NAMESPACE, "<client>:<its id>")``,
 so a client's retry (same transaction id) is stored once.

@@ -8,7 +8,7 @@ from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from meterline.event import EventValidationError, parse_time, quantize_cost
+from meterline.core.event import EventValidationError, parse_time, quantize_cost
 
 
 def count(data: Mapping[str, Any], *names: str, field: str | None = None) -> int | None:

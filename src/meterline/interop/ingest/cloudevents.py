@@ -14,10 +14,10 @@ from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import Any
 
-from meterline.compat import _fields as F
-from meterline.compat import event_id, infer_provider
-from meterline.compat.lago import _USED, _first, _tokens
-from meterline.event import EventValidationError, UsageEvent
+from meterline.core.event import EventValidationError, UsageEvent
+from meterline.interop.ingest import _fields as ingest_fields
+from meterline.interop.ingest import event_id, infer_provider
+from meterline.interop.ingest.lago import _USED, _first, _tokens
 
 CLIENT = "openmeter"
 _USED_HERE = _USED | {"cost"}
@@ -38,7 +38,7 @@ def to_event(raw: Any, received: datetime | None = None) -> UsageEvent:
     model = data.get("model")
     if not isinstance(model, str) or not model:
         raise EventValidationError("data.model", "required, a non-empty string")
-    start = F.time(raw["time"], "time") if raw.get("time") else None
+    start = ingest_fields.time(raw["time"], "time") if raw.get("time") else None
     event = UsageEvent(
         id=event_id(CLIENT, f"{raw['source']}\x00{raw['id']}"),
         start_time=start or received or datetime.now(timezone.utc),
@@ -51,7 +51,7 @@ def to_event(raw: Any, received: datetime | None = None) -> UsageEvent:
         _tokens(event, data)
     except EventValidationError as exc:
         raise EventValidationError("data." + exc.field.removeprefix("properties."), exc.reason) from None
-    cost = F.money(_first(data, "cost", "response_cost", "total_cost"), "data.cost")
+    cost = ingest_fields.money(_first(data, "cost", "response_cost", "total_cost"), "data.cost")
     tokens = event.input_tokens + event.cache_read_tokens + event.cache_write_tokens + event.output_tokens
     if cost is not None and not (cost == 0 and tokens > 0):
         event.total_cost = cost
@@ -59,7 +59,7 @@ def to_event(raw: Any, received: datetime | None = None) -> UsageEvent:
     event.attributes = {
         "openmeter.type": str(raw["type"])[:1024],
         "openmeter.source": str(raw["source"])[:1024],
-        **F.scalar_attributes({k: v for k, v in data.items() if k not in _USED_HERE}, "openmeter."),
+        **ingest_fields.scalar_attributes({k: v for k, v in data.items() if k not in _USED_HERE}, "openmeter."),
     }
     event.finalize_totals()
     return event

@@ -15,9 +15,9 @@ from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import Any
 
-from meterline.compat import _fields as F
-from meterline.compat import event_id, infer_provider
-from meterline.event import EventValidationError, UsageEvent
+from meterline.core.event import EventValidationError, UsageEvent
+from meterline.interop.ingest import _fields as ingest_fields
+from meterline.interop.ingest import event_id, infer_provider
 
 CLIENT = "lago"
 MAX_BATCH = 100
@@ -67,7 +67,7 @@ def to_event(raw: Any, received: datetime | None = None) -> UsageEvent:
     if not isinstance(model, str) or not model:
         raise LagoError("properties.model", "value_is_mandatory")
     try:
-        start = F.time(raw["timestamp"], "timestamp") if raw.get("timestamp") not in (None, "") else None
+        start = ingest_fields.time(raw["timestamp"], "timestamp") if raw.get("timestamp") not in (None, "") else None
         event = UsageEvent(
             id=event_id(CLIENT, str(tid)),
             start_time=start or received or datetime.now(timezone.utc),
@@ -78,10 +78,10 @@ def to_event(raw: Any, received: datetime | None = None) -> UsageEvent:
             integration=CLIENT,
         )
         _tokens(event, props)
-        cost = F.money(_first(props, "response_cost", "total_cost", "cost"), "properties.response_cost")
+        cost = ingest_fields.money(_first(props, "response_cost", "total_cost", "cost"), "properties.response_cost")
         precise = raw.get("precise_total_amount_cents")
         if cost is None and precise not in (None, ""):
-            cents = F.money(precise, "precise_total_amount_cents")
+            cents = ingest_fields.money(precise, "precise_total_amount_cents")
             cost = cents / 100 if cents is not None else None
         tokens = event.input_tokens + event.cache_read_tokens + event.cache_write_tokens + event.output_tokens
         if cost is not None and not (cost == 0 and tokens > 0):  # LiteLLM sends 0.0 for models it cannot price
@@ -89,7 +89,7 @@ def to_event(raw: Any, received: datetime | None = None) -> UsageEvent:
             event.pricing_source = CLIENT
         event.attributes = {
             "lago.code": code[:1024],
-            **F.scalar_attributes({k: v for k, v in props.items() if k not in _USED}, "lago."),
+            **ingest_fields.scalar_attributes({k: v for k, v in props.items() if k not in _USED}, "lago."),
         }
     except EventValidationError as exc:
         raise LagoError(exc.field, _code(exc.reason)) from None
@@ -105,15 +105,20 @@ def _first(props: Mapping[str, Any], *names: str) -> Any:
 
 
 def _tokens(event: UsageEvent, props: Mapping[str, Any]) -> None:
-    read = F.count(props, "cache_read_tokens", "cache_read_input_tokens", field="properties.cache_read_tokens") or 0
-    write = F.count(props, "cache_write_tokens", "cache_creation_input_tokens", field="properties.cache_write_tokens")
+    read = (
+        ingest_fields.count(props, "cache_read_tokens", "cache_read_input_tokens", field="properties.cache_read_tokens")
+        or 0
+    )
+    write = ingest_fields.count(
+        props, "cache_write_tokens", "cache_creation_input_tokens", field="properties.cache_write_tokens"
+    )
     write = write or 0
-    net = F.count(props, "input_tokens", field="properties.input_tokens")
+    net = ingest_fields.count(props, "input_tokens", field="properties.input_tokens")
     if net is None:  # OpenAI/LiteLLM spelling: prompt_tokens includes the cache counts
-        gross = F.count(props, "prompt_tokens", field="properties.prompt_tokens") or 0
+        gross = ingest_fields.count(props, "prompt_tokens", field="properties.prompt_tokens") or 0
         net = max(gross - read - write, 0)
-    out = F.count(props, "output_tokens", "completion_tokens", field="properties.output_tokens") or 0
-    reasoning = F.count(props, "reasoning_tokens", field="properties.reasoning_tokens") or 0
+    out = ingest_fields.count(props, "output_tokens", "completion_tokens", field="properties.output_tokens") or 0
+    reasoning = ingest_fields.count(props, "reasoning_tokens", field="properties.reasoning_tokens") or 0
     event.input_tokens, event.cache_read_tokens, event.cache_write_tokens = net, read, write
     event.output_tokens, event.reasoning_tokens = out, min(reasoning, out)
 

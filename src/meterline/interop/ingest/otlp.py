@@ -23,9 +23,9 @@ from collections.abc import Iterator, Mapping
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from meterline.compat import event_id, infer_provider
-from meterline.event import EventValidationError, UsageEvent
-from meterline.fields import MetadataError, normalise
+from meterline.core.event import EventValidationError, UsageEvent
+from meterline.core.metadata import MetadataError, normalise
+from meterline.interop.ingest import event_id, infer_provider
 
 CLIENT = "otlp"
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)

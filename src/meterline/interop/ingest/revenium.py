@@ -18,10 +18,10 @@ from collections.abc import Mapping
 from datetime import timezone
 from typing import Any
 
-from meterline.compat import _fields as F
-from meterline.compat import event_id, infer_provider
-from meterline.event import EventValidationError, UsageEvent, format_time
-from meterline.fields import MetadataError, normalise
+from meterline.core.event import EventValidationError, UsageEvent, format_time
+from meterline.core.metadata import MetadataError, normalise
+from meterline.interop.ingest import _fields as ingest_fields
+from meterline.interop.ingest import event_id, infer_provider
 
 CLIENT = "revenium"
 _GROSS_INPUT = frozenset({"openai", "groq", "xai", "azure", "gemini"})
@@ -101,25 +101,25 @@ def to_event(body: Any) -> UsageEvent:
     """One Revenium completion → one event; :class:`EventValidationError` names the camelCase field."""
     if not isinstance(body, Mapping):
         raise EventValidationError("body", "must be a JSON object")
-    tid = F.text(body, "transactionId", required=True)
-    model = F.text(body, "model", required=True)
+    tid = ingest_fields.text(body, "transactionId", required=True)
+    model = ingest_fields.text(body, "model", required=True)
     assert tid is not None and model is not None
     provider = infer_provider(body.get("provider"), model)
-    inp = F.count(body, "inputTokenCount")
-    out = F.count(body, "outputTokenCount")
+    inp = ingest_fields.count(body, "inputTokenCount")
+    out = ingest_fields.count(body, "outputTokenCount")
     if inp is None:
         raise EventValidationError("inputTokenCount", "required")
     if out is None:
         raise EventValidationError("outputTokenCount", "required")
-    cache_read = F.count(body, "cacheReadTokenCount") or 0
-    cache_write = F.count(body, "cacheCreationTokenCount") or 0
-    reasoning = F.count(body, "reasoningTokenCount") or 0
+    cache_read = ingest_fields.count(body, "cacheReadTokenCount") or 0
+    cache_write = ingest_fields.count(body, "cacheCreationTokenCount") or 0
+    reasoning = ingest_fields.count(body, "reasoningTokenCount") or 0
     if provider in _GROSS_INPUT:
         inp = max(inp - cache_read, 0)
     if body.get("requestTime") is None:
         raise EventValidationError("requestTime", "required")
-    start = F.time(body["requestTime"], "requestTime")
-    end = F.time(body["responseTime"], "responseTime") if body.get("responseTime") is not None else None
+    start = ingest_fields.time(body["requestTime"], "requestTime")
+    end = ingest_fields.time(body["responseTime"], "responseTime") if body.get("responseTime") is not None else None
     stop = str(body.get("stopReason") or "END").upper()
     if stop not in _STOP:
         raise EventValidationError("stopReason", f"must be one of {', '.join(_STOP)}; got {body.get('stopReason')!r}")
@@ -131,7 +131,7 @@ def to_event(body: Any) -> UsageEvent:
         meta = normalise({k: body[k] for k in _METADATA_KEYS if body.get(k) is not None})
     except MetadataError as exc:
         raise EventValidationError(exc.field, exc.reason) from None
-    extras = F.scalar_attributes({k: v for k, v in body.items() if k not in _KNOWN}, "revenium.")
+    extras = ingest_fields.scalar_attributes({k: v for k, v in body.items() if k not in _KNOWN}, "revenium.")
     event = UsageEvent(
         id=event_id(CLIENT, tid),
         start_time=start,
@@ -142,7 +142,7 @@ def to_event(body: Any) -> UsageEvent:
         stream=bool(streamed),
         status=status,
         stop_reason=stop_reason,
-        error_message=(F.text(body, "errorReason") or "")[:2000] or None,
+        error_message=(ingest_fields.text(body, "errorReason") or "")[:2000] or None,
         input_tokens=inp,
         cache_read_tokens=cache_read,
         cache_write_tokens=cache_write,
@@ -167,15 +167,15 @@ def to_event(body: Any) -> UsageEvent:
 def _costs(event: UsageEvent, body: Mapping[str, Any]) -> None:
     """The client's own cost when it sent one (a zero total for a call with tokens counts as not sent:
     LiteLLM reports 0.0 for models it cannot price); meterline prices the rest at ingest."""
-    total = F.money(body.get("totalCost"), "totalCost")
+    total = ingest_fields.money(body.get("totalCost"), "totalCost")
     tokens = event.input_tokens + event.cache_read_tokens + event.cache_write_tokens + event.output_tokens
     if total is None or (total == 0 and tokens > 0):
         return
     event.total_cost = total
-    event.input_cost = F.money(body.get("inputTokenCost"), "inputTokenCost")
-    event.output_cost = F.money(body.get("outputTokenCost"), "outputTokenCost")
-    event.cache_write_cost = F.money(body.get("cacheCreationTokenCost"), "cacheCreationTokenCost")
-    event.cache_read_cost = F.money(body.get("cacheReadTokenCost"), "cacheReadTokenCost")
+    event.input_cost = ingest_fields.money(body.get("inputTokenCost"), "inputTokenCost")
+    event.output_cost = ingest_fields.money(body.get("outputTokenCost"), "outputTokenCost")
+    event.cache_write_cost = ingest_fields.money(body.get("cacheCreationTokenCost"), "cacheCreationTokenCost")
+    event.cache_read_cost = ingest_fields.money(body.get("cacheReadTokenCost"), "cacheReadTokenCost")
     event.pricing_source = CLIENT
 
 

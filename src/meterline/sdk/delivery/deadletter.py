@@ -17,7 +17,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from meterline.event import UsageEvent
+from meterline.core.event import UsageEvent
 
 logger = logging.getLogger("meterline")
 

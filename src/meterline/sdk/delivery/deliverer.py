@@ -23,10 +23,10 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from meterline import _errors
-from meterline.deadletter import DeadLetters
-from meterline.event import UsageEvent
-from meterline.sinks.base import Sink, SinkError
+from meterline.core import errors as _errors
+from meterline.core.event import UsageEvent
+from meterline.sdk.delivery.deadletter import DeadLetters
+from meterline.sdk.sinks.base import Sink, SinkError
 
 logger = logging.getLogger("meterline")
 

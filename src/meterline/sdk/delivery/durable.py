@@ -26,8 +26,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from meterline.event import EventValidationError, UsageEvent
-from meterline.spool import pid_alive
+from meterline.core.event import EventValidationError, UsageEvent
+from meterline.sdk.delivery.spool import pid_alive
 
 logger = logging.getLogger("meterline")
 
@@ -287,4 +287,3 @@ def _fsync_dir(directory: Path) -> None:
         pass
     finally:
         os.close(fd)
-

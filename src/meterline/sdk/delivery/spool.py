@@ -6,7 +6,7 @@ a replayer claims a file by renaming it, and claims left by a dead process are t
 The spool is bounded (``max_bytes``); a batch that does not fit is refused and counted by the caller.
 Every error (a directory that cannot be made, a file that cannot be read, a corrupt line) is counted in
 ``errors`` and logged, never raised; an unreadable file is set aside (``*.bad``) so it never blocks newer ones.
-The recorder keeps one spool per destination (see :func:`meterline.config.destination_key`).
+The recorder keeps one spool per destination (see :func:`meterline.core.config.destination_key`).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable, Generator, Sequence
 from pathlib import Path
 
-from meterline.event import EventValidationError, UsageEvent
+from meterline.core.event import EventValidationError, UsageEvent
 
 logger = logging.getLogger("meterline")
 

@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
-from meterline.config import DestinationError, destination_kind, sqlite_path
-from meterline.sinks.base import Sink, SinkError
+from meterline.core.config import DestinationError, destination_kind, sqlite_path
+from meterline.sdk.sinks.base import Sink, SinkError
 
 
 def sink_for(destination: str, *, api_key: str | None = None) -> Sink:
-    """Build the sink for a destination string (see :mod:`meterline.config`)."""
+    """Build the sink for a destination string (see :mod:`meterline.core.config`)."""
     kind = destination_kind(destination)
     if kind == "sqlite":
-        from meterline.sinks.sqlite import SQLiteSink
+        from meterline.sdk.sinks.sqlite import SQLiteSink
 
         return SQLiteSink(sqlite_path(destination))
     if kind == "postgresql":
         try:
-            from meterline.sinks.postgres import PostgresSink
+            from meterline.sdk.sinks.postgres import PostgresSink
         except ImportError as exc:
             raise DestinationError(
                 f"destination {destination!r} needs the PostgreSQL driver: pip install 'meterline[postgres]' ({exc})"
@@ -24,7 +24,7 @@ def sink_for(destination: str, *, api_key: str | None = None) -> Sink:
         return sink
     if kind == "clickhouse":
         try:
-            from meterline.sinks.clickhouse import ClickHouseSink
+            from meterline.sdk.sinks.clickhouse import ClickHouseSink
         except ImportError as exc:
             raise DestinationError(
                 f"destination {destination!r} needs pip install 'meterline[clickhouse]' ({exc})"
@@ -32,7 +32,7 @@ def sink_for(destination: str, *, api_key: str | None = None) -> Sink:
         ch_sink: Sink = ClickHouseSink(destination)
         return ch_sink
     try:
-        from meterline.sinks.http import HttpSink
+        from meterline.sdk.sinks.http import HttpSink
     except ImportError as exc:
         raise DestinationError(f"destination {destination!r}: the HTTP sink is not available ({exc})") from None
     http_sink: Sink = HttpSink(destination, api_key=api_key)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
-from meterline.event import UsageEvent
+from meterline.core.event import UsageEvent
 
 
 class SinkError(Exception):

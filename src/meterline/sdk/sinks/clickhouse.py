@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from meterline.event import UsageEvent
-from meterline.sinks.base import SinkError
+from meterline.core.event import UsageEvent
+from meterline.sdk.sinks.base import SinkError
 from meterline.store.clickhouse import ClickHouseError, ClickHouseStore, describe
 
 

@@ -25,8 +25,9 @@ from email.utils import parsedate_to_datetime
 from typing import Any
 
 from meterline._version import __version__
-from meterline.event import UsageEvent
-from meterline.sinks.base import SinkError
+from meterline.core.errors import error_detail
+from meterline.core.event import UsageEvent
+from meterline.sdk.sinks.base import SinkError
 
 logger = logging.getLogger("meterline")
 
@@ -154,15 +155,3 @@ class HttpSink:
     def close(self) -> None:
         with self._lock:
             self._drop_connection()
-
-
-def error_detail(data: bytes) -> str:
-    """The message of a collector's error answer (FastAPI's ``{"detail": …}``), else the start of the body."""
-    try:
-        doc = json.loads(data)
-        if isinstance(doc, dict) and "detail" in doc:
-            detail = doc["detail"]
-            return detail if isinstance(detail, str) else json.dumps(detail)
-    except ValueError:
-        pass
-    return data[:200].decode(errors="replace")

@@ -8,8 +8,8 @@ from collections.abc import Sequence
 
 import psycopg
 
-from meterline.event import UsageEvent
-from meterline.sinks.base import ABANDONED_IN_CHILD, SinkError
+from meterline.core.event import UsageEvent
+from meterline.sdk.sinks.base import ABANDONED_IN_CHILD, SinkError
 from meterline.store.postgres import PostgresStore, connection_url
 
 

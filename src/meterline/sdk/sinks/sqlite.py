@@ -6,8 +6,8 @@ import sqlite3
 from collections.abc import Sequence
 from pathlib import Path
 
-from meterline.event import UsageEvent
-from meterline.sinks.base import ABANDONED_IN_CHILD, SinkError
+from meterline.core.event import UsageEvent
+from meterline.sdk.sinks.base import ABANDONED_IN_CHILD, SinkError
 from meterline.store.sqlite import SQLiteStore
 
 

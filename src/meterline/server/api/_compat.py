@@ -14,7 +14,7 @@ from typing import Any
 from fastapi import Request
 from fastapi.concurrency import run_in_threadpool
 
-from meterline.event import UsageEvent
+from meterline.core.event import UsageEvent
 from meterline.pricing import get_pricer
 from meterline.server import batches
 from meterline.server.api.ingest import read_body

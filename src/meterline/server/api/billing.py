@@ -14,8 +14,9 @@ from fastapi import APIRouter, HTTPException, Query
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, PlainTextResponse, Response
 
-from meterline.billing import render
+from meterline.billing import invoice_store, render
 from meterline.billing import service as svc
+from meterline.billing import store as billing_store
 from meterline.billing.model import BillingError, parse_customer
 from meterline.server.billing_schemas import (
     BillingSettingsIn,
@@ -27,8 +28,6 @@ from meterline.server.billing_schemas import (
     SubscriptionIn,
 )
 from meterline.server.deps import AdminKey, ReadKey, WriterDep
-from meterline.store import billing as S
-from meterline.store import billing_invoices as SI
 from meterline.store.schema import DIMENSIONS
 
 router = APIRouter(tags=["billing"])
@@ -57,9 +56,9 @@ def _format(body: dict[str, Any], fmt: str) -> Response | dict[str, Any]:
 async def create_customer(body: CustomerIn, key: AdminKey, writer: WriterDep) -> dict[str, Any]:
     def run() -> dict[str, Any]:
         c = parse_customer(body.model_dump())
-        if S.get_customer(writer, c.id) is not None:
+        if billing_store.get_customer(writer, c.id) is not None:
             raise HTTPException(409, f"id: a customer {c.id!r} already exists")
-        S.save_customer(writer, c)
+        billing_store.save_customer(writer, c)
         return c.to_dict()
 
     return await _run(run)
@@ -67,15 +66,15 @@ async def create_customer(body: CustomerIn, key: AdminKey, writer: WriterDep) ->
 
 @router.get("/v1/customers")
 async def list_customers(key: ReadKey, writer: WriterDep) -> list[dict[str, Any]]:
-    return [c.to_dict() for c in await _run(S.list_customers, writer)]
+    return [c.to_dict() for c in await _run(billing_store.list_customers, writer)]
 
 
 @router.get("/v1/customers/{customer_id}")
 async def get_customer(customer_id: str, key: ReadKey, writer: WriterDep) -> dict[str, Any]:
-    c = await _run(S.get_customer, writer, customer_id)
+    c = await _run(billing_store.get_customer, writer, customer_id)
     if c is None:
         raise HTTPException(404, f"no customer {customer_id!r}")
-    subs = await _run(S.subscriptions, writer, customer_id)
+    subs = await _run(billing_store.subscriptions, writer, customer_id)
     return {
         **c.to_dict(),
         "subscriptions": [{"plan": s.plan_id, "start": s.start.isoformat()} for s in subs.get(customer_id, [])],
@@ -85,11 +84,11 @@ async def get_customer(customer_id: str, key: ReadKey, writer: WriterDep) -> dic
 @router.patch("/v1/customers/{customer_id}")
 async def update_customer(customer_id: str, body: CustomerPatch, key: AdminKey, writer: WriterDep) -> dict[str, Any]:
     def run() -> dict[str, Any]:
-        old = S.get_customer(writer, customer_id)
+        old = billing_store.get_customer(writer, customer_id)
         if old is None:
             raise BillingError("customer", f"no customer {customer_id!r}")
         c = parse_customer(body.model_dump(exclude_none=True), existing=old)
-        S.save_customer(writer, c)
+        billing_store.save_customer(writer, c)
         return c.to_dict()
 
     return await _run(run)
@@ -105,12 +104,12 @@ async def subscribe(customer_id: str, body: SubscriptionIn, key: AdminKey, write
 @router.post("/v1/plans", status_code=201)
 async def create_plan(body: PlanIn, key: AdminKey, writer: WriterDep) -> dict[str, Any]:
     spec = body.model_dump(exclude_none=True)
-    return (await _run(S.add_plan_version, writer, spec)).to_dict()
+    return (await _run(billing_store.add_plan_version, writer, spec)).to_dict()
 
 
 @router.get("/v1/plans")
 async def list_plans(key: ReadKey, writer: WriterDep) -> list[dict[str, Any]]:
-    plans = await _run(S.plan_versions, writer)
+    plans = await _run(billing_store.plan_versions, writer)
     return [p.to_dict() for versions in plans.values() for p in versions]
 
 
@@ -158,12 +157,12 @@ async def finalize(
 async def list_invoices(
     key: ReadKey, writer: WriterDep, customer: str | None = None, period: str | None = None
 ) -> list[dict[str, Any]]:
-    return await _run(SI.list_invoices, writer, customer=customer, period=period)
+    return await _run(invoice_store.list_invoices, writer, customer=customer, period=period)
 
 
 @router.get("/v1/invoices/{number}", response_model=None)
 async def get_invoice(number: str, key: ReadKey, writer: WriterDep, format: str = "json") -> Response | dict[str, Any]:
-    body = await _run(SI.get_invoice, writer, number)
+    body = await _run(invoice_store.get_invoice, writer, number)
     if body is None:
         raise HTTPException(404, f"no finalized invoice {number!r}")
     return _format(body, format)
@@ -176,7 +175,7 @@ async def credit_note(number: str, body: CreditNoteIn, key: AdminKey, writer: Wr
 
 @router.get("/v1/invoices/{number}/credit-notes")
 async def list_credit_notes(number: str, key: ReadKey, writer: WriterDep) -> list[dict[str, Any]]:
-    return await _run(SI.credit_notes, writer, number)
+    return await _run(invoice_store.credit_notes, writer, number)
 
 
 # -- settings --------------------------------------------------------------------------------------
@@ -184,8 +183,8 @@ async def list_credit_notes(number: str, key: ReadKey, writer: WriterDep) -> lis
 async def get_settings(key: ReadKey, writer: WriterDep) -> dict[str, Any]:
     def run() -> dict[str, Any]:
         return {
-            "customer_dimension": S.customer_dimension(writer),
-            "auto_create_customers": S.get_setting(writer, "auto_create_customers", "false") == "true",
+            "customer_dimension": billing_store.customer_dimension(writer),
+            "auto_create_customers": billing_store.get_setting(writer, "auto_create_customers", "false") == "true",
         }
 
     return await _run(run)
@@ -202,9 +201,11 @@ async def put_settings(body: BillingSettingsIn, key: AdminKey, writer: WriterDep
 
     def run() -> None:
         if body.customer_dimension is not None:
-            S.set_customer_dimension(writer, body.customer_dimension)
+            billing_store.set_customer_dimension(writer, body.customer_dimension)
         if body.auto_create_customers is not None:
-            S.set_setting(writer, "auto_create_customers", "true" if body.auto_create_customers else "false")
+            billing_store.set_setting(
+                writer, "auto_create_customers", "true" if body.auto_create_customers else "false"
+            )
 
     await _run(run)
     return await get_settings(key, writer)

@@ -1,7 +1,7 @@
 """Budgets over HTTP (scope ``admin``): create, list, delete, and status (spend in the current period).
 
 Alerts fire when ingest crosses a threshold: ``setup(app)`` registers an ingest hook that checks, in the
-background, the budgets the newly stored events count against (see :mod:`meterline.alerts`).
+background, the budgets the newly stored events count against (see :mod:`meterline.budgets.alerts`).
 """
 
 from __future__ import annotations
@@ -15,10 +15,10 @@ from fastapi import APIRouter, FastAPI, HTTPException
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 
-from meterline import alerts
-from meterline.event import UsageEvent, format_cost
+from meterline.budgets import alerts
+from meterline.budgets import store as budget_store
+from meterline.core.event import UsageEvent, format_cost
 from meterline.server.deps import AdminKey, IngestKey, WriterDep
-from meterline.store import budgets as B
 
 logger = logging.getLogger("meterline.server")
 router = APIRouter(tags=["budgets"])
@@ -30,27 +30,27 @@ class BudgetCreate(BaseModel):
     scope_value: str = Field(description="the organization/team/key hash or alias/subscriber/product id")
     period: str = Field("monthly", description="daily | weekly | monthly | total (UTC)")
     limit_usd: str = Field(description='a decimal string, e.g. "100.00"')
-    thresholds: list[int] = Field(default_factory=lambda: list(B.DEFAULT_THRESHOLDS), description="percent")
+    thresholds: list[int] = Field(default_factory=lambda: list(budget_store.DEFAULT_THRESHOLDS), description="percent")
     hard: bool = Field(True, description="enforced by the gateway (HTTP 429) when true; alerts only when false")
     webhook_url: str | None = None
 
 
-def _status(store: Any, budget: B.Budget) -> dict[str, Any]:
-    return B.status(store, budget)
+def _status(store: Any, budget: budget_store.Budget) -> dict[str, Any]:
+    return budget_store.status(store, budget)
 
 
 @router.post("/v1/budgets", status_code=201)
 async def create_budget(body: BudgetCreate, key: AdminKey, writer: WriterDep) -> dict[str, Any]:
     try:
-        budget = await run_in_threadpool(B.create_budget, writer, body.model_dump())
-    except B.BudgetError as exc:
+        budget = await run_in_threadpool(budget_store.create_budget, writer, body.model_dump())
+    except budget_store.BudgetError as exc:
         raise HTTPException(400 if exc.field != "name" or "exists" not in exc.reason else 409, str(exc)) from None
     return budget.to_dict()
 
 
 @router.get("/v1/budgets")
 async def list_budgets(key: AdminKey, writer: WriterDep) -> list[dict[str, Any]]:
-    return [b.to_dict() for b in await run_in_threadpool(B.list_budgets, writer)]
+    return [b.to_dict() for b in await run_in_threadpool(budget_store.list_budgets, writer)]
 
 
 @router.get("/v1/budgets/status")
@@ -58,7 +58,7 @@ async def budgets_status(key: AdminKey, writer: WriterDep) -> list[dict[str, Any
     """Every budget with its spend in the current period."""
 
     def run() -> list[dict[str, Any]]:
-        return [_status(writer, b) for b in B.list_budgets(writer)]
+        return [_status(writer, b) for b in budget_store.list_budgets(writer)]
 
     return await run_in_threadpool(run)
 
@@ -71,8 +71,8 @@ async def budgets_check(key: IngestKey, writer: WriterDep) -> list[dict[str, Any
     def run() -> list[dict[str, Any]]:
         now = datetime.now(timezone.utc)
         return [
-            {**b.to_dict(), "webhook_url": None, "spend_usd": format_cost(B.spend(writer, b, now))}
-            for b in B.list_budgets(writer)
+            {**b.to_dict(), "webhook_url": None, "spend_usd": format_cost(budget_store.spend(writer, b, now))}
+            for b in budget_store.list_budgets(writer)
         ]
 
     return await run_in_threadpool(run)
@@ -80,7 +80,7 @@ async def budgets_check(key: IngestKey, writer: WriterDep) -> list[dict[str, Any
 
 @router.get("/v1/budgets/{budget_id}")
 async def budget_status(budget_id: str, key: AdminKey, writer: WriterDep) -> dict[str, Any]:
-    budget = await run_in_threadpool(B.get_budget, writer, budget_id)
+    budget = await run_in_threadpool(budget_store.get_budget, writer, budget_id)
     if budget is None:
         raise HTTPException(404, f"no budget with id or name {budget_id!r}")
     return await run_in_threadpool(_status, writer, budget)
@@ -88,7 +88,7 @@ async def budget_status(budget_id: str, key: AdminKey, writer: WriterDep) -> dic
 
 @router.delete("/v1/budgets/{budget_id}", status_code=204)
 async def delete_budget(budget_id: str, key: AdminKey, writer: WriterDep) -> None:
-    if not await run_in_threadpool(B.delete_budget, writer, budget_id):
+    if not await run_in_threadpool(budget_store.delete_budget, writer, budget_id):
         raise HTTPException(404, f"no budget with id or name {budget_id!r}")
 
 

@@ -16,7 +16,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from meterline.compat import lago
+from meterline.interop.ingest import lago
 from meterline.server import batches
 from meterline.server.api import _compat
 from meterline.server.deps import IngestKey

@@ -13,8 +13,8 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
-from meterline.compat import cloudevents
-from meterline.event import EventValidationError
+from meterline.core.event import EventValidationError
+from meterline.interop.ingest import cloudevents
 from meterline.server import batches
 from meterline.server.api import _compat
 from meterline.server.deps import IngestKey

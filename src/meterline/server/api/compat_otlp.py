@@ -11,7 +11,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
-from meterline.compat import otlp
+from meterline.interop.ingest import otlp
 from meterline.server import batches
 from meterline.server.api import _compat
 from meterline.server.deps import IngestKey

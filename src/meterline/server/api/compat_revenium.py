@@ -11,8 +11,8 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from meterline.compat import revenium
-from meterline.event import EventValidationError
+from meterline.core.event import EventValidationError
+from meterline.interop.ingest import revenium
 from meterline.server import batches
 from meterline.server.api import _compat
 from meterline.server.deps import IngestKey

@@ -67,7 +67,7 @@ def setup(app: FastAPI) -> None:
 
 
 def _start(app: FastAPI, opts: dict[str, Any]) -> dict[str, Any]:
-    from meterline.exports import ChargeBy, Exporter, load_mapping, make_target
+    from meterline.interop.export import ChargeBy, Exporter, load_mapping, make_target
     from meterline.store.backend import open_stores
 
     fmt = opts["format"]
@@ -103,11 +103,11 @@ def teardown(app: FastAPI) -> None:
 
 @router.get("/v1/exports", summary="continuous exports of this collector and their ledger counts")
 async def list_exports(request: Request, key: ReadKey) -> list[dict[str, Any]]:
-    from meterline.store import export_ledger as L
+    from meterline.interop.export import ledger as export_ledger
 
     out = []
     for fwd in getattr(request.app.state, "forwarders", []):
         exporter = fwd["exporter"]
-        counts = await run_in_threadpool(L.counts, fwd["store"], exporter.cursor)
+        counts = await run_in_threadpool(export_ledger.counts, fwd["store"], exporter.cursor)
         out.append({"format": fwd["format"], "url": fwd["url"], "cursor": exporter.cursor, "ledger": counts})
     return out

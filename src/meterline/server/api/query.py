@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.concurrency import run_in_threadpool
 
-from meterline.event import COST_FIELDS, UsageEvent, format_cost
+from meterline.core.event import COST_FIELDS, UsageEvent, format_cost
 from meterline.server.deps import ReadKey, SettingsDep, StoreDep
 from meterline.server.schemas import EventsPage, TraceResponse, UsageResponse
 from meterline.store.query import TOKEN_METRICS, QueryError, UsageQuery, parse_query_time

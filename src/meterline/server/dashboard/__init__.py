@@ -40,7 +40,7 @@ def favicon() -> Response:
 def setup(app: FastAPI) -> None:
     """At start-up: the signing secret (setting ``dashboard_secret``, else one generated per install and kept
     in the database)."""
-    from meterline.store.dashboard import signing_secret
+    from meterline.store.listings import signing_secret
 
     configured = getattr(app.state.settings, "dashboard_secret", "") or ""
     app.state.dashboard_secret = configured.encode() if configured else signing_secret(app.state.writer)

@@ -13,11 +13,10 @@ from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from meterline.budgets import store as budget_store
 from meterline.server.dashboard import auth, billing_view
 from meterline.server.dashboard.common import PAGE_SIZE, SECURITY_HEADERS, render, start_timer
-from meterline.store import budgets as B
-from meterline.store import dashboard as D
-from meterline.store import keys as K
+from meterline.store import keys as key_store
 
 router = APIRouter(dependencies=[Depends(start_timer)])
 SHARE_MAX_DAYS = 90
@@ -31,12 +30,12 @@ def _page(items: list[Any], request: Request) -> tuple[list[Any], int, bool]:
     return items[page * PAGE_SIZE : (page + 1) * PAGE_SIZE], page, (page + 1) * PAGE_SIZE < len(items)
 
 
-def budget_rows(store: Any, budgets: list[B.Budget]) -> list[dict[str, Any]]:
+def budget_rows(store: Any, budgets: list[budget_store.Budget]) -> list[dict[str, Any]]:
     now = datetime.now(timezone.utc)
     out = []
     for b in budgets:
         start = b.period_start(now)
-        spent = D.budget_spend(store, b, now)
+        spent = budget_store.dashboard_spend(store, b, now)
         out.append(
             {
                 "b": b,
@@ -44,7 +43,7 @@ def budget_rows(store: Any, budgets: list[B.Budget]) -> list[dict[str, Any]]:
                 "spend": spent,
                 "percent": float(spent * 100 / b.limit_usd),
                 "exceeded": spent >= b.limit_usd,
-                "alerts": B.fired_alerts(store, b, start),
+                "alerts": budget_store.fired_alerts(store, b, start),
             }
         )
     return out
@@ -58,7 +57,7 @@ def budgets_page(request: Request) -> Response:
 def _budgets(request: Request, error: str | None = None, status_code: int = 200) -> Response:
     auth.require(request)
     store = request.app.state.reader
-    shown, page, has_next = _page(B.list_budgets(store), request)
+    shown, page, has_next = _page(budget_store.list_budgets(store), request)
     return render(
         request,
         "budgets.html",
@@ -67,8 +66,8 @@ def _budgets(request: Request, error: str | None = None, status_code: int = 200)
             "rows": budget_rows(store, shown),
             "page_no": page,
             "has_next": has_next,
-            "scopes": list(B.SCOPES),
-            "periods": B.PERIODS,
+            "scopes": list(budget_store.SCOPES),
+            "periods": budget_store.PERIODS,
             "error": error,
         },
         status_code,
@@ -81,13 +80,13 @@ async def create_budget(request: Request) -> Response:
     form = await auth.check_csrf(request, session)
     # fields left out of the form take the budget defaults (e.g. period monthly)
     data: dict[str, Any] = {k: form[k] for k in ("name", "scope", "scope_value", "period", "limit_usd") if form.get(k)}
-    data["thresholds"] = form.get("thresholds") or list(B.DEFAULT_THRESHOLDS)
+    data["thresholds"] = form.get("thresholds") or list(budget_store.DEFAULT_THRESHOLDS)
     data["hard"] = form.get("hard") == "on"
     if form.get("webhook_url"):
         data["webhook_url"] = form["webhook_url"]
     try:
-        await run_in_threadpool(B.create_budget, request.app.state.writer, data)
-    except B.BudgetError as exc:
+        await run_in_threadpool(budget_store.create_budget, request.app.state.writer, data)
+    except budget_store.BudgetError as exc:
         return await run_in_threadpool(_budgets, request, str(exc), 400)
     return RedirectResponse("/budgets", status_code=303)
 
@@ -96,7 +95,7 @@ async def create_budget(request: Request) -> Response:
 async def delete_budget(budget_id: str, request: Request) -> Response:
     session = auth.require(request, admin=True)
     await auth.check_csrf(request, session)
-    if not await run_in_threadpool(B.delete_budget, request.app.state.writer, budget_id):
+    if not await run_in_threadpool(budget_store.delete_budget, request.app.state.writer, budget_id):
         raise HTTPException(404, f"no budget with id or name {budget_id!r}")
     return RedirectResponse("/budgets", status_code=303)
 
@@ -108,7 +107,7 @@ def keys_page(request: Request) -> Response:
 
 def _keys(request: Request, created: dict[str, Any] | None = None, error: str | None = None) -> Response:
     auth.require(request, admin=True)
-    keys = K.list_keys(request.app.state.reader)
+    keys = key_store.list_keys(request.app.state.reader)
     keys.sort(key=lambda k: (k.revoked_at is not None, -k.created_at))
     shown, page, has_next = _page(keys, request)
     return render(
@@ -119,7 +118,7 @@ def _keys(request: Request, created: dict[str, Any] | None = None, error: str | 
             "keys": shown,
             "page_no": page,
             "has_next": has_next,
-            "scopes": K.SCOPES,
+            "scopes": key_store.SCOPES,
             "created": created,
             "error": error,
             "fmt_time": lambda t: datetime.fromtimestamp(t, timezone.utc).strftime("%Y-%m-%d %H:%M") if t else "",
@@ -135,7 +134,7 @@ async def create_key(request: Request) -> Response:
     form = await auth.check_csrf(request, session)
     try:
         clear, rec = await run_in_threadpool(
-            K.create_key, request.app.state.writer, form.get("scope", ""), form.get("name") or None
+            key_store.create_key, request.app.state.writer, form.get("scope", ""), form.get("name") or None
         )
     except ValueError as exc:
         return await run_in_threadpool(_keys, request, None, str(exc))
@@ -146,7 +145,7 @@ async def create_key(request: Request) -> Response:
 async def revoke_key(key_id: str, request: Request) -> Response:
     session = auth.require(request, admin=True)
     await auth.check_csrf(request, session)
-    rec = await run_in_threadpool(K.revoke_key, request.app.state.writer, key_id)
+    rec = await run_in_threadpool(key_store.revoke_key, request.app.state.writer, key_id)
     if rec is None:
         raise HTTPException(404, f"no single active key with id or prefix {key_id!r}")
     request.app.state.key_cache.clear()

@@ -9,11 +9,11 @@ from typing import Any
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import HTMLResponse, Response
 
-from meterline.event import format_cost
+from meterline.core.event import format_cost
 from meterline.server.api.query import trace_totals
 from meterline.server.dashboard import auth, views
 from meterline.server.dashboard.common import PAGE_SIZE, SECURITY_HEADERS, filters_from, render, start_timer, time_range
-from meterline.store import dashboard as D
+from meterline.store import listings
 from meterline.store.query import BUCKETS, METRICS, QueryError, UsageQuery
 from meterline.store.schema import DIMENSIONS
 
@@ -139,7 +139,7 @@ def requests_log(request: Request) -> Response:
     try:
         tr = time_range(request)
         filters = filters_from(request)
-        events, next_cursor = D.recent_events(
+        events, next_cursor = listings.recent_events(
             request.app.state.reader,
             filters=filters,
             start=tr.start,
@@ -168,7 +168,7 @@ def requests_log(request: Request) -> Response:
 @router.get("/requests/{event_id}", response_class=HTMLResponse)
 def request_detail(event_id: str, request: Request) -> Response:
     auth.require(request)
-    event = D.event_by_id(request.app.state.reader, event_id)
+    event = listings.event_by_id(request.app.state.reader, event_id)
     if event is None:
         raise HTTPException(404, f"no event with id {event_id!r}")
     return render(
@@ -189,7 +189,7 @@ def traces(request: Request) -> Response:
     try:
         tr = time_range(request)
         filters = filters_from(request)
-        found, next_cursor = D.recent_traces(
+        found, next_cursor = listings.recent_traces(
             request.app.state.reader,
             filters=filters,
             start=tr.start,

@@ -14,7 +14,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from meterline.server.dashboard import auth, billing_view, views
 from meterline.server.dashboard.common import SECURITY_HEADERS, render, start_timer, time_range
-from meterline.store import keys as K
+from meterline.store import keys as key_store
 from meterline.store.query import QueryError
 
 router = APIRouter(dependencies=[Depends(start_timer)])
@@ -56,7 +56,7 @@ async def login(request: Request) -> Response:
         raise HTTPException(403, "CSRF token missing or invalid: reload the login page and try again")
     next_url = _safe_next(form.get("next"))
     key = form.get("api_key", "").strip()
-    rec = await run_in_threadpool(K.find_key, request.app.state.reader, key) if key else None
+    rec = await run_in_threadpool(key_store.find_key, request.app.state.reader, key) if key else None
     if rec is None or rec.scope not in ("read", "admin"):
         reason = (
             "this key has scope 'ingest': sign in with a read or admin key"

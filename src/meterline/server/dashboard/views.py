@@ -9,9 +9,9 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from meterline.event import UsageEvent, format_cost
+from meterline.core.event import UsageEvent, format_cost
 from meterline.server.dashboard.common import TimeRange
-from meterline.store import dashboard as D
+from meterline.store import listings
 from meterline.store.query import UsageQuery
 
 # the overview's "top" lists: (title, dimension)
@@ -73,7 +73,7 @@ def top(
     store: Any, tr: TimeRange, dim: str, n: int = 5, filters: Mapping[str, Sequence[str]] | None = None
 ) -> list[dict[str, Any]]:
     q = UsageQuery(group_by=[dim], start=tr.start, end=tr.end, tz=tr.tz, filters=filters or {})
-    fast = D.top_groups(store, q, n)
+    fast = listings.top_groups(store, q, n)
     if fast is not None:
         return fast
     rows = store.usage(q)
@@ -90,7 +90,7 @@ def percentile(values: Sequence[float], p: float) -> float | None:
 
 
 def latency(store: Any, tr: TimeRange, filters: Mapping[str, Sequence[str]] | None = None) -> dict[str, Any]:
-    durations, ttfts = D.latency_sample(store, start=tr.start, end=tr.end, filters=filters, limit=LATENCY_SAMPLE)
+    durations, ttfts = listings.latency_sample(store, start=tr.start, end=tr.end, filters=filters, limit=LATENCY_SAMPLE)
     durations.sort()
     ttfts.sort()
     return {
@@ -113,7 +113,7 @@ def customer_usage(store: Any, tr: TimeRange, only: Mapping[str, Sequence[str]],
     by_model = top(store, tr, "model", 20, only)
     by_product = top(store, tr, "product_id", 20, only)
     daily = series(store, tr, "day", only)
-    events, next_cursor = D.recent_events(
+    events, next_cursor = listings.recent_events(
         store, filters=only, start=tr.start, end=tr.end, before=before, limit=SHARE_PAGE_SIZE
     )
     return {

@@ -9,8 +9,8 @@ from __future__ import annotations
 from alembic import op
 from sqlalchemy import text
 
-from meterline.store import query as Q
-from meterline.store import rollup as R
+from meterline.store import query as queries
+from meterline.store import rollup as rollups
 
 revision = "0002"
 down_revision = "0001"
@@ -20,14 +20,14 @@ depends_on = None
 
 def upgrade() -> None:
     bind = op.get_bind()
-    dialect = Q.POSTGRESQL if bind.dialect.name == "postgresql" else Q.SQLITE
-    for stmt in R.create_statements(dialect.name):
+    dialect = queries.POSTGRESQL if bind.dialect.name == "postgresql" else queries.SQLITE
+    for stmt in rollups.create_statements(dialect.name):
         op.execute(stmt)
-    if not bind.execute(text(R.READY_SQL)).fetchall():  # the stores may have built it on first use already
-        for stmt in R.rebuild_statements(dialect):
+    if not bind.execute(text(rollups.READY_SQL)).fetchall():  # the stores may have built it on first use already
+        for stmt in rollups.rebuild_statements(dialect):
             op.execute(stmt)
 
 
 def downgrade() -> None:
-    op.execute(f"DELETE FROM meterline_meta WHERE key = '{R.META_KEY}'")
-    op.execute(f"DROP TABLE IF EXISTS {R.ROLLUP}")
+    op.execute(f"DELETE FROM meterline_meta WHERE key = '{rollups.META_KEY}'")
+    op.execute(f"DROP TABLE IF EXISTS {rollups.ROLLUP}")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from alembic import op
 
-from meterline.store import export_ledger
+from meterline.store import extensions
 
 revision = "0003_interop"
 down_revision = "0002"
@@ -17,9 +17,10 @@ depends_on = None
 
 
 def upgrade() -> None:
-    for stmt in export_ledger._tables(op.get_bind().dialect.name):
+    for stmt in extensions.area_statements("export_ledger", op.get_bind().dialect.name):
         op.execute(stmt)
 
 
 def downgrade() -> None:
-    op.execute(f"DROP TABLE IF EXISTS {export_ledger.LEDGER}")
+    for table in reversed(extensions.area_tables("export_ledger", op.get_bind().dialect.name)):
+        op.execute(f"DROP TABLE IF EXISTS {table}")

@@ -13,8 +13,8 @@ from __future__ import annotations
 from alembic import op
 from sqlalchemy import text
 
-from meterline.store import query as Q
-from meterline.store import rollup as R
+from meterline.store import query as queries
+from meterline.store import rollup as rollups
 
 revision = "0004_collector_exact_sums"
 down_revision = "0003_interop"
@@ -26,10 +26,14 @@ def upgrade() -> None:
     bind = op.get_bind()
     if bind.dialect.name != "sqlite":
         return
-    columns = {row[1] for row in bind.execute(text(f"PRAGMA table_info({R.ROLLUP})")).fetchall()}
-    if R.SPLIT_COST_COLUMNS[0] in columns:  # the store built the split rollup on first use already
+    columns = {row[1] for row in bind.execute(text(f"PRAGMA table_info({rollups.ROLLUP})")).fetchall()}
+    if rollups.SPLIT_COST_COLUMNS[0] in columns:  # the store built the split rollup on first use already
         return
-    for stmt in [*R.upgrade_split_statements(), *R.create_statements("sqlite"), *R.rebuild_statements(Q.SQLITE)]:
+    for stmt in [
+        *rollups.upgrade_split_statements(),
+        *rollups.create_statements("sqlite"),
+        *rollups.rebuild_statements(queries.SQLITE),
+    ]:
         op.execute(stmt)
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from alembic import op
 
-from meterline.store import billing
+from meterline.store import extensions
 
 revision = "0006_billing"
 down_revision = "0005_observability"
@@ -19,10 +19,10 @@ depends_on = None
 
 
 def upgrade() -> None:
-    for stmt in billing._tables(op.get_bind().dialect.name):
+    for stmt in extensions.area_statements("billing", op.get_bind().dialect.name):
         op.execute(stmt)
 
 
 def downgrade() -> None:
-    for table in reversed(billing.TABLES):
+    for table in reversed(extensions.area_tables("billing", op.get_bind().dialect.name)):
         op.execute(f"DROP TABLE IF EXISTS {table}")
