@@ -19,10 +19,11 @@ from typing import Any
 
 from meterline.billing.model import BillingError, Customer, Grant, Plan, Subscription, parse_customer, parse_plan
 from meterline.billing.rating import Usage
+from meterline.core.event import DIMENSIONS
 from meterline.core.timeutil import from_micros, to_micros
 from meterline.store import billing_rollup
 from meterline.store.extensions import register_tables
-from meterline.store.schema import DIMENSIONS, PICO, join_split, split_sum_sql
+from meterline.store.schema import PICO, join_split, split_sum_sql
 from meterline.store.sql import on_clickhouse, sql, transaction
 
 SETTINGS = "billing_settings"

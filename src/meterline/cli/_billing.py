@@ -22,7 +22,7 @@ def add_common(p: argparse.ArgumentParser) -> None:
 
 
 @contextmanager
-def billing_store(args: argparse.Namespace) -> Iterator[Any]:
+def open_billing_store(args: argparse.Namespace) -> Iterator[Any]:
     dest = resolve_destination(args.destination)
     if destination_kind(dest) == "http":
         raise DestinationError(f"{dest}: billing commands work on the database; use the collector's /v1 API")

@@ -10,7 +10,7 @@ import argparse
 import json
 from typing import Any
 
-from meterline.cli._billing import add_common, guarded, show
+from meterline.cli._billing import add_common, guarded, open_billing_store, show
 
 
 def register(sub: Any) -> None:
@@ -58,10 +58,10 @@ def run(args: argparse.Namespace) -> int:
     from meterline.billing import service as svc
     from meterline.billing import store as billing_store
     from meterline.billing.model import BillingError, parse_customer
-    from meterline.store.schema import DIMENSIONS
+    from meterline.core.event import DIMENSIONS
 
     cmd = args.customers_command
-    with billing_store(args) as store:
+    with open_billing_store(args) as store:
         if cmd in ("create", "update"):
             old = billing_store.get_customer(store, args.id)
             if cmd == "create" and old is not None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from meterline.cli._billing import add_common, billing_store, guarded, show
+from meterline.cli._billing import add_common, guarded, open_billing_store, show
 
 
 def register(sub: Any) -> None:
@@ -56,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
     from meterline.billing.model import BillingError
 
     cmd = args.invoices_command
-    with billing_store(args) as store:
+    with open_billing_store(args) as store:
         if cmd in ("preview", "show"):
             inv = (
                 svc.preview(store, args.customer, args.period)

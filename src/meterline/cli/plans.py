@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from meterline.cli._billing import add_common, guarded, load_spec, show
+from meterline.cli._billing import add_common, guarded, load_spec, open_billing_store, show
 
 
 def register(sub: Any) -> None:
@@ -39,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
     from meterline.billing import store as billing_store
     from meterline.billing.model import BillingError
 
-    with billing_store(args) as store:
+    with open_billing_store(args) as store:
         if args.plans_command == "create":
             plan = billing_store.add_plan_version(store, load_spec(args.file))
             show(plan.to_dict()) if args.json else print(

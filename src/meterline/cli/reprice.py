@@ -9,7 +9,7 @@ import argparse
 import os
 from typing import Any
 
-from meterline.cli._billing import add_common, billing_store, guarded, show
+from meterline.cli._billing import add_common, guarded, open_billing_store, show
 
 
 def register(sub: Any) -> None:
@@ -32,7 +32,7 @@ def run(args: argparse.Namespace) -> int:
     since = parse_when(args.since, "--since")
     table = args.prices or os.environ.get("METERLINE_PRICES")
     pricer = Pricer(load_price_table(table)) if table else Pricer()
-    with billing_store(args) as store:
+    with open_billing_store(args) as store:
         changes = reprice(store, since, model=args.model, pricer=pricer, dry_run=args.dry_run)
     if args.json:
         show({"dry_run": args.dry_run, "models": [c.to_dict() for c in changes]})

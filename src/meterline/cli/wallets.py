@@ -7,7 +7,7 @@ import argparse
 from datetime import datetime
 from typing import Any
 
-from meterline.cli._billing import add_common, billing_store, guarded, show
+from meterline.cli._billing import add_common, guarded, open_billing_store, show
 
 
 def register(sub: Any) -> None:
@@ -29,7 +29,7 @@ def run(args: argparse.Namespace) -> int:
     from meterline.billing import service as svc
     from meterline.billing.model import BillingError
 
-    with billing_store(args) as store:
+    with open_billing_store(args) as store:
         if args.wallets_command == "grant":
             expires = None
             if args.expires:

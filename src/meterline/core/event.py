@@ -207,6 +207,44 @@ BOOL_FIELDS = ("stream", "cache_hit")
 CONTENT_FIELDS = ("input_messages", "output_text", "output_tool_calls", "request_headers", "raw_request")
 FLOAT_FIELDS = ("duration_ms", "time_to_first_token_ms", "response_quality_score")
 INT_FIELDS = ("schema_version", "retry_number", "fallback_depth")
+# The fields a report groups by, by role. Each name is spelled here once: the stores' DIMENSIONS, the metadata a
+# caller may set (meterline.core.metadata) and ClickHouse's column types are unions or subsets of these groups.
+CALL_DIMENSIONS = (
+    "provider",
+    "model",
+    "response_model",
+    "operation",
+    "operation_subtype",
+    "status",
+    "stop_reason",
+    "error_type",
+    "stream",
+    "usage_source",
+    "pricing_source",
+    "currency",
+    "integration",
+)
+ATTRIBUTION_DIMENSIONS = (
+    "trace_id",
+    "task_type",
+    "subscriber_id",
+    "subscriber_email",
+    "credential_name",
+    "organization_id",
+    "subscription_id",
+    "product_id",
+    "agent",
+    "environment",
+    "region",
+    "credential_alias",
+    "trace_type",
+    "trace_name",
+    "parent_transaction_id",
+    "transaction_name",
+)
+GATEWAY_IDENTITY = ("api_key_alias", "team_id", "user_id", "end_user_id")  # callers of an in-house gateway set them
+GATEWAY_DIMENSIONS = ("api_key_hash", *GATEWAY_IDENTITY, "model_group", "deployment_id", "api_base", "cache_hit")
+DIMENSIONS = (*CALL_DIMENSIONS, *ATTRIBUTION_DIMENSIONS, *GATEWAY_DIMENSIONS)
 _STRING_LIMITS = {"trace_type": 128, "trace_name": 256, "error_message": MAX_ERROR_MESSAGE, "output_text": MAX_CONTENT}
 _FLOAT_RANGES = {
     "duration_ms": (0.0, MAX_DURATION_MS),

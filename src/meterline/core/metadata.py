@@ -29,36 +29,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from meterline.core.event import MAX_ATTRIBUTES, MAX_STRING, MAX_TAGS
+from meterline.core.event import ATTRIBUTION_DIMENSIONS, GATEWAY_IDENTITY, MAX_ATTRIBUTES, MAX_STRING, MAX_TAGS
 
 logger = logging.getLogger("meterline")
 
 # Schema fields that metadata may set.
-STRING_FIELDS = frozenset(
-    {
-        "trace_id",
-        "task_type",
-        "subscriber_id",
-        "subscriber_email",
-        "credential_name",
-        "organization_id",
-        "subscription_id",
-        "product_id",
-        "agent",
-        "environment",
-        "region",
-        "credential_alias",
-        "trace_type",
-        "trace_name",
-        "parent_transaction_id",
-        "transaction_name",
-        # gateway identity, settable by callers of an in-house gateway
-        "api_key_alias",
-        "team_id",
-        "user_id",
-        "end_user_id",
-    }
-)
+STRING_FIELDS = frozenset((*ATTRIBUTION_DIMENSIONS, *GATEWAY_IDENTITY))
 _LIMITS = {"trace_type": 128, "trace_name": 256}
 METADATA_FIELDS = STRING_FIELDS | {"response_quality_score", "retry_number", "tags", "attributes"}
 

@@ -22,7 +22,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from meterline.store.schema import DIMENSIONS, SPLIT
+from meterline.core.event import DIMENSIONS
+from meterline.store.schema import SPLIT
 
 ROLLUP = "billing_usage_hourly"
 TRIGGER = "billing_usage_hourly_ins"

@@ -17,6 +17,7 @@ microseconds, costs as integer pico-dollars. Differences, each for a reason:
 
 from __future__ import annotations
 
+from meterline.core.event import CALL_DIMENSIONS
 from meterline.store.query import DAY_US
 from meterline.store.rollup import METRIC_COLUMNS, ROLLUP, ROLLUP_DIMS, TOTAL
 from meterline.store.schema import COLUMNS, TABLE
@@ -25,35 +26,25 @@ EVENTS_FINAL = f"{TABLE} FINAL"
 ROLLUP_VIEW = "events_daily_mv"
 
 # few distinct values: dictionary-encoded
-LOW_CARDINALITY = frozenset(
+# String columns with few distinct values: dictionary-encoded. The call's own dimensions (not the bool stream),
+# the SDK version, and these attribution and gateway fields; ids, emails and hashes stay plain String.
+_FEW_VALUES = frozenset(
     {
-        "provider",
-        "model",
-        "response_model",
-        "operation",
-        "operation_subtype",
-        "status",
-        "stop_reason",
-        "error_type",
-        "usage_source",
-        "pricing_source",
-        "currency",
-        "integration",
-        "sdk_version",
-        "environment",
-        "region",
-        "task_type",
         "agent",
-        "product_id",
-        "team_id",
-        "model_group",
-        "deployment_id",
         "api_base",
         "api_key_alias",
         "credential_alias",
+        "deployment_id",
+        "environment",
+        "model_group",
+        "product_id",
+        "region",
+        "task_type",
+        "team_id",
         "trace_type",
     }
 )
+LOW_CARDINALITY = (frozenset(CALL_DIMENSIONS) - {"stream"}) | {"sdk_version"} | _FEW_VALUES
 NOT_NULL = frozenset({"id", "start_time", "provider", "model"})
 
 _TYPES = {

@@ -16,13 +16,13 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from meterline.core.event import UsageEvent
+from meterline.core.event import DIMENSIONS, UsageEvent
 from meterline.core.timeutil import from_micros, to_micros
 from meterline.store import query as queries
 from meterline.store import rollup as rollups
 from meterline.store import schema
 from meterline.store.extensions import register_tables
-from meterline.store.schema import COLUMN_NAMES, DIMENSIONS, PICO, from_pico, row_to_event
+from meterline.store.schema import COLUMN_NAMES, PICO, from_pico, row_to_event
 from meterline.store.sql import sql
 
 SECRETS = "dashboard_secrets"

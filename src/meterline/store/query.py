@@ -16,9 +16,9 @@ from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from meterline.core.event import COST_FIELDS, MAX_TIME, MIN_TIME
+from meterline.core.event import COST_FIELDS, DIMENSIONS, MAX_TIME, MIN_TIME
 from meterline.core.timeutil import from_micros, parse_zone, to_micros
-from meterline.store.schema import COLUMN_NAMES, DIMENSIONS, TABLE, from_pico, join_split, split_sum_sql
+from meterline.store.schema import COLUMN_NAMES, TABLE, from_pico, join_split, split_sum_sql
 
 HOUR_US = 3_600_000_000
 DAY_US = 24 * HOUR_US

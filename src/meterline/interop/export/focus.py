@@ -18,9 +18,8 @@ from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from typing import IO, Any
 
-from meterline.core.event import UsageEvent, format_cost
+from meterline.core.event import DIMENSIONS, UsageEvent, format_cost
 from meterline.interop.export.base import TOKEN_CLASSES
-from meterline.store.schema import DIMENSIONS
 
 MANDATORY = (
     "BilledCost",

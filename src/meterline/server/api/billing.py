@@ -18,6 +18,7 @@ from meterline.billing import invoice_store, render
 from meterline.billing import service as svc
 from meterline.billing import store as billing_store
 from meterline.billing.model import BillingError, parse_customer
+from meterline.core.event import DIMENSIONS
 from meterline.server.billing_schemas import (
     BillingSettingsIn,
     CreditNoteIn,
@@ -28,7 +29,6 @@ from meterline.server.billing_schemas import (
     SubscriptionIn,
 )
 from meterline.server.deps import AdminKey, ReadKey, WriterDep
-from meterline.store.schema import DIMENSIONS
 
 router = APIRouter(tags=["billing"])
 T = TypeVar("T")

@@ -9,11 +9,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.concurrency import run_in_threadpool
 
-from meterline.core.event import COST_FIELDS, UsageEvent, format_cost
+from meterline.core.event import COST_FIELDS, DIMENSIONS, UsageEvent, format_cost
 from meterline.server.deps import ReadKey, SettingsDep, StoreDep
 from meterline.server.schemas import EventsPage, TraceResponse, UsageResponse
 from meterline.store.query import TOKEN_METRICS, QueryError, UsageQuery, parse_query_time
-from meterline.store.schema import DIMENSIONS
 
 router = APIRouter(tags=["query"])
 

@@ -15,11 +15,10 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
-from meterline.core.event import format_cost
+from meterline.core.event import DIMENSIONS, format_cost
 from meterline.core.timeutil import parse_zone
 from meterline.server.dashboard import auth
 from meterline.store.query import QueryError
-from meterline.store.schema import DIMENSIONS
 
 HERE = Path(__file__).parent
 templates = Jinja2Templates(directory=str(HERE / "templates"))

@@ -9,13 +9,12 @@ from typing import Any
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import HTMLResponse, Response
 
-from meterline.core.event import format_cost
+from meterline.core.event import DIMENSIONS, format_cost
 from meterline.server.api.query import trace_totals
 from meterline.server.dashboard import auth, views
 from meterline.server.dashboard.common import PAGE_SIZE, SECURITY_HEADERS, filters_from, render, start_timer, time_range
 from meterline.store import listings
 from meterline.store.query import BUCKETS, METRICS, QueryError, UsageQuery
-from meterline.store.schema import DIMENSIONS
 
 router = APIRouter(dependencies=[Depends(start_timer)])
 EXPLORER_ROWS = 100
