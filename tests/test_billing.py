@@ -403,7 +403,7 @@ def test_usage_rollup_is_exact_for_half_hour_zones_and_a_changed_dimension(store
 
 
 def test_docs_billing_worked_example(store: Any) -> None:
-    """The worked example of docs/billing.md, number for number."""
+    """The worked example of docs/guides/billing.md, number for number."""
     customer(store, timezone="Europe/Paris", email="billing@acme.example")
     plan(store, "pro", [
         {"model": "gpt-4o-mini", "prices": {"input": "0.30", "cache_read": "0.03", "output": "1.20"},

@@ -161,7 +161,7 @@ def test_gateway_on_a_busy_port_is_one_clear_line(tmp_path: Path, capsys: pytest
     )
 
 
-@pytest.mark.parametrize("doc", ["docs/gateway.md", "examples/gateway.yaml"])
+@pytest.mark.parametrize("doc", ["docs/guides/gateway.md", "examples/gateway.yaml"])
 def test_documented_curl_sends_json_with_its_content_type(doc: str) -> None:
     text = (ROOT / doc).read_text()
     commands = re.findall(r"curl .*?-d '\{.*?\}'", text, flags=re.S)

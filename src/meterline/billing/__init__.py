@@ -1,4 +1,4 @@
-"""Billing: customers, plans with rate cards and markup, prepaid wallets, invoices (see docs/billing.md).
+"""Billing: customers, plans with rate cards and markup, prepaid wallets, invoices (see docs/guides/billing.md).
 
 The rating, invoice and wallet logic is pure Python over Decimal (``model``, ``rating``, ``invoice``,
 ``wallet``, ``render``); ``service`` runs it on a store; ``reprice`` recomputes stored provider costs.

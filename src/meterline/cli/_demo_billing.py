@@ -48,4 +48,4 @@ def sample_invoice(destination: str) -> None:
     print("Sample invoice (live draft) for demo customer acme, at provider cost + 30 % + 0.001 USD/request:")
     print(text(inv))
     print("  (`meterline invoices preview --customer acme --period "
-          f"{inv['period']} --format html > invoice.html`; see docs/billing.md)\n")  # fmt: skip
+          f"{inv['period']} --format html > invoice.html`; see docs/guides/billing.md)\n")  # fmt: skip

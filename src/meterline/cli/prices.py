@@ -115,7 +115,7 @@ def run_check(args: argparse.Namespace) -> int:
         else:
             out.write(
                 f"{args.model} under provider {provider}: no price (events are recorded 'unpriced', null costs).\n"
-                "Add it to a price table (METERLINE_PRICES, see docs/pricing.md) or check --provider.\n"
+                "Add it to a price table (METERLINE_PRICES, see docs/guides/pricing.md) or check --provider.\n"
             )
         return 1
     if args.format == "json":

@@ -26,7 +26,7 @@ MAX_ATTRIBUTES = 64
 MAX_TAGS = 32
 MAX_STRING = 1024
 MAX_ERROR_MESSAGE = 2000
-# Bounds of every value an event may carry (see docs/collector.md "Input limits"). They keep every stored
+# Bounds of every value an event may carry (see docs/guides/collector.md "Input limits"). They keep every stored
 # value and every sum in range: tokens and costs sum in 64-bit SQL integers, times convert in any zone.
 MAX_TOKENS = 1_000_000_000  # per token field of one call (the largest context windows are ~10^7)
 MAX_COST = Decimal(9_000_000)  # USD per cost field of one call: int64 pico-dollars hold up to ~9.22e6

@@ -28,7 +28,7 @@ Besides token counts a reply may say how many server-side web searches were bill
 (batch, flex, priority) served it, and how many input/output tokens were audio or image. Those go on the event
 as the documented attributes ``meterline.web_searches`` (``storage_searches``, ``code_executions``),
 ``meterline.output_citation_tokens``, ``meterline.{input,output}_{audio,image}_tokens`` and
-``meterline.service_tier`` (see docs/pricing.md), which the pricer reads.
+``meterline.service_tier`` (see docs/guides/pricing.md), which the pricer reads.
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ budget is not spent and ``spent + held`` *before* its own estimate is below a ha
 flight together can overshoot a budget by at most the cost of the calls already admitted, never more.
 After the call: ``spent += real cost``, ``held -= estimate`` (a failed call only releases its estimate).
 
-Under concurrency (see docs/gateway.md "Budgets under concurrency"):
+Under concurrency (see docs/guides/gateway.md "Budgets under concurrency"):
 - The estimate learns: per model group, an EWMA of the real cost of settled calls replaces the static
   guess (prompt characters / 4 input tokens + ``max_tokens`` or 256 output tokens) once one call settled.
 - A call that would be refused only because *other calls in flight* hold the rest of the budget waits

@@ -6,7 +6,7 @@ date and by time of day) and service tier. A price taken from another provider i
 ``;fallback:<provider>`` in ``pricing_source``; a billed unit meterline cannot count marks it ``;partial:<unit>``.
 An unknown model is ``unpriced`` with null costs, never a silent $0. Resolved prices are cached with their
 validity window: genai-prices' own ``calc_price`` costs ~250 µs a call, the cached path a few µs, and it runs
-on the recorder's thread, never on the caller's. See docs/pricing.md.
+on the recorder's thread, never on the caller's. See docs/guides/pricing.md.
 """
 
 from __future__ import annotations

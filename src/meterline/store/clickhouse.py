@@ -251,7 +251,7 @@ class ClickHouseStore(SQLReads):
         ``(start_time, id)``, so this reads a few granules), and only new ones are inserted, so the
         materialized rollup counts each event once. Several collectors racing on one re-sent event can
         still both insert it: ``events FINAL`` counts it once, and ``meterline migrate --rebuild-rollup``
-        makes the rollup exact again (see docs/scale.md)."""
+        makes the rollup exact again (see docs/internals/scale.md)."""
         if not events:
             return 0
         unique: dict[str, UsageEvent] = {}

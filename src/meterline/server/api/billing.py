@@ -1,4 +1,4 @@
-"""Billing over HTTP: customers, plans, subscriptions, wallets, invoices, credit notes (see docs/billing.md).
+"""Billing over HTTP: customers, plans, subscriptions, wallets, invoices, credit notes (see docs/guides/billing.md).
 
 Writes need an ``admin`` key; reads (previews, invoices, wallets) a ``read`` key. Money is exact decimal
 strings. Invoices come as JSON, or ``?format=csv|html``.

@@ -1,5 +1,5 @@
 """API-key management over HTTP (scope ``admin``). The first admin key comes from the command line
-(``meterline keys create --scope admin`` against the database): see docs/collector.md."""
+(``meterline keys create --scope admin`` against the database): see docs/guides/collector.md."""
 
 from __future__ import annotations
 
