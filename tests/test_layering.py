@@ -37,7 +37,17 @@ ALLOWED: dict[str, set[str]] = {
     "cli": BELOW_SERVER | {"meterline", "integrations", "server", "gateway", "testing"},
 }
 # inside the core: a module imports only core modules of a lower rank (the event knows no metadata rules)
-CORE_RANK = {"constants": 0, "errors": 0, "timeutil": 0, "config": 0, "moved": 0, "event": 1, "usage": 2, "metadata": 2}
+CORE_RANK = {
+    "constants": 0,
+    "errors": 0,
+    "timeutil": 0,
+    "config": 0,
+    "moved": 0,
+    "settings": 0,
+    "event": 1,
+    "usage": 2,
+    "metadata": 2,
+}
 
 
 def _module_name(path: Path) -> str:
