@@ -48,7 +48,7 @@ def _collector(url: str, api_key: str | None) -> str:
 def run(args: argparse.Namespace) -> int:
     from meterline import __version__
     from meterline.core.config import delivery_state_dir, destination_kind, resolve_destination
-    from meterline.integrations import INTEGRATIONS, available, in_tested_range, installed_version
+    from meterline.integrations import INTEGRATIONS, available, in_compatible_range, in_tested_range, installed_version
     from meterline.sdk.delivery.deadletter import DeadLetters
     from meterline.sdk.delivery.spool import Spool
 
@@ -87,6 +87,8 @@ def run(args: argparse.Namespace) -> int:
             state = f"library not installed ({integration.distribution})"
         elif in_tested_range(integration, version):
             state = f"ready ({integration.distribution} {version}; tested {integration.describe()})"
+        elif in_compatible_range(integration, version):
+            state = f"ready ({integration.distribution} {version}; tested {integration.describe()}, same major)"
         else:
             state = f"ready, UNTESTED VERSION ({integration.describe()} tested; {version} installed)"
         print(f"integration      {name:<10} {state}")

@@ -7,8 +7,9 @@ nothing.
 
 ``instrument()`` never imports a library the app has not imported: a library already imported is
 instrumented at once, an installed one not yet imported when the app imports it (a post-import hook,
-:mod:`._post_import`). At that moment the installed version is checked against the tested range (outside
-it: one warning naming both) and every hook point is looked up (one missing: that integration is disabled
+:mod:`._post_import`). At that moment the installed version is checked against the tested range (a release
+newer than the newest tested one but of the same major is compatible and quiet; older than the oldest, or a new
+major: one warning naming both) and every hook point is looked up (one missing: that integration is disabled
 with one error line and the library is left untouched). Nothing here raises into the app.
 """
 
@@ -41,6 +42,13 @@ class Integration:
 
     def describe(self) -> str:
         return f"{self.distribution} {self.tested[0]} to {self.tested[1]}"
+
+    @property
+    def compatible_below(self) -> str:
+        """The first version assumed incompatible: the next major after the newest tested release. Minor
+        releases come every few days (a minor of openai broke nothing in a year of them); the hook-point check
+        still disables an integration whose objects a release removed."""
+        return f"{_release(self.tested[1])[0] + 1}.0.0"
 
 
 def _stainless_points(pkg: str, *more: str) -> tuple[str, ...]:
@@ -165,6 +173,11 @@ def in_tested_range(integration: Integration, version: str) -> bool:
     return _release(low) <= _release(version) <= _release(high)
 
 
+def in_compatible_range(integration: Integration, version: str) -> bool:
+    """From the oldest tested release up to (not including) the next major after the newest tested one."""
+    return _release(integration.tested[0]) <= _release(version) < _release(integration.compatible_below)
+
+
 def missing_hook_points(integration: Integration) -> list[str]:
     """Hook points that do not resolve. Imports only submodules of the (already imported) library."""
     missing = []
@@ -188,18 +201,19 @@ def _activate(integration: Integration) -> bool:
         if module.is_instrumented():
             return True
         version = installed_version(integration) or "unknown"
-        if version == "unknown" or not in_tested_range(integration, version):
+        if version == "unknown" or not in_compatible_range(integration, version):
             with _lock:
                 first = name not in _warned
                 _warned.add(name)
             if first:
                 logger.warning(
-                    "meterline: %s %s is outside the versions the %s integration is tested on (%s); "
-                    "it stays on: check its events, and please report any difference",
+                    "meterline: %s %s is outside the versions the %s integration is tested on (%s) and "
+                    "their major (below %s); it stays on: check its events, and please report any difference",
                     integration.distribution,
                     version,
                     name,
                     integration.describe(),
+                    integration.compatible_below,
                 )
         missing = missing_hook_points(integration)
         if missing:
