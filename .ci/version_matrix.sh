@@ -24,4 +24,4 @@ PY
 PYTHONPATH="$PWD/src" "$venv/bin/python" -m pytest -q -p no:cacheprovider \
   tests/test_litellm_calls.py tests/test_litellm_streams.py tests/test_litellm_volume.py \
   tests/test_anthropic_*.py tests/test_openai_*.py tests/test_bedrock_*.py \
-  tests/test_layering.py tests/test_integration_contract.py
+  tests/test_layering.py tests/test_litellm_over_openai.py tests/test_integration_contract.py

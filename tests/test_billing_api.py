@@ -3,6 +3,7 @@ customers, plans, subscriptions, wallets, preview/finalize, invoice formats, cre
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from typing import Any
 
 import pytest
@@ -15,6 +16,22 @@ from meterline.store import keys as key_store
 def database(any_database: str) -> str:
     """Every event store, ClickHouse included: what this module checks, all of them must do."""
     return any_database
+
+
+class _November20(datetime):
+    """A fixed clock inside the invoiced month: the grant and the credit note below are made on 2026-11-20 on any
+    day the suite runs (it was green on Nov 30 and failed on Dec 1 when "now" came from the calendar)."""
+
+    @classmethod
+    def now(cls, tz: Any = None) -> Any:
+        return datetime(2026, 11, 20, 12, tzinfo=timezone.utc).astimezone(tz)
+
+
+@pytest.fixture(autouse=True)
+def _fixed_clock(monkeypatch: pytest.MonkeyPatch) -> None:
+    from meterline.billing import service
+
+    monkeypatch.setattr(service, "datetime", _November20)
 
 
 PLAN = {"id": "pro", "rules": [{"model": "gpt-4o-mini", "prices": {"input": "2", "output": "8"}}]}
