@@ -179,3 +179,24 @@ def postgres_url() -> Iterator[str]:
     finally:
         admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')  # type: ignore[attr-defined]
         admin.close()  # type: ignore[attr-defined]
+
+
+# -- Redis: tests use their own database (15, never the default 0) and remove every key they made ----------------
+TEST_REDIS_URL = "redis://127.0.0.1:6379/15"
+TEST_REDIS_PREFIX = "meterline-test-"
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Delete the test counters' keys (prefixed ``meterline-test-``) from the test database."""
+    try:
+        import redis
+    except ImportError:
+        return
+    try:
+        client = redis.Redis.from_url(TEST_REDIS_URL, socket_connect_timeout=1)
+        keys = list(client.scan_iter(match=f"{TEST_REDIS_PREFIX}*", count=1000))
+        if keys:
+            client.delete(*keys)
+        client.close()
+    except redis.RedisError:
+        pass  # no Redis here: the tests that need it were skipped

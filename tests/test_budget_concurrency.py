@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import TEST_REDIS_PREFIX, TEST_REDIS_URL
 from meterline.budgets import store as budget_store
 from meterline.core.event import UsageEvent
 from meterline.gateway.counters import Counters, LocalCounters, RedisCounters
@@ -40,7 +41,7 @@ class Run:
 def counters_for(kind: str) -> Counters:
     if kind == "local":
         return LocalCounters()
-    return RedisCounters("redis://127.0.0.1:6379/0", prefix=f"meterline-test-{uuid.uuid4().hex}")
+    return RedisCounters(TEST_REDIS_URL, prefix=f"{TEST_REDIS_PREFIX}{uuid.uuid4().hex}")
 
 
 async def concurrent_calls(

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from collector_support import ThreadCollector, request, wire_event
+from conftest import TEST_REDIS_PREFIX, TEST_REDIS_URL
 from gateway_util import WebhookReceiver
 from meterline.budgets import store as budget_store
 from meterline.core.event import UsageEvent
@@ -171,10 +172,10 @@ def _redis_counters() -> RedisCounters:
     import redis
 
     try:
-        redis.Redis.from_url("redis://127.0.0.1:6379/0", socket_connect_timeout=1).ping()
+        redis.Redis.from_url(TEST_REDIS_URL, socket_connect_timeout=1).ping()
     except redis.RedisError as exc:
         pytest.skip(f"Redis at 127.0.0.1:6379 is unavailable: {exc}")
-    return RedisCounters("redis://127.0.0.1:6379/0", prefix=f"meterline-test-{uuid.uuid4().hex}")
+    return RedisCounters(TEST_REDIS_URL, prefix=f"{TEST_REDIS_PREFIX}{uuid.uuid4().hex}")
 
 
 def _priced_call(tokens: int) -> UsageEvent:
