@@ -176,3 +176,20 @@ def test_the_readme_environment_filter_matches_demo_data() -> None:
     demo = (ROOT / "src/meterline/cli/demo.py").read_text()
     assert 'env = "staging" if i % 8 == 7 else "prod"' in demo
     assert 'os.environ.setdefault("METERLINE_ENVIRONMENT", "prod")' in demo
+
+
+def test_the_all_extra_installs_every_user_facing_extra() -> None:
+    """`pip install meterline[all]` must serve OTLP protobuf (interop), OpenTelemetry export (otel) and the
+    embedded ClickHouse (chdb): an `[all]` install answered 415 to OTLP protobuf when it lacked interop."""
+    import re as _re
+
+    try:
+        import tomllib
+    except ImportError:  # Python 3.10
+        import tomli as tomllib  # type: ignore[no-redef]
+
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    (spec,) = extras["all"]
+    named = set(_re.fullmatch(r"meterline\[(.+)\]", spec).group(1).split(","))  # type: ignore[union-attr]
+    own_stacks = {"crewai", "langchain", "browser", "dev", "all"}  # pinned frameworks, test tools, itself
+    assert named == set(extras) - own_stacks
