@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 import socket
 import sqlite3
+from datetime import datetime, timezone
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -193,3 +194,47 @@ def test_the_all_extra_installs_every_user_facing_extra() -> None:
     named = set(_re.fullmatch(r"meterline\[(.+)\]", spec).group(1).split(","))  # type: ignore[union-attr]
     own_stacks = {"crewai", "langchain", "browser", "dev", "all"}  # pinned frameworks, test tools, itself
     assert named == set(extras) - own_stacks
+
+
+def test_every_command_help_is_plain_text(capsys: pytest.CaptureFixture[str]) -> None:
+    """`meterline demo --help` printed the module docstring's RST (``meterline demo``, :mod:`…`)."""
+    from meterline.cli import build_parser
+
+    parser = build_parser()
+    commands = parser._subparsers._group_actions[0].choices  # type: ignore[union-attr]
+    assert "demo" in commands
+    for name in commands:
+        with pytest.raises(SystemExit):
+            main([name, "--help"])
+        out = capsys.readouterr().out
+        assert "``" not in out and ":mod:`" not in out and ":func:`" not in out, name
+
+
+def test_demo_serve_over_a_metered_demo_serves_it_without_metering_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`meterline demo` then `meterline demo --serve` (the demo's own hint) doubled every figure."""
+    import uvicorn
+
+    from meterline.core.event import UsageEvent
+    from meterline.store import SQLiteStore
+
+    db = tmp_path / "demo.db"
+    store = SQLiteStore(db)
+    when = datetime(2026, 11, 20, tzinfo=timezone.utc)
+    store.insert(
+        [
+            UsageEvent(
+                provider="anthropic", model="m", start_time=when, subscriber_id="acme", product_id="research-agent"
+            )
+        ]
+    )
+    store.close()
+    served: list[int] = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, host, port: served.append(port))
+    assert main(["demo", "--serve", "--database", f"sqlite:///{db}", "--port", "8799"]) == 0
+    assert served == [8799]
+    assert "serving them" in capsys.readouterr().out
+    store = SQLiteStore(db)
+    assert store.count() == 1  # nothing metered again
+    store.close()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import importlib.util
+import re
 import sys
 from collections.abc import Sequence
 
@@ -40,7 +41,20 @@ def build_parser() -> argparse.ArgumentParser:
         if importlib.util.find_spec(name) is None:
             continue
         importlib.import_module(name).register(sub)
+    for command in sub.choices.values():  # descriptions are the modules' docstrings: shown as plain text
+        command.description = plain_text(command.description)
     return parser
+
+
+_RST_ROLE = re.compile(r":[a-z]+:`~?([^`]+)`")
+_RST_LITERAL = re.compile(r"``([^`]+)``")
+
+
+def plain_text(doc: str | None) -> str | None:
+    """A docstring as a terminal shows it: ``literal`` and :role:`target` markup become their text."""
+    if doc is None:
+        return None
+    return _RST_LITERAL.sub(r"\1", _RST_ROLE.sub(r"\1", doc))
 
 
 def add_destination_argument(parser: argparse.ArgumentParser) -> None:

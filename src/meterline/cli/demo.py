@@ -144,7 +144,32 @@ def failing_call(fake_url: str, fake: Any) -> None:
             print(f"  (expected) provider refused one call: {type(exc).__name__}")
 
 
+def _has_demo_events(destination: str | None, api_key: str | None) -> bool:
+    """Whether a demo already metered into ``destination`` (its research-agent call for acme is there)."""
+    from meterline.store.open import open_store
+    from meterline.store.query import UsageQuery
+
+    try:
+        store = open_store(destination, api_key=api_key)
+    except Exception:  # noqa: BLE001 - no store yet (or unreachable): the demo creates or reports it
+        return False
+    try:
+        marker = UsageQuery(filters={"subscriber_id": ["acme"], "product_id": ["research-agent"]})
+        return bool(store.usage(marker))
+    except Exception:  # noqa: BLE001 - an empty or foreign database: meter the demo
+        return False
+    finally:
+        store.close()
+
+
 def run(args: argparse.Namespace) -> int:
+    if args.serve and _has_demo_events(args.destination, args.api_key):
+        # `meterline demo` then `meterline demo --serve` (as the demo's last line suggests): serve what is there;
+        # metering a second round first doubled every figure on the dashboard
+        print("meterline demo: the store holds a demo's events already; serving them (without --serve: one more round)")
+        from meterline.core.config import resolve_destination
+
+        return _dashboard(resolve_destination(args.destination), args)
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # no price-map fetch over the network
     os.environ.setdefault("METERLINE_ENVIRONMENT", "prod")  # the environment of calls that do not name one
     print("meterline demo: loading LiteLLM (a few seconds) …", flush=True)
