@@ -17,13 +17,14 @@ import uuid
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal, InvalidOperation
-from typing import Any, Protocol
+from typing import Any
 
 from meterline.core.timeutil import to_micros
 from meterline.store import query as queries
 from meterline.store import rollup as rollups
+from meterline.store.base import ReportStore
+from meterline.store.base import SQLStore as SQLStore  # its home is store.base; importable here as before
 from meterline.store.extensions import register_tables
-from meterline.store.query import Dialect
 from meterline.store.schema import PICO, join_split, split_sum_sql
 from meterline.store.sql import sql
 
@@ -50,14 +51,6 @@ class BudgetError(ValueError):
         super().__init__(f"{field}: {reason}")
         self.field = field
         self.reason = reason
-
-
-class SQLStore(Protocol):
-    dialect: Dialect
-
-    def execute(self, sql: str, params: Any = ()) -> int: ...
-
-    def fetch(self, sql: str, params: Any = ()) -> list[tuple[Any, ...]]: ...
 
 
 @dataclasses.dataclass(frozen=True)
@@ -280,7 +273,7 @@ def fired_alerts(store: SQLStore, budget: Budget, period: datetime) -> list[int]
     return [int(r[0]) for r in rows]
 
 
-def status(store: Any, budget: Budget, now: datetime | None = None) -> dict[str, Any]:
+def status(store: SQLStore, budget: Budget, now: datetime | None = None) -> dict[str, Any]:
     """A budget with its spend in the current period (the collector's and ``meterline budgets list``'s view)."""
     from meterline.core.event import format_cost
 
@@ -302,7 +295,7 @@ _SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
 
 
 # -- the dashboard's figure ------------------------------------------------------------------------------------
-def dashboard_spend(store: Any, budget: Budget, now: datetime) -> Decimal:
+def dashboard_spend(store: ReportStore, budget: Budget, now: datetime) -> Decimal:
     """The same number as :func:`spend`, through ``store.usage`` (so the daily rollup
     answers when the budget's field is rolled up: periods start at UTC midnight), else from events. An
     ``api_key`` budget whose value is not a sha256 hex digest counts the events with that key alias (the rollup

@@ -22,9 +22,10 @@ import os
 import re
 import threading
 from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from meterline.core.event import UsageEvent
@@ -35,7 +36,11 @@ from meterline.store import query as queries
 from meterline.store import rollup as rollups
 from meterline.store.reads import SQLReads
 from meterline.store.schema import COLUMN_NAMES, TABLE, event_to_row
-from meterline.store.sql import sql
+from meterline.store.sql import Tx, sql
+
+if TYPE_CHECKING:
+    from meterline.store.postgres import PostgresStore
+    from meterline.store.sqlite import SQLiteStore
 
 # per-query settings: aliases must not shadow columns inside the same SELECT (``SUM(total_cost) AS
 # total_cost`` would otherwise break ``CASE WHEN total_cost IS NULL``); FINAL may deduplicate each partition
@@ -162,7 +167,7 @@ def meta_destination(destination: str) -> str:
     return f"sqlite:///{data_dir() / 'meterline-meta.db'}"
 
 
-def _open_meta(destination: str) -> Any:
+def _open_meta(destination: str) -> SQLiteStore | PostgresStore:
     from meterline.core.config import destination_kind, sqlite_path
 
     if destination_kind(destination) == "postgresql":
@@ -178,8 +183,12 @@ class ClickHouseStore(SQLReads):
     """Events in ClickHouse (ReplacingMergeTree, monthly partitions, rollup by materialized view)."""
 
     hourly_reads = True  # usage reports the hourly rollup can answer come from it (False: scan; benchmarks)
+    keeps_billing_rollup = False  # billing sums ``events FINAL`` (see billing.store._usage_rows)
+    meta_apart = True  # keys, budgets, billing… live in the SQL metadata database, apart from the events
 
-    def __init__(self, destination: str, *, create: bool = True, meta: Any = None) -> None:
+    def __init__(
+        self, destination: str, *, create: bool = True, meta: SQLiteStore | PostgresStore | None = None
+    ) -> None:
         self.destination = destination
         self.database = _database_name(destination)
         _, params = _split(destination)
@@ -345,10 +354,15 @@ class ClickHouseStore(SQLReads):
         self._client.insert(table, [list(r) for r in rows], column_names=list(column_names))
 
     @property
-    def meta(self) -> Any:
+    def meta(self) -> SQLiteStore | PostgresStore:
         """The SQL metadata database (keys, budgets, billing, export ledger), for modules that need a
         transaction of their own there."""
         return self._meta
+
+    def transaction(self) -> AbstractContextManager[Tx]:
+        """A transaction of the metadata database (ClickHouse itself has none): its statements never read
+        ``events``."""
+        return self._meta.transaction()
 
     def ping(self) -> None:
         self._fetch("SELECT 1", ())

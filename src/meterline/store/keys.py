@@ -11,24 +11,16 @@ import hashlib
 import secrets
 import time
 import uuid
-from typing import Any, Protocol
+from typing import Any
 
+from meterline.store.base import SQLStore as SQLStore  # its home is store.base; importable here as before
 from meterline.store.extensions import register_tables
-from meterline.store.query import Dialect
 from meterline.store.sql import sql
 
 SCOPES = ("ingest", "read", "admin")
 # key spellings: meterline's own, and Revenium's (revenium-python-sdk refuses keys not starting with hak_/rev_)
 STYLES = ("meterline", "revenium")
 TABLE = "api_keys"
-
-
-class SQLStore(Protocol):
-    dialect: Dialect
-
-    def execute(self, sql: str, params: Any = ()) -> int: ...
-
-    def fetch(self, sql: str, params: Any = ()) -> list[tuple[Any, ...]]: ...
 
 
 @dataclasses.dataclass(frozen=True)

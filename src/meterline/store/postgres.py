@@ -28,6 +28,7 @@ from meterline.store.extensions import extra_statements
 from meterline.store.isolate import insert_isolating
 from meterline.store.reads import SQLReads
 from meterline.store.schema import COLUMN_NAMES, TABLE, create_statements, event_to_row
+from meterline.store.sql import Tx
 
 SCHEMA_REVISION = 1
 _STAGE = "meterline_events_in"
@@ -91,6 +92,8 @@ class _Pool:
 
 class PostgresStore(SQLReads):
     dialect = queries.POSTGRESQL
+    keeps_billing_rollup = True  # billing_usage_hourly, kept by a statement trigger (store.billing_rollup)
+    meta_apart = False  # keys, budgets, billing… are tables next to the events
 
     def __init__(self, url: str, *, pool_size: int = 8, connect_timeout: float = 10.0, create: bool = True) -> None:
         self.url = connection_url(url)
@@ -185,6 +188,12 @@ class PostgresStore(SQLReads):
         """A pooled autocommit connection, for modules that need a transaction of their own."""
         with self._pool.connection() as conn:
             yield conn
+
+    @contextmanager
+    def transaction(self) -> Iterator[Tx]:
+        """One transaction on a pooled connection."""
+        with self.connection() as conn, conn.transaction():
+            yield Tx(self, conn.cursor())
 
     def ping(self) -> None:
         self._fetch("SELECT 1", ())

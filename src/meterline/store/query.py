@@ -95,6 +95,12 @@ class Dialect:
     def bool_value(self, value: bool) -> Any:
         return value if self.name == "postgresql" else int(value)
 
+    @property
+    def split_sums(self) -> bool:
+        """True when a SUM() of pico-dollar costs may overflow (SQLite: 64-bit integers only), so cost sums
+        are read in two halves (``schema.split_sum_sql``); PostgreSQL sums into NUMERIC, ClickHouse into Int128."""
+        return self.name == "sqlite"
+
     def intdiv(self, expr: str, unit: int) -> str:
         """Integer division in SQL: ``/`` is integer division on integers in SQLite and PostgreSQL, but
         float division in ClickHouse (buckets would silently be one per event)."""

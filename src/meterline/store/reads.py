@@ -1,7 +1,7 @@
 """The read API every event store shares (SQLite, PostgreSQL) and the paging the collector client shares.
 
-Subclasses supply ``_fetch(sql, params) -> (columns, rows)`` and a ``dialect``; the SQL itself comes from
-:mod:`meterline.store.query` and :mod:`meterline.store.rollup`.
+Subclasses supply ``_fetch(sql, params) -> (columns, rows)``, ``execute``, ``fetch`` and a ``dialect``; the SQL
+itself comes from :mod:`meterline.store.query` and :mod:`meterline.store.rollup`.
 """
 
 from __future__ import annotations
@@ -58,10 +58,20 @@ class SQLReads(EventPages):
     def _fetch(self, sql: str, params: Sequence[Any]) -> tuple[list[str], list[tuple[Any, ...]]]:
         raise NotImplementedError
 
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
+        raise NotImplementedError
+
+    def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        raise NotImplementedError
+
     @property
     def read_dialect(self) -> queries.Dialect:
         """The dialect of the event reads (ClickHouse's store keeps ``dialect`` for its metadata SQL)."""
         return self.dialect
+
+    def read(self, sql: str, params: Sequence[Any] = ()) -> tuple[list[str], list[tuple[Any, ...]]]:
+        """(column names, rows) of one query in ``read_dialect``, on the events' database (listings)."""
+        return self._fetch(sql, params)
 
     def usage(self, q: queries.UsageQuery) -> list[dict[str, Any]]:
         q.validate()

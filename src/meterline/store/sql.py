@@ -3,11 +3,15 @@ transaction on any store (SQLite, PostgreSQL, or the ClickHouse store's SQL meta
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
-from typing import Any
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
+from typing import TYPE_CHECKING, Any, Protocol, TypeGuard
 
 from meterline.store.query import Dialect
+
+if TYPE_CHECKING:
+    from meterline.store.base import SQLStore, TransactionalStore
+    from meterline.store.clickhouse import ClickHouseStore
 
 
 def sql(dialect: Dialect, text: str) -> str:
@@ -16,8 +20,23 @@ def sql(dialect: Dialect, text: str) -> str:
 
 
 # ----------------------------------------------------------------------------------
+class Cursor(Protocol):
+    """A DB-API cursor (``sqlite3.Cursor``, ``psycopg.Cursor``), as far as :class:`Tx` uses it."""
+
+    @property
+    def description(self) -> object: ...
+
+    def execute(self, sql: str, params: Sequence[Any], /) -> object: ...
+
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]], /) -> object: ...
+
+    def fetchall(self) -> list[Any]: ...
+
+
 class Tx:
-    def __init__(self, store: Any, cur: Any) -> None:
+    """Statements in one transaction (``store.transaction()``), ``?`` placeholders made the dialect's."""
+
+    def __init__(self, store: SQLStore, cur: Cursor) -> None:
         self.store, self.cur = store, cur
 
     def run(self, text: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
@@ -29,29 +48,13 @@ class Tx:
             self.cur.executemany(sql(self.store.dialect, text), rows)
 
 
-def on_clickhouse(store: Any) -> bool:
-    """True for the ClickHouse store: events in ClickHouse, billing tables in its metadata database."""
+def on_clickhouse(store: object) -> TypeGuard[ClickHouseStore]:
+    """True for the ClickHouse store (for store/ modules only: code above it asks the store what it keeps)."""
     return getattr(getattr(store, "read_dialect", None), "name", None) == "clickhouse"
 
 
-@contextmanager
-def transaction(store: Any) -> Iterator[Tx]:
-    """One transaction on either store (SQLite: the store's single connection under its lock). On the
-    ClickHouse store, a transaction of its metadata database (ClickHouse itself has none); statements
-    run in it never read ``events``."""
-    if on_clickhouse(store):
-        with transaction(store.meta) as tx:
-            yield tx
-    elif store.dialect.name == "sqlite":
-        with store._lock:
-            conn = store._conn
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield Tx(store, conn.cursor())
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-    else:
-        with store.connection() as conn, conn.transaction():
-            yield Tx(store, conn.cursor())
+def transaction(store: TransactionalStore) -> AbstractContextManager[Tx]:
+    """One transaction on any store: ``store.transaction()`` (SQLite: the store's single connection under its
+    lock; PostgreSQL: a pooled connection; the ClickHouse store: a transaction of its metadata database, since
+    ClickHouse itself has none; statements run in it never read ``events``)."""
+    return store.transaction()

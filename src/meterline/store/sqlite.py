@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -22,12 +23,15 @@ from meterline.store.extensions import extra_statements
 from meterline.store.isolate import insert_isolating
 from meterline.store.reads import SQLReads
 from meterline.store.schema import COLUMN_NAMES, TABLE, create_statements, event_to_row
+from meterline.store.sql import Tx
 
 SCHEMA_REVISION = 1
 
 
 class SQLiteStore(SQLReads):
     dialect = queries.SQLITE
+    keeps_billing_rollup = True  # billing_usage_hourly, kept by a trigger (store.billing_rollup)
+    meta_apart = False  # keys, budgets, billing… are tables next to the events
 
     def __init__(self, path: str | Path, *, timeout_s: float = 30.0, create: bool = True) -> None:
         self.path = Path(path).expanduser()
@@ -135,6 +139,19 @@ class SQLiteStore(SQLReads):
     def ping(self) -> None:
         """Raise when the database cannot be read (readiness probe)."""
         self._fetch(f"SELECT 1 FROM {TABLE} LIMIT 1", ())
+
+    @contextmanager
+    def transaction(self) -> Iterator[Tx]:
+        """One transaction on the store's single connection, under its lock."""
+        with self._lock:
+            conn = self._conn
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield Tx(self, conn.cursor())
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
 
     # -- reads ----------------------------------------------------------------------------------
     def _fetch(self, sql: str, params: Sequence[Any]) -> tuple[list[str], list[tuple[Any, ...]]]:
