@@ -8,12 +8,11 @@ ClickHouse: one store serves both (events in ClickHouse, keys/budgets in its met
 
 from __future__ import annotations
 
-from typing import Any
-
 from meterline.core.config import DestinationError, destination_kind, sqlite_path
+from meterline.store.base import Store
 
 
-def open_stores(destination: str, *, pool_size: int = 8, create: bool = True) -> tuple[Any, Any]:
+def open_stores(destination: str, *, pool_size: int = 8, create: bool = True) -> tuple[Store, Store]:
     """(writer, reader) for ``destination``, tables created when missing (with ``create=False``: a read-only
     command, which never creates them: no schema is a DestinationError). Close both (once if same)."""
     from meterline.store.open import open_postgres, require_schema

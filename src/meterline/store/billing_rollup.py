@@ -20,9 +20,8 @@ rollup of before (one INTEGER per cost) is converted when the store opens (:func
 
 from __future__ import annotations
 
-from typing import Any
-
 from meterline.core.event import DIMENSIONS
+from meterline.store.base import SQLStore
 from meterline.store.schema import SPLIT
 
 ROLLUP = "billing_usage_hourly"
@@ -140,7 +139,7 @@ def rebuild_statements(dialect: str, dim: str) -> list[str]:
 DIM_SQL = f"SELECT value FROM meterline_meta WHERE key = '{META_KEY}'"
 
 
-def rollup_dimension(store: Any) -> str | None:
+def rollup_dimension(store: SQLStore) -> str | None:
     rows = store.fetch(DIM_SQL)
     return str(rows[0][0]) if rows else None
 

@@ -25,18 +25,21 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from meterline.store import clickhouse_hourly as ch_hourly
 from meterline.store import clickhouse_schema as ch_schema
 from meterline.store.rollup import ROLLUP
 from meterline.store.schema import COLUMN_NAMES, TABLE
 
+if TYPE_CHECKING:
+    from meterline.store.clickhouse import ClickHouseStore
+
 COST_COLUMNS = ("input_cost", "cache_read_cost", "cache_write_cost", "output_cost", "total_cost", "pricing_source")
 _CHUNK = 50_000  # cost rows per staged insert
 
 
-def update_costs(store: Any, rows: Sequence[tuple[Any, ...]]) -> None:
+def update_costs(store: ClickHouseStore, rows: Sequence[tuple[Any, ...]]) -> None:
     """``rows``: (input, cache_read, cache_write, output, total pico-USD or None, pricing_source, event id)."""
     if not rows:
         return
@@ -64,7 +67,7 @@ def update_costs(store: Any, rows: Sequence[tuple[Any, ...]]) -> None:
         run(f"DROP TABLE IF EXISTS {costs}")
 
 
-def _stage_and_attach(store: Any, costs: str, stage: str) -> None:
+def _stage_and_attach(store: ClickHouseStore, costs: str, stage: str) -> None:
     run = store.command_clickhouse
     cols = ", ".join(COLUMN_NAMES)
     picked = ", ".join(f"c.{c}" if c in COST_COLUMNS else f"e.{c}" for c in COLUMN_NAMES)

@@ -15,6 +15,7 @@ from typing import Any
 
 from meterline.core.event import CONTENT_FIELDS, UsageEvent, content_json
 from meterline.core.timeutil import to_micros
+from meterline.store.base import SQLStore
 from meterline.store.extensions import register_tables
 
 CONTENT_TABLE = "event_content"
@@ -60,7 +61,7 @@ def insert_sql(dialect: str) -> str:
     )
 
 
-def attach(store: Any, events: Sequence[UsageEvent]) -> None:
+def attach(store: SQLStore, events: Sequence[UsageEvent]) -> None:
     """Fill the content fields of ``events`` from ``event_content`` (one query per call)."""
     if not events:
         return
@@ -80,7 +81,7 @@ def attach(store: Any, events: Sequence[UsageEvent]) -> None:
                     setattr(event, name, doc[name])
 
 
-def content_for(store: Any, event_id: str) -> dict[str, Any] | None:
+def content_for(store: SQLStore, event_id: str) -> dict[str, Any] | None:
     """The stored content of one event (None when none was captured or it was pruned)."""
     ph = store.dialect.placeholder
     rows = store.fetch(f"SELECT body FROM {CONTENT_TABLE} WHERE event_id = {ph}", [event_id])

@@ -2,7 +2,7 @@
 traces, latency samples, fast budget spend) and the dashboard's signing secret. SQL lives here, not in the
 server package. Every listing is keyset-paged so a page costs the same on page 1 and page 10,000.
 
-Event reads go through ``store._fetch`` in the store's *read* dialect and from its ``events_from`` (on the
+Event reads go through ``store.read`` in the store's *read* dialect and from its ``events_from`` (on the
 ClickHouse store: ClickHouse's SQL and ``events FINAL``, so a re-sent or re-priced event counts once); the
 signing secret lives in the SQL (metadata) database.
 """
@@ -21,6 +21,7 @@ from meterline.core.timeutil import from_micros, to_micros
 from meterline.store import query as queries
 from meterline.store import rollup as rollups
 from meterline.store import schema
+from meterline.store.base import EventSQL, SQLStore
 from meterline.store.extensions import register_tables
 from meterline.store.schema import COLUMN_NAMES, PICO, from_pico, row_to_event
 from meterline.store.sql import sql
@@ -36,7 +37,7 @@ def _tables(dialect: str) -> list[str]:
 register_tables("dashboard", _tables)
 
 
-def signing_secret(store: Any) -> bytes:
+def signing_secret(store: SQLStore) -> bytes:
     """The per-install secret that signs session cookies and share links, created on first use and kept in
     the database so every collector replica on one database accepts the same sessions."""
     store.execute(f"CREATE TABLE IF NOT EXISTS {SECRETS} (name TEXT PRIMARY KEY, value TEXT NOT NULL)")
@@ -50,9 +51,9 @@ def signing_secret(store: Any) -> bytes:
     return str(rows[0][0]).encode()
 
 
-def _reads(store: Any) -> queries.Dialect:
+def _reads(store: EventSQL) -> queries.Dialect:
     """The dialect event reads are written in (the ClickHouse store keeps ``dialect`` for its metadata SQL)."""
-    return getattr(store, "read_dialect", store.dialect)  # type: ignore[no-any-return]
+    return store.read_dialect
 
 
 # -- events, newest first ------------------------------------------------------------------------
@@ -61,7 +62,7 @@ def _cursor(start_us: int, key: str) -> str:
 
 
 def recent_events(
-    store: Any,
+    store: EventSQL,
     *,
     filters: Mapping[str, str | Sequence[str]] | None = None,
     start: datetime | None = None,
@@ -87,14 +88,14 @@ def recent_events(
         f"SELECT {', '.join(COLUMN_NAMES)} FROM {dialect.events_from}{where} ORDER BY start_time DESC, id DESC "
         f"LIMIT {int(limit)}"
     )
-    _, rows = store._fetch(text, params)
+    _, rows = store.read(text, params)
     nxt = _cursor(int(rows[-1][_START]), str(rows[-1][0])) if len(rows) == limit else None
     return [row_to_event(r) for r in rows], nxt
 
 
-def event_by_id(store: Any, event_id: str) -> UsageEvent | None:
+def event_by_id(store: EventSQL, event_id: str) -> UsageEvent | None:
     dialect = _reads(store)
-    _, rows = store._fetch(
+    _, rows = store.read(
         sql(dialect, f"SELECT {', '.join(COLUMN_NAMES)} FROM {dialect.events_from} WHERE id = ?"), (event_id,)
     )
     if not rows:
@@ -104,7 +105,7 @@ def event_by_id(store: Any, event_id: str) -> UsageEvent | None:
     return event
 
 
-def _attach_content(store: Any, events: list[UsageEvent]) -> None:
+def _attach_content(store: SQLStore, events: list[UsageEvent]) -> None:
     """Captured content, where this version of the store keeps it apart (``meterline.store.content``);
     otherwise it is already on the event's row."""
     import importlib
@@ -120,14 +121,14 @@ def _attach_content(store: Any, events: list[UsageEvent]) -> None:
 
 
 def latency_sample(
-    store: Any, *, start: datetime | None, end: datetime | None, filters: Mapping[str, Any] | None = None,
+    store: EventSQL, *, start: datetime | None, end: datetime | None, filters: Mapping[str, Any] | None = None,
     limit: int = 20_000,
 ) -> tuple[list[float], list[float]]:  # fmt: skip
     """(durations, times to first token) in ms of the newest ``limit`` events in the range: percentiles
     from a bounded sample, so the overview costs the same on a million events as on a thousand."""
     dialect = _reads(store)
     where, params = queries.where_clause(dialect, filters or {}, start, end)
-    _, rows = store._fetch(
+    _, rows = store.read(
         f"SELECT duration_ms, time_to_first_token_ms FROM {dialect.events_from}{where} ORDER BY start_time DESC "
         f"LIMIT {int(limit)}",
         params,
@@ -137,7 +138,7 @@ def latency_sample(
 
 # -- traces --------------------------------------------------------------------------------------
 def recent_traces(
-    store: Any,
+    store: EventSQL,
     *,
     filters: Mapping[str, str | Sequence[str]] | None = None,
     start: datetime | None = None,
@@ -163,7 +164,7 @@ def recent_traces(
     chunk = max(limit * 20, 500)
     offset_where, offset_params = where, list(params)
     while len(seen) < limit:
-        _, rows = store._fetch(
+        _, rows = store.read(
             f"SELECT trace_id, start_time FROM {dialect.events_from}{offset_where} "
             f"ORDER BY start_time DESC, trace_id DESC LIMIT {chunk}",
             offset_params,
@@ -186,7 +187,7 @@ def recent_traces(
     # a trace's cost summed in two halves outside ClickHouse (Int128 there): an int64 sum of pico-dollars
     # overflows past ~$9.2M, which SQLite reports as an error (a 500 on the traces page)
     cost = "SUM(total_cost), 0" if dialect.name == "clickhouse" else schema.split_sum_sql("total_cost", "cost")
-    _, rows = store._fetch(
+    _, rows = store.read(
         f"SELECT trace_id, COUNT(*), SUM(CASE WHEN status = 'error' THEN 1 ELSE 0 END), SUM(total_tokens), "
         f"{cost}, MIN(start_time), MAX(COALESCE(end_time, start_time)), MIN(trace_name), "
         f"MIN(subscriber_id), SUM(CASE WHEN total_cost IS NULL THEN 1 ELSE 0 END), MAX(start_time) "
@@ -222,7 +223,7 @@ def recent_traces(
 
 
 # -- top lists -----------------------------------------------------------------------------------
-def top_groups(store: Any, q: queries.UsageQuery, n: int) -> list[dict[str, Any]] | None:
+def top_groups(store: EventSQL, q: queries.UsageQuery, n: int) -> list[dict[str, Any]] | None:
     """The ``n`` values of ``q``'s one dimension with the highest spend, straight from the daily rollup
     (only the sums a top list shows, sorted and cut in SQL), or None when the rollup cannot answer ``q``.
     Same sums as ``store.usage(q)``: the rollup rows that query would read."""
@@ -245,7 +246,7 @@ def top_groups(store: Any, q: queries.UsageQuery, n: int) -> list[dict[str, Any]
         order = f"SUM(total_cost_hi) * {split}.0 + SUM(total_cost_lo)"
     else:
         split, cost, order = 0, "SUM(total_cost), 0", "SUM(total_cost)"
-    _, rows = store._fetch(
+    _, rows = store.read(
         sql(
             dialect,
             f"SELECT value, SUM(requests), SUM(total_tokens), {cost} FROM {rollups.ROLLUP} WHERE {where} "

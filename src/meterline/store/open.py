@@ -7,19 +7,27 @@ tables in somebody else's database. ``meterline migrate`` and the writers create
 from __future__ import annotations
 
 import os
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from meterline.core.config import DestinationError, destination_kind, resolve_destination, sqlite_path
-from meterline.store.query import UsageQuery
+from meterline.store.base import Store
+from meterline.store.base import UsageReader as UsageReader  # its home is store.base; importable here as before
+
+if TYPE_CHECKING:
+    from meterline.store.postgres import PostgresStore
+    from meterline.store.remote import CollectorClient
 
 
-class UsageReader(Protocol):
-    def usage(self, q: UsageQuery) -> list[dict[str, Any]]: ...
+class _Checkable(Protocol):
+    def has_schema(self) -> bool: ...
 
     def close(self) -> None: ...
 
 
-def open_store(destination: str | None = None, *, api_key: str | None = None) -> Any:
+S = TypeVar("S", bound=_Checkable)
+
+
+def open_store(destination: str | None = None, *, api_key: str | None = None) -> Store | CollectorClient:
     """SQLiteStore, PostgresStore or (for http destinations) a CollectorClient, by destination; never creates
     tables. Raises DestinationError (one line) for a missing file, an unreachable server or no schema."""
     dest = resolve_destination(destination)
@@ -45,7 +53,7 @@ def open_store(destination: str | None = None, *, api_key: str | None = None) ->
     return CollectorClient(dest, api_key or os.environ.get("METERLINE_API_KEY"))
 
 
-def open_postgres(dest: str, *, create: bool, pool_size: int) -> Any:
+def open_postgres(dest: str, *, create: bool, pool_size: int) -> PostgresStore:
     """A PostgresStore; a refused connection, an unknown host or database is one DestinationError line."""
     try:
         from meterline.store.postgres import PostgresStore
@@ -60,7 +68,7 @@ def open_postgres(dest: str, *, create: bool, pool_size: int) -> Any:
         raise DestinationError(f"cannot connect to PostgreSQL at {redact(dest)}: {detail}") from None
 
 
-def require_schema(store: Any, dest: str) -> Any:
+def require_schema(store: S, dest: str) -> S:
     if not store.has_schema():
         store.close()
         raise DestinationError(

@@ -13,13 +13,14 @@ from typing import Any
 
 from meterline.store import billing_rollup
 from meterline.store import rollup as rollups
+from meterline.store.base import TransactionalStore
 from meterline.store.schema import TABLE
 from meterline.store.sql import on_clickhouse, transaction
 
 COST_COLUMNS = ("input_cost", "cache_read_cost", "cache_write_cost", "output_cost", "total_cost", "pricing_source")
 
 
-def update_costs(store: Any, rows: Sequence[tuple[Any, ...]]) -> None:
+def update_costs(store: TransactionalStore, rows: Sequence[tuple[Any, ...]]) -> None:
     """``rows``: (input, cache_read, cache_write, output, total pico-USD or None, pricing_source, event id)."""
     if on_clickhouse(store):  # a transaction here would run in its metadata database, not on its events
         from meterline.store.clickhouse_reprice import update_costs as update_clickhouse

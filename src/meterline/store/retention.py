@@ -20,13 +20,17 @@ from __future__ import annotations
 
 import dataclasses
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, cast
 
 from meterline.core.timeutil import to_micros
 from meterline.store import partitions
+from meterline.store.base import SQLStore, TransactionalStore
 from meterline.store.content import CONTENT_TABLE
 from meterline.store.schema import TABLE
 from meterline.store.sql import sql
+
+if TYPE_CHECKING:
+    from meterline.store.postgres import PostgresStore
 
 
 @dataclasses.dataclass
@@ -36,13 +40,13 @@ class PruneResult:
     dropped_partitions: list[str] = dataclasses.field(default_factory=list)
 
 
-def _count(store: Any, table: str, cutoff: int) -> int:
+def _count(store: SQLStore, table: str, cutoff: int) -> int:
     ph = store.dialect.placeholder
     return int(store.fetch(f"SELECT COUNT(*) FROM {table} WHERE start_time < {ph}", [cutoff])[0][0])
 
 
 def prune(
-    store: Any,
+    store: TransactionalStore,
     *,
     events_before: datetime | None = None,
     content_before: datetime | None = None,
@@ -70,11 +74,13 @@ def prune(
         _mark_pruned(store, ev_cut)
         return result
     if store.dialect.name == "postgresql":
-        with store.connection() as conn, conn.transaction():
+        with cast("PostgresStore", store).connection() as conn, conn.transaction():
             if partitions.is_partitioned(conn):
                 for name, _lo, hi in partitions.monthly_partitions(conn):
                     if hi <= ev_cut:
-                        result.events += int(conn.execute(f"SELECT COUNT(*) FROM {name}").fetchone()[0])
+                        counted = conn.execute(f"SELECT COUNT(*) FROM {name}").fetchone()
+                        assert counted is not None  # COUNT(*) answers one row
+                        result.events += int(counted[0])
                         conn.execute(f"DROP TABLE {name}")
                         result.dropped_partitions.append(name)
             result.events += conn.execute(f"DELETE FROM {TABLE} WHERE start_time < %s", (ev_cut,)).rowcount
@@ -89,13 +95,13 @@ def prune(
 PRUNED_KEY = "clickhouse_pruned_before"
 
 
-def pruned_before(store: Any) -> int | None:
+def pruned_before(store: SQLStore) -> int | None:
     """Micros before which the ClickHouse store's events were pruned (None: never pruned)."""
     rows = store.fetch(sql(store.dialect, "SELECT value FROM meterline_meta WHERE key = ?"), (PRUNED_KEY,))
     return int(rows[0][0]) if rows else None
 
 
-def _mark_pruned(store: Any, cut: int) -> None:
+def _mark_pruned(store: TransactionalStore, cut: int) -> None:
     from meterline.store.sql import transaction
 
     with transaction(store) as tx:  # the metadata database of a ClickHouse store

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
+from meterline.store.base import EventReader, SQLStore, Store, UsageReader
 from meterline.store.extensions import register_tables
 from meterline.store.query import METRICS, UsageQuery
 from meterline.store.sql import sql
@@ -42,12 +43,12 @@ def source_key(description: str) -> str:
     return hashlib.sha256(description.encode()).hexdigest()[:32]
 
 
-def _state(target: Any, key: str) -> tuple[str | None, int] | None:
+def _state(target: SQLStore, key: str) -> tuple[str | None, int] | None:
     rows = target.fetch(sql(target.dialect, f"SELECT cursor, copied FROM {STATE} WHERE source = ?"), (key,))
     return (rows[0][0], int(rows[0][1])) if rows else None
 
 
-def _save(target: Any, key: str, cursor: str | None, copied: int) -> None:
+def _save(target: SQLStore, key: str, cursor: str | None, copied: int) -> None:
     changed = target.execute(sql(target.dialect, f"UPDATE {STATE} SET cursor = ?, copied = ? WHERE source = ?"),
                              (cursor, copied, key))  # fmt: skip
     if not changed:
@@ -56,8 +57,8 @@ def _save(target: Any, key: str, cursor: str | None, copied: int) -> None:
 
 
 def copy_events(
-    source: Any,
-    target: Any,
+    source: EventReader,
+    target: Store,
     *,
     source_description: str,
     page_size: int = 10_000,
@@ -97,7 +98,7 @@ class DayDiff:
     target: Any
 
 
-def verify(source: Any, target: Any) -> tuple[int, list[DayDiff]]:
+def verify(source: UsageReader, target: UsageReader) -> tuple[int, list[DayDiff]]:
     """(days compared, differences): per UTC day, the count, token and cost sums of both stores."""
     q = UsageQuery(bucket="day")
     a = {r["bucket"]: r for r in source.usage(q)}
