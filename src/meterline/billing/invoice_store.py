@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
 from meterline.billing.invoice import Invoice
 from meterline.billing.store import CREDIT_NOTES, INVOICES, LINES, SEQUENCES
 from meterline.core.timeutil import to_micros
+from meterline.store.base import SQLStore, TransactionalStore
 from meterline.store.sql import Tx, sql, transaction
 
 INVOICE_PREFIX = "INV-"
@@ -31,12 +33,14 @@ def _take_numbers(tx: Tx, name: str, n: int) -> int:
     return int(tx.run(f"SELECT value FROM {SEQUENCES} WHERE name = ?", (name,))[0][0]) - n + 1
 
 
-def finalized_customers(store: Any, period: str) -> set[str]:
+def finalized_customers(store: SQLStore, period: str) -> set[str]:
     rows = store.fetch(sql(store.dialect, f"SELECT customer_id FROM {INVOICES} WHERE period = ?"), (period,))
     return {r[0] for r in rows}
 
 
-def save_finalized(store: Any, invoices: Sequence[Invoice], issued_at: Any, period_ends: Sequence[Any]) -> None:
+def save_finalized(
+    store: TransactionalStore, invoices: Sequence[Invoice], issued_at: datetime, period_ends: Sequence[datetime]
+) -> None:
     """Number and store ``invoices`` (all or none). Each gets ``number``, ``status`` and ``issued_at``."""
     if not invoices:
         return
@@ -91,12 +95,12 @@ def save_finalized(store: Any, invoices: Sequence[Invoice], issued_at: Any, peri
         )
 
 
-def get_invoice(store: Any, number: str) -> dict[str, Any] | None:
+def get_invoice(store: SQLStore, number: str) -> dict[str, Any] | None:
     rows = store.fetch(sql(store.dialect, f"SELECT body FROM {INVOICES} WHERE number = ?"), (number,))
     return dict(json.loads(rows[0][0])) if rows else None
 
 
-def list_invoices(store: Any, *, customer: str | None = None, period: str | None = None) -> list[dict[str, Any]]:
+def list_invoices(store: SQLStore, *, customer: str | None = None, period: str | None = None) -> list[dict[str, Any]]:
     where, params = [], []
     if customer:
         where.append("customer_id = ?")
@@ -113,7 +117,7 @@ def list_invoices(store: Any, *, customer: str | None = None, period: str | None
 
 
 def customer_history(
-    store: Any, customer: str | None = None
+    store: SQLStore, customer: str | None = None
 ) -> dict[str, tuple[list[tuple[str, str, Decimal]], dict[str, Decimal]]]:
     """Per customer (one, or all when None): the finalized invoices as (period, number, usage_subtotal),
     and per earlier period the sum of the adjustment lines already invoiced for it."""
@@ -142,7 +146,7 @@ def customer_history(
     return out
 
 
-def credit_debits(store: Any, customer: str | None = None) -> dict[str, list[tuple[int, Decimal]]]:
+def credit_debits(store: SQLStore, customer: str | None = None) -> dict[str, list[tuple[int, Decimal]]]:
     """Per customer: (period end micros, credits applied) of the finalized invoices, the wallet debits."""
     where, params = ("WHERE customer_id = ?", (customer,)) if customer else ("", ())
     rows = store.fetch(sql(store.dialect, f"SELECT customer_id, period_end, credits FROM {INVOICES} {where}"), params)
@@ -153,13 +157,13 @@ def credit_debits(store: Any, customer: str | None = None) -> dict[str, list[tup
     return out
 
 
-def last_finalized_period(store: Any, customer: str) -> str | None:
+def last_finalized_period(store: SQLStore, customer: str) -> str | None:
     rows = store.fetch(sql(store.dialect, f"SELECT MAX(period) FROM {INVOICES} WHERE customer_id = ?"), (customer,))
     return str(rows[0][0]) if rows and rows[0][0] else None
 
 
 def add_credit_note(
-    store: Any,
+    store: TransactionalStore,
     invoice_number: str,
     customer: str,
     amount: Decimal,
@@ -188,7 +192,7 @@ def add_credit_note(
     return number
 
 
-def credit_notes(store: Any, invoice_number: str | None = None) -> list[dict[str, Any]]:
+def credit_notes(store: SQLStore, invoice_number: str | None = None) -> list[dict[str, Any]]:
     q = f"SELECT number, invoice_number, customer_id, amount, reason, grant_id FROM {CREDIT_NOTES}"
     params: tuple[Any, ...] = ()
     if invoice_number:

@@ -18,6 +18,7 @@ from meterline.billing import invoice_store, render
 from meterline.billing import service as svc
 from meterline.billing import store as billing_store
 from meterline.billing.model import BillingError
+from meterline.store.base import BillingStore, SQLStore
 
 
 def _plan_on(subs: list[Any], day: date) -> str | None:
@@ -35,11 +36,11 @@ class DashboardSource:
     def now(self) -> datetime:
         return self._now or datetime.now(timezone.utc)
 
-    def customer_ids(self, store: Any) -> list[str]:
+    def customer_ids(self, store: SQLStore) -> list[str]:
         """Every billing customer's id, in id order (cheap: the page shows a slice of them)."""
         return [c.id for c in billing_store.list_customers(store)]
 
-    def customers(self, store: Any, ids: Sequence[str] | None = None) -> list[dict[str, Any]]:
+    def customers(self, store: BillingStore, ids: Sequence[str] | None = None) -> list[dict[str, Any]]:
         """[{customer, name, plan, wallet_balance_usd, period, draft}] for the customers named (all when None):
         the plan in force today, the API's wallet balance (None without grants) and the current period's
         invoice as ``GET /v1/invoices/preview`` returns it (live draft, or the finalized one), as a row of
@@ -72,7 +73,7 @@ class DashboardSource:
             )
         return out
 
-    def invoices(self, store: Any, customer: str | None) -> list[dict[str, Any]]:
+    def invoices(self, store: BillingStore, customer: str | None) -> list[dict[str, Any]]:
         """The current period's live draft (when not finalized yet and not empty), then the finalized invoices
         newest first, each {number, customer, period, status (draft|final), subtotal_usd, credits_usd,
         total_usd, requests, lines}; of one customer, or of all (then without drafts and lines: the
@@ -96,14 +97,14 @@ class DashboardSource:
         final.sort(key=lambda r: (r["period"], r["number"]), reverse=True)
         return drafts + final
 
-    def wallet(self, store: Any, customer: str) -> dict[str, Any] | None:
+    def wallet(self, store: BillingStore, customer: str) -> dict[str, Any] | None:
         """The API's wallet (balance, grants with what remains of each), or None without a wallet."""
         if billing_store.get_customer(store, customer) is None or not billing_store.grants(store, customer):
             return None
         return svc.wallet(store, customer, self.now())
 
     def printable(
-        self, store: Any, *, number: str | None = None, customer: str | None = None, period: str | None = None
+        self, store: BillingStore, *, number: str | None = None, customer: str | None = None, period: str | None = None
     ) -> tuple[str, dict[str, Any]] | None:
         """(printable HTML, invoice) of a finalized invoice by number, or of ``customer``'s ``period``
         (its live draft, or the finalized invoice); None when there is no such invoice or customer.

@@ -17,6 +17,7 @@ from typing import Any
 from meterline.core.event import UsageEvent
 from meterline.pricing import Pricer
 from meterline.store import reprice as reprice_store
+from meterline.store.base import Store
 from meterline.store.schema import to_pico
 
 _COSTS = ("input_cost", "cache_read_cost", "cache_write_cost", "output_cost", "total_cost")
@@ -76,7 +77,7 @@ def reprice_events(events: Iterable[UsageEvent], pricer: Pricer) -> tuple[list[M
 
 
 def reprice(
-    store: Any, since: datetime, *, model: str | None = None, pricer: Pricer | None = None, dry_run: bool = False
+    store: Store, since: datetime, *, model: str | None = None, pricer: Pricer | None = None, dry_run: bool = False
 ) -> list[ModelChange]:
     """Re-price the events since ``since`` (of one model, when given); write unless ``dry_run``."""
     from meterline.pricing import get_pricer

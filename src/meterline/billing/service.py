@@ -1,7 +1,7 @@
 """Billing operations on a store: invoice preview and finalize, wallet balance, grants, credit notes.
 
 This module joins the store's reads (``meterline.billing.store*``, where the SQL lives) and the pure
-rating/invoice/wallet logic. Every function takes a SQLiteStore or PostgresStore.
+rating/invoice/wallet logic. Every function takes a store (``store.base.BillingStore`` or a narrower protocol).
 
 Adjustments: a finalized invoice never changes. When an earlier period, rated again now (events that
 arrived late, or a re-priced model), bills differently from what its invoice said (minus adjustments
@@ -24,6 +24,7 @@ from meterline.billing import wallet as wallets
 from meterline.billing.model import ZERO, BillingError, Customer, Grant, Plan, Rule, Subscription, money
 from meterline.billing.rating import Line, Usage
 from meterline.core.timeutil import from_micros
+from meterline.store.base import BillingStore, SQLStore, TransactionalStore
 
 ADJUST_LOOKBACK = 3
 DEFAULT_PLAN = "default"  # a plan with this id is the default rate card (used after overrides and the plan)
@@ -32,7 +33,7 @@ DEFAULT_PLAN = "default"  # a plan with this id is the default rate card (used a
 class Context:
     """What rating a customer needs besides its usage, read once per operation."""
 
-    def __init__(self, store: Any) -> None:
+    def __init__(self, store: BillingStore) -> None:
         self.store = store
         self.dimension = billing_store.customer_dimension(store)
         self.plans = billing_store.plan_versions(store)
@@ -72,7 +73,7 @@ def _bounds(seg: invoicing.Segment, tz: str) -> tuple[datetime, datetime]:
     return invoicing.local_midnight(seg.start, tz), invoicing.local_midnight(seg.end, tz)
 
 
-def _customer(store: Any, cid: str) -> Customer:
+def _customer(store: SQLStore, cid: str) -> Customer:
     c = billing_store.get_customer(store, cid)
     if c is None:
         raise BillingError("customer", f"no customer {cid!r} (create it with `meterline customers create`)")
@@ -126,14 +127,14 @@ def _credits(ctx: Context, c: Customer, period: str) -> Decimal:
 _TICK = from_micros(1) - from_micros(0)
 
 
-def draft(store: Any, customer_id: str, period: str, ctx: Context | None = None) -> invoicing.Invoice:
+def draft(store: BillingStore, customer_id: str, period: str, ctx: Context | None = None) -> invoicing.Invoice:
     ctx = ctx or Context(store)
     c = _customer(store, customer_id)
     invoicing.parse_period(period)
     return _rated(ctx, c, period, adjustments=_adjustments(ctx, c, period), credits=_credits(ctx, c, period))
 
 
-def preview(store: Any, customer_id: str, period: str) -> dict[str, Any]:
+def preview(store: BillingStore, customer_id: str, period: str) -> dict[str, Any]:
     """The live draft invoice (or the stored one when the period is already finalized)."""
     invoicing.parse_period(period)
     for row in invoice_store.list_invoices(store, customer=customer_id, period=period):
@@ -144,7 +145,12 @@ def preview(store: Any, customer_id: str, period: str) -> dict[str, Any]:
 
 
 def finalize(
-    store: Any, period: str, *, customers: Sequence[str] | None = None, now: datetime | None = None, batch: int = 1000
+    store: BillingStore,
+    period: str,
+    *,
+    customers: Sequence[str] | None = None,
+    now: datetime | None = None,
+    batch: int = 1000,
 ) -> list[invoicing.Invoice]:
     """Finalize ``period`` for every customer with usage or a plan in it (or the ones named); a customer
     already finalized for the period is skipped. Invoices are numbered in customer id order."""
@@ -190,7 +196,7 @@ def finalize(
 
 # -- wallets ---------------------------------------------------------------------------------------
 def grant(
-    store: Any,
+    store: SQLStore,
     customer_id: str,
     amount: Any,
     *,
@@ -232,7 +238,7 @@ def unbilled(ctx: Context, c: Customer, now: datetime) -> Decimal:
     return total
 
 
-def wallet(store: Any, customer_id: str, now: datetime | None = None) -> dict[str, Any]:
+def wallet(store: BillingStore, customer_id: str, now: datetime | None = None) -> dict[str, Any]:
     now = now or datetime.now(timezone.utc)
     ctx = Context(store)
     c = _customer(store, customer_id)
@@ -248,11 +254,11 @@ def wallet(store: Any, customer_id: str, now: datetime | None = None) -> dict[st
     }
 
 
-def balance(store: Any, customer_id: str, now: datetime | None = None) -> Decimal:
+def balance(store: BillingStore, customer_id: str, now: datetime | None = None) -> Decimal:
     return Decimal(wallet(store, customer_id, now)["balance_usd"])
 
 
-def credit_note(store: Any, number: str, amount: Any, reason: str) -> dict[str, Any]:
+def credit_note(store: TransactionalStore, number: str, amount: Any, reason: str) -> dict[str, Any]:
     """A credit note against a finalized invoice: the amount goes to the customer's wallet as a grant
     (used by the next invoices); credit notes of one invoice never exceed its subtotal."""
     body = invoice_store.get_invoice(store, number)
@@ -281,7 +287,7 @@ def credit_note(store: Any, number: str, amount: Any, reason: str) -> dict[str, 
     }
 
 
-def subscribe(store: Any, customer_id: str, plan_id: str, start: Any) -> Subscription:
+def subscribe(store: TransactionalStore, customer_id: str, plan_id: str, start: Any) -> Subscription:
     from meterline.billing.model import parse_date
 
     _customer(store, customer_id)
@@ -292,7 +298,7 @@ def subscribe(store: Any, customer_id: str, plan_id: str, start: Any) -> Subscri
     return sub
 
 
-def plans(store: Any) -> dict[str, list[Plan]]:
+def plans(store: SQLStore) -> dict[str, list[Plan]]:
     return billing_store.plan_versions(store)
 
 

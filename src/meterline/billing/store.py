@@ -2,7 +2,8 @@
 grants, invoices with their lines, credit notes, the invoice number sequence, and usage sums from ``events``.
 
 On the ClickHouse store the billing tables live in its SQL metadata database (``transaction`` runs there) and
-the usage sums come from ClickHouse's ``events FINAL`` (see ``_usage_rows``: no hourly rollup there).
+the usage sums come from ClickHouse's ``events FINAL`` (see ``_usage_rows``: a store whose
+``keeps_billing_rollup`` is False has no hourly rollup).
 
 Money is stored as exact decimal strings; times as integer microseconds (UTC); rules and invoice snapshots
 as JSON text. A finalized invoice is written once (its ``body`` is the immutable snapshot) and never updated.
@@ -22,9 +23,10 @@ from meterline.billing.rating import Usage
 from meterline.core.event import DIMENSIONS
 from meterline.core.timeutil import from_micros, to_micros
 from meterline.store import billing_rollup
+from meterline.store.base import BillingStore, SQLStore, TransactionalStore
 from meterline.store.extensions import register_tables
 from meterline.store.schema import PICO, join_split, split_sum_sql
-from meterline.store.sql import on_clickhouse, sql, transaction
+from meterline.store.sql import sql, transaction
 
 SETTINGS = "billing_settings"
 CUSTOMERS = "billing_customers"
@@ -84,31 +86,31 @@ register_tables("billing", _tables)
 
 
 # -- settings --------------------------------------------------------------------------------------
-def get_setting(store: Any, key: str, default: str) -> str:
+def get_setting(store: SQLStore, key: str, default: str) -> str:
     rows = store.fetch(sql(store.dialect, f"SELECT value FROM {SETTINGS} WHERE key = ?"), (key,))
     return str(rows[0][0]) if rows else default
 
 
-def set_setting(store: Any, key: str, value: str) -> None:
+def set_setting(store: TransactionalStore, key: str, value: str) -> None:
     with transaction(store) as tx:
         tx.run(f"DELETE FROM {SETTINGS} WHERE key = ?", (key,))
         tx.run(f"INSERT INTO {SETTINGS} (key, value) VALUES (?, ?)", (key, value))
 
 
-def set_customer_dimension(store: Any, dim: str) -> None:
-    """Bill by another event field; the hourly usage rollup is rebuilt for it (none on ClickHouse)."""
+def set_customer_dimension(store: BillingStore, dim: str) -> None:
+    """Bill by another event field; the hourly usage rollup is rebuilt for it (when the store keeps one)."""
     _dim(dim)
     with transaction(store) as tx:
         tx.run(f"DELETE FROM {SETTINGS} WHERE key = 'customer_dimension'")
         tx.run(f"INSERT INTO {SETTINGS} (key, value) VALUES ('customer_dimension', ?)", (dim,))
-        for stmt in [] if on_clickhouse(store) else billing_rollup.rebuild_statements(store.dialect.name, dim):
+        for stmt in billing_rollup.rebuild_statements(store.dialect.name, dim) if store.keeps_billing_rollup else []:
             tx.run(stmt)
 
 
-def enable_rollup(store: Any) -> None:
+def enable_rollup(store: BillingStore) -> None:
     """Start keeping the hourly billing usage (trigger + first build), once, at the first billing record.
-    Not on ClickHouse: there the usage sums come from ``events FINAL`` (see ``_usage_rows``)."""
-    if on_clickhouse(store) or billing_rollup.rollup_dimension(store) is not None:
+    Not on a store that keeps none (ClickHouse): there the usage sums come from ``events FINAL`` (``_usage_rows``)."""
+    if not store.keeps_billing_rollup or billing_rollup.rollup_dimension(store) is not None:
         return
     dim = customer_dimension(store)
     with transaction(store) as tx:
@@ -118,7 +120,7 @@ def enable_rollup(store: Any) -> None:
             tx.run(stmt)
 
 
-def customer_dimension(store: Any) -> str:
+def customer_dimension(store: SQLStore) -> str:
     dim = get_setting(store, "customer_dimension", DEFAULT_DIMENSION)
     return dim if dim in DIMENSIONS else DEFAULT_DIMENSION
 
@@ -139,7 +141,7 @@ def _customer(r: Sequence[Any]) -> Customer:
     return parse_customer(spec, existing=Customer(id=r[0]))  # a stored id is not validated again
 
 
-def save_customer(store: Any, c: Customer) -> None:
+def save_customer(store: BillingStore, c: Customer) -> None:
     enable_rollup(store)
     with transaction(store) as tx:
         tx.run(f"DELETE FROM {CUSTOMERS} WHERE id = ?", (c.id,))
@@ -157,16 +159,16 @@ def save_customer(store: Any, c: Customer) -> None:
         )
 
 
-def get_customer(store: Any, cid: str) -> Customer | None:
+def get_customer(store: SQLStore, cid: str) -> Customer | None:
     rows = store.fetch(sql(store.dialect, f"SELECT {_CUST} FROM {CUSTOMERS} WHERE id = ?"), (cid,))
     return _customer(rows[0]) if rows else None
 
 
-def list_customers(store: Any) -> list[Customer]:
+def list_customers(store: SQLStore) -> list[Customer]:
     return [_customer(r) for r in store.fetch(f"SELECT {_CUST} FROM {CUSTOMERS} ORDER BY id")]
 
 
-def add_customers(store: Any, ids: Sequence[str]) -> int:
+def add_customers(store: BillingStore, ids: Sequence[str]) -> int:
     """Create bare customers (name = id, UTC) for ids not known yet; how many were new."""
     enable_rollup(store)
     known = {r[0] for r in store.fetch(f"SELECT id FROM {CUSTOMERS}")}
@@ -180,7 +182,7 @@ def add_customers(store: Any, ids: Sequence[str]) -> int:
 
 
 # -- plans and subscriptions -----------------------------------------------------------------------
-def add_plan_version(store: Any, spec: Mapping[str, Any]) -> Plan:
+def add_plan_version(store: BillingStore, spec: Mapping[str, Any]) -> Plan:
     """Store a new version of a plan (version = previous + 1)."""
     parse_plan(spec)  # validate before taking a version number
     enable_rollup(store)
@@ -194,7 +196,7 @@ def add_plan_version(store: Any, spec: Mapping[str, Any]) -> Plan:
     return plan
 
 
-def plan_versions(store: Any, plan_ids: Sequence[str] | None = None) -> dict[str, list[Plan]]:
+def plan_versions(store: SQLStore, plan_ids: Sequence[str] | None = None) -> dict[str, list[Plan]]:
     rows = store.fetch(f"SELECT id, version, body FROM {PLANS} ORDER BY id, version")
     out: dict[str, list[Plan]] = {}
     for pid, version, body in rows:
@@ -203,7 +205,7 @@ def plan_versions(store: Any, plan_ids: Sequence[str] | None = None) -> dict[str
     return out
 
 
-def subscribe(store: Any, sub: Subscription) -> None:
+def subscribe(store: TransactionalStore, sub: Subscription) -> None:
     with transaction(store) as tx:
         tx.run(
             f"DELETE FROM {SUBSCRIPTIONS} WHERE customer_id = ? AND start_date = ?",
@@ -215,7 +217,7 @@ def subscribe(store: Any, sub: Subscription) -> None:
         )
 
 
-def subscriptions(store: Any, customer_id: str | None = None) -> dict[str, list[Subscription]]:
+def subscriptions(store: SQLStore, customer_id: str | None = None) -> dict[str, list[Subscription]]:
     q = f"SELECT customer_id, plan_id, start_date FROM {SUBSCRIPTIONS}"
     params: tuple[Any, ...] = ()
     if customer_id is not None:
@@ -227,7 +229,7 @@ def subscriptions(store: Any, customer_id: str | None = None) -> dict[str, list[
 
 
 # -- wallet grants ---------------------------------------------------------------------------------
-def add_grant(store: Any, g: Grant) -> None:
+def add_grant(store: SQLStore, g: Grant) -> None:
     store.execute(
         sql(
             store.dialect,
@@ -246,7 +248,7 @@ def add_grant(store: Any, g: Grant) -> None:
     )
 
 
-def grants(store: Any, customer_id: str | None = None) -> list[Grant]:
+def grants(store: SQLStore, customer_id: str | None = None) -> list[Grant]:
     q = f"SELECT id, customer_id, amount, granted_at, expires_at, note FROM {GRANTS}"
     params: tuple[Any, ...] = ()
     if customer_id is not None:
@@ -264,7 +266,7 @@ def grants(store: Any, customer_id: str | None = None) -> list[Grant]:
     ]
 
 
-def wallet_customers(store: Any) -> list[str]:
+def wallet_customers(store: SQLStore) -> list[str]:
     return [r[0] for r in store.fetch(f"SELECT DISTINCT customer_id FROM {GRANTS} ORDER BY 1")]
 
 
@@ -277,9 +279,9 @@ def _event_sums(split: bool) -> str:
     return f"COUNT(*), {tokens}, {costs}, SUM(CASE WHEN total_cost IS NULL THEN 1 ELSE 0 END)"
 
 
-def _split(store: Any) -> bool:
+def _split(store: BillingStore) -> bool:
     """True when cost sums are read in two halves: on SQLite (PostgreSQL: NUMERIC; ClickHouse: Int128)."""
-    return bool(getattr(store, "read_dialect", store.dialect).name == "sqlite")
+    return store.read_dialect.split_sums
 
 
 def _usage(provider: str, model: str, r: Sequence[Any], split: bool) -> Usage:
@@ -328,7 +330,7 @@ class UsagePruned(BillingError):
     """The ClickHouse store's events of (part of) a billing range were pruned: it cannot be billed again."""
 
 
-def _check_not_pruned(store: Any, lo: int) -> None:
+def _check_not_pruned(store: SQLStore, lo: int) -> None:
     from meterline.store.retention import pruned_before
 
     cut = pruned_before(store)
@@ -342,7 +344,7 @@ def _check_not_pruned(store: Any, lo: int) -> None:
 
 
 def _usage_rows(
-    store: Any, dimension: str, customer_id: str | None, start: datetime, end: datetime
+    store: BillingStore, dimension: str, customer_id: str | None, start: datetime, end: datetime
 ) -> dict[str, list[Usage]]:
     col = _dim(dimension)
     hours, raw = _pieces(start, end)
@@ -351,9 +353,10 @@ def _usage_rows(
     # FINAL counts a re-sent or re-priced event once by construction; a rollup fed by a materialized view
     # would count an event twice when two collectors race on a re-send or when re-pricing writes a newer
     # version of it, and would need rebuilding for every change of the customer dimension.
-    if hours is not None and (on_clickhouse(store) or billing_rollup.rollup_dimension(store) != dimension):
+    rollup = store.keeps_billing_rollup
+    if hours is not None and (not rollup or billing_rollup.rollup_dimension(store) != dimension):
         hours, raw = None, [(to_micros(start), to_micros(end))]  # no rollup for this dimension
-    if on_clickhouse(store):
+    if not rollup:  # its pruned events are gone for billing
         _check_not_pruned(store, to_micros(start))
     who = f"{col} = ? AND " if customer_id is not None else f"{col} IS NOT NULL AND "
     key = f"{col}, " if customer_id is None else ""
@@ -368,7 +371,7 @@ def _usage_rows(
             (*cust, lo, hi),
         )  # fmt: skip
         _collect(rows, out, customer_id is None, split)
-    if hours is not None:  # never on ClickHouse: the rollup's dialect is the store's own
+    if hours is not None:  # only where the store keeps the rollup: in the store's own dialect
         sums = billing_rollup.read_sums(store.dialect.name)
         rwho = "customer = ? AND " if customer_id is not None else ""
         rkey = "customer, " if customer_id is None else ""
@@ -381,11 +384,11 @@ def _usage_rows(
     return {cid: list(per.values()) for cid, per in out.items()}
 
 
-def usage(store: Any, dimension: str, customer_id: str, start: datetime, end: datetime) -> list[Usage]:
+def usage(store: BillingStore, dimension: str, customer_id: str, start: datetime, end: datetime) -> list[Usage]:
     """Usage per (provider, model) of one customer's events with start_time in [start, end)."""
     return _usage_rows(store, dimension, customer_id, start, end).get("", [])
 
 
-def usage_by_customer(store: Any, dimension: str, start: datetime, end: datetime) -> dict[str, list[Usage]]:
+def usage_by_customer(store: BillingStore, dimension: str, start: datetime, end: datetime) -> dict[str, list[Usage]]:
     """Usage per customer and (provider, model) in [start, end), for every customer at once."""
     return _usage_rows(store, dimension, None, start, end)

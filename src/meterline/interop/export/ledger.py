@@ -5,9 +5,10 @@ not in the ledger yet, sends them, then records them here, so a restart neither 
 stored late, with an old start time, is still "not in the ledger") nor sends one again. Targets
 de-duplicate on the event id as well, which covers a crash between a send and its ledger row.
 
-On the ClickHouse store the ledger is in its SQL metadata database, apart from the events: no single query
-can join them, so ``pending`` walks the events in (start time, id) order in pages and looks each page's ids
-up in the ledger (same answer as the SQL stores' NOT EXISTS, in the same order).
+On the ClickHouse store the ledger is in its SQL metadata database, apart from the events
+(``store.meta_apart``): no single query can join them, so ``pending`` walks the events in (start time, id)
+order in pages and looks each page's ids up in the ledger (same answer as the SQL stores' NOT EXISTS, in the
+same order).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Any
 
 from meterline.core.event import UsageEvent
 from meterline.core.timeutil import to_micros
+from meterline.store.base import LedgerStore, SQLStore
 from meterline.store.extensions import register_tables
 from meterline.store.schema import COLUMN_NAMES, TABLE, row_to_event
 from meterline.store.sql import sql
@@ -38,11 +40,11 @@ def _tables(dialect: str) -> list[str]:
 register_tables("export_ledger", _tables)
 
 
-def pending(store: Any, target: str, *, start: datetime | None, end: datetime | None, limit: int) -> list[UsageEvent]:
+def pending(
+    store: LedgerStore, target: str, *, start: datetime | None, end: datetime | None, limit: int
+) -> list[UsageEvent]:
     """Up to ``limit`` events in [start, end) that ``target`` has no ledger row for, oldest first."""
-    from meterline.store.sql import on_clickhouse
-
-    if on_clickhouse(store):
+    if store.meta_apart:
         return _pending_apart(store, target, start, end, limit)
     cols = ", ".join(f"e.{c}" for c in COLUMN_NAMES)
     where, params = ["NOT EXISTS (SELECT 1 FROM export_ledger l WHERE l.target = ? AND l.event_id = e.id)"], [target]
@@ -61,7 +63,7 @@ _IN = 500  # ids per IN (...) look-up in the ledger
 
 
 def _pending_apart(
-    store: Any, target: str, start: datetime | None, end: datetime | None, limit: int
+    store: SQLStore, target: str, start: datetime | None, end: datetime | None, limit: int
 ) -> list[UsageEvent]:
     """``pending`` when the ledger and the events live in two databases (ClickHouse store)."""
     bounds, params = [], []
@@ -120,7 +122,7 @@ def _pending_apart(
     return out
 
 
-def record(store: Any, target: str, event_ids: Sequence[str], state: str, reason: str | None = None) -> None:
+def record(store: SQLStore, target: str, event_ids: Sequence[str], state: str, reason: str | None = None) -> None:
     """Ledger rows for ``event_ids`` (already present ones are kept as they are)."""
     if state not in STATES:
         raise ValueError(f"state: must be one of {', '.join(STATES)}")
@@ -141,14 +143,14 @@ def record(store: Any, target: str, event_ids: Sequence[str], state: str, reason
         )
 
 
-def forget(store: Any, target: str, state: str) -> int:
+def forget(store: SQLStore, target: str, state: str) -> int:
     """Drop ``target``'s ledger rows in ``state`` (e.g. "skipped", after fixing a --map): they are pending again."""
     return int(
         store.execute(sql(store.dialect, f"DELETE FROM {LEDGER} WHERE target = ? AND state = ?"), [target, state])
     )
 
 
-def counts(store: Any, target: str) -> dict[str, int]:
+def counts(store: SQLStore, target: str) -> dict[str, int]:
     rows = store.fetch(
         sql(store.dialect, f"SELECT state, COUNT(*) FROM {LEDGER} WHERE target = ? GROUP BY state"), [target]
     )

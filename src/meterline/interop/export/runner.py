@@ -17,7 +17,8 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from meterline.interop.export import ledger as export_ledger
-from meterline.interop.export.base import ExportError, RetryLater, Target
+from meterline.interop.export.base import ExportError, RetryLater, Sent, Target
+from meterline.store.base import LedgerStore
 
 logger = logging.getLogger("meterline.interop.export")
 
@@ -47,7 +48,7 @@ class Report:
 class Exporter:
     def __init__(
         self,
-        store: Any,
+        store: LedgerStore,
         target: Target,
         *,
         start: datetime | None = None,
@@ -110,6 +111,11 @@ class Exporter:
             try:
                 result = self.target.send(items)
             except RetryLater as exc:
+                if exc.done is not None and (exc.done.sent or exc.done.refused):  # delivered before it stopped
+                    self._record(exc.done, report)
+                    settled = {*exc.done.sent, *exc.done.refused}
+                    items = [(eid, item) for eid, item in items if eid not in settled]
+                    tries = 0  # progress: the backoff starts over
                 tries += 1
                 report.waits += 1
                 if not forever and tries >= self.give_up_after:
@@ -120,14 +126,17 @@ class Exporter:
                 if self._wait(pause):
                     return False
                 continue
-            if result.sent:
-                export_ledger.record(self.store, self.cursor, result.sent, "sent")
-                report.sent += len(result.sent)
-            for eid, why in result.refused.items():
-                export_ledger.record(self.store, self.cursor, [eid], "refused", why)
-                report.refused[why] += 1
+            self._record(result, report)
             items = result.again
         return True
+
+    def _record(self, result: Sent, report: Report) -> None:
+        if result.sent:
+            export_ledger.record(self.store, self.cursor, result.sent, "sent")
+            report.sent += len(result.sent)
+        for eid, why in result.refused.items():
+            export_ledger.record(self.store, self.cursor, [eid], "refused", why)
+            report.refused[why] += 1
 
     def follow(
         self,
