@@ -13,17 +13,31 @@ import urllib.error
 import urllib.request
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, Protocol
 
 from meterline.budgets import alerts
 from meterline.budgets import store as budget_store
+from meterline.store.base import BillingStore
+
+
+class BudgetSource(Protocol):
+    """Budget definitions and their stored spend, for the enforcer."""
+
+    @property
+    def sends_alerts(self) -> bool: ...
+
+    def budget_list(self) -> list[budget_store.Budget]: ...
+
+    def spend(self, budget: budget_store.Budget, now: datetime) -> Decimal: ...
+
+    def alert(self, budget: budget_store.Budget, spent: Decimal, send: alerts.Sender) -> None: ...
 
 
 class SQLBudgets:
     sends_alerts = True
 
-    def __init__(self, store: Any) -> None:
-        self.store = store
+    def __init__(self, store: BillingStore) -> None:
+        self.store = store  # a database store: the gateway's prepaid wallets are read from it too (billing)
 
     def budget_list(self) -> list[budget_store.Budget]:
         return budget_store.list_budgets(self.store)

@@ -33,15 +33,16 @@ import time
 from collections.abc import Mapping
 from datetime import datetime, timezone
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
 from meterline.budgets import alerts
 from meterline.budgets import store as budget_store
 from meterline.core.event import UsageEvent
 from meterline.core.timeutil import to_micros
-from meterline.gateway.budget_source import CollectorBudgets, SQLBudgets
+from meterline.gateway.budget_source import BudgetSource, CollectorBudgets, SQLBudgets
 from meterline.gateway.counters import Counters, counters_from_url
 from meterline.pricing import get_pricer
+from meterline.store.base import BillingStore
 from meterline.store.schema import PICO
 
 logger = logging.getLogger("meterline")
@@ -82,7 +83,7 @@ class _Hold:
 class Enforcer:
     def __init__(
         self,
-        store: Any,
+        store: BillingStore | BudgetSource,
         counters: Counters,
         *,
         refresh_s: float = 5.0,
@@ -94,7 +95,7 @@ class Enforcer:
         adaptive: bool = True,
     ) -> None:
         # a database store, or a budget source (meterline.gateway.budget_source)
-        self.source: Any = store if hasattr(store, "budget_list") else SQLBudgets(store)
+        self.source: BudgetSource = cast(BudgetSource, store) if hasattr(store, "budget_list") else SQLBudgets(store)
         self.counters = counters
         self.refresh_s = refresh_s
         self.default_reserve = int(default_reserve_usd * PICO)
@@ -322,7 +323,7 @@ def enforcer_from_env() -> Enforcer | None:
     spec = os.environ.get("METERLINE_BUDGETS", "").strip()
     if spec.lower() in ("off", "none", "false", "0", "no"):
         return None
-    source: Any
+    source: CollectorBudgets | SQLBudgets
     if not spec and destination_kind(dest := resolve_destination(None)) == "http":
         source = CollectorBudgets(dest, os.environ.get("METERLINE_API_KEY"))
     else:

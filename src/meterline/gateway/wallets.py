@@ -37,6 +37,7 @@ from meterline.core.event import UsageEvent
 from meterline.gateway.counters import Counters
 from meterline.gateway.enforcer import BudgetExceeded
 from meterline.pricing import get_pricer
+from meterline.store.base import BillingStore
 from meterline.store.schema import PICO
 
 logger = logging.getLogger("meterline")
@@ -66,7 +67,12 @@ class _Wallet:
 
 class WalletGuard:
     def __init__(
-        self, store: Any, counters: Counters, *, refresh_s: float = 5.0, send: alerts.Sender = alerts.post_webhook
+        self,
+        store: BillingStore,
+        counters: Counters,
+        *,
+        refresh_s: float = 5.0,
+        send: alerts.Sender = alerts.post_webhook,
     ) -> None:
         self.store = store
         self.counters = counters
