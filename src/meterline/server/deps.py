@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request
 
 from meterline.server.metrics import Metrics
 from meterline.server.settings import Settings
 from meterline.store import keys as key_store
+from meterline.store.base import Store
 
 # which key scopes may use an endpoint that needs a scope (admin may do everything)
 ALLOWED = {"ingest": ("ingest", "admin"), "read": ("read", "admin"), "admin": ("admin",)}
@@ -22,14 +23,16 @@ def get_settings(request: Request) -> Settings:
     return settings
 
 
-def get_store(request: Request) -> Any:
-    """The reading store (SQLiteStore or PostgresStore)."""
-    return request.app.state.reader
+def get_store(request: Request) -> Store:
+    """The reading store (SQLiteStore, PostgresStore or ClickHouseStore)."""
+    store: Store = request.app.state.reader
+    return store
 
 
-def get_writer(request: Request) -> Any:
-    """The writing store: the single SQLite writer, or the PostgreSQL store."""
-    return request.app.state.writer
+def get_writer(request: Request) -> Store:
+    """The writing store: the single SQLite writer, or the PostgreSQL (ClickHouse) store."""
+    store: Store = request.app.state.writer
+    return store
 
 
 def get_metrics(request: Request) -> Metrics:
@@ -38,8 +41,8 @@ def get_metrics(request: Request) -> Metrics:
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
-StoreDep = Annotated[Any, Depends(get_store)]
-WriterDep = Annotated[Any, Depends(get_writer)]
+StoreDep = Annotated[Store, Depends(get_store)]
+WriterDep = Annotated[Store, Depends(get_writer)]
 MetricsDep = Annotated[Metrics, Depends(get_metrics)]
 
 

@@ -18,6 +18,7 @@ from meterline.core.event import UsageEvent
 from meterline.pricing import get_pricer
 from meterline.server import batches
 from meterline.server.api.ingest import read_body
+from meterline.store.base import Store
 
 logger = logging.getLogger("meterline.server")
 
@@ -29,7 +30,7 @@ async def body_of(request: Request) -> bytes:
     return batches.decompress(raw, request.headers.get("content-encoding"), settings.max_body_bytes)
 
 
-def _store(writer: Any, events: Sequence[UsageEvent]) -> int:
+def _store(writer: Store, events: Sequence[UsageEvent]) -> int:
     pricer = get_pricer()
     for event in events:
         pricer.price(event)

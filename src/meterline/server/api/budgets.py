@@ -19,6 +19,7 @@ from meterline.budgets import alerts
 from meterline.budgets import store as budget_store
 from meterline.core.event import UsageEvent, format_cost
 from meterline.server.deps import AdminKey, IngestKey, WriterDep
+from meterline.store.base import SQLStore
 
 logger = logging.getLogger("meterline.server")
 router = APIRouter(tags=["budgets"])
@@ -35,7 +36,7 @@ class BudgetCreate(BaseModel):
     webhook_url: str | None = None
 
 
-def _status(store: Any, budget: budget_store.Budget) -> dict[str, Any]:
+def _status(store: SQLStore, budget: budget_store.Budget) -> dict[str, Any]:
     return budget_store.status(store, budget)
 
 

@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse
 from meterline.server import batches
 from meterline.server.deps import IngestKey, MetricsDep, SettingsDep, WriterDep
 from meterline.server.schemas import EventBatch, IngestResult
+from meterline.store.base import Store
 
 logger = logging.getLogger("meterline.server")
 router = APIRouter(tags=["ingest"])
@@ -73,7 +74,7 @@ def _run_hooks(hooks: list[Any], events: list[Any]) -> None:
         hook(events)
 
 
-def _store_batch(body: bytes, encoding: str | None, settings: Any, writer: Any) -> dict[str, Any]:
+def _store_batch(body: bytes, encoding: str | None, settings: Any, writer: Store) -> dict[str, Any]:
     raw = batches.decompress(body, encoding, settings.max_body_bytes)
     items = batches.parse_events(raw, settings.max_batch_events)
     events, indexes, rejected, repeats = batches.validate_indexed(items)

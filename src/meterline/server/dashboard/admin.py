@@ -17,6 +17,7 @@ from meterline.budgets import store as budget_store
 from meterline.server.dashboard import auth, billing_view
 from meterline.server.dashboard.common import PAGE_SIZE, SECURITY_HEADERS, render, start_timer
 from meterline.store import keys as key_store
+from meterline.store.base import BillingStore, ReportStore
 
 router = APIRouter(dependencies=[Depends(start_timer)])
 SHARE_MAX_DAYS = 90
@@ -30,7 +31,7 @@ def _page(items: list[Any], request: Request) -> tuple[list[Any], int, bool]:
     return items[page * PAGE_SIZE : (page + 1) * PAGE_SIZE], page, (page + 1) * PAGE_SIZE < len(items)
 
 
-def budget_rows(store: Any, budgets: list[budget_store.Budget]) -> list[dict[str, Any]]:
+def budget_rows(store: ReportStore, budgets: list[budget_store.Budget]) -> list[dict[str, Any]]:
     now = datetime.now(timezone.utc)
     out = []
     for b in budgets:
@@ -203,7 +204,9 @@ def billing_page(request: Request) -> Response:
     return render(request, "billing.html", {"page": "billing", "billing": data})
 
 
-def printable_response(store: Any, *, number: str | None, customer: str | None, period: str | None) -> Response:
+def printable_response(
+    store: BillingStore, *, number: str | None, customer: str | None, period: str | None
+) -> Response:
     """Billing's own printable invoice page (``billing/render.py``) with the dashboard's security headers."""
     try:
         found = billing_view.printable(store, number=number, customer=customer, period=period)

@@ -14,31 +14,33 @@ import logging
 from collections.abc import Sequence
 from typing import Any, Protocol
 
+from meterline.store.base import BillingStore
+
 logger = logging.getLogger("meterline.server")
 MODULE = "meterline.billing"
 
 
 class BillingSource(Protocol):
-    def customer_ids(self, store: Any) -> list[str]:
+    def customer_ids(self, store: BillingStore) -> list[str]:
         """Every billed customer's id, in order (the page shows a slice)."""
         ...
 
-    def customers(self, store: Any, ids: Sequence[str] | None = None) -> list[dict[str, Any]]:
+    def customers(self, store: BillingStore, ids: Sequence[str] | None = None) -> list[dict[str, Any]]:
         """[{customer, name, plan, wallet_balance_usd, period, draft: <invoice row>}] of the customers named."""
         ...
 
-    def invoices(self, store: Any, customer: str | None) -> list[dict[str, Any]]:
+    def invoices(self, store: BillingStore, customer: str | None) -> list[dict[str, Any]]:
         """[{number, customer, period, status (draft|final), subtotal_usd, credits_usd, total_usd, requests,
         lines}], one customer's current draft first, then finalized newest first (all customers': finalized
         only, without lines)."""
         ...
 
-    def wallet(self, store: Any, customer: str) -> dict[str, Any] | None:
+    def wallet(self, store: BillingStore, customer: str) -> dict[str, Any] | None:
         """{balance_usd, granted_usd, grants: [...]} or None."""
         ...
 
     def printable(
-        self, store: Any, *, number: str | None = None, customer: str | None = None, period: str | None = None
+        self, store: BillingStore, *, number: str | None = None, customer: str | None = None, period: str | None = None
     ) -> tuple[str, dict[str, Any]] | None:
         """(printable HTML page, invoice body) of a finalized invoice or of a customer's period, or None."""
         ...
@@ -55,7 +57,7 @@ def _source() -> BillingSource | None:
     return source() if callable(source) else None
 
 
-def overview(store: Any, page: int = 0, invoice_page: int = 0, size: int = 50) -> dict[str, Any] | None:
+def overview(store: BillingStore, page: int = 0, invoice_page: int = 0, size: int = 50) -> dict[str, Any] | None:
     """{customers, invoices, paging} for the Billing page (one page of customers with their current period,
     one page of finalized invoices), or None when billing is not configured or has no data."""
     source = _source()
@@ -82,7 +84,7 @@ def overview(store: Any, page: int = 0, invoice_page: int = 0, size: int = 50) -
     }
 
 
-def for_customer(store: Any, customer: str) -> dict[str, Any] | None:
+def for_customer(store: BillingStore, customer: str) -> dict[str, Any] | None:
     """One customer's wallet and invoices for a share link, or None without billing."""
     source = _source()
     if source is None:
@@ -95,7 +97,7 @@ def for_customer(store: Any, customer: str) -> dict[str, Any] | None:
 
 
 def printable(
-    store: Any, *, number: str | None = None, customer: str | None = None, period: str | None = None
+    store: BillingStore, *, number: str | None = None, customer: str | None = None, period: str | None = None
 ) -> tuple[str, dict[str, Any]] | None:
     """(printable HTML, invoice) by invoice number or by customer and period; None without billing or
     without such an invoice. A bad period raises ``ValueError`` (the caller answers 400)."""

@@ -12,6 +12,7 @@ from typing import Any
 from meterline.core.event import UsageEvent, format_cost
 from meterline.server.dashboard.common import TimeRange
 from meterline.store import listings
+from meterline.store.base import EventSQL, ReportStore, UsageReader
 from meterline.store.query import UsageQuery
 
 # the overview's "top" lists: (title, dimension)
@@ -26,7 +27,9 @@ LATENCY_SAMPLE = 10_000
 SHARE_PAGE_SIZE = 20
 
 
-def totals(store: Any, start: datetime, end: datetime, tz: str, filters: Mapping[str, Sequence[str]]) -> dict[str, Any]:
+def totals(
+    store: UsageReader, start: datetime, end: datetime, tz: str, filters: Mapping[str, Sequence[str]]
+) -> dict[str, Any]:
     rows = store.usage(UsageQuery(start=start, end=end, tz=tz, filters=filters))
     row = rows[0] if rows else {}
     requests = int(row.get("requests", 0))
@@ -43,7 +46,7 @@ def totals(store: Any, start: datetime, end: datetime, tz: str, filters: Mapping
     }
 
 
-def cards(store: Any, tr: TimeRange, filters: Mapping[str, Sequence[str]]) -> list[dict[str, Any]]:
+def cards(store: UsageReader, tr: TimeRange, filters: Mapping[str, Sequence[str]]) -> list[dict[str, Any]]:
     cur = totals(store, tr.start, tr.end, tr.tz, filters)
     prev = totals(store, *tr.previous, tr.tz, filters)
     out = []
@@ -58,7 +61,9 @@ def cards(store: Any, tr: TimeRange, filters: Mapping[str, Sequence[str]]) -> li
     return out
 
 
-def series(store: Any, tr: TimeRange, bucket: str, filters: Mapping[str, Sequence[str]]) -> list[dict[str, Any]]:
+def series(
+    store: UsageReader, tr: TimeRange, bucket: str, filters: Mapping[str, Sequence[str]]
+) -> list[dict[str, Any]]:
     return list(store.usage(UsageQuery(bucket=bucket, start=tr.start, end=tr.end, tz=tr.tz, filters=filters)))
 
 
@@ -70,7 +75,7 @@ def chart_json(rows: Sequence[Mapping[str, Any]], metric: str = "total_cost") ->
 
 
 def top(
-    store: Any, tr: TimeRange, dim: str, n: int = 5, filters: Mapping[str, Sequence[str]] | None = None
+    store: ReportStore, tr: TimeRange, dim: str, n: int = 5, filters: Mapping[str, Sequence[str]] | None = None
 ) -> list[dict[str, Any]]:
     q = UsageQuery(group_by=[dim], start=tr.start, end=tr.end, tz=tr.tz, filters=filters or {})
     fast = listings.top_groups(store, q, n)
@@ -89,7 +94,7 @@ def percentile(values: Sequence[float], p: float) -> float | None:
     return values[rank - 1]
 
 
-def latency(store: Any, tr: TimeRange, filters: Mapping[str, Sequence[str]] | None = None) -> dict[str, Any]:
+def latency(store: EventSQL, tr: TimeRange, filters: Mapping[str, Sequence[str]] | None = None) -> dict[str, Any]:
     durations, ttfts = listings.latency_sample(store, start=tr.start, end=tr.end, filters=filters, limit=LATENCY_SAMPLE)
     durations.sort()
     ttfts.sort()
@@ -108,7 +113,9 @@ def bars(rows: Sequence[Mapping[str, Any]], metric: str = "total_cost") -> list[
     return [float(r[metric] or 0) * 100 / biggest if biggest else 0.0 for r in rows]
 
 
-def customer_usage(store: Any, tr: TimeRange, only: Mapping[str, Sequence[str]], before: str | None) -> dict[str, Any]:
+def customer_usage(
+    store: ReportStore, tr: TimeRange, only: Mapping[str, Sequence[str]], before: str | None
+) -> dict[str, Any]:
     """What a share link shows: every query is filtered by ``only`` (the one customer)."""
     by_model = top(store, tr, "model", 20, only)
     by_product = top(store, tr, "product_id", 20, only)
