@@ -9,11 +9,14 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from meterline.cli import add_destination_argument
 from meterline.cli._common import fail
 from meterline.core.config import DestinationError, destination_kind, resolve_destination
+
+if TYPE_CHECKING:
+    from meterline.store.base import Store
 
 
 def add_common(p: argparse.ArgumentParser) -> None:
@@ -22,7 +25,7 @@ def add_common(p: argparse.ArgumentParser) -> None:
 
 
 @contextmanager
-def open_billing_store(args: argparse.Namespace) -> Iterator[Any]:
+def open_billing_store(args: argparse.Namespace) -> Iterator[Store]:
     dest = resolve_destination(args.destination)
     if destination_kind(dest) == "http":
         raise DestinationError(f"{dest}: billing commands work on the database; use the collector's /v1 API")

@@ -14,7 +14,10 @@ import logging
 import os
 import signal
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
+
+if TYPE_CHECKING:
+    from meterline.store.base import EventReader, Store
 
 FORMATS = ("lago", "openmeter", "stripe", "focus")
 _KEY_ENV = {"lago": "LAGO_API_KEY", "openmeter": "OPENMETER_API_KEY", "stripe": "STRIPE_API_KEY"}
@@ -75,11 +78,12 @@ def run(args: argparse.Namespace) -> int:
             return _print_items(args, store, target, start, end, filters)
         if filters:
             return fail(ValueError("--filter is not supported with --url (the ledger covers every event)"))
-        exporter = Exporter(store, target, start=start, end=end, cursor=args.cursor)
+        database = cast("Store", store)  # the export ledger is in the database (a collector client has none)
+        exporter = Exporter(database, target, start=start, end=end, cursor=args.cursor)
         if args.retry_skipped:
             from meterline.interop.export import ledger as export_ledger
 
-            n = export_ledger.forget(store, exporter.cursor, "skipped")
+            n = export_ledger.forget(database, exporter.cursor, "skipped")
             print(f"{args.format} export: {n} previously skipped events are pending again", file=sys.stderr)
         if args.follow:
             logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
@@ -109,7 +113,7 @@ def _output(args: argparse.Namespace) -> Any:
     return open(args.output, "w", newline="", encoding="utf-8") if args.output else sys.stdout
 
 
-def _focus(args: argparse.Namespace, store: Any, start: Any, end: Any, filters: Any) -> int:
+def _focus(args: argparse.Namespace, store: EventReader, start: Any, end: Any, filters: Any) -> int:
     from meterline.interop.export.focus import write_csv
 
     out = _output(args)
@@ -129,7 +133,7 @@ def _focus(args: argparse.Namespace, store: Any, start: Any, end: Any, filters: 
     return 0
 
 
-def _print_items(args: argparse.Namespace, store: Any, target: Any, start: Any, end: Any, filters: Any) -> int:
+def _print_items(args: argparse.Namespace, store: EventReader, target: Any, start: Any, end: Any, filters: Any) -> int:
     from meterline.interop.export import Report
 
     report = Report()

@@ -7,7 +7,7 @@ import csv
 import json
 import sys
 from decimal import Decimal
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from meterline.cli import add_destination_argument
 from meterline.cli._common import (
@@ -20,6 +20,9 @@ from meterline.cli._common import (
 )
 from meterline.core.event import format_cost
 from meterline.store.query import BUCKETS, UsageQuery
+
+if TYPE_CHECKING:
+    from meterline.store.base import UsageReader
 
 COLUMNS = (
     "requests",
@@ -87,7 +90,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def pricing_notes(store: Any, q: UsageQuery) -> dict[str, dict[str, int]]:
+def pricing_notes(store: UsageReader, q: UsageQuery) -> dict[str, dict[str, int]]:
     """Requests priced with another provider's price (``;fallback:<provider>`` in pricing_source) and requests
     whose cost is partial (``;partial:<units>``), by what was used / what is missing."""
     by_source = UsageQuery(group_by=["pricing_source"], start=q.start, end=q.end, filters=q.filters, tz=q.tz)
