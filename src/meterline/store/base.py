@@ -26,7 +26,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from meterline.core.event import UsageEvent
 from meterline.store.query import Dialect, UsageQuery
@@ -140,3 +140,15 @@ class Store(BillingStore, LedgerStore, ReportStore, EventReader, Protocol):
     def ping(self) -> None:
         """Raise when the database cannot be read (readiness probe)."""
         ...
+
+
+if TYPE_CHECKING:  # mypy holds every store to its protocol here, whatever the call sites pass
+    from meterline.store.clickhouse import ClickHouseStore
+    from meterline.store.postgres import PostgresStore
+    from meterline.store.remote import CollectorClient
+    from meterline.store.sqlite import SQLiteStore
+
+    def _conforms(
+        sqlite: SQLiteStore, postgres: PostgresStore, clickhouse: ClickHouseStore, client: CollectorClient
+    ) -> tuple[Store, Store, Store, EventReader]:
+        return sqlite, postgres, clickhouse, client
