@@ -54,6 +54,7 @@ def run(args: argparse.Namespace) -> int:
     from meterline.cli._common import USER_ERRORS, fail, parse_filters, range_from_args
     from meterline.interop.export import ChargeBy, Exporter, ExportError, load_mapping, make_target
     from meterline.store.open import open_store
+    from meterline.store.remote import CollectorClient
 
     try:
         start, end = range_from_args(args)
@@ -67,9 +68,14 @@ def run(args: argparse.Namespace) -> int:
         store = open_store(args.destination)
     except (*USER_ERRORS, ExportError) as exc:  # type: ignore[misc]
         return fail(exc)
-    if not hasattr(store, "iter_events"):
+    if args.url and isinstance(store, CollectorClient):  # hasattr(iter_events) let it through to an AttributeError
         store.close()
-        return fail(ValueError("export reads a database (sqlite:/// or postgresql://), not a collector URL"))
+        return fail(
+            ValueError(
+                "--url exports keep their ledger in the database: --database sqlite:/// or "
+                "postgresql://, not a collector URL"
+            )
+        )
     try:
         if args.format == "focus":
             return _focus(args, store, start, end, filters)
@@ -78,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
             return _print_items(args, store, target, start, end, filters)
         if filters:
             return fail(ValueError("--filter is not supported with --url (the ledger covers every event)"))
-        database = cast("Store", store)  # the export ledger is in the database (a collector client has none)
+        database = cast("Store", store)  # a database, not a collector client (refused above)
         exporter = Exporter(database, target, start=start, end=end, cursor=args.cursor)
         if args.retry_skipped:
             from meterline.interop.export import ledger as export_ledger
