@@ -381,6 +381,16 @@ SETTINGS: tuple[Setting, ...] = (
         ("server/api/forwarding.py",),
         "Collector (`meterline serve`)",
     ),
+    Setting(
+        "METERLINE_STRIPE_RATE",
+        "900 with a live key (`sk_live_…`, `rk_live_…`), else 20",
+        "Requests per second the Stripe export (`meterline export --format stripe`, a `stripe+…` forwarder) "
+        "paces its meter events at; `0` turns pacing off. Stripe allows 1,000 meter-event calls/s in live mode; "
+        "a sandbox's basic limit is 25 requests/s for all of its calls.",
+        ("cli", "collector"),
+        ("interop/export/stripe.py",),
+        "Collector (`meterline serve`)",
+    ),
     # -- gateway ------------------------------------------------------------------------------------------------
     Setting(
         "METERLINE_BUDGETS",

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import datetime
 import email.utils
+import http.client
 import json
+import re
 import time
 import urllib.error
 import urllib.request
@@ -21,12 +24,17 @@ class ExportError(ValueError):
 
 
 class RetryLater(Exception):
-    """The target is rate limiting (429) or unavailable (5xx, network): try the same batch again later."""
+    """The target is rate limiting (429) or unavailable (5xx, network): try the same batch again later.
 
-    def __init__(self, seconds: float | None, reason: str) -> None:
+    ``seconds`` is the target's own hint (``Retry-After``), None when it gave none; ``done`` is what a target
+    that sends a batch in several requests (Stripe: one per event) had delivered before it had to stop: the
+    runner records those and sends only the rest again."""
+
+    def __init__(self, seconds: float | None, reason: str, done: Sent | None = None) -> None:
         super().__init__(reason)
         self.seconds = seconds
         self.reason = reason
+        self.done = done
 
 
 @dataclasses.dataclass(frozen=True)
@@ -165,25 +173,67 @@ def post(url: str, body: bytes, headers: Mapping[str, str], timeout: float = 30.
         if exc.code in (401, 403):
             raise ExportError(f"{url} refused the API key (HTTP {exc.code}): {text[:200]!r}") from None
         return int(exc.code), text
-    except (urllib.error.URLError, OSError, TimeoutError) as exc:
+    except (urllib.error.URLError, OSError, TimeoutError, http.client.HTTPException) as exc:
         raise RetryLater(None, f"{url}: {exc}") from None
 
 
-def retry_after(headers: Any) -> float | None:
-    """Seconds to wait from ``Retry-After`` (seconds or an HTTP date) or ``X-RateLimit-Reset``."""
-    value = headers.get("Retry-After") if headers is not None else None
+_SECONDS = re.compile(r"[0-9]+(?:\.[0-9]+)?")  # RFC 9110 delay-seconds (1*DIGIT), decimals tolerated
+
+
+def retry_after(headers: Any, now: float | None = None) -> float | None:
+    """Seconds to wait from ``Retry-After`` or, without a usable one, ``X-RateLimit-Reset``; None when neither
+    says anything usable (the caller then backs off on its own). Never raises: this is the one place every
+    exporter (Lago, OpenMeter, Stripe) reads these headers.
+
+    ``Retry-After`` is, per RFC 9110 (section 10.2.3), delay-seconds or an HTTP-date in any of its three forms
+    (IMF-fixdate ``Sun, 06 Nov 1994 08:49:37 GMT``, RFC 850 ``Sunday, 06-Nov-94 08:49:37 GMT``, asctime
+    ``Sun Nov  6 08:49:37 1994``; always GMT); a date already past means 0. Anything else (``soon``, a negative
+    number, ``inf``) counts as absent. ``X-RateLimit-Reset`` is seconds left, or epoch seconds when > 1e9."""
+    if headers is None:
+        return None
+    now = time.time() if now is None else now
+    value = str(headers.get("Retry-After") or "").strip()
+    if _SECONDS.fullmatch(value):
+        return float(value)
     if value:
-        try:
-            return max(float(value), 0.0)
-        except ValueError:
-            parsed = email.utils.parsedate_to_datetime(value)
-            if parsed is not None:
-                return max(parsed.timestamp() - time.time(), 0.0)
-    reset = headers.get("X-RateLimit-Reset") if headers is not None else None
-    if reset:
-        try:
-            n = float(reset)
-        except ValueError:
-            return None
-        return max(n - time.time(), 0.0) if n > 1e9 else max(n, 0.0)  # epoch seconds or seconds left
+        when = http_date(value)
+        if when is not None:
+            return max(when - now, 0.0)
+    reset = str(headers.get("X-RateLimit-Reset") or "").strip()
+    if _SECONDS.fullmatch(reset):
+        n = float(reset)
+        return max(n - now, 0.0) if n > 1e9 else n  # epoch seconds or seconds left
     return None
+
+
+def http_date(value: str) -> float | None:
+    """Epoch seconds of an RFC 9110 HTTP-date (any of its three forms; a date without a zone is GMT), or None."""
+    try:
+        parsed = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    if parsed.tzinfo is None:  # asctime form, or "-0000": HTTP dates are always GMT
+        parsed = parsed.replace(tzinfo=datetime.timezone.utc)
+    try:
+        return parsed.timestamp()
+    except (OverflowError, OSError, ValueError):
+        return None
+
+
+class Pacer:
+    """Spaces calls at least ``1 / rate`` seconds apart (``rate`` None or 0: no pacing), so a target's
+    requests-per-second limit is never reached by us alone."""
+
+    def __init__(self, rate: float | None) -> None:
+        self.rate = rate or 0.0
+        self._interval = 1.0 / rate if rate else 0.0
+        self._next = 0.0
+
+    def wait(self) -> None:
+        if not self._interval:
+            return
+        now = time.monotonic()
+        if now < self._next:
+            time.sleep(self._next - now)
+            now = time.monotonic()
+        self._next = now + self._interval
