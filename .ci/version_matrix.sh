@@ -1,11 +1,17 @@
 #!/usr/bin/env bash
-# Integration tests against one end of the tested version range: `.ci/version_matrix.sh floor|latest`.
+# Integration tests against one end of the tested version range: `.ci/version_matrix.sh floor|latest|newest`.
 # Each end has its own venv under ~/.cache/meterline-ci (or $METERLINE_CI_CACHE), rebuilt only when its
 # pins (.ci/versions-<end>.txt) change; the tests run from this checkout's src/ (nothing is installed from it).
+# `newest`: the same libraries unpinned, upgraded on every run to whatever the registry serves today (a new
+# release that breaks meterline fails here, not in a user's app; the pinned ends keep the declared range honest).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-end="${1:?usage: version_matrix.sh floor|latest}"
+end="${1:?usage: version_matrix.sh floor|latest|newest}"
 pins=".ci/versions-${end}.txt"
+if [ "$end" = newest ]; then
+  pins="$(mktemp)"
+  sed -n 's/^\([A-Za-z0-9_.-]*\)==.*/\1/p' .ci/versions-latest.txt > "$pins"
+fi
 cache="${METERLINE_CI_CACHE:-$HOME/.cache/meterline-ci}"
 venv="$cache/venv-${end}"
 python="${PYTHON:-python3}"
@@ -15,6 +21,9 @@ if ! cmp -s "$pins" "$venv/.meterline-pins" 2>/dev/null; then
   "$venv/bin/pip" install -q --disable-pip-version-check -r "$pins" \
     'genai-prices>=0.2.3' 'platformdirs>=3' pytest pytest-asyncio pyyaml
   cp "$pins" "$venv/.meterline-pins"
+fi
+if [ "$end" = newest ]; then
+  "$venv/bin/pip" install -q --disable-pip-version-check --upgrade -r "$pins"
 fi
 echo "version matrix ($end): $("$venv/bin/python" - <<'PY'
 from importlib.metadata import version
