@@ -129,7 +129,9 @@ def test_events_carry_the_active_span_ids_and_the_export_lines_up(
     assert a["gen_ai.usage.cache_read.input_tokens"] == 300 and a["gen_ai.usage.output_tokens"] == 200
     assert a["meterline.cost.total"] == "0.0002925" == str(in_span.total_cost.normalize())
     assert a["meterline.subscriber_id"] == "cust-1" and a["gen_ai.agent.name"] == "planner"
-    assert a["gen_ai.response.finish_reasons"] == ["end"]
+    assert a["gen_ai.response.finish_reasons"] == ["stop"]  # OpenAI's own spelling, not meterline's "end"
+    assert a["meterline.stop_reason"] == "end"
+    assert (a["server.address"], a["server.port"]) == ("127.0.0.1", int(fake_provider.url.rsplit(":", 1)[1]))
     assert "[REDACTED:secret]" in a["gen_ai.input.messages"]
     assert not any(SECRET.encode() in body for body in receiver.raw)
     assert receiver.content_types == ["application/x-protobuf"] * len(receiver.raw)
@@ -195,3 +197,89 @@ def test_env_endpoint_and_json_encoding(tmp_path: Path, monkeypatch: pytest.Monk
         "stringValue": "RateLimit"
     }
     assert span["status"]["code"] == 2 and len(span["traceId"]) == 32
+
+
+def test_spans_carry_the_providers_finish_reason_and_the_server_address(
+    tmp_path: Path, fake_provider: Any, receiver: Receiver
+) -> None:
+    """OpenTelemetry GenAI conventions: ``gen_ai.response.finish_reasons`` in the provider's own words (OpenAI
+    ``stop``/``length``/``tool_calls``, Anthropic ``end_turn``/``max_tokens``/``tool_use``), ``server.address``
+    and ``server.port`` of the host the SDK client called."""
+    import anthropic
+    import openai
+
+    db = MeterDB(tmp_path)
+    db.init(otlp_endpoint=receiver.url)
+    meterline.instrument_openai()
+    meterline.instrument_anthropic()
+    port = int(fake_provider.url.rsplit(":", 1)[1])
+    try:
+        oai = openai.OpenAI(base_url=fake_provider.openai_base_url, api_key="k", max_retries=0)
+        ant = anthropic.Anthropic(base_url=fake_provider.anthropic_base_url, api_key="k", max_retries=0)
+        msgs = [{"role": "user", "content": "hi"}]
+        tools = [{"type": "function", "function": {"name": "f", "parameters": {"type": "object", "properties": {}}}}]
+        for reply, label in (({}, "end"), ({"stop": "max_tokens"}, "max"), ({"tool_use": True}, "tool")):
+            fake_provider.set_reply(**reply)
+            kw = {"tools": tools} if label == "tool" else {}
+            oai.chat.completions.create(
+                model="gpt-4o-mini", messages=msgs, usage_metadata={"agent": f"oai-{label}"}, **kw
+            )
+            akw = {"tools": [{"name": "f", "input_schema": {"type": "object"}}]} if label == "tool" else {}
+            ant.messages.create(model="claude-3-5-haiku-20241022", max_tokens=20, messages=msgs,
+                                usage_metadata={"agent": f"ant-{label}"}, **akw)  # fmt: skip
+        fake_provider.fail_next(400)
+        with pytest.raises(openai.BadRequestError):
+            oai.chat.completions.create(model="gpt-4o-mini", messages=msgs, usage_metadata={"agent": "oai-error"})
+        meterline.record(provider="anthropic", model="claude-3-5-haiku-20241022", stop_reason="end", agent="manual")
+        events = {e.agent: e for e in db.events()}
+    finally:
+        meterline.uninstrument("openai")
+        meterline.uninstrument("anthropic")
+        meterline.shutdown()
+    spans = {attrs(s)["gen_ai.agent.name"]: attrs(s) for s in receiver.spans()}
+    assert set(spans) == set(events)
+    finish = {agent: a.get("gen_ai.response.finish_reasons") for agent, a in spans.items()}
+    assert finish == {
+        "oai-end": ["stop"],
+        "oai-max": ["length"],
+        "oai-tool": ["tool_calls"],
+        "ant-end": ["end_turn"],
+        "ant-max": ["max_tokens"],
+        "ant-tool": ["tool_use"],
+        "oai-error": None,  # the provider gave no finish reason: error.type says what happened
+        "manual": ["end_turn"],
+    }
+    assert spans["oai-error"]["error.type"] and spans["oai-error"]["meterline.stop_reason"] == "error"
+    assert {agent: a["meterline.stop_reason"] for agent, a in spans.items()}["ant-end"] == "end"
+    for agent, a in spans.items():
+        if agent != "manual":  # the SDK clients' base_url (the fake provider), recorded as the event's api_base
+            assert (a["server.address"], a["server.port"]) == ("127.0.0.1", port), agent
+            assert events[agent].api_base is not None and events[agent].api_base.startswith(fake_provider.url)
+    # no api_base known (a manual record): the provider's public host
+    assert (spans["manual"]["server.address"], spans["manual"]["server.port"]) == ("api.anthropic.com", 443)
+
+
+def test_server_address_from_api_base_and_finish_reasons_per_provider() -> None:
+    from meterline.core.event import UsageEvent
+
+    def ev(**kw: Any) -> UsageEvent:
+        return UsageEvent.from_wire({"model": "m", "start_time": "2026-01-01T00:00:00Z", **kw})
+
+    assert otel.server_address(ev(provider="openai", api_base="https://user:pw@gw.example.com/v1")) == (
+        "gw.example.com",
+        443,
+    )
+    assert otel.server_address(ev(provider="openai", api_base="http://[::1]:8080/v1")) == ("::1", 8080)
+    assert otel.server_address(ev(provider="openai", api_base="http://proxy.internal/v1")) == ("proxy.internal", 80)
+    assert otel.server_address(ev(provider="openai")) == ("api.openai.com", 443)
+    assert otel.server_address(ev(provider="azure")) is None  # the host is the customer's resource
+    assert otel.server_address(ev(provider="openai", api_base="http://h:99999/")) is None  # not a URL: no guess
+    cases = {
+        ("bedrock", "anthropic.claude-3-haiku", "content_filter"): "content_filtered",
+        ("vertex_ai", "claude-3-5-sonnet@20240620", "end"): "end_turn",
+        ("vertex_ai", "gemini-2.0-flash", "max_tokens"): "MAX_TOKENS",
+        ("groq", "llama-3.1-8b", "tool_use"): "tool_calls",
+        ("anthropic", "claude", "cancelled"): None,
+    }
+    for (provider, model, stop), expected in cases.items():
+        assert otel.finish_reason(ev(provider=provider, model=model, stop_reason=stop)) == expected, provider

@@ -103,6 +103,13 @@ def destination_key(dest: str) -> str:
     return f"{destination_kind(dest)}-{hashlib.sha256(label.encode()).hexdigest()[:16]}"
 
 
+def legacy_spool_dir(root: str | os.PathLike[str] | None = None) -> Path:
+    """Where the first release spooled, before one spool per destination: its spool files lay directly in
+    ``init(spool_dir=...)``, or in ``spool`` in the user data dir. The SDK adopts what it finds there (see
+    :meth:`meterline.sdk.delivery.spool.Spool.adopt`)."""
+    return Path(root) if root else data_dir() / "spool"
+
+
 def delivery_state_dir(dest: str, root: str | os.PathLike[str] | None = None) -> Path:
     """Where the SDK keeps one destination's spool, durable log and dead letters: ``<root>/<destination key>``,
     root defaulting to ``delivery`` in the user data dir (``init(spool_dir=...)`` moves it)."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import threading
 import time
+import urllib.parse
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -60,6 +61,20 @@ def request_headers(client: Any, options: Any) -> dict[str, Any] | None:
     return out
 
 
+def public_url(url: Any) -> str | None:
+    """A client's base URL without user info, query or fragment (no credential is ever stored), or None."""
+    try:
+        parts = urllib.parse.urlsplit(str(url))
+        host, port = parts.hostname, parts.port
+    except ValueError:
+        return None
+    if not host or not parts.scheme:
+        return None
+    netloc = f"[{host}]" if ":" in host else host
+    netloc = f"{netloc}:{port}" if port else netloc
+    return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, "", ""))[:1024]
+
+
 class CallMeter:
     """Usage and outcome of one call; :meth:`finish` emits its single event."""
 
@@ -67,6 +82,7 @@ class CallMeter:
         "_done",
         "_lock",
         "_mono",
+        "api_base",
         "call_md",
         "input_messages",
         "integration",
@@ -120,6 +136,7 @@ class CallMeter:
         self.tool_calls: list[dict[str, Any]] | None = None  # with capture_content: the tool calls asked for
         self.request_headers: Any = None
         self.raw_request: Any = None
+        self.api_base: Any = None  # the client's base URL object (made a string on the recorder's thread)
         self.prompt_chars = 0  # for the estimate of a stream abandoned before the provider reported usage
         self.out_chars = 0
         self._lock = threading.Lock()
@@ -328,6 +345,8 @@ class CallMeter:
             event.output_tool_calls = self.tool_calls or None
         event.request_headers = self.request_headers
         event.raw_request = self.raw_request
+        if self.api_base is not None:
+            event.api_base = public_url(self.api_base)
         return event
 
     def want_content(self, messages: Any, headers: Any = None, body: Any = None) -> None:

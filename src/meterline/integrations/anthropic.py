@@ -86,6 +86,7 @@ def _new_meter(client: Any, options: Any, call_md: Mapping[str, Any] | None) -> 
         stream=bool(body.get("stream")),
         call_md=call_md,
     )
+    meter.api_base = getattr(client, "base_url", None)  # where the call goes (a proxy, Bedrock, Vertex AI)
     meter.want_content(body.get("messages"), request_headers(client, options), body)
     return meter
 

@@ -99,6 +99,7 @@ def _start(client: Any, options: Any, call_md: Mapping[str, Any] | None) -> tupl
             call_md=call_md,
             operation=operation,
         )
+        meter.api_base = getattr(client, "base_url", None)  # where the call goes (a proxy, a compatible server)
         meter.want_content(
             body.get("messages") or body.get("input") or body.get("prompt"), request_headers(client, options), body
         )

@@ -16,7 +16,13 @@ from typing import Any
 from meterline._version import __version__
 from meterline.core import errors as _errors
 from meterline.core import metadata as _md
-from meterline.core.config import delivery_state_dir, destination_label, env_flag, resolve_destination
+from meterline.core.config import (
+    delivery_state_dir,
+    destination_label,
+    env_flag,
+    legacy_spool_dir,
+    resolve_destination,
+)
 from meterline.core.event import MAX_ATTRIBUTES, UsageEvent
 from meterline.pricing import Pricer, load_price_table, set_pricer
 from meterline.pricing.overrides import parse_entries
@@ -135,6 +141,8 @@ def init(
     state = delivery_state_dir(dest, spool_dir)
     _describe_state_dir(state, dest)
     spool = Spool(state / "spool", max_bytes=spool_max_bytes)
+    # spool files of the first release (one spool for all destinations) join this destination's replay
+    spool.adopt(legacy_spool_dir(spool_dir))
     recorder = Recorder(
         sink,
         pricer=pricer,

@@ -2,7 +2,8 @@
 
 Integrations only keep references on the caller's thread (the request's messages, the reply text, tool
 calls, headers, the request body) when capture is on. :func:`prepare` runs on the recorder's thread for
-every event, before it is stored, spooled, sent or exported: it turns SDK objects into JSON values, runs
+every event (in durable mode, in the durable log's commit, before the event's first byte reaches the disk),
+before it is stored, spooled, sent or exported: it turns SDK objects into JSON values, runs
 the user's ``redact`` hook, then the redaction presets and custom patterns, masks credential headers and
 request keys, and caps the content at ``max_bytes`` per event (strings shortened, marked with
 ``meterline.content_truncated`` in ``attributes``). Error messages are redacted too: provider errors
@@ -103,6 +104,17 @@ def prepare(event: UsageEvent, pol: ContentPolicy | None = None) -> None:
         for name in CONTENT_FIELDS:
             setattr(event, name, None)
         _errors.report("content.prepare", exc, reraise=False)
+
+
+def redact_line(line: str, pol: ContentPolicy | None = None) -> str:
+    """A raw spool or durable-log line (one that no longer reads as an event, about to be dead-lettered) with
+    the redaction presets applied: such a line may come from a version that logged content unredacted."""
+    p = pol or policy
+    try:
+        return p.redactor.text(line) if p.redactor.active else line
+    except Exception as exc:  # noqa: BLE001 - never keep what we could not redact
+        _errors.report("content.redact_line", exc, reraise=False)
+        return "[REDACTED: line could not be redacted]"
 
 
 def _redact(event: UsageEvent, p: ContentPolicy) -> None:

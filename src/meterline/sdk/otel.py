@@ -12,11 +12,28 @@ each event becomes one span of kind CLIENT, child of the span that was active at
 (``gen_ai.operation.name``, ``gen_ai.provider.name``, ``gen_ai.request.model``, ``gen_ai.response.model``,
 ``gen_ai.usage.input_tokens`` (all input, cached included, as the conventions define it),
 ``gen_ai.usage.output_tokens``, ``gen_ai.usage.cache_read.input_tokens``,
-``gen_ai.usage.cache_creation.input_tokens``, ``gen_ai.response.finish_reasons``, ``error.type``) plus
-``meterline.cost.*`` (decimal strings) and the attribution fields as ``meterline.*``. Captured content,
+``gen_ai.usage.cache_creation.input_tokens``, ``gen_ai.response.finish_reasons``, ``server.address``,
+``server.port``, ``error.type``) plus ``meterline.cost.*`` (decimal strings), ``meterline.stop_reason`` and
+the attribution fields as ``meterline.*``. Captured content,
 already redacted, goes in ``gen_ai.input.messages`` / ``gen_ai.output.messages``. Spans are encoded as OTLP
 protobuf (needs ``opentelemetry-proto``: ``pip install meterline[otel]``), else as OTLP JSON. An export
 failure is logged and counted (``meterline.sdk.otel.export_stats()``), never retried into the billing path.
+
+``server.address`` / ``server.port``: the host and port of the event's ``api_base`` when the call recorded it
+(LiteLLM's ``api_base``, the gateway's deployment, the OpenAI and Anthropic clients' ``base_url``), else the
+provider's public API host on 443 (:data:`DEFAULT_HOSTS`); neither when that depends on an account or region
+(Azure, Vertex AI, Bedrock without ``api_base``).
+
+``gen_ai.response.finish_reasons`` carries the provider's own spelling, as the conventions ask (``stop``,
+``length``, ``tool_calls`` for OpenAI-style APIs; ``end_turn``, ``max_tokens``, ``tool_use`` for Anthropic), not
+meterline's normalised ``stop_reason``. Decision: the event keeps only the normalised value (schema v1 is
+unchanged and stored events carry no extra attribute), and the exporter spells it back for the upstream
+provider (:func:`finish_reason`): OpenAI's spelling for OpenAI and every OpenAI-compatible provider (also what
+LiteLLM reports), Anthropic's for Anthropic and for Claude models on Vertex AI, Bedrock's Converse spelling for
+Bedrock, Gemini's for Gemini and other Vertex AI models. Spelling back cannot tell apart values that one
+normalised reason merges (Anthropic's ``pause_turn`` is sent as ``end_turn``; a refusal, a content filter and a
+guardrail each as the provider's content-filter value). A call that failed or was cancelled got no finish
+reason from the provider: the attribute is left out (``error.type`` and ``meterline.stop_reason`` say why).
 """
 
 from __future__ import annotations
@@ -58,6 +75,41 @@ PROVIDER_NAMES = {
     "deepseek": "deepseek",
     "xai": "x_ai",
     "perplexity": "perplexity",
+}
+# meterline's stop_reason -> the provider's own finish reason (see the module docstring)
+_OPENAI_FINISH = {
+    "end": "stop",
+    "stop_sequence": "stop",
+    "max_tokens": "length",
+    "tool_use": "tool_calls",
+    "content_filter": "content_filter",
+}
+_ANTHROPIC_FINISH = {
+    "end": "end_turn",
+    "stop_sequence": "stop_sequence",
+    "max_tokens": "max_tokens",
+    "tool_use": "tool_use",
+    "content_filter": "refusal",
+}
+_BEDROCK_FINISH = {**_ANTHROPIC_FINISH, "content_filter": "content_filtered"}  # Converse stopReason
+_GEMINI_FINISH = {
+    "end": "STOP",
+    "stop_sequence": "STOP",
+    "max_tokens": "MAX_TOKENS",
+    "tool_use": "STOP",
+    "content_filter": "SAFETY",
+}
+# provider -> its public API host (port 443); providers whose host depends on the account or region are absent
+DEFAULT_HOSTS = {
+    "openai": "api.openai.com",
+    "anthropic": "api.anthropic.com",
+    "gemini": "generativelanguage.googleapis.com",
+    "mistral": "api.mistral.ai",
+    "groq": "api.groq.com",
+    "cohere": "api.cohere.com",
+    "deepseek": "api.deepseek.com",
+    "xai": "api.x.ai",
+    "perplexity": "api.perplexity.ai",
 }
 _ATTRIBUTION = (
     "agent",
@@ -132,6 +184,36 @@ def span_ids(event: UsageEvent) -> tuple[str, str, str | None]:
     return trace, span, parent
 
 
+def finish_reason(event: UsageEvent) -> str | None:
+    """The provider's own spelling of the event's ``stop_reason`` (None for a failed or cancelled call)."""
+    provider = event.provider
+    if provider == "anthropic" or (provider == "vertex_ai" and "claude" in event.model.lower()):
+        table = _ANTHROPIC_FINISH
+    elif provider == "bedrock":
+        table = _BEDROCK_FINISH
+    elif provider in ("gemini", "vertex_ai"):
+        table = _GEMINI_FINISH
+    else:
+        table = _OPENAI_FINISH
+    return table.get(event.stop_reason or "")
+
+
+def server_address(event: UsageEvent) -> tuple[str, int] | None:
+    """(host, port) the call went to: from ``api_base`` when known, else the provider's public host."""
+    base = (event.api_base or "").strip()
+    if base:
+        try:
+            url = urllib.parse.urlsplit(base if "://" in base else f"https://{base}")
+            host, port = url.hostname, url.port
+        except ValueError:  # an api_base that is not a URL (a bad port): say nothing rather than guess
+            return None
+        if not host:
+            return None
+        return host, port or (80 if url.scheme.lower() in ("http", "ws") else 443)
+    default = DEFAULT_HOSTS.get(event.provider)
+    return (default, 443) if default else None
+
+
 def span_attributes(event: UsageEvent) -> dict[str, Any]:
     """The span's attributes (GenAI semantic conventions + ``meterline.*``)."""
     attrs: dict[str, Any] = {
@@ -153,8 +235,14 @@ def span_attributes(event: UsageEvent) -> dict[str, Any]:
         attrs["gen_ai.usage.cache_creation.input_tokens"] = event.cache_write_tokens
     if event.reasoning_tokens:
         attrs["meterline.core.usage.reasoning_tokens"] = event.reasoning_tokens
+    finish = finish_reason(event)
+    if finish is not None:
+        attrs["gen_ai.response.finish_reasons"] = [finish]
     if event.stop_reason:
-        attrs["gen_ai.response.finish_reasons"] = [event.stop_reason]
+        attrs["meterline.stop_reason"] = event.stop_reason
+    server = server_address(event)
+    if server is not None:
+        attrs["server.address"], attrs["server.port"] = server
     if event.agent:
         attrs["gen_ai.agent.name"] = event.agent
     if event.status == "error":

@@ -3,7 +3,8 @@
 Shape (after sentry-python's worker and OpenTelemetry's BatchSpanProcessor):
 - ``submit`` never blocks and never raises: a bounded deque; when full it returns False and counts
   the drop (``stats()["dropped_queue_full"]``). In durable mode (``durable=``) the event goes through the
-  append-only local log first (see :mod:`meterline.sdk.delivery.durable`).
+  append-only local log first (see :mod:`meterline.sdk.delivery.durable`), its content redacted before it is
+  written there.
 - one daemon thread wakes every ``flush_interval`` seconds, or as soon as a batch is full or a flush is
   asked for, prices the events (off the caller's thread), applies the environment fallbacks and writes
   batches of ``batch_size`` (see :mod:`meterline.sdk.delivery.deliverer`: retries, splitting a refused batch to find the
@@ -114,7 +115,9 @@ class Recorder:
             backoff_max=backoff_max,
         )
         self.durable = (
-            DurableLog(durable_dir, self._from_log, fsync_interval=fsync_interval) if durable_dir is not None else None
+            DurableLog(durable_dir, self._from_log, fsync_interval=fsync_interval, prepare=_content.prepare)
+            if durable_dir is not None
+            else None
         )
         if spool is not None:
             spool.on_invalid_line = self._delivery.dead_letter_raw
@@ -418,7 +421,8 @@ class Recorder:
                 self.pricer.price(event)
                 if event.pricing_source == "unpriced":
                     self._counts["unpriced"] += 1
-                _content.prepare(event)  # redaction: here, never on the caller's thread
+                if self.durable is None or not self.durable.prepared(event):
+                    _content.prepare(event)  # redaction: here (or in the durable log), never on the caller's thread
                 if self.before_write is not None:
                     hooked = self.before_write(event)
                     if hooked is None:

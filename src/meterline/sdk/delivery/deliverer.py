@@ -25,6 +25,7 @@ from typing import Any
 
 from meterline.core import errors as _errors
 from meterline.core.event import UsageEvent
+from meterline.sdk import content as _content
 from meterline.sdk.delivery.deadletter import DeadLetters
 from meterline.sdk.sinks.base import Sink, SinkError
 
@@ -138,6 +139,7 @@ class Deliverer:
         logger.error("meterline: event %s lost: %s (no dead-letter file)", event.id, reason)
 
     def dead_letter_raw(self, line: str, reason: str) -> None:
+        line = _content.redact_line(line)  # an old version's durable log may hold content not yet redacted
         if self.dead_letters is not None and self.dead_letters.add_raw(line, reason):
             self.counts["dead_lettered"] += 1
             return

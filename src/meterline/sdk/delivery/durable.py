@@ -12,6 +12,13 @@ recorded during the last fsync interval.
   every event in it. A segment whose writer process is dead is replayed by the next process that starts
   on the same destination (at ``init()``, and every few seconds after), with the same event ids, so a
   replay of events that were delivered before the kill never double-counts.
+- Nothing reaches a segment before redaction: each commit (on the writer thread, or on the thread calling
+  ``flush()``) runs ``prepare`` (the recorder passes the content preparation of :mod:`meterline.sdk.content`:
+  the user's hook, the redaction presets, credential headers masked, the size cap) on each event just before
+  serialising it, and remembers its id so the recorder does not prepare it a second time
+  (:meth:`DurableLog.prepared`). Events read back from a dead process's segment are prepared again by the
+  recorder (redaction is idempotent; the log of a version before this rule may hold content that was never
+  redacted).
 """
 
 from __future__ import annotations
@@ -61,6 +68,7 @@ class DurableLog:
         fsync_interval: float = DEFAULT_FSYNC_INTERVAL,
         segment_max_bytes: int = 8 * 1024 * 1024,
         segment_max_age: float = 10.0,
+        prepare: Callable[[UsageEvent], None] | None = None,
     ) -> None:
         if fsync_interval <= 0:
             raise ValueError("fsync_interval must be > 0")
@@ -69,6 +77,7 @@ class DurableLog:
         self.fsync_interval = fsync_interval
         self.segment_max_bytes = segment_max_bytes
         self.segment_max_age = segment_max_age
+        self.prepare = prepare  # redaction before any byte of an event is written (writer thread)
         self.errors = 0
         # called with (line, reason) for a complete line the validation refuses: the recorder dead-letters it
         self.on_invalid_line: Callable[[str, str], None] | None = None
@@ -77,6 +86,7 @@ class DurableLog:
 
     def _init_runtime(self) -> None:
         self._buf: collections.deque[UsageEvent] = collections.deque()
+        self._prepared: set[str] = set()  # ids of events ``prepare`` handled, until the recorder takes them
         self._commit_lock = threading.Lock()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
@@ -108,6 +118,14 @@ class DurableLog:
 
     def pending(self) -> int:
         return len(self._buf)
+
+    def prepared(self, event: UsageEvent) -> bool:
+        """Whether this log already ran ``prepare`` on ``event`` (asked once per event, by the recorder)."""
+        try:
+            self._prepared.remove(event.id)
+        except KeyError:
+            return False
+        return True
 
     def _start(self) -> None:
         with self._commit_lock:
@@ -163,8 +181,12 @@ class DurableLog:
 
     def _write(self, events: list[UsageEvent]) -> None:
         lines = []
+        prepare = self.prepare
         for event in events:
             try:
+                if prepare is not None:
+                    prepare(event)  # never a byte of unredacted content in a segment
+                    self._prepared.add(event.id)
                 lines.append(json.dumps(event.to_wire(compact=True), separators=(",", ":"), default=str))
             except Exception as exc:  # noqa: BLE001 - one odd event must not stop the log
                 self._error(f"event {getattr(event, 'id', '?')} not logged", exc)

@@ -1,7 +1,9 @@
 """Disk spool: batches that a sink could not take are kept as JSON-lines files and replayed later
 with the same event ids (sinks are idempotent, so a replay never double-counts).
 
-Files are written atomically (temp file + rename). Several processes may share one spool directory:
+Files are written atomically (temp file + rename; the temp file is removed when the write fails, e.g. on a
+full disk, and one left by a process that died mid-write is removed by the next replay pass). Several
+processes may share one spool directory:
 a replayer claims a file by renaming it, and claims left by a dead process are taken back.
 The spool is bounded (``max_bytes``); a batch that does not fit is refused and counted by the caller.
 Every error (a directory that cannot be made, a file that cannot be read, a corrupt line) is counted in
@@ -15,6 +17,7 @@ import itertools
 import json
 import logging
 import os
+import re
 import threading
 import time
 from collections.abc import Callable, Generator, Sequence
@@ -26,6 +29,8 @@ logger = logging.getLogger("meterline")
 
 _SUFFIX = ".jsonl"
 _CLAIM = ".claimed-"
+_TMP = ".tmp"
+_SPOOL_NAME = re.compile(r"\d{20}-\d+-\d{6}(?:-legacy)?\.jsonl")  # what append() names a file
 
 
 class Spool:
@@ -72,18 +77,72 @@ class Spool:
             if self.size_bytes() + len(data) > self.max_bytes:
                 return False
             name = f"{time.time_ns():020d}-{os.getpid()}-{next(self._seq):06d}{_SUFFIX}"
+            tmp = self.directory / f".{name}{_TMP}"
+            written = False
             try:
                 self.directory.mkdir(parents=True, exist_ok=True)
-                tmp = self.directory / f".{name}.tmp"
                 with open(tmp, "wb") as f:
                     f.write(data)
                     f.flush()
                     os.fsync(f.fileno())
                 os.replace(tmp, self.directory / name)
+                written = True
             except OSError as exc:
+                # the caller counts the batch as lost (dropped_sink_failure), as it does for a full spool
                 self._error("cannot write a spool file", exc)
                 return False
+            finally:
+                if not written:  # a full disk (ENOSPC) fails the write after the file was made: remove it
+                    _remove(tmp)
         return True
+
+    def adopt(self, legacy: str | os.PathLike[str]) -> int:
+        """Take in the spool files of the first release's layout, which had one spool for every destination:
+        ``<legacy>/<time>-<pid>-<n>.jsonl`` (and such files claimed by a process that died). They are moved into
+        this spool, oldest first by name as before, so the replay sends them with their ids and removes each
+        once written. Returns how many were adopted; never raises.
+
+        Decision: their destination was never recorded, so they are taken to be this destination's. The first
+        release spooled for the destination it was configured with, and this is the spool that the same
+        ``init()`` arguments (``spool_dir``, or none) lead to after the upgrade. Only names the spool itself
+        writes are touched, never other files of a shared directory."""
+        source = Path(legacy)
+        try:
+            if not source.is_dir() or source.resolve() == self.directory.resolve():
+                return 0
+            entries = sorted(source.iterdir())
+        except OSError as exc:
+            self._error(f"cannot list the first release's spool {source}", exc)
+            return 0
+        adopted = 0
+        for path in entries:
+            base, _, owner = path.name.partition(_CLAIM)
+            if not _SPOOL_NAME.fullmatch(base) or (owner and (not owner.isdigit() or pid_alive(int(owner)))):
+                continue  # not a spool file, or one that a running process of the old release is replaying
+            target = self.directory / base
+            try:
+                self.directory.mkdir(parents=True, exist_ok=True)
+                if target.exists():
+                    target = self.directory / f"{base.removesuffix(_SUFFIX)}-legacy{_SUFFIX}"
+                os.replace(path, target)
+            except FileNotFoundError:
+                continue  # another process adopted it first
+            except OSError as exc:
+                self._error(f"cannot adopt {path}", exc)
+                continue
+            adopted += 1
+        if adopted:
+            logger.info(
+                "meterline: %d spool files of the first release (%s) adopted by %s: replayed, then removed",
+                adopted,
+                source,
+                self.directory,
+            )
+            try:
+                source.rmdir()  # the old default folder, once empty; a spool_dir that holds the new layout stays
+            except OSError:
+                pass
+        return adopted
 
     def _reclaim_stale(self) -> None:
         try:
@@ -91,6 +150,11 @@ class Spool:
         except OSError:
             return
         for p in entries:
+            if p.name.endswith(_TMP):  # ``.<time>-<pid>-<n>.jsonl.tmp``: a write its dead process never finished
+                writer = p.name.split("-")
+                if len(writer) > 2 and writer[1].isdigit() and not pid_alive(int(writer[1])):
+                    _remove(p)
+                continue
             if _CLAIM not in p.name:
                 continue
             base, _, pid = p.name.rpartition(_CLAIM)
@@ -156,6 +220,13 @@ class Spool:
             os.replace(claimed, claimed.with_name(base))
         except OSError:
             pass
+
+
+def _remove(path: Path) -> None:
+    try:
+        path.unlink()
+    except OSError:
+        pass
 
 
 def pid_alive(pid: int) -> bool:
