@@ -291,7 +291,7 @@ def test_focus_csv_has_every_mandatory_column_and_one_row_per_token_class() -> N
     rows = list(csv.DictReader(io.StringIO(out.getvalue())))
     header = out.getvalue().splitlines()[0].split(",")
     assert set(FOCUS_12_MANDATORY) <= set(header) and len(header) == len(set(header))
-    assert all(c.startswith("x_") for c in header if c not in MANDATORY and c not in COLUMNS[: len(MANDATORY) + 19])
+    assert all(c.startswith("x_") for c in header if c not in MANDATORY and c not in COLUMNS[: len(MANDATORY) + 20])
     mine = rows[:4]
     assert [r["SkuMeter"] for r in mine] == ["Input Tokens", "Cache Read Tokens", "Cache Write Tokens", "Output Tokens"]
     assert [int(r["ConsumedQuantity"]) for r in mine] == [1000, 5000, 300, 200]
@@ -306,7 +306,7 @@ def test_focus_csv_has_every_mandatory_column_and_one_row_per_token_class() -> N
         assert r["BilledCost"] == r["EffectiveCost"] == r["ListCost"] == r["ContractedCost"]
         assert (r["ChargePeriodStart"], r["ChargePeriodEnd"]) == ("2026-10-31T23:00:00Z", "2026-11-01T00:00:00Z")
         assert (r["BillingPeriodStart"], r["BillingPeriodEnd"]) == ("2026-10-01T00:00:00Z", "2026-11-01T00:00:00Z")
-        assert r["BillingCurrency"] == "USD" and r["PricingUnit"] == "1M Tokens"
+        assert r["BillingCurrency"] == "USD" and r["PricingUnit"] == "1000000 Tokens"
         assert Decimal(r["PricingQuantity"]) * 1_000_000 == int(r["ConsumedQuantity"])
         assert (r["x_SubscriberId"], r["x_TeamId"], r["x_EventId"], r["RegionId"]) == (
             "cust-1",

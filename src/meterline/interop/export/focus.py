@@ -1,12 +1,28 @@
 """FOCUS 1.2 (FinOps Open Cost and Usage Specification) CSV: one row per event and token class.
 
 Every mandatory FOCUS 1.2 column is written; ``ConsumedQuantity`` is in tokens, ``PricingQuantity`` in
-millions of tokens (``PricingUnit`` "1M Tokens", so ``ListUnitPrice`` is the familiar per-million rate),
+millions of tokens (``PricingUnit`` "1000000 Tokens": FOCUS's unit format wants a whole-number quantity,
+not "1M"; so ``ListUnitPrice`` is the familiar per-million rate),
 ``SkuMeter`` names the token class, and every meterline dimension has an ``x_`` column.
 Costs are the provider's list prices as priced by meterline (Billed = Effective = List = Contracted: no
 negotiated discounts are known here). Unpriced events keep cost 0 with ``x_PricingSource`` "unpriced".
 Times are UTC ``YYYY-MM-DDTHH:mm:ssZ``; the charge period is the hour of the call (end exclusive) and
 the billing period its calendar month.
+
+Resource columns. FOCUS 1.2 defines ``ResourceId`` as the identifier of the resource the charge applies to,
+and requires ``ResourceName`` and ``ResourceType`` to be null when ``ResourceId`` is null. The only such
+resource an event knows is the deployment that served the call (``deployment_id``: a LiteLLM proxy
+deployment, an Azure OpenAI or Bedrock deployment): then ``ResourceId`` is it, ``ResourceName`` the model
+group (else the model) and ``ResourceType`` "Model Deployment". A direct SDK call has no such resource, so
+all three are null; the model is in ``SkuId``/``ChargeDescription`` and ``x_Model``. A key or credential alias
+names who called, not a resource that is charged, so it is not used as a ``ResourceId`` (it is in
+``x_ApiKeyAlias``/``x_CredentialAlias``).
+
+Unpriced usage. FOCUS requires non-null costs, and non-null ``ListUnitPrice``/``ContractedUnitPrice`` on
+usage rows; an unpriced row has them all 0 so that ``ListCost = ListUnitPrice * PricingQuantity`` holds, and
+says so where a FinOps tool shows it: ``ChargeDescription`` ends in "(unpriced: cost unknown, shown as 0)"
+and ``x_PricingSource`` is "unpriced". Tags without a value (the event's ``tags`` list) are ``true``, as
+FOCUS's Tags column requires.
 """
 
 from __future__ import annotations
@@ -60,6 +76,7 @@ CONDITIONAL = (
     "ServiceSubcategory",
     "SkuId",
     "SkuMeter",
+    "SkuPriceDetails",
     "SkuPriceId",
     "SubAccountId",
     "SubAccountName",
@@ -135,7 +152,10 @@ def rows(
     bill_start, bill_end = _month(hour)
     priced = event.total_cost is not None
     dims = {f"x_{_camel(d)}": _cell(getattr(event, d)) for d in DIMENSIONS}
-    tags = {**{k: str(v) for k, v in event.attributes.items()}, **dict.fromkeys(event.tags, "")}
+    tags: dict[str, str | bool] = {k: str(v) for k, v in event.attributes.items()}
+    tags.update(dict.fromkeys(event.tags, True))
+    resource = event.deployment_id or ""
+    unpriced_note = "" if priced else " (unpriced: cost unknown, shown as 0)"
     out = []
     for cls, tok_field, cost_field in TOKEN_CLASSES:
         tokens = getattr(event, tok_field)
@@ -144,7 +164,7 @@ def rows(
         cost = getattr(event, cost_field) if priced else None
         cost = cost if cost is not None else Decimal(0)
         quantity = Decimal(tokens) / _MTOK
-        unit_price = format_cost((cost / quantity).quantize(Decimal("1e-10"))) if priced else ""
+        unit_price = format_cost((cost / quantity).quantize(Decimal("1e-10"))) if priced else "0"
         meter = _METERS.get(cls, "Output Tokens")
         sku = f"{event.provider}/{event.model}/{cls}"
         out.append(
@@ -157,7 +177,7 @@ def rows(
                 "BillingPeriodStart": _t(bill_start),
                 "ChargeCategory": "Usage",
                 "ChargeClass": "",
-                "ChargeDescription": f"{event.model} {meter.lower()}",
+                "ChargeDescription": f"{event.model} {meter.lower()}{unpriced_note}",
                 "ChargePeriodEnd": _t(hour + timedelta(hours=1)),
                 "ChargePeriodStart": _t(hour),
                 "ContractedCost": format_cost(cost),
@@ -165,7 +185,7 @@ def rows(
                 "InvoiceIssuerName": invoice_issuer or provider_name,
                 "ListCost": format_cost(cost),
                 "PricingQuantity": format_cost(quantity),
-                "PricingUnit": "1M Tokens",
+                "PricingUnit": "1000000 Tokens",
                 "ProviderName": provider_name,
                 "PublisherName": publisher(event.model, provider_name),
                 "ServiceCategory": "AI and Machine Learning",
@@ -179,12 +199,13 @@ def rows(
                 "PricingCurrency": event.currency,
                 "RegionId": event.region or "",
                 "RegionName": event.region or "",
-                "ResourceId": event.deployment_id or event.api_key_alias or event.credential_alias or "",
-                "ResourceName": event.model_group or event.model,
-                "ResourceType": "Model",
+                "ResourceId": resource,
+                "ResourceName": (event.model_group or event.model) if resource else "",
+                "ResourceType": "Model Deployment" if resource else "",
                 "ServiceSubcategory": "Generative AI",
                 "SkuId": sku,
                 "SkuMeter": meter,
+                "SkuPriceDetails": "",  # present with SkuId/SkuPriceId, as FOCUS 1.2 asks; null is allowed
                 "SkuPriceId": f"{event.pricing_source or 'unpriced'}:{sku}",
                 "SubAccountId": event.organization_id or event.team_id or "",
                 "SubAccountName": event.organization_id or event.team_id or "",
