@@ -1,24 +1,28 @@
 """Durable mode (``init(durability="disk")``): every recorded event is in an append-only local log before
-it is delivered, so a process killed with SIGKILL (or ending with ``os._exit``) loses at most the events
-recorded during the last fsync interval.
+it is delivered, so a process killed with SIGKILL (or ending with ``os._exit``) loses no event whose
+``record()`` returned, and a machine crash loses at most the events of the last fsync interval.
 
-- The caller only appends the event to an in-memory list (no I/O, no serialisation on its thread).
-- A log-writer thread commits twice per ``fsync_interval`` (``METERLINE_FSYNC_INTERVAL_MS``, default 50 ms,
-  the promised loss bound): it serialises everything recorded since its last turn, writes it to the
-  current segment file with one ``write`` and one ``fsync`` (group commit), then hands the events to the
-  recorder's queue. Once ``write`` returns, a SIGKILL can no longer lose them; ``fsync`` covers a crash.
+- Write-through on the caller's thread: ``append`` prepares (redacts) and serialises the event and writes
+  its line to the current segment with one ``write`` (to the OS page cache, which a process kill keeps)
+  before it returns. (Until 2026-12-05 the caller only appended to a list and a log-writer thread wrote
+  twice per interval; under CPU load that thread ran late, and a SIGKILL lost events recorded up to
+  120 ms before it, more than the promised interval.)
+- A log-writer thread, twice per ``fsync_interval`` (``METERLINE_FSYNC_INTERVAL_MS``, default 50 ms), runs
+  one ``fsync`` for everything written since its last turn (group commit; outside the lock the callers
+  write under, so a slow disk never holds them), hands the events to the recorder's queue and rotates
+  segments. A machine crash (power loss, kernel panic) loses what was not yet fsynced: the last interval,
+  plus however late that thread runs.
 - Segments (``seg-<time>-<pid>-<n>.log`` in ``<delivery dir>/<destination key>/durable``) rotate every ten
   seconds or 8 MB; a closed segment is deleted once the recorder has written (or spooled, or dead-lettered)
   every event in it. A segment whose writer process is dead is replayed by the next process that starts
   on the same destination (at ``init()``, and every few seconds after), with the same event ids, so a
   replay of events that were delivered before the kill never double-counts.
-- Nothing reaches a segment before redaction: each commit (on the writer thread, or on the thread calling
-  ``flush()``) runs ``prepare`` (the recorder passes the content preparation of :mod:`meterline.sdk.content`:
-  the user's hook, the redaction presets, credential headers masked, the size cap) on each event just before
-  serialising it, and remembers its id so the recorder does not prepare it a second time
-  (:meth:`DurableLog.prepared`). Events read back from a dead process's segment are prepared again by the
-  recorder (redaction is idempotent; the log of a version before this rule may hold content that was never
-  redacted).
+- Nothing reaches a segment before redaction: ``append`` (on the caller's thread) runs ``prepare`` (the
+  recorder passes the content preparation of :mod:`meterline.sdk.content`: the user's hook, the redaction
+  presets, credential headers masked, the size cap) on each event just before serialising it, and
+  remembers its id so the recorder does not prepare it a second time (:meth:`DurableLog.prepared`). Events
+  read back from a dead process's segment are prepared again by the recorder (redaction is idempotent; the
+  log of a version before this rule may hold content that was never redacted).
 """
 
 from __future__ import annotations
@@ -87,7 +91,9 @@ class DurableLog:
     def _init_runtime(self) -> None:
         self._buf: collections.deque[UsageEvent] = collections.deque()
         self._prepared: set[str] = set()  # ids of events ``prepare`` handled, until the recorder takes them
-        self._commit_lock = threading.Lock()
+        self._commit_lock = threading.Lock()  # the current segment: writes, rotation, handoff
+        self._fsync_lock = threading.Lock()  # held during an fsync: a segment is closed only outside one
+        self._dirty = False  # written since the last fsync
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         self._stop = False
@@ -112,7 +118,16 @@ class DurableLog:
 
     # -- caller side ----------------------------------------------------------------------------
     def append(self, event: UsageEvent) -> None:
-        self._buf.append(event)  # deque.append and popleft are thread-safe: no lock on the caller's path
+        """Write the event's line to the segment (write-through: in the OS page cache, which survives a
+        SIGKILL, when this returns), then queue it for the writer thread's fsync and handoff."""
+        line = self._line(event)
+        if line is not None:
+            data = line.encode("utf-8", errors="backslashreplace")
+            with self._commit_lock:
+                self._write(data)
+                self._buf.append(event)  # taken by the next commit, under the same lock: in file order
+        else:
+            self._buf.append(event)  # not logged (counted): it still goes on to delivery
         if self._thread is None:
             self._start()
 
@@ -135,17 +150,19 @@ class DurableLog:
             self._thread.start()
 
     def sync(self) -> None:
-        """Commit now (flush() and shutdown call it): everything appended so far is on disk and handed over."""
+        """Commit now (flush() and shutdown call it): everything appended so far is fsynced and handed over."""
+        self._fsync()
         self._commit()
 
     def close(self) -> None:
         """Commit, close the current segment (handed over for deletion once delivered) and stop the writer."""
         self._stop = True
         self._wake.set()
-        self._commit(rotate=True)
         thread = self._thread
         if thread is not None and thread is not threading.current_thread():
             thread.join(5)
+        self._fsync()
+        self._commit(rotate=True)
 
     # -- writer side ----------------------------------------------------------------------------
     def _run(self) -> None:
@@ -159,46 +176,71 @@ class DurableLog:
             self._wake.clear()
             next_at = max(next_at + period, time.monotonic())
             try:
+                self._fsync()
                 self._commit()
             except Exception as exc:  # noqa: BLE001 - the writer must survive anything
                 self._error("commit failed", exc)
 
     def _commit(self, *, rotate: bool = False) -> None:
-        with self._commit_lock:
-            buf = self._buf
-            events = [buf.popleft() for _ in range(len(buf))]
-            if events:
-                self._write(events)
-            closed: Path | None = None
-            if self._fd is not None and (
-                rotate
-                or self._seg_bytes >= self.segment_max_bytes
-                or time.monotonic() - self._seg_opened >= self.segment_max_age
-            ):
-                closed = self._close_segment()
-            if events or closed is not None:
-                self.handoff(events, closed)
+        """Hand the written events over to the recorder; rotate the segment when it is due."""
+        # lock order everywhere: _fsync_lock, then _commit_lock (append takes only the latter)
+        with self._fsync_lock:
+            with self._commit_lock:
+                buf = self._buf
+                events = [buf.popleft() for _ in range(len(buf))]
+                fd, path, dirty = self._fd, self._seg_path, self._dirty
+                if fd is not None and (
+                    rotate
+                    or self._seg_bytes >= self.segment_max_bytes
+                    or time.monotonic() - self._seg_opened >= self.segment_max_age
+                ):
+                    self._fd = self._seg_path = None  # the next append opens a new segment
+                    self._dirty = False
+                else:
+                    if events:
+                        self.handoff(events, None)
+                    return
+            if dirty:
+                self._fsync_fd(fd)  # the closed segment's last lines, outside the callers' lock
+            self._close_fd(fd)
+            with self._commit_lock:  # in order with the handoffs of later commits
+                self.handoff(events, path)
 
-    def _write(self, events: list[UsageEvent]) -> None:
-        lines = []
-        prepare = self.prepare
-        for event in events:
-            try:
-                if prepare is not None:
-                    prepare(event)  # never a byte of unredacted content in a segment
-                    self._prepared.add(event.id)
-                lines.append(json.dumps(event.to_wire(compact=True), separators=(",", ":"), default=str))
-            except Exception as exc:  # noqa: BLE001 - one odd event must not stop the log
-                self._error(f"event {getattr(event, 'id', '?')} not logged", exc)
-        data = ("\n".join(lines) + "\n").encode("utf-8", errors="backslashreplace")
+    def _fsync(self) -> None:
+        """One fsync for every line written since the last one (group commit), outside the writers' lock."""
+        with self._fsync_lock:
+            with self._commit_lock:
+                fd, dirty = self._fd, self._dirty
+                self._dirty = False
+            if fd is not None and dirty:
+                self._fsync_fd(fd)  # the segment cannot be closed meanwhile: closing takes _fsync_lock
+
+    def _fsync_fd(self, fd: int) -> None:
+        try:
+            os.fsync(fd)
+        except OSError as exc:
+            self._error("cannot fsync the log", exc)
+
+    def _line(self, event: UsageEvent) -> str | None:
+        try:
+            if self.prepare is not None:
+                self.prepare(event)  # never a byte of unredacted content in a segment
+                self._prepared.add(event.id)
+            return json.dumps(event.to_wire(compact=True), separators=(",", ":"), default=str) + "\n"
+        except Exception as exc:  # noqa: BLE001 - one odd event must not stop the log
+            self._error(f"event {getattr(event, 'id', '?')} not logged", exc)
+            return None
+
+    def _write(self, data: bytes) -> None:
+        """Under ``_commit_lock``: one ``write`` of whole lines (O_APPEND) to the current segment."""
         try:
             fd = self._segment()
             view = memoryview(data)
             while view:
                 n = os.write(fd, view)
                 view = view[n:]
-            os.fsync(fd)
             self._seg_bytes += len(data)
+            self._dirty = True
         except OSError as exc:  # the events still go on to delivery: only the SIGKILL protection is lost
             self._error("cannot write the log", exc)
 
@@ -214,15 +256,11 @@ class DurableLog:
             _fsync_dir(self.directory)  # the new file's name survives a machine crash too
         return self._fd
 
-    def _close_segment(self) -> Path | None:
-        fd, path = self._fd, self._seg_path
-        self._fd = self._seg_path = None
-        if fd is not None:
-            try:
-                os.close(fd)
-            except OSError as exc:
-                self._error("cannot close a segment", exc)
-        return path
+    def _close_fd(self, fd: int) -> None:
+        try:
+            os.close(fd)
+        except OSError as exc:
+            self._error("cannot close a segment", exc)
 
     # -- after delivery, and at the next start ----------------------------------------------------
     def delivered(self, segment: Path, complete: bool) -> None:
