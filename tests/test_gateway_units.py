@@ -60,11 +60,69 @@ def test_key_bound_identity_wins_unless_override_is_allowed() -> None:
     assert key == {"team_id": "team-a", "api_key_alias": "app"}
     assert identity.resolve(caller, key, allow_override=False) == {
         "team_id": "team-a",
-        "organization_id": "spoofed-org",  # the key has no organization: the caller's stands
-        "subscriber_id": "s",
+        "subscriber_id": "s",  # the key has no organization: the caller cannot name one (default)
         "api_key_alias": "app",
     }
     assert identity.resolve(caller, key, allow_override=True)["team_id"] == "spoofed"
+
+
+def test_a_key_binding_no_team_or_organization_cannot_claim_one_unless_trusted() -> None:
+    """The hardening issue: a key that binds no organization or team (the master key, a key without a team)
+    could name any through x-meterline-*/x-revenium-* headers, charging another team's budget."""
+    headers = {
+        "x-meterline-team-id": "team-b",
+        "x-revenium-organization-id": "other-org",
+        "x-meterline-user-id": "bob",
+        "x-meterline-api-key-alias": "someone-else",
+        "x-meterline-subscriber-id": "sub-1",
+    }
+    caller = identity.caller_metadata(headers, {"metadata": {"team_id": "team-c"}}, "acompletion")
+    assert caller["team_id"] == "team-b" and caller["organization_id"] == "other-org"
+    unbound: dict[str, str] = {}  # the master key
+    assert identity.resolve(caller, unbound, allow_override=False) == {"subscriber_id": "sub-1"}
+    trusted = identity.resolve(caller, unbound, allow_override=False, trust_caller_identity=True)
+    assert trusted == {
+        "team_id": "team-b",
+        "organization_id": "other-org",
+        "user_id": "bob",
+        "api_key_alias": "someone-else",
+        "subscriber_id": "sub-1",
+    }
+    team_only = {"team_id": "team-a"}  # binds a team, not an organization
+    assert identity.resolve(caller, team_only, allow_override=False) == {"team_id": "team-a", "subscriber_id": "sub-1"}
+    assert identity.resolve(caller, team_only, allow_override=False, trust_caller_identity=True)["team_id"] == "team-a"
+    # the operator's override switch lets callers set everything, as before
+    assert identity.resolve(caller, team_only, allow_override=True)["team_id"] == "team-b"
+
+
+@pytest.mark.parametrize(("env", "want_team", "want_org"), [(None, None, None), ("true", "team-b", "other-org")])
+def test_the_proxy_handler_reads_the_trust_setting(
+    monkeypatch: pytest.MonkeyPatch, env: str | None, want_team: str | None, want_org: str | None
+) -> None:
+    from types import SimpleNamespace
+
+    from meterline.gateway.callback import MeterlineProxyHandler
+
+    if env is None:
+        monkeypatch.delenv("METERLINE_GATEWAY_TRUST_CALLER_IDENTITY", raising=False)
+    else:
+        monkeypatch.setenv("METERLINE_GATEWAY_TRUST_CALLER_IDENTITY", env)
+    handler = MeterlineProxyHandler()
+    assert handler.trust_caller_identity is (env == "true")
+    master = SimpleNamespace(key_alias=None, team_id=None, org_id=None, user_id=None, token="c" * 64)
+    data = {
+        "proxy_server_request": {
+            "headers": {"x-meterline-team-id": "team-b", "x-meterline-organization-id": "other-org"},
+            "body": {"model": "gpt-4o-mini", "metadata": {"subscriber_id": "sub-9"}},
+        }
+    }
+    md = handler._request_identity(master, data, "acompletion")  # what budgets are checked against
+    assert (md.get("team_id"), md.get("organization_id"), md["subscriber_id"]) == (want_team, want_org, "sub-9")
+    bound = SimpleNamespace(key_alias="app-a", team_id="team-a", org_id=None, user_id=None, token="d" * 64)
+    md = handler._request_identity(bound, data, "acompletion")
+    assert (md["team_id"], md.get("organization_id")) == ("team-a", want_org)  # the key's team always wins
+    explicit = MeterlineProxyHandler(trust_caller_identity=False)
+    assert "team_id" not in explicit._request_identity(master, data, "acompletion")
 
 
 def test_raw_keys_are_hashed() -> None:

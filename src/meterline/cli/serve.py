@@ -34,6 +34,26 @@ def register(sub: Any) -> None:
     p.add_argument("--workers", type=int, help="uvicorn worker processes (PostgreSQL only)")
     p.add_argument("--max-body-bytes", type=int, help="largest request body, after gzip (default 16 MiB)")
     p.add_argument("--max-batch-events", type=int, help="most events per POST /v1/events (default 10000)")
+    p.add_argument(
+        "--header-timeout",
+        type=float,
+        dest="header_timeout_seconds",
+        help="seconds a connection has to send a complete request head (default 10; 408 or close after)",
+    )
+    p.add_argument(
+        "--keep-alive",
+        type=int,
+        dest="keep_alive_seconds",
+        help="seconds an idle keep-alive connection stays open (default 5)",
+    )
+    p.add_argument(
+        "--max-request-line-bytes", type=int, help="longest request line, URL included (default 16384; 414 beyond)"
+    )
+    p.add_argument(
+        "--max-header-bytes",
+        type=int,
+        help="largest request head, request line and headers (default 65536; 431 beyond)",
+    )
     p.add_argument("--log-level", help="uvicorn log level (default info)")
     p.set_defaults(handler=run)
 
@@ -56,6 +76,10 @@ def run(args: argparse.Namespace) -> int:
         "max_body_bytes": args.max_body_bytes,
         "max_batch_events": args.max_batch_events,
         "log_level": args.log_level,
+        "header_timeout_seconds": args.header_timeout_seconds,
+        "keep_alive_seconds": args.keep_alive_seconds,
+        "max_request_line_bytes": args.max_request_line_bytes,
+        "max_header_bytes": args.max_header_bytes,
     }
     try:
         settings = load_settings(flags, config_file=args.config)
@@ -64,6 +88,9 @@ def run(args: argparse.Namespace) -> int:
         return 2
     if not settings.auth:
         print("meterline: WARNING: --no-auth: every request is accepted without an API key", file=sys.stderr)
+    from meterline.server.connections import uvicorn_options
+
+    options = uvicorn_options(settings)  # header timeout, keep-alive, request line and head limits
     if settings.workers > 1:
         import dataclasses
 
@@ -75,15 +102,19 @@ def run(args: argparse.Namespace) -> int:
             port=settings.port,
             workers=settings.workers,
             log_level=settings.log_level,
+            **options,
         )
         return 0
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level=settings.log_level)
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level=settings.log_level, **options)
     return 0
 
 
 def app_from_environment() -> Any:
     """uvicorn factory for worker processes: the settings the parent merged."""
     from meterline.server.app import create_app
+    from meterline.server.connections import configure
     from meterline.server.settings import Settings
 
-    return create_app(Settings(**json.loads(os.environ[_SETTINGS_ENV])))
+    settings = Settings(**json.loads(os.environ[_SETTINGS_ENV]))
+    configure(settings)  # this worker's connections get the parent's limits
+    return create_app(settings)

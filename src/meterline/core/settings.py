@@ -371,6 +371,43 @@ SETTINGS: tuple[Setting, ...] = (
         "Collector (`meterline serve`)",
     ),
     Setting(
+        "METERLINE_HEADER_TIMEOUT_SECONDS",
+        "`10`",
+        "Seconds a connection has to send a complete request head, from its opening or from the previous "
+        "response (`header_timeout_seconds`; flag `--header-timeout`): after it the connection is closed, with a "
+        "`408` when part of a head had arrived.",
+        ("collector",),
+        ("server/settings.py",),
+        "Collector (`meterline serve`)",
+    ),
+    Setting(
+        "METERLINE_KEEP_ALIVE_SECONDS",
+        "`5`",
+        "Seconds an idle keep-alive connection stays open between requests (`keep_alive_seconds`; flag "
+        "`--keep-alive`; uvicorn's `timeout_keep_alive`).",
+        ("collector",),
+        ("server/settings.py",),
+        "Collector (`meterline serve`)",
+    ),
+    Setting(
+        "METERLINE_MAX_REQUEST_LINE_BYTES",
+        "`16384`",
+        "Longest request line: method, URL with its query string, version (`max_request_line_bytes`): a longer "
+        "one is answered `414 URI Too Long`.",
+        ("collector",),
+        ("server/settings.py",),
+        "Collector (`meterline serve`)",
+    ),
+    Setting(
+        "METERLINE_MAX_HEADER_BYTES",
+        "`65536`",
+        "Largest request head, the request line and every header (`max_header_bytes`): a larger one is answered "
+        "`431 Request Header Fields Too Large`.",
+        ("collector",),
+        ("server/settings.py",),
+        "Collector (`meterline serve`)",
+    ),
+    Setting(
         "METERLINE_FORWARD",
         "unset (no continuous export)",
         "Continuous exports from the collector: one or more `FORMAT+URL?options` specs separated by spaces or "
@@ -463,6 +500,17 @@ SETTINGS: tuple[Setting, ...] = (
         "off",
         "Let caller headers (`x-meterline-*`, `x-revenium-*`) and body metadata override the identity bound to "
         "the key (by default key-bound identity wins).",
+        ("gateway",),
+        ("gateway/callback.py",),
+        "Gateway (LiteLLM proxy)",
+    ),
+    Setting(
+        "METERLINE_GATEWAY_TRUST_CALLER_IDENTITY",
+        "off",
+        "Let callers name the team, organization, user or key alias their key does not bind (the master key, a "
+        "key without a team) through headers or body metadata. Off: those fields stay empty, so a caller cannot "
+        "charge another team or organization; values the key binds always win unless "
+        "`METERLINE_GATEWAY_ALLOW_OVERRIDE` is on.",
         ("gateway",),
         ("gateway/callback.py",),
         "Gateway (LiteLLM proxy)",

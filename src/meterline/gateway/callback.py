@@ -50,9 +50,18 @@ _SEEN_MAX = 200_000  # call ids remembered for de-duplication (~30 MB worst case
 
 
 class MeterlineProxyHandler(CustomLogger):
-    def __init__(self, *, allow_override: bool | None = None, failure_grace_s: float = 60.0) -> None:
+    def __init__(
+        self,
+        *,
+        allow_override: bool | None = None,
+        trust_caller_identity: bool | None = None,
+        failure_grace_s: float = 60.0,
+    ) -> None:
         super().__init__()
         self.allow_override = env_flag("METERLINE_GATEWAY_ALLOW_OVERRIDE") if allow_override is None else allow_override
+        # may a caller name a team/organization/user/key alias its key does not bind? (default: no)
+        trust = trust_caller_identity
+        self.trust_caller_identity = env_flag("METERLINE_GATEWAY_TRUST_CALLER_IDENTITY") if trust is None else trust
         self.failure_grace_s = failure_grace_s
         self._lock = threading.Lock()
         self._seen: collections.OrderedDict[str, None] = collections.OrderedDict()
@@ -122,9 +131,14 @@ class MeterlineProxyHandler(CustomLogger):
             )
             if isinstance(value, str) and value
         }
-        merged = identity.resolve(caller, bound, allow_override=self.allow_override)
+        merged = self._resolve(caller, bound)
         merged["api_key_hash"] = identity.key_hash(getattr(key, "token", None) or getattr(key, "api_key", None))
         return merged
+
+    def _resolve(self, caller: Mapping[str, Any], key: Mapping[str, Any]) -> dict[str, Any]:
+        return identity.resolve(
+            caller, key, allow_override=self.allow_override, trust_caller_identity=self.trust_caller_identity
+        )
 
     # -- response header ----------------------------------------------------------------------------
     async def async_post_call_response_headers_hook(
@@ -266,7 +280,7 @@ class MeterlineProxyHandler(CustomLogger):
                 if not abandoned[3]:  # no usage chunk reached the client: LiteLLM counted the text itself
                     event.usage_source = "estimated"
             copy = dataclasses.replace(event)
-            _api.emit(event, {}, identity.resolve(caller, key, allow_override=self.allow_override))
+            _api.emit(event, {}, self._resolve(caller, key))
             return copy
         except Exception as exc:  # noqa: BLE001 - a meterline bug must never reach the proxy
             _errors.report("litellm_proxy.success", exc, reraise=False)
@@ -279,7 +293,7 @@ class MeterlineProxyHandler(CustomLogger):
                 if call_id in self._seen or call_id in self._pending:
                     return  # the sync and async failure hooks both fire for some errors
             event, key, caller = _events.build(kwargs, response_obj, failed=True)
-            md = identity.resolve(caller, key, allow_override=self.allow_override)
+            md = self._resolve(caller, key)
             with self._lock:
                 if call_id in self._seen or call_id in self._pending:
                     return

@@ -3,6 +3,10 @@
 Trust rule: values bound to the virtual key (team, organization, user, key alias) are set by the
 operator and win over what a caller sends in headers or the body, unless the operator allows callers to
 override them (``METERLINE_GATEWAY_ALLOW_OVERRIDE=true`` or ``MeterlineProxyHandler(allow_override=True)``).
+Where the key binds none of them (the master key, a key without a team), a caller cannot name them either:
+they stay empty, unless the operator trusts callers' identity
+(``METERLINE_GATEWAY_TRUST_CALLER_IDENTITY=true`` or ``MeterlineProxyHandler(trust_caller_identity=True)``),
+so a caller cannot charge its calls to another team's budget or organization.
 
 Caller metadata, lowest precedence first: the body's ``user`` (end user), the body's ``metadata``
 (``litellm_metadata`` on ``/v1/messages``, where ``metadata`` is Anthropic's own field), then
@@ -114,6 +118,22 @@ def key_identity(source: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def resolve(caller: Mapping[str, Any], key: Mapping[str, Any], *, allow_override: bool) -> dict[str, Any]:
-    """Merge caller metadata and key identity by the trust rule (see the module docstring)."""
-    return merge(key, caller) if allow_override else merge(caller, key)
+# what a key can bind: a caller never sets these unless the operator trusts callers (see the module docstring)
+IDENTITY_FIELDS = frozenset(KEY_FIELDS.values())
+
+
+def resolve(
+    caller: Mapping[str, Any],
+    key: Mapping[str, Any],
+    *,
+    allow_override: bool,
+    trust_caller_identity: bool = False,
+) -> dict[str, Any]:
+    """Merge caller metadata and key identity by the trust rule (see the module docstring): with
+    ``allow_override`` the caller wins everywhere; else the key's values win, and the caller's values of
+    :data:`IDENTITY_FIELDS` the key leaves empty are dropped unless ``trust_caller_identity``."""
+    if allow_override:
+        return merge(key, caller)
+    if not trust_caller_identity:
+        caller = {k: v for k, v in caller.items() if k not in IDENTITY_FIELDS}
+    return merge(caller, key)

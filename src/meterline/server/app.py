@@ -112,9 +112,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def _query_error(request: Request, exc: QueryError) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=400)
 
-    from meterline.server import hardening
+    from meterline.server import errors, hardening
 
     hardening.install(app)  # NUL guard, 405 with Allow, OpenAPI error declarations, access log scrubbing
+    errors.install(app, settings.database)  # the store unavailable: 503 + Retry-After on every route, never 500
 
     return app
 

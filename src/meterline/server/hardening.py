@@ -18,9 +18,11 @@ import re
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.routing import Match
 from starlette.types import ASGIApp, Receive, Scope, Send
+
+from meterline.server import errors
 
 ERROR = {
     "type": "object",
@@ -38,7 +40,7 @@ _REASONS = {
     "413": "body or batch too large (the detail names the limit)",
     "415": "unsupported Content-Encoding",
     "422": "a field of the body or a parameter has a bad value or type",
-    "503": "the store is unavailable; retry later",
+    "503": "the store is unavailable; retry after the Retry-After header's seconds",
 }
 
 
@@ -74,10 +76,13 @@ def install(app: FastAPI) -> None:
     app.add_middleware(NulGuard)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
         headers = dict(exc.headers or {})
         if exc.status_code == 405:
             headers["Allow"] = ", ".join(allowed_methods(app, request.scope))
+        if exc.status_code in errors.CLIENT_STATUSES and isinstance(exc.detail, str):
+            # 401/403 from the API-key dependency: a compatible-ingest route answers in its client's format
+            return errors.answer(request, exc.status_code, exc.detail, headers)
         return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=headers)
 
     @app.exception_handler(RecursionError)
@@ -107,12 +112,14 @@ def declare_errors(schema: dict[str, Any]) -> None:
         compat = path.startswith(COMPAT_PREFIXES) or path == "/v1/traces"
         for method, op in item.items():
             codes = ["400", "405"]
+            if path not in ("/healthz", "/metrics"):  # any route that reads the store: 503 while it is down
+                codes.append("503")
             if path.startswith("/v1/"):
                 codes += ["401", "403", "422"]
             if "{" in path:
                 codes.append("404")
             if path == "/v1/events" and method == "post":
-                codes += ["413", "415", "503"]
+                codes += ["413", "415"]
                 _accept_bare_array(op)
             if path in ("/v1/budgets", "/v1/keys", "/v1/customers", "/v1/plans") and method == "post":
                 codes.append("409")

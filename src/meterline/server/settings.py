@@ -34,6 +34,10 @@ class Settings:
     workers: int = 1  # uvicorn worker processes (PostgreSQL only; SQLite has one writer)
     log_level: str = "info"
     dashboard_secret: str = ""  # signs dashboard sessions and share links; empty: one generated per install (in the db)
+    header_timeout_seconds: float = 10.0  # a request head must be complete this long after a connection or response
+    keep_alive_seconds: int = 5  # an idle keep-alive connection is closed after this (uvicorn's timeout_keep_alive)
+    max_request_line_bytes: int = 16_384  # longer request line (method, URL, version): 414
+    max_header_bytes: int = 65_536  # larger request head (request line + headers): 431
 
     def __post_init__(self) -> None:
         self.database = resolve_destination(self.database or None)
@@ -139,9 +143,15 @@ def validate(s: Settings) -> None:
         raise SettingsError(
             f"auth: --no-auth is only allowed on a loopback address (127.0.0.1, ::1, localhost); host is {s.host!r}"
         )
-    for name in ("max_body_bytes", "max_batch_events", "max_page_size", "pool_size", "workers"):
+    for name in ("max_body_bytes", "max_batch_events", "max_page_size", "pool_size", "workers", "keep_alive_seconds"):
         if getattr(s, name) < 1:
             raise SettingsError(f"{name}: must be at least 1")
+    if not 0 < s.header_timeout_seconds <= 3600:
+        raise SettingsError("header_timeout_seconds: must be more than 0 and at most 3600")
+    if s.max_request_line_bytes < 256:
+        raise SettingsError("max_request_line_bytes: must be at least 256")
+    if s.max_header_bytes < s.max_request_line_bytes:
+        raise SettingsError("max_header_bytes: must be at least max_request_line_bytes (the head includes the line)")
     from meterline.core.config import destination_kind
 
     if destination_kind(s.database) not in ("sqlite", "postgresql", "clickhouse"):

@@ -58,6 +58,11 @@ def _encodable(text: str) -> bool:
     return True
 
 
+# most dimensions one usage query may group by: each one is a column of the GROUP BY (PostgreSQL refuses
+# more than 1,664 columns, SQLite 2,000), and a dimension named twice is refused rather than de-duplicated
+MAX_GROUP_BY = 10
+
+
 @dataclasses.dataclass
 class UsageQuery:
     group_by: Sequence[str] = ()
@@ -68,9 +73,15 @@ class UsageQuery:
     tz: str = "UTC"
 
     def validate(self) -> ZoneInfo:
+        if len(self.group_by) > MAX_GROUP_BY:
+            raise QueryError(f"group_by: at most {MAX_GROUP_BY} dimensions; got {len(self.group_by)}")
+        seen: set[str] = set()
         for dim in self.group_by:
             if dim not in DIMENSIONS:
                 raise QueryError(f"group_by: unknown dimension {dim!r}; use one of {', '.join(DIMENSIONS)}")
+            if dim in seen:
+                raise QueryError(f"group_by: dimension {dim!r} is named twice; name each dimension once")
+            seen.add(dim)
         for dim in self.filters:
             if dim not in DIMENSIONS:
                 raise QueryError(f"filter: unknown dimension {dim!r}; use one of {', '.join(DIMENSIONS)}")

@@ -34,15 +34,12 @@ def _store(writer: Store, events: Sequence[UsageEvent]) -> int:
     pricer = get_pricer()
     for event in events:
         pricer.price(event)
-    try:
-        return int(writer.insert(events))
-    except Exception as exc:
-        logger.error("meterline collector: storing %d events failed: %s", len(events), exc)
-        raise batches.BatchError(503, f"store unavailable: {exc}") from exc
+    return int(writer.insert(events))
 
 
 async def store(request: Request, events: Sequence[UsageEvent], rejected: int = 0) -> int:
-    """Price and store ``events`` (one per id); returns how many were new. Raises BatchError(503)."""
+    """Price and store ``events`` (one per id); returns how many were new. The store unavailable raises its
+    driver's error: ``server/errors.py`` answers 503 + Retry-After in the route's client format."""
     unique = list({e.id: e for e in events}.values())
     new = await run_in_threadpool(_store, request.app.state.writer, unique) if unique else 0
     request.app.state.metrics.count_events(new, len(events) - new, rejected)

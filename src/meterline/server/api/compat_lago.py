@@ -17,7 +17,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from meterline.interop.ingest import lago
-from meterline.server import batches
+from meterline.server import batches, errors
 from meterline.server.api import _compat
 from meterline.server.deps import IngestKey
 
@@ -26,6 +26,25 @@ router = APIRouter(tags=["compatible ingest"])
 
 def _bad_request(message: str, status: int = 400) -> JSONResponse:
     return JSONResponse({"status": status, "error": message, "code": "bad_request"}, status_code=status)
+
+
+# Lago's own bodies: 401 {status, error: "Unauthorized"}, 403 {status, error: "Forbidden", code}; meterline's
+# explanation (which key, which scope) rides along in "message"
+_CLIENT_ERRORS = {
+    401: ("Unauthorized", None),
+    403: ("Forbidden", "insufficient_scope"),
+    503: ("Service Unavailable", "store_unavailable"),
+}
+
+
+@errors.client_format("/lago/api/v1/events", "/lago/api/v1/events/batch")
+def _client_error(request: Request, status: int, message: str) -> JSONResponse:
+    error, code = _CLIENT_ERRORS.get(status, ("Error", None))
+    body: dict[str, Any] = {"status": status, "error": error}
+    if code is not None:
+        body["code"] = code
+    body["message"] = message
+    return JSONResponse(body, status_code=status)
 
 
 async def _doc(request: Request, root: str) -> Any:
@@ -50,10 +69,7 @@ async def lago_event(request: Request, key: IngestKey) -> JSONResponse:
     except lago.LagoError as exc:
         request.app.state.metrics.count_events(0, 0, 1)
         return JSONResponse(lago.validation_error({exc.field: [exc.reason]}), status_code=422)
-    try:
-        await _compat.store(request, [event])
-    except batches.BatchError as exc:
-        return _bad_request(exc.message, exc.status)
+    await _compat.store(request, [event])
     return JSONResponse({"event": lago.event_object(raw, event)})
 
 
@@ -68,16 +84,13 @@ async def lago_batch(request: Request, key: IngestKey) -> JSONResponse:
         return JSONResponse(lago.validation_error({"events": ["too_many_events"]}), status_code=422)
     now = datetime.now(timezone.utc)
     accepted: list[tuple[Any, Any]] = []
-    errors: dict[str, Any] = {}
+    invalid: dict[str, Any] = {}
     for index, raw in enumerate(items):
         try:
             accepted.append((raw, lago.to_event(raw, now)))
         except lago.LagoError as exc:
-            errors[str(index)] = {exc.field: [exc.reason]}
-    try:
-        await _compat.store(request, [e for _, e in accepted], rejected=len(errors))
-    except batches.BatchError as exc:
-        return _bad_request(exc.message, exc.status)
-    if errors:
-        return JSONResponse(lago.validation_error(errors), status_code=422)
+            invalid[str(index)] = {exc.field: [exc.reason]}
+    await _compat.store(request, [e for _, e in accepted], rejected=len(invalid))
+    if invalid:
+        return JSONResponse(lago.validation_error(invalid), status_code=422)
     return JSONResponse({"events": [lago.event_object(raw, e) for raw, e in accepted]})

@@ -15,7 +15,7 @@ from fastapi.responses import JSONResponse, Response
 
 from meterline.core.event import EventValidationError
 from meterline.interop.ingest import cloudevents
-from meterline.server import batches
+from meterline.server import batches, errors
 from meterline.server.api import _compat
 from meterline.server.deps import IngestKey
 
@@ -27,6 +27,12 @@ def _problem(status: int, title: str, detail: str, **extra: Any) -> JSONResponse
     return JSONResponse(
         cloudevents.problem(status, title, detail, **extra), status_code=status, media_type="application/problem+json"
     )
+
+
+@errors.client_format("/openmeter/api/v1/events")
+def _client_error(request: Request, status: int, message: str) -> JSONResponse:
+    titles = {401: "Unauthorized", 403: "Forbidden", 503: "Service Unavailable"}
+    return _problem(status, titles.get(status, "Error"), message)
 
 
 @router.post("/openmeter/api/v1/events", status_code=204, summary="OpenMeter ingest: CloudEvents")
@@ -52,10 +58,7 @@ async def openmeter_events(request: Request, key: IngestKey) -> Response:
             events.append(cloudevents.to_event(raw, now))
         except EventValidationError as exc:
             invalid.append({"index": index, "field": exc.field, "reason": exc.reason})
-    try:
-        await _compat.store(request, events, rejected=len(invalid))
-    except batches.BatchError as exc:
-        return _problem(exc.status, "Service Unavailable", exc.message)
+    await _compat.store(request, events, rejected=len(invalid))
     if invalid:
         first = invalid[0]
         detail = f"{len(invalid)} invalid event(s); event {first['index']}: {first['field']}: {first['reason']}"

@@ -12,7 +12,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
 from meterline.interop.ingest import otlp
-from meterline.server import batches
+from meterline.server import batches, errors
 from meterline.server.api import _compat
 from meterline.server.deps import IngestKey
 
@@ -27,6 +27,12 @@ def _status(ctype: str, status: int, message: str) -> Response:
 
         return Response(Status(code=status, message=message).SerializeToString(), status, media_type=_PROTOBUF)
     return JSONResponse({"code": status, "message": message}, status_code=status)
+
+
+@errors.client_format("/v1/traces")
+def _client_error(request: Request, status: int, message: str) -> Response:
+    ctype = request.headers.get("content-type", _PROTOBUF).split(";")[0].strip().lower()
+    return _status(ctype, status, message)
 
 
 @router.post("/v1/traces", summary="OTLP/HTTP traces: gen_ai spans become events")
@@ -48,10 +54,7 @@ async def otlp_traces(request: Request, key: IngestKey) -> Response:
         return _status(ctype, exc.status, exc.message)
     except (otlp.OtlpError, ValueError, TypeError, AttributeError) as exc:
         return _status(ctype, 400, f"unreadable ExportTraceServiceRequest: {exc}")
-    try:
-        await _compat.store(request, result.events, rejected=result.rejected)
-    except batches.BatchError as exc:
-        return _status(ctype, exc.status, exc.message)
+    await _compat.store(request, result.events, rejected=result.rejected)
     message = "; ".join(result.errors)
     if result.rejected:
         message = f"{result.rejected} gen_ai span(s) rejected: {message}"

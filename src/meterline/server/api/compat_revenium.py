@@ -13,7 +13,7 @@ from fastapi.responses import JSONResponse
 
 from meterline.core.event import EventValidationError
 from meterline.interop.ingest import revenium
-from meterline.server import batches
+from meterline.server import batches, errors
 from meterline.server.api import _compat
 from meterline.server.deps import IngestKey
 
@@ -23,10 +23,22 @@ PATH = "/meter/v2/ai/completions"
 
 def _error(status: int, message: str) -> JSONResponse:
     """Revenium's API answers errors in Spring's shape: timestamp, status, error, message, path."""
-    reason = {400: "Bad Request", 413: "Payload Too Large", 415: "Unsupported Media Type"}.get(status, "Error")
+    reason = {
+        400: "Bad Request",
+        401: "Unauthorized",
+        403: "Forbidden",
+        413: "Payload Too Large",
+        415: "Unsupported Media Type",
+        503: "Service Unavailable",
+    }.get(status, "Error")
     now = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     body = {"timestamp": now, "status": status, "error": reason, "message": message, "path": PATH}
     return JSONResponse(body, status_code=status)
+
+
+@errors.client_format(PATH)
+def _client_error(request: Request, status: int, message: str) -> JSONResponse:
+    return _error(status, message)
 
 
 @router.post(PATH, status_code=201, summary="Revenium meter API: one AI completion")
@@ -44,8 +56,5 @@ async def revenium_completion(request: Request, key: IngestKey) -> JSONResponse:
     except EventValidationError as exc:
         request.app.state.metrics.count_events(0, 0, 1)
         return _error(400, f"{exc.field}: {exc.reason}")
-    try:
-        await _compat.store(request, [event])
-    except batches.BatchError as exc:
-        return _error(exc.status, exc.message)
+    await _compat.store(request, [event])
     return JSONResponse(revenium.response_resource(event, str(body["transactionId"])), status_code=201)

@@ -78,12 +78,10 @@ def _store_batch(body: bytes, encoding: str | None, settings: Any, writer: Store
     raw = batches.decompress(body, encoding, settings.max_body_bytes)
     items = batches.parse_events(raw, settings.max_batch_events)
     events, indexes, rejected, repeats = batches.validate_indexed(items)
-    try:
-        # a batch the store refuses is stored event by event: one unstorable event never holds back the rest
-        new, failed = writer.insert_each(events)
-    except Exception as exc:
-        logger.error("meterline collector: storing %d events failed: %s", len(events), exc)
-        raise batches.BatchError(503, f"store unavailable: {exc}"[:500]) from exc
+    # a batch the store refuses is stored event by event: one unstorable event never holds back the rest.
+    # The store unavailable raises: server/errors.py answers 503 + Retry-After (nothing of the batch is lost:
+    # the client retries it, and ids already stored count as duplicates)
+    new, failed = writer.insert_each(events)
     if failed:
         for i, reason in failed:
             logger.warning("meterline collector: the store refused event %s: %s", events[i].id, reason)
