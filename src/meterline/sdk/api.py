@@ -98,8 +98,9 @@ def init(
     by a hash of the destination without credentials): the spool, the durable log and ``deadletter.jsonl``
     (default: ``delivery`` in the user data dir).
     durability: ``"memory"`` (default) or ``"disk"`` (env ``METERLINE_DURABILITY``): with ``"disk"`` every
-    event goes to an append-only local log first (group commit every ``fsync_interval_ms``, env
-    ``METERLINE_FSYNC_INTERVAL_MS``, default 50), so a killed process loses at most that interval.
+    event is written to an append-only local log before ``record()`` returns, so a killed process (SIGKILL)
+    loses none of them; the log is fsynced every ``fsync_interval_ms`` (env ``METERLINE_FSYNC_INTERVAL_MS``,
+    default 50), so a machine crash loses about that interval.
     """
     global _recorder
     from meterline.sdk import content as _content

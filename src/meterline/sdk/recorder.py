@@ -3,8 +3,8 @@
 Shape (after sentry-python's worker and OpenTelemetry's BatchSpanProcessor):
 - ``submit`` never blocks and never raises: a bounded deque; when full it returns False and counts
   the drop (``stats()["dropped_queue_full"]``). In durable mode (``durable=``) the event goes through the
-  append-only local log first (see :mod:`meterline.sdk.delivery.durable`), its content redacted before it is
-  written there.
+  append-only local log first, written through on the caller's thread (see
+  :mod:`meterline.sdk.delivery.durable`), its content redacted before it is written there.
 - one daemon thread wakes every ``flush_interval`` seconds, or as soon as a batch is full or a flush is
   asked for, prices the events (off the caller's thread), applies the environment fallbacks and writes
   batches of ``batch_size`` (see :mod:`meterline.sdk.delivery.deliverer`: retries, splitting a refused batch to find the
@@ -203,7 +203,7 @@ class Recorder:
                 if built is None:
                     return True
                 event = built
-            durable.append(event)  # the log writer commits it and hands it on to the queue
+            durable.append(event)  # written to the log now; the log's thread fsyncs and hands it on to the queue
             if self._thread is None:
                 self._ensure_thread()
             return True
@@ -422,7 +422,7 @@ class Recorder:
                 if event.pricing_source == "unpriced":
                     self._counts["unpriced"] += 1
                 if self.durable is None or not self.durable.prepared(event):
-                    _content.prepare(event)  # redaction: here (or in the durable log), never on the caller's thread
+                    _content.prepare(event)  # redaction: here, or in the durable log's append (caller's thread)
                 if self.before_write is not None:
                     hooked = self.before_write(event)
                     if hooked is None:
