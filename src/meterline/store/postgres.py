@@ -1,9 +1,15 @@
 """The PostgreSQL store (psycopg 3): the production destination and the collector's shared database.
 
-Writes: COPY the batch into a per-connection temporary table, then ``INSERT … SELECT … ON CONFLICT
-DO NOTHING`` (the key is (id, start_time) on the table partitioned by month; a retried event keeps its
-start_time): one round trip of rows, idempotent on the event id, safe with any number of writers
-(several collector replicas, SDK processes) on one database. Reads: the same dialect-neutral SQL as
+Writes: COPY the batch into a per-connection temporary table, then, in one statement, claim each id in
+``event_ids(id PRIMARY KEY)`` (``INSERT … ON CONFLICT DO NOTHING RETURNING id``) and insert only the claimed
+rows into ``events``. The events table is partitioned by month, so its key is ``(id, start_time)`` and cannot
+by itself refuse a retry whose start_time differs (1 ms, or another month); the dedup table can, across every
+partition, and concurrent writers of one id serialise on its primary key (first commit wins, the other counts
+a duplicate). Chosen over a unique index (PostgreSQL has no global index on a partitioned table) and over
+un-partitioning (retention drops whole partitions). One round trip of rows, idempotent on the event id, safe
+with any number of writers (several collector replicas, SDK processes) on one database. Retention keeps the
+``event_ids`` rows of pruned events (a late retry is still refused); see :mod:`meterline.store.event_ids`.
+Reads: the same dialect-neutral SQL as
 SQLite (``store/query.py``). Connections come from a small built-in pool (no psycopg_pool dependency).
 """
 
@@ -19,7 +25,7 @@ from typing import Any
 import psycopg
 
 from meterline.core.event import UsageEvent
-from meterline.store import partitions
+from meterline.store import event_ids, partitions
 from meterline.store import query as queries
 from meterline.store import rollup as rollups
 from meterline.store.content import content_rows
@@ -111,6 +117,7 @@ class PostgresStore(SQLReads):
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_KEY,))
             for stmt in [*create_statements("postgresql"), *extra_statements("postgresql")]:
                 conn.execute(stmt)
+            event_ids.ensure(conn)  # a store of before: filled from its events, duplicates reported
             conn.execute("CREATE TABLE IF NOT EXISTS meterline_meta (key TEXT PRIMARY KEY, value TEXT)")
             conn.execute(
                 "INSERT INTO meterline_meta (key, value) VALUES ('schema_revision', %s) ON CONFLICT DO NOTHING",
@@ -138,7 +145,8 @@ class PostgresStore(SQLReads):
         """Insert events, ignoring ids already stored. Returns how many were new."""
         if not events:
             return 0
-        rows = [event_to_row(e, native_bool=True) for e in events]
+        first = {e.id: e for e in reversed(events)}  # one row per id: the first in the batch wins
+        rows = [event_to_row(e, native_bool=True) for e in events if first[e.id] is e]
         cols = ", ".join(COLUMN_NAMES)
         new_months: set[tuple[int, int]] = set()
         with self._pool.connection() as conn, conn.transaction():
@@ -156,10 +164,13 @@ class PostgresStore(SQLReads):
             with cur.copy(f"COPY {_STAGE} ({cols}) FROM STDIN") as copy:
                 for row in rows:
                     copy.write_row(row)
-            # the new rows only (ON CONFLICT skips stored ids) go on to the daily rollup, in one statement
+            # ids never seen before are claimed in event_ids (whatever their start_time: every partition);
+            # only their rows reach events and go on to the daily rollup, in one statement
             cur.execute(
-                f"WITH ins AS (INSERT INTO {TABLE} ({cols}) SELECT {cols} FROM {_STAGE} "
-                f"ON CONFLICT DO NOTHING RETURNING *), "
+                f"WITH ids AS (INSERT INTO {event_ids.ID_TABLE} (id) SELECT id FROM {_STAGE} "
+                f"ON CONFLICT DO NOTHING RETURNING id), "
+                f"ins AS (INSERT INTO {TABLE} ({cols}) SELECT {cols} FROM {_STAGE} "
+                f"WHERE {_STAGE}.id IN (SELECT ids.id FROM ids) ON CONFLICT DO NOTHING RETURNING *), "
                 f"up AS ({rollups.upsert_sql('ins', self.dialect)}) SELECT COUNT(*) FROM ins"
             )
             counted = cur.fetchone()
