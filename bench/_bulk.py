@@ -68,6 +68,8 @@ def postgres_fill(store: Any, n: int) -> None:
             f"INSERT INTO events (id, stream, {', '.join(cols)}) SELECT md5(i::text)::uuid::text, false, "
             f"{', '.join(cols.values())} FROM generate_series(1::bigint, {int(n)}::bigint) AS i"
         )
+        # the ids claimed as the store's insert claims them (store.event_ids)
+        conn.execute("INSERT INTO event_ids (id) SELECT id FROM events ON CONFLICT DO NOTHING")
         for stmt in rollups.rebuild_statements(store.dialect):
             conn.execute(stmt)
     store.analyze()
