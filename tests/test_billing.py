@@ -255,7 +255,8 @@ def test_wallet_balance_credits_expiry_and_credit_notes(store: Any) -> None:
     assert (w["balance_usd"], w["granted_usd"], w["unbilled_usage_usd"]) == ("6", "10", "0")
     store.insert([ev("2026-11-05T00:00:00+00:00", input_tokens=7_500_000)])  # more than the wallet holds
     w = svc.wallet(store, "acme", now=t("2026-11-20T00:00:00+00:00"))
-    assert (w["balance_usd"], w["overspend_usd"], w["unbilled_usage_usd"]) == ("-1.5", "1.5", "7.5")
+    # never negative: the overspend is reported apart, once (it was -1.5 and 1.5 at once)
+    assert (w["balance_usd"], w["overspend_usd"], w["unbilled_usage_usd"]) == ("0", "1.5", "7.5")
     nov = svc.finalize(store, "2026-11", now=t("2026-12-01T00:00:00+00:00"))[0]
     assert (str(nov.subtotal), str(nov.credits), str(nov.total)) == ("7.5", "6", "1.50")  # the wallet ran dry
     note = svc.credit_note(store, oct_.number or "", "2.5", "service outage")
@@ -276,9 +277,18 @@ def test_repricing_a_previously_unpriced_model(store: Any, tmp_path: Path, datab
         Pricer().price(e)
         assert e.pricing_source == "unpriced" and e.total_cost is None
     store.insert(events)
-    oct_ = svc.finalize(store, "2026-10", now=datetime(2026, 11, 1, tzinfo=timezone.utc))[0]
+    with pytest.raises(BillingError, match=r"acme: 1 call\(s\) of openai/acme-llm"):  # not silently 0
+        svc.finalize(store, "2026-10", now=datetime(2026, 11, 1, tzinfo=timezone.utc))
+    oct_ = svc.finalize(store, "2026-10", now=datetime(2026, 11, 1, tzinfo=timezone.utc), allow_unpriced=True)[0]
     assert (oct_.unpriced_events, str(oct_.subtotal)) == (1, "0")
     frozen = invoice_store.get_invoice(store, oct_.number or "")
+    assert frozen is not None and frozen["unpriced_models"] == ["openai/acme-llm"]
+    from meterline.billing import render
+    from meterline.cli.invoices import text
+
+    warning = "1 call(s) without a provider price billed as 0 (openai/acme-llm)"
+    for shown in (render.to_csv(frozen), render.to_html(frozen), text(frozen)):
+        assert warning in shown  # every format says so
 
     priced = Pricer([PriceOverride(model="acme-llm", input_mtok=Decimal("1"), output_mtok=Decimal("4"))])
     dry = reprice(store, datetime(2026, 10, 1, tzinfo=timezone.utc), model="acme-llm", pricer=priced, dry_run=True)
@@ -369,7 +379,9 @@ def test_billing_cli_end_to_end(database: str, tmp_path: Path, capsys: pytest.Ca
     assert (inv["subtotal_usd"], inv["credits_usd"], inv["total_usd"]) == ("0.6", "0.6", "0.00")
     assert main(["wallets", "show", "acme", "--json", *db]) == 0
     assert json.loads(capsys.readouterr().out)["balance_usd"] == "0.4"
-    assert main(["invoices", "finalize", "--period", period, *db]) == 0
+    assert main(["invoices", "finalize", "--period", period, *db]) == 2  # the month is still running
+    assert "has not ended yet for acme" in capsys.readouterr().err
+    assert main(["invoices", "finalize", "--period", period, "--force", *db]) == 0
     assert "INV-000001" in capsys.readouterr().out
     assert main(["invoices", "show", "INV-000001", "--format", "html", *db]) == 0
     assert "Acme Inc" in capsys.readouterr().out

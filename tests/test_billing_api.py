@@ -72,7 +72,9 @@ def test_billing_api_end_to_end(database: str) -> None:
         assert call("/invoices/preview?customer=acme&period=11-2026", key=read)[0] == 400
         assert call("/invoices/preview?customer=ghost&period=2026-11", key=read)[0] == 404
         assert call("/invoices/finalize?period=2026-11", "POST", key=read)[0] == 403
-        status, body = call("/invoices/finalize?period=2026-11", "POST")
+        status, body = call("/invoices/finalize?period=2026-11", "POST")  # Nov 20 (fixed clock): still running
+        assert status == 409 and body["detail"].startswith("period: period 2026-11 has not ended yet for acme"), body
+        status, body = call("/invoices/finalize?period=2026-11&force=true", "POST")
         assert status == 200 and body["invoices"] == [{"number": "INV-000001", "customer": "acme", "total_usd": "0.00"}]
         status, text = call("/invoices/INV-000001?format=csv", key=read)
         assert status == 200 and text.splitlines()[0].startswith("number,customer,period,kind")

@@ -135,7 +135,8 @@ def test_gateway_refuses_the_request_after_the_wallet_reaches_zero(gateway: dict
         w = svc.wallet(store, "app-a")
     finally:
         store.close()
-    assert Decimal(w["balance_usd"]) == CALL * Decimal("2.5") - 3 * CALL  # exact: -0.5 call, one call in flight
+    # exact: 0.5 call overspent, one call in flight; the balance is never negative (overspend apart)
+    assert (Decimal(w["balance_usd"]), Decimal(w["overspend_usd"])) == (0, 3 * CALL - CALL * Decimal("2.5"))
 
 
 def test_gateway_wallet_under_a_burst_overspends_at_most_the_calls_in_flight(gateway: dict[str, Any]) -> None:
@@ -151,8 +152,9 @@ def test_gateway_wallet_under_a_burst_overspends_at_most_the_calls_in_flight(gat
     assert status == 402
     store = SQLiteStore(db)
     try:
-        balance = Decimal(svc.wallet(store, "app-c")["balance_usd"])
+        w = svc.wallet(store, "app-c")
     finally:
         store.close()
-    assert balance == CALL * Decimal("1.5") - len(admitted) * CALL
+    balance = -Decimal(w["overspend_usd"])
+    assert Decimal(w["balance_usd"]) == 0 and balance == CALL * Decimal("1.5") - len(admitted) * CALL
     assert -balance < burst * CALL  # overspend below the calls that were in flight together

@@ -17,7 +17,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from meterline.billing.model import ZERO, BillingError, Customer, Plan, Rule, Subscription, iso
-from meterline.billing.rating import Line, Usage, _s, rate
+from meterline.billing.rating import Line, Usage, _s, choose_rule, rate
 
 CENT = Decimal("0.01")
 _PERIOD = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
@@ -105,6 +105,9 @@ class Invoice:
     credits: Decimal = ZERO
     unpriced_events: int = 0
     requests: int = 0
+    # calls without a provider price rated by a markup rule (billed as 0 plus fees): their count and models
+    unpriced_billed: int = 0
+    unpriced_models: list[str] = dataclasses.field(default_factory=list)
     number: str | None = None  # set when finalized
     status: str = "draft"
     issued_at: datetime | None = None
@@ -144,6 +147,8 @@ class Invoice:
             "currency": self.currency,
             "requests": self.requests,
             "unpriced_events": self.unpriced_events,
+            "unpriced_billed_events": self.unpriced_billed,
+            "unpriced_models": list(self.unpriced_models),
             "lines": [ln.to_dict() for ln in self.lines],
             "provider_cost_usd": _s(self.provider_cost),
             "margin_usd": _s(self.margin),
@@ -165,13 +170,17 @@ def build(
     in force at the end of the period, adjustment lines for earlier periods, wallet credit applied."""
     lines: list[Line] = []
     cost = ZERO
-    unpriced = requests = 0
+    unpriced = requests = unpriced_billed = 0
+    unpriced_models: set[str] = set()
     for seg, usages in usage_by_segment:
         chain = [customer.overrides, seg.plan.rules if seg.plan else (), default_rules]
         lines += rate(usages, chain, seg.label() if len(usage_by_segment) > 1 or seg.plan else None)
         for u in usages:
             cost += u.provider_cost
             unpriced += u.unpriced
+            if u.unpriced and choose_rule(u.provider, u.model, chain).is_markup:
+                unpriced_billed += u.unpriced
+                unpriced_models.add(f"{u.provider}/{u.model}")
             requests += u.requests
     last_plan = usage_by_segment[-1][0].plan if usage_by_segment else None
     used = sum((ln.amount for ln in lines), ZERO)
@@ -188,7 +197,16 @@ def build(
             )
         )
     lines += adjustments
-    inv = Invoice(customer, period, lines, cost, unpriced_events=unpriced, requests=requests)
+    inv = Invoice(
+        customer,
+        period,
+        lines,
+        cost,
+        unpriced_events=unpriced,
+        requests=requests,
+        unpriced_billed=unpriced_billed,
+        unpriced_models=sorted(unpriced_models),
+    )
     inv.credits = max(ZERO, min(credits_available, inv.subtotal))
     return inv
 

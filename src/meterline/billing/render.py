@@ -47,7 +47,20 @@ def to_csv(inv: Mapping[str, Any]) -> str:
         w.writerow([*head, *(ln[c] if ln[c] is not None else "" for c in CSV_COLUMNS[3:])])
     for key in ("provider_cost_usd", "margin_usd", "subtotal_usd", "credits_usd", "total_usd"):
         w.writerow([*head, "total", key, "", "", "", "", "", "USD", "", inv[key]])
+    if inv.get("unpriced_billed_events"):
+        w.writerow(
+            [*head, "unpriced", unpriced_note(inv), "", "", "", "", inv["unpriced_billed_events"], "calls", "", ""]
+        )
     return out.getvalue()
+
+
+def unpriced_note(inv: Mapping[str, Any]) -> str:
+    """The warning every format carries when calls had no provider price (billed as 0, not silently)."""
+    n = inv.get("unpriced_billed_events") or 0
+    if not n:
+        return ""
+    models = ", ".join(inv.get("unpriced_models") or ()) or "unknown models"
+    return f"WARNING: {n} call(s) without a provider price billed as 0 ({models})"
 
 
 _CSS = """body{font:14px/1.4 system-ui,sans-serif;margin:2em auto;max-width:60em;color:#111}
@@ -75,9 +88,10 @@ def to_html(inv: Mapping[str, Any]) -> str:
     )
     who = e(inv.get("customer_name") or inv["customer"])
     email = f"<br>{e(inv['customer_email'])}" if inv.get("customer_email") else ""
+    warn = f"<p><b>{e(unpriced_note(inv))}</b></p>" if inv.get("unpriced_billed_events") else ""
     return (
         f"<!doctype html><html><head><meta charset=utf-8><title>{e(title)}</title><style>{_CSS}</style></head>"
-        f"<body><h1>{e(title)}</h1><p><b>{who}</b> ({e(inv['customer'])}){email}</p>"
+        f"<body><h1>{e(title)}</h1>{warn}<p><b>{who}</b> ({e(inv['customer'])}){email}</p>"
         f"<p>Period {e(inv['period'])}: {e(inv['period_start'])} to {e(inv['period_end'])} ({e(inv['timezone'])})"
         f"<br>Status: {e(inv['status'])}{'; issued ' + e(inv['issued_at']) if inv.get('issued_at') else ''}</p>"
         "<table><thead><tr><th>Item</th><th class=n>Quantity</th><th>Unit</th><th class=n>Unit price (USD)</th>"

@@ -30,6 +30,15 @@ ADJUST_LOOKBACK = 3
 DEFAULT_PLAN = "default"  # a plan with this id is the default rate card (used after overrides and the plan)
 
 
+def now() -> datetime:
+    """The billing clock: every "now" of this module comes from here (tests replace it to fix the date)."""
+    return datetime.now(timezone.utc)
+
+
+def _now(given: datetime | None = None) -> datetime:
+    return given if given is not None else now()
+
+
 class Context:
     """What rating a customer needs besides its usage, read once per operation."""
 
@@ -151,11 +160,16 @@ def finalize(
     customers: Sequence[str] | None = None,
     now: datetime | None = None,
     batch: int = 1000,
+    force: bool = False,
+    allow_unpriced: bool = False,
 ) -> list[invoicing.Invoice]:
     """Finalize ``period`` for every customer with usage or a plan in it (or the ones named); a customer
-    already finalized for the period is skipped. Invoices are numbered in customer id order."""
+    already finalized for the period is skipped. Invoices are numbered in customer id order.
+
+    Refused (``BillingError``) when the period has not ended yet in a customer's time zone (unless
+    ``force``) and when an invoice would bill calls without a provider price (unless ``allow_unpriced``)."""
     start, end = invoicing.period_dates(period)
-    now = now or datetime.now(timezone.utc)
+    now = _now(now)
     ctx = Context(store)
     if billing_store.get_setting(store, "auto_create_customers", "false") == "true" and customers is None:
         # customers seen in the period's events (UTC bounds widened by a day for other time zones)
@@ -189,6 +203,23 @@ def finalize(
             continue  # no usage, no plan minimum, nothing to adjust: no invoice
         out.append(inv)
         ends.append(invoicing.local_midnight(end, c.timezone))
+    running = [inv.customer.id for inv, e in zip(out, ends, strict=True) if e > now]
+    if running and not force:
+        raise BillingError(
+            "period",
+            f"period {period} has not ended yet for {', '.join(running)} (finalize after it ends, or force it)",
+        )
+    unpriced = [inv for inv in out if inv.unpriced_billed]
+    if unpriced and not allow_unpriced:
+        detail = "; ".join(
+            f"{inv.customer.id}: {inv.unpriced_billed} call(s) of {', '.join(inv.unpriced_models) or '?'}"
+            for inv in unpriced
+        )
+        raise BillingError(
+            "unpriced",
+            f"calls without a provider price would be billed as 0 ({detail}); price the models "
+            "(meterline prices) or allow unpriced usage explicitly",
+        )
     for i in range(0, len(out), batch):
         invoice_store.save_finalized(store, out[i : i + batch], now, ends[i : i + batch])
     return out
@@ -208,7 +239,7 @@ def grant(
     value = money(amount, "amount_usd")
     if value <= 0:
         raise BillingError("amount_usd", "must be positive")
-    when = granted_at or datetime.now(timezone.utc)
+    when = _now(granted_at)
     if expires_at is not None and expires_at <= when:
         raise BillingError("expires_at", "must be after the grant")
     g = Grant(str(uuid.uuid4()), customer_id, value, when, expires_at, note)
@@ -239,7 +270,7 @@ def unbilled(ctx: Context, c: Customer, now: datetime) -> Decimal:
 
 
 def wallet(store: BillingStore, customer_id: str, now: datetime | None = None) -> dict[str, Any]:
-    now = now or datetime.now(timezone.utc)
+    now = _now(now)
     ctx = Context(store)
     c = _customer(store, customer_id)
     pending = unbilled(ctx, c, now)
@@ -269,7 +300,7 @@ def credit_note(store: TransactionalStore, number: str, amount: Any, reason: str
         raise BillingError("amount_usd", "must be positive")
     if not reason:
         raise BillingError("reason", "required")
-    now = datetime.now(timezone.utc)
+    now = _now()
     gid = str(uuid.uuid4())
     cn = invoice_store.add_credit_note(
         store, number, body["customer"], value, reason, gid, int(now.timestamp() * 1e6), Decimal(body["subtotal_usd"])

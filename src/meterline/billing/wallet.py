@@ -1,8 +1,8 @@
 """Prepaid wallets: the balance from grants and what was billed against them (pure, exact Decimal).
 
 Grants are consumed first-to-expire first (grants without expiry last, older first among equals). A
-grant's unused rest is lost when it expires. Billed usage beyond every active grant makes the balance
-negative (the customer's overspend, invoiced as ``total_usd``).
+grant's unused rest is lost when it expires. The balance is never negative: billed usage beyond every
+active grant is the overspend, reported apart once (invoiced as ``total_usd``), not subtracted again.
 
 Debits are (when, amount): the credit applied by each finalized invoice (at its period end) and the
 live subtotal of the periods not finalized yet (at "now").
@@ -42,4 +42,4 @@ def state(grants: Sequence[Grant], debits: Sequence[tuple[datetime, Decimal]], n
     active = [g for g in grants if g.active(now)]
     remaining = {g.id: left[g.id] for g in active}
     granted = sum((g.amount for g in active), ZERO)
-    return WalletState(sum(remaining.values(), ZERO) - deficit, granted, remaining, deficit)
+    return WalletState(sum(remaining.values(), ZERO), granted, remaining, deficit)

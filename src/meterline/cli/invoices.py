@@ -21,6 +21,10 @@ def register(sub: Any) -> None:
     f = s.add_parser("finalize", help="finalize a period for every customer (or the ones named)")
     f.add_argument("--period", required=True, help="YYYY-MM")
     f.add_argument("--customer", action="append", help="only this customer (repeatable)")
+    f.add_argument("--force", action="store_true", help="finalize a period that has not ended yet")
+    f.add_argument(
+        "--allow-unpriced", action="store_true", help="finalize even if calls without a provider price bill as 0"
+    )
     lst = s.add_parser("list", help="finalized invoices")
     lst.add_argument("--customer")
     lst.add_argument("--period")
@@ -47,6 +51,10 @@ def text(inv: dict[str, Any]) -> str:
         out.append(f"  {ln['description'][:72]:72} {ln['quantity']:>14} x {ln['unit_price']:>10} = {ln['amount']:>14}")
     for key in ("provider_cost_usd", "margin_usd", "subtotal_usd", "credits_usd", "total_usd"):
         out.append(f"  {key:>104} {inv[key]:>14}")
+    if inv.get("unpriced_billed_events"):
+        from meterline.billing.render import unpriced_note
+
+        out.append("  " + unpriced_note(inv))
     return "\n".join(out)
 
 
@@ -68,13 +76,18 @@ def run(args: argparse.Namespace) -> int:
             fmt = "json" if args.json else args.format
             print(text(inv) if fmt == "text" else render.render(inv, fmt), end="" if fmt != "text" else "\n")
         elif cmd == "finalize":
-            invs = svc.finalize(store, args.period, customers=args.customer)
+            invs = svc.finalize(
+                store, args.period, customers=args.customer, force=args.force, allow_unpriced=args.allow_unpriced
+            )
             rows = [{"number": i.number, "customer": i.customer.id, "total_usd": str(i.total)} for i in invs]
             if args.json:
                 show(rows)
             else:
                 for r in rows:
                     print(f"{r['number']}  {r['customer']:32} {r['total_usd']:>12} USD")
+                for i in invs:
+                    if i.unpriced_billed:
+                        print(f"{i.number}: {render.unpriced_note(i.to_dict())}")
                 print(f"finalized {len(rows)} invoice(s) for {args.period}")
         elif cmd == "list":
             rows = invoice_store.list_invoices(store, customer=args.customer, period=args.period)

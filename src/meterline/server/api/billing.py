@@ -38,6 +38,8 @@ async def _run(fn: Callable[..., T], *args: Any, **kw: Any) -> T:
     try:
         return await run_in_threadpool(fn, *args, **kw)
     except BillingError as exc:
+        if exc.field in ("unpriced", "period") and getattr(fn, "__name__", "") == "finalize":
+            raise HTTPException(409, str(exc)) from None  # refused: the period runs, or unpriced usage
         raise HTTPException(404 if str(exc.reason).startswith("no ") else 400, str(exc)) from None
 
 
@@ -143,9 +145,14 @@ async def preview(
 
 @router.post("/v1/invoices/finalize")
 async def finalize(
-    key: AdminKey, writer: WriterDep, period: str, customer: Annotated[list[str] | None, Query()] = None
+    key: AdminKey,
+    writer: WriterDep,
+    period: str,
+    customer: Annotated[list[str] | None, Query()] = None,
+    force: bool = False,
+    allow_unpriced: bool = False,
 ) -> dict[str, Any]:
-    invoices = await _run(svc.finalize, writer, period, customers=customer)
+    invoices = await _run(svc.finalize, writer, period, customers=customer, force=force, allow_unpriced=allow_unpriced)
     return {
         "period": period,
         "finalized": len(invoices),
