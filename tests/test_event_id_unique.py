@@ -154,3 +154,22 @@ def test_the_alembic_migration_fills_event_ids_and_reports_its_duplicates(
         migrate.upgrade(postgres_url)
     assert migrate.current(postgres_url) == "0008_event_ids"
     _check_upgraded(postgres_url, event_id, caplog)
+
+
+@pytest.mark.postgres
+def test_prune_keeps_event_ids_so_a_late_retry_is_not_stored_again(postgres_url: str) -> None:
+    from meterline.store.postgres import PostgresStore
+    from meterline.store.retention import prune
+
+    store = PostgresStore(postgres_url)
+    try:
+        old, kept = str(uuid.uuid4()), str(uuid.uuid4())
+        assert store.insert([_event(old, FIRST - timedelta(days=60), "old"), _event(kept, FIRST, "kept")]) == 2
+        result = prune(store, events_before=FIRST - timedelta(days=20))
+        assert result.events == 1 and result.dropped_partitions
+        assert store.fetch("SELECT id FROM events") == [(kept,)]
+        # a late retry of the pruned id (in a month still kept) is refused, not billed again
+        assert store.insert([_event(old, FIRST, "late retry")]) == 0
+        assert store.fetch("SELECT COUNT(*) FROM events") == [(1,)]
+    finally:
+        store.close()
