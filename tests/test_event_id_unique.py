@@ -173,3 +173,26 @@ def test_prune_keeps_event_ids_so_a_late_retry_is_not_stored_again(postgres_url:
         assert store.fetch("SELECT COUNT(*) FROM events") == [(1,)]
     finally:
         store.close()
+
+
+@pytest.mark.postgres
+def test_migrate_to_postgres_keeps_the_first_write_of_an_id(postgres_url: str, tmp_path: Any) -> None:
+    """``meterline migrate --to``: a SQLite source holding an id the target already has at another start_time."""
+    from meterline.store.postgres import PostgresStore
+    from meterline.store.sqlite import SQLiteStore
+    from meterline.store.transfer import copy_events
+
+    event_id, fresh = str(uuid.uuid4()), str(uuid.uuid4())
+    source = SQLiteStore(tmp_path / "source.db")
+    target = PostgresStore(postgres_url)
+    try:
+        assert target.insert([_event(event_id, FIRST, "in target first")]) == 1
+        source.insert([_event(event_id, RETRIES[0], "retry in source"), _event(fresh, FIRST, "fresh")])
+        result = copy_events(source, target, source_description="sqlite-source")
+        assert (result.copied, result.new) == (2, 1)
+        assert sorted(target.fetch("SELECT id, model FROM events")) == sorted(
+            [(event_id, "in target first"), (fresh, "fresh")]
+        )
+    finally:
+        source.close()
+        target.close()
