@@ -220,9 +220,38 @@ def finalize(
             f"calls without a provider price would be billed as 0 ({detail}); price the models "
             "(meterline prices) or allow unpriced usage explicitly",
         )
+    saved: list[invoicing.Invoice] = []
     for i in range(0, len(out), batch):
-        invoice_store.save_finalized(store, out[i : i + batch], now, ends[i : i + batch])
-    return out
+        saved += _save(store, period, out[i : i + batch], now, ends[i : i + batch])
+    return saved
+
+
+def _save(
+    store: BillingStore, period: str, invs: list[invoicing.Invoice], now: datetime, ends: list[datetime]
+) -> list[invoicing.Invoice]:
+    """Store ``invs``; when another finalize stored some of these customers' invoices meanwhile (the
+    unique (customer, period) key refused the batch, which rolled back), skip those customers and store the
+    rest, like a sequential re-finalize."""
+    for _ in range(3):
+        try:
+            invoice_store.save_finalized(store, invs, now, ends)
+            return invs
+        except Exception as exc:
+            if not _duplicate(exc):
+                raise
+        for inv in invs:
+            inv.number, inv.status, inv.issued_at = None, "draft", None
+        done = invoice_store.finalized_customers(store, period)
+        keep = [k for k, inv in enumerate(invs) if inv.customer.id not in done]
+        invs, ends = [invs[k] for k in keep], [ends[k] for k in keep]
+    invoice_store.save_finalized(store, invs, now, ends)
+    return invs
+
+
+def _duplicate(exc: BaseException) -> bool:
+    """A unique-key violation from any store driver (sqlite3, psycopg, ...)."""
+    text = f"{type(exc).__name__} {exc}".lower()
+    return "unique" in text or "integrity" in text or "duplicate" in text
 
 
 # -- wallets ---------------------------------------------------------------------------------------

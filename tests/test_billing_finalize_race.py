@@ -1,0 +1,106 @@
+"""Concurrent finalize: the process that loses the race skips the customers finalized meanwhile (like a
+sequential re-finalize), on every store, instead of crashing on the unique (customer, period) key."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from datetime import datetime, timezone
+from typing import Any
+
+import pytest
+
+from meterline.billing import invoice_store
+from meterline.billing import service as svc
+from meterline.billing import store as billing_store
+from meterline.billing.model import parse_customer
+from meterline.core.event import UsageEvent
+from meterline.store.backend import open_stores
+
+AFTER = datetime(2026, 11, 1, 1, tzinfo=timezone.utc)
+
+
+@pytest.fixture
+def store(any_database: str) -> Iterator[Any]:
+    writer, reader = open_stores(any_database, pool_size=2)
+    yield writer
+    writer.close()
+    if reader is not writer:
+        reader.close()
+
+
+def _setup(store: Any, n: int) -> None:
+    billing_store.add_plan_version(store, {"id": "flat", "rules": [{"model": "*", "prices": {"input": "1"}}]})
+    events = []
+    for i in range(n):
+        cid = f"c{i:02d}"
+        billing_store.save_customer(store, parse_customer({"id": cid, "name": cid}))
+        svc.subscribe(store, cid, "flat", "2026-01-01")
+        events.append(
+            UsageEvent(
+                provider="openai",
+                model="gpt-4o-mini",
+                start_time=datetime(2026, 10, 10, tzinfo=timezone.utc),
+                subscriber_id=cid,
+                input_tokens=1_000_000,
+            )
+        )
+    store.insert(events)
+
+
+def test_a_finalize_that_read_stale_state_skips_the_customers_finalized_meanwhile(
+    store: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The losing side of the race, made deterministic: its read of the finalized customers predates the
+    winner's commit (reproduction: UniqueViolation billing_invoices_customer_id_period_key, exit 1)."""
+    _setup(store, 3)
+    first = svc.finalize(store, "2026-10", customers=["c01"], now=AFTER)
+    assert [i.customer.id for i in first] == ["c01"]
+    real = invoice_store.finalized_customers
+    calls = []
+
+    def stale(s: Any, period: str) -> set[str]:
+        calls.append(period)
+        return set() if len(calls) == 1 else real(s, period)
+
+    monkeypatch.setattr(invoice_store, "finalized_customers", stale)
+    second = svc.finalize(store, "2026-10", now=AFTER)
+    assert [i.customer.id for i in second] == ["c00", "c02"]  # c01 skipped, no traceback
+    assert all(i.number and i.status == "finalized" for i in second)
+    rows = invoice_store.list_invoices(store, period="2026-10")
+    assert sorted(r["customer"] for r in rows) == ["c00", "c01", "c02"]
+    assert len({r["number"] for r in rows}) == 3
+
+
+def test_two_finalize_racing_bill_each_customer_once(any_database: str) -> None:
+    writer, reader = open_stores(any_database, pool_size=2)
+    try:
+        _setup(writer, 8)
+    finally:
+        writer.close()
+        if reader is not writer:
+            reader.close()
+    barrier = threading.Barrier(2)
+    results: list[list[str]] = []
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        w, r = open_stores(any_database, pool_size=2)
+        try:
+            barrier.wait()
+            results.append([i.customer.id for i in svc.finalize(w, "2026-10", now=AFTER)])
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+        finally:
+            w.close()
+            if r is not w:
+                r.close()
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert errors == []
+    billed = sorted(c for got in results for c in got)
+    assert billed == [f"c{i:02d}" for i in range(8)]  # each customer once, whoever won
