@@ -104,3 +104,14 @@ def test_two_finalize_racing_bill_each_customer_once(any_database: str) -> None:
     assert errors == []
     billed = sorted(c for got in results for c in got)
     assert billed == [f"c{i:02d}" for i in range(8)]  # each customer once, whoever won
+
+
+def test_billing_help_says_what_database_it_accepts(capsys: pytest.CaptureFixture[str]) -> None:
+    """Reproduction: `--help` offered http(s)://collector for --database, then refused it."""
+    from meterline.cli import main
+
+    with pytest.raises(SystemExit):
+        main(["invoices", "finalize", "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert "http(s)://collector" not in out and "not a collector URL" in out
+    assert "--force" in out and "--allow-unpriced" in out

@@ -57,15 +57,21 @@ def plain_text(doc: str | None) -> str | None:
     return _RST_LITERAL.sub(r"\1", _RST_ROLE.sub(r"\1", doc))
 
 
-def add_destination_argument(parser: argparse.ArgumentParser) -> None:
-    """``--database``/``--destination``: the store every command reads or writes (see meterline.core.config)."""
+def add_destination_argument(parser: argparse.ArgumentParser, *, database_only: bool = False) -> None:
+    """``--database``/``--destination``: the store every command reads or writes (see meterline.core.config).
+    ``database_only``: for commands that need a database (a collector URL is refused), the help says so."""
+    accepts = (
+        "sqlite:///file.db, postgresql://…, clickhouse://… or chdb://path (a database; not a collector URL: "
+        "use the collector's /v1 API)"
+        if database_only
+        else "sqlite:///file.db, postgresql://… or http(s)://collector"
+    )
     parser.add_argument(
         "--database",
         "--destination",
         dest="destination",
         default=None,
-        help="sqlite:///file.db, postgresql://… or http(s)://collector "
-        "(default: $METERLINE_DESTINATION, else meterline.db in the user data dir)",
+        help=f"{accepts} (default: $METERLINE_DESTINATION, else meterline.db in the user data dir)",
     )
 
 

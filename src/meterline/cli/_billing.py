@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
 
 def add_common(p: argparse.ArgumentParser) -> None:
-    add_destination_argument(p)
+    add_destination_argument(p, database_only=True)
     p.add_argument("--json", action="store_true", help="print JSON")
 
 
