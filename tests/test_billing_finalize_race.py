@@ -115,3 +115,17 @@ def test_billing_help_says_what_database_it_accepts(capsys: pytest.CaptureFixtur
     out = " ".join(capsys.readouterr().out.split())
     assert "http(s)://collector" not in out and "not a collector URL" in out
     assert "--force" in out and "--allow-unpriced" in out
+
+
+def test_a_grant_made_after_the_month_ended_pays_that_months_invoice(store: Any) -> None:
+    """Reproduction: grant $5 on Dec 5, preview or finalize November: credits 0 while the wallet showed 5."""
+    _setup(store, 1)  # c00: 1M input tokens x 1 = 1.00 in October
+    svc.grant(store, "c00", "5", granted_at=datetime(2026, 11, 5, tzinfo=timezone.utc))
+    at = datetime(2026, 11, 6, tzinfo=timezone.utc)
+    assert svc.draft(store, "c00", "2026-10", now=at).credits == 1  # finalized after the grant: paid by it
+    before = datetime(2026, 11, 4, tzinfo=timezone.utc)
+    assert svc.draft(store, "c00", "2026-10", now=before).credits == 0  # not made yet
+    (inv,) = svc.finalize(store, "2026-10", now=at)
+    assert (str(inv.subtotal), str(inv.credits), str(inv.total)) == ("1", "1", "0.00")
+    w = svc.wallet(store, "c00", now=at)
+    assert (w["balance_usd"], w["overspend_usd"]) == ("4", "0")  # counted once

@@ -147,9 +147,10 @@ def customer_history(
 
 
 def credit_debits(store: SQLStore, customer: str | None = None) -> dict[str, list[tuple[int, Decimal]]]:
-    """Per customer: (period end micros, credits applied) of the finalized invoices, the wallet debits."""
+    """Per customer: (issued at micros, credits applied) of the finalized invoices, the wallet debits (a
+    grant pays invoices in the order they are finalized, whatever period they cover)."""
     where, params = ("WHERE customer_id = ?", (customer,)) if customer else ("", ())
-    rows = store.fetch(sql(store.dialect, f"SELECT customer_id, period_end, credits FROM {INVOICES} {where}"), params)
+    rows = store.fetch(sql(store.dialect, f"SELECT customer_id, issued_at, credits FROM {INVOICES} {where}"), params)
     out: dict[str, list[tuple[int, Decimal]]] = {}
     for c, e, cr in rows:
         if Decimal(cr) != 0:

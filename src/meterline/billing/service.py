@@ -124,23 +124,24 @@ def _adjustments(ctx: Context, c: Customer, period: str) -> list[Line]:
     return out
 
 
-def _credits(ctx: Context, c: Customer, period: str) -> Decimal:
-    """Wallet credit usable by this period's invoice: the balance at its end after earlier invoices."""
-    grants = ctx.grants(c.id)
+def _credits(ctx: Context, c: Customer, period: str, at: datetime) -> Decimal:
+    """Wallet credit usable by this period's invoice finalized (or previewed) at ``at``: what the grants
+    made up to ``at`` and still active then hold after the invoices finalized before it, whatever period
+    those covered (a grant made after the period ended still pays it)."""
+    grants = [g for g in ctx.grants(c.id) if g.granted_at <= at]
     if not grants:
         return ZERO
-    end = invoicing.local_midnight(invoicing.period_dates(period)[1], c.timezone)
-    return max(ZERO, wallets.state(grants, ctx.debits(c.id), end - _TICK).balance)
+    return max(ZERO, wallets.state(grants, ctx.debits(c.id), at).balance)
 
 
-_TICK = from_micros(1) - from_micros(0)
-
-
-def draft(store: BillingStore, customer_id: str, period: str, ctx: Context | None = None) -> invoicing.Invoice:
+def draft(
+    store: BillingStore, customer_id: str, period: str, ctx: Context | None = None, now: datetime | None = None
+) -> invoicing.Invoice:
     ctx = ctx or Context(store)
     c = _customer(store, customer_id)
     invoicing.parse_period(period)
-    return _rated(ctx, c, period, adjustments=_adjustments(ctx, c, period), credits=_credits(ctx, c, period))
+    at = _now(now)
+    return _rated(ctx, c, period, adjustments=_adjustments(ctx, c, period), credits=_credits(ctx, c, period, at))
 
 
 def preview(store: BillingStore, customer_id: str, period: str) -> dict[str, Any]:
@@ -198,7 +199,7 @@ def finalize(
     for c in todo:
         segs = ctx.segments(c, period)
         usage = [bulk[c.timezone].get(c.id, [])] if len(segs) == 1 else None
-        inv = _rated(ctx, c, period, usage, _adjustments(ctx, c, period), _credits(ctx, c, period))
+        inv = _rated(ctx, c, period, usage, _adjustments(ctx, c, period), _credits(ctx, c, period, now))
         if inv.requests == 0 and not inv.lines:
             continue  # no usage, no plan minimum, nothing to adjust: no invoice
         out.append(inv)
