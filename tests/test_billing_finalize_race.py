@@ -129,3 +129,12 @@ def test_a_grant_made_after_the_month_ended_pays_that_months_invoice(store: Any)
     assert (str(inv.subtotal), str(inv.credits), str(inv.total)) == ("1", "1", "0.00")
     w = svc.wallet(store, "c00", now=at)
     assert (w["balance_usd"], w["overspend_usd"]) == ("4", "0")  # counted once
+
+
+def test_the_dashboard_rows_mark_unpriced_usage() -> None:
+    from meterline.billing.overview import _row
+
+    inv = {"customer": "u1", "period": "2026-11", "subtotal_usd": "0", "credits_usd": "0", "total_usd": "0.00",
+           "requests": 1, "lines": [], "unpriced_billed_events": 1, "unpriced_models": ["openai/x"]}  # fmt: skip
+    row = _row(inv)
+    assert (row["unpriced_billed_events"], row["unpriced_models"]) == (1, ["openai/x"])

@@ -60,7 +60,7 @@ class DashboardSource:
             if c.id in done[period]:
                 current = svc.preview(store, c.id, period)
             else:
-                current = svc.draft(store, c.id, period, ctx).to_dict()
+                current = svc.draft(store, c.id, period, ctx, now).to_dict()
             out.append(
                 {
                     "customer": c.id,
@@ -135,6 +135,9 @@ def _row(inv: dict[str, Any]) -> dict[str, Any]:
         "total_usd": inv["total_usd"],
         "requests": inv["requests"],
         "lines": inv["lines"],
+        # calls without a provider price billed by markup (0): the page marks them (never a silent $0)
+        "unpriced_billed_events": inv.get("unpriced_billed_events", 0),
+        "unpriced_models": inv.get("unpriced_models", []),
     }
 
 
