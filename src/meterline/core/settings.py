@@ -413,7 +413,19 @@ SETTINGS: tuple[Setting, ...] = (
         "Continuous exports from the collector: one or more `FORMAT+URL?options` specs separated by spaces or "
         "`;`, e.g. `lago+https://api.getlago.com?charge_by=subscriber_id`. Formats `lago`, `openmeter`, "
         "`stripe`; the target's key comes from `LAGO_API_KEY`, `OPENMETER_API_KEY` or `STRIPE_API_KEY` (or the "
-        "variable named by `api_key_env`). Run it on one replica.",
+        "variable named by `api_key_env`). Every replica may carry it: one at a time forwards each target "
+        "(`METERLINE_FORWARD_LEASE_SECONDS`).",
+        ("collector",),
+        ("server/api/forwarding.py",),
+        "Collector (`meterline serve`)",
+    ),
+    Setting(
+        "METERLINE_FORWARD_LEASE_SECONDS",
+        "`60`",
+        "The lease of each `METERLINE_FORWARD` target, in seconds: replicas sharing one database take turns "
+        "through a lease row per export cursor, and only its holder sends (renewed before each send). A holder "
+        "that stops releases it; one that dies is replaced within this TTL plus one `poll_seconds`. Keep it "
+        "longer than the slowest send (a Stripe batch is 100 paced requests).",
         ("collector",),
         ("server/api/forwarding.py",),
         "Collector (`meterline serve`)",

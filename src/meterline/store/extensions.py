@@ -31,6 +31,7 @@ BUILTIN_TABLE_MODULES = (
     "meterline.store.content",
     "meterline.billing.store",
     "meterline.store.transfer",
+    "meterline.store.leases",
 )
 
 

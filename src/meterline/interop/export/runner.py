@@ -2,6 +2,12 @@
 
 ``Exporter.run_once`` drains what is pending and returns a :class:`Report`; ``Exporter.follow`` keeps
 doing that until stopped and never raises (every failure is logged and retried after a pause).
+
+With a ``lease`` (``store.leases.Lease``, one per export cursor, in the database the collectors share), several
+collectors follow one target and exactly one sends: ``follow`` passes only while it holds the lease (the others
+stand by and try again every poll), every send is preceded by a renewal, and a failed renewal stops the pass
+before anything more is sent. The holder releases the lease when it stops; a holder that dies loses it when it
+expires, and the next standby to ask takes over (within the lease's TTL plus one poll).
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ from typing import Any
 from meterline.interop.export import ledger as export_ledger
 from meterline.interop.export.base import ExportError, RetryLater, Sent, Target
 from meterline.store.base import LedgerStore
+from meterline.store.leases import Lease
 
 logger = logging.getLogger("meterline.interop.export")
 
@@ -57,6 +64,7 @@ class Exporter:
         max_wait: float = 300.0,
         give_up_after: int = 30,
         wait: Callable[[float], bool] | None = None,
+        lease: Lease | None = None,
     ) -> None:
         self.store = store
         self.target = target
@@ -68,6 +76,7 @@ class Exporter:
         self._wait = wait or self._stop.wait  # returns True when stopped during the wait
         self._full_wanted = False
         self.recent = timedelta(days=1)
+        self.lease = lease  # None: this exporter is the only one of its cursor (the CLI)
 
     def note_stored(self, events: Any) -> None:
         """Told about newly stored events (the collector's ingest hook): one that started before the recent
@@ -108,6 +117,10 @@ class Exporter:
     def _deliver(self, items: list[tuple[str, dict[str, Any]]], report: Report, forever: bool) -> bool:
         tries = 0
         while items:
+            if self.lease is not None and not self.lease.hold():  # renewed before each send, or no send
+                logger.warning("%s export: lost the lease %s; another collector forwards", self.target.format,
+                               self.lease.name)  # fmt: skip
+                return False
             try:
                 result = self.target.send(items)
             except RetryLater as exc:
@@ -148,16 +161,29 @@ class Exporter:
         """Forward new events until :meth:`stop`; never raises. Most passes look only at events that started
         within ``self.recent`` (cheap on a large store); a full pass every ``full_every`` seconds (the first
         one too, and after :meth:`note_stored` saw an old event) picks up anything stored late with an older
-        start time, so nothing is ever skipped."""
+        start time, so nothing is ever skipped. With a lease: passes only while holding it (see the module's
+        docstring), and releases it when stopped."""
+        try:
+            self._follow(poll_seconds, on_pass, full_every)
+        finally:
+            if self.lease is not None:
+                self.lease.release()
+
+    def _follow(self, poll_seconds: float, on_pass: Callable[[Report], None] | None, full_every: float) -> None:
         failures = 0
         last_full = -math.inf
         while not self._stop.is_set():
+            if self.lease is not None and not self.lease.hold():  # another collector forwards: stand by
+                last_full = -math.inf  # a take-over starts with a full pass
+                if self._stop.wait(poll_seconds):
+                    return
+                continue
             try:
                 full = self._full_wanted or time.monotonic() - last_full >= full_every
                 self._full_wanted = False
                 since = None if full else datetime.now(timezone.utc) - self.recent
                 report = self.run_once(retry_forever=True, since=since)
-                if full:
+                if full and (self.lease is None or self.lease.held):  # a pass cut short by a lost lease is not one
                     last_full = time.monotonic()
                 failures = 0
                 for line in report.lines(self.target.format):
