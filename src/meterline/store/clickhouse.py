@@ -22,7 +22,7 @@ import os
 import re
 import threading
 from collections.abc import Sequence
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, nullcontext
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -34,6 +34,7 @@ from meterline.store import clickhouse_hourly as ch_hourly
 from meterline.store import clickhouse_schema as ch_schema
 from meterline.store import query as queries
 from meterline.store import rollup as rollups
+from meterline.store.clickhouse_lock import InsertLock, LockUnavailable
 from meterline.store.reads import SQLReads
 from meterline.store.schema import COLUMN_NAMES, TABLE, event_to_row
 from meterline.store.sql import Tx, sql
@@ -61,12 +62,13 @@ class ClickHouseError(RuntimeError):
 
 
 def _store_down(exc: BaseException) -> bool:
-    """ClickHouse itself is unavailable (not one event it refuses): the whole batch is retried later."""
+    """ClickHouse itself is unavailable (not one event it refuses), or the metadata database gave no insert
+    lock: the whole batch is retried later."""
     try:
         from clickhouse_connect.driver.exceptions import OperationalError
     except ImportError:
         return True
-    return isinstance(exc, (OperationalError, ClickHouseError, ConnectionError))
+    return isinstance(exc, (OperationalError, ClickHouseError, ConnectionError, LockUnavailable))
 
 
 def is_clickhouse(destination: str) -> bool:
@@ -185,6 +187,9 @@ class ClickHouseStore(SQLReads):
     hourly_reads = True  # usage reports the hourly rollup can answer come from it (False: scan; benchmarks)
     keeps_billing_rollup = False  # billing sums ``events FINAL`` (see billing.store._usage_rows)
     meta_apart = True  # keys, budgets, billing… live in the SQL metadata database, apart from the events
+    # each batch's id look-up and insert run under a lock of the metadata database that every collector shares
+    # (store.clickhouse_lock); False: this process's own lock only, as before (benchmarks and the race's test)
+    serialise_inserts = True
 
     def __init__(
         self, destination: str, *, create: bool = True, meta: SQLiteStore | PostgresStore | None = None
@@ -197,6 +202,7 @@ class ClickHouseStore(SQLReads):
         self._client = _client(destination, self.database)
         self._lock = threading.Lock()  # one insert at a time per process: the id check and the insert go together
         self._meta = meta if meta is not None else _open_meta(meta_destination(destination))
+        self._insert_lock = InsertLock(self._meta)
         # per-area SQL (keys, budgets…) is written for the metadata database's dialect
         self.dialect = self._meta.dialect
         self._hourly_ready = False  # events_hourly holds every stored event (see _fill_hourly)
@@ -258,16 +264,16 @@ class ClickHouseStore(SQLReads):
 
         The ids of the batch are looked up first, within the batch's time range (the primary key is
         ``(start_time, id)``, so this reads a few granules), and only new ones are inserted, so the
-        materialized rollup counts each event once. Several collectors racing on one re-sent event can
-        still both insert it: ``events FINAL`` counts it once, and ``meterline migrate --rebuild-rollup``
-        makes the rollup exact again (see docs/internals/scale.md)."""
+        materialized rollups count each event once. The look-up and the insert run under a lock of the
+        metadata database (``store.clickhouse_lock``), so collectors racing on one re-sent event never both
+        insert it; captured content is written in that lock's transaction, before the insert."""
         if not events:
             return 0
         unique: dict[str, UsageEvent] = {}
         for e in events:
             unique.setdefault(e.id, e)
         rows = [event_to_row(e) for e in unique.values()]
-        with self._lock:
+        with self._lock, self._locked([r[0] for r in rows]) as tx:
             seen: set[str] = set()
             for i in range(0, len(rows), _ID_CHECK_CHUNK):
                 chunk = rows[i : i + _ID_CHECK_CHUNK]
@@ -279,11 +285,16 @@ class ClickHouseStore(SQLReads):
                 seen.update(r[0] for r in stored)
             fresh = [r for r in rows if r[0] not in seen]
             if fresh:
+                new_ids = {r[0] for r in fresh}
+                self._insert_content([e for e in unique.values() if e.id in new_ids], tx)
                 settings = {"async_insert": 1, "wait_for_async_insert": 1} if self.async_insert else None
                 self._client.insert(TABLE, fresh, column_names=list(COLUMN_NAMES), settings=settings)
-                new_ids = {r[0] for r in fresh}
-                self._insert_content([e for e in unique.values() if e.id in new_ids])
             return len(fresh)
+
+    def _locked(self, ids: list[str]) -> AbstractContextManager[Tx | None]:
+        """The insert lock of the metadata database for ``ids`` (a transaction there), or nothing when
+        ``serialise_inserts`` is off."""
+        return self._insert_lock.hold(ids) if self.serialise_inserts else nullcontext()
 
     def insert_each(self, events: Sequence[UsageEvent]) -> tuple[int, list[tuple[int, str]]]:
         """Store every event ClickHouse can hold, however bad its batch-mates (see ``store.isolate``):
@@ -292,12 +303,16 @@ class ClickHouseStore(SQLReads):
 
         return insert_isolating(self.insert, events, _store_down)
 
-    def _insert_content(self, events: Sequence[UsageEvent]) -> None:
-        """Captured content goes to the metadata database's ``event_content`` (rare: capture is opt-in)."""
+    def _insert_content(self, events: Sequence[UsageEvent], tx: Tx | None) -> None:
+        """Captured content goes to the metadata database's ``event_content`` (rare: capture is opt-in), in the
+        insert lock's transaction when there is one."""
         from meterline.store.content import content_rows
         from meterline.store.content import insert_sql as content_insert_sql
 
         rows = content_rows(events)
+        if tx is not None:
+            tx.many(content_insert_sql(self._meta.dialect.name), rows)
+            return
         for row in rows:
             self._meta.execute(content_insert_sql(self._meta.dialect.name), row)
 
@@ -370,7 +385,8 @@ class ClickHouseStore(SQLReads):
 
     # -- maintenance ----------------------------------------------------------------------------
     def rebuild_rollup(self) -> None:
-        """Recompute the daily and hourly rollups from ``events FINAL`` (exact again after a cross-replica race)."""
+        """Recompute the daily and hourly rollups from ``events FINAL`` (exact again after a re-price or an hourly
+        fill that a process did not finish)."""
         with self._lock:
             for stmt in [*ch_schema.rebuild_rollup_statements(), *ch_hourly.rebuild_statements(ch_schema.EVENTS_FINAL)]:
                 self._client.command(stmt)
@@ -409,4 +425,5 @@ class ClickHouseStore(SQLReads):
         try:
             self._client.close()
         finally:
+            self._insert_lock.close()
             self._meta.close()

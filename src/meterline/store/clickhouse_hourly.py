@@ -12,9 +12,9 @@ A query is answered from it when every dimension it groups or filters by is in `
 end fall on whole UTC hours, and its buckets are whole hours of UTC (hour, or day/week/month in a zone whose
 offset is a whole number of hours: Europe/Paris is, Asia/Kolkata is not). Everything else scans ``events``.
 
-Exactness: the same as ``events_daily``. The writer inserts only ids not stored yet, so each event is counted
-once; collectors racing on one re-sent event may both insert it (``events FINAL`` counts it once, the rollups
-twice) until ``meterline migrate --rebuild-rollup`` rebuilds both. Unlike the daily rollup, which keeps the
+Exactness: the same as ``events_daily``. The writer inserts only ids not stored yet, under a lock every
+collector shares (``clickhouse_lock``: collectors racing on one re-sent event insert it once), so each event is
+counted once. Unlike the daily rollup, which keeps the
 totals of pruned periods, ``meterline prune`` removes the pruned hours from it: hour-grained reports then
 answer what a scan of the SQL stores answers.
 """

@@ -7,7 +7,8 @@ microseconds, costs as integer pico-dollars. Differences, each for a reason:
   pico-dollars; an Int128 column sums as Int128 (exact far past $10^12 per group).
 - ``ReplacingMergeTree`` ordered by ``(start_time, id)``: a re-sent event (same id, so same start time) is
   one row after merges; reads that must be exact say ``FINAL`` (``EVENTS_FINAL``). The writer also skips
-  ids already stored (see ``ClickHouseStore.insert``) so the rollup counts each event once.
+  ids already stored (see ``ClickHouseStore.insert``), under a lock every collector shares
+  (``clickhouse_lock``), so the rollups count each event once.
 - ``PARTITION BY`` calendar month (UTC): retention drops whole partitions.
 - dimensions that take few values are ``LowCardinality``.
 - the daily rollup is a ``SummingMergeTree`` fed by a materialized view, with the same layout as the SQL
