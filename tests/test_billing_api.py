@@ -72,6 +72,8 @@ def test_billing_api_end_to_end(database: str) -> None:
         assert call("/invoices/preview?customer=acme&period=11-2026", key=read)[0] == 400
         assert call("/invoices/preview?customer=ghost&period=2026-11", key=read)[0] == 404
         assert call("/invoices/finalize?period=2026-11", "POST", key=read)[0] == 403
+        status, body = call("/invoices/finalize?period=", "POST")  # malformed: 400, not the 409 of a refusal
+        assert status == 400 and body["detail"] == "period: expected YYYY-MM such as 2026-11; got ''", body
         status, body = call("/invoices/finalize?period=2026-11", "POST")  # Nov 20 (fixed clock): still running
         assert status == 409 and body["detail"].startswith("period: period 2026-11 has not ended yet for acme"), body
         status, body = call("/invoices/finalize?period=2026-11&force=true", "POST")

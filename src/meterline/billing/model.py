@@ -48,6 +48,11 @@ class BillingError(ValueError):
         self.reason = reason
 
 
+class FinalizeRefused(BillingError):
+    """Finalize was refused on purpose (the period still runs, or usage is unpriced): a conflict with the data,
+    not a malformed request; the HTTP API answers 409 for it and 400 for any other BillingError."""
+
+
 def money(value: Any, field: str, *, allow_negative: bool = False) -> Decimal:
     """A Decimal from a string or int (floats are refused: they are not exact)."""
     if isinstance(value, (float, bool)) or value is None:

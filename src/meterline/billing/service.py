@@ -21,7 +21,17 @@ from meterline.billing import invoice as invoicing
 from meterline.billing import invoice_store
 from meterline.billing import store as billing_store
 from meterline.billing import wallet as wallets
-from meterline.billing.model import ZERO, BillingError, Customer, Grant, Plan, Rule, Subscription, money
+from meterline.billing.model import (
+    ZERO,
+    BillingError,
+    Customer,
+    FinalizeRefused,
+    Grant,
+    Plan,
+    Rule,
+    Subscription,
+    money,
+)
 from meterline.billing.rating import Line, Usage
 from meterline.core.timeutil import from_micros
 from meterline.store.base import BillingStore, SQLStore, TransactionalStore
@@ -206,7 +216,7 @@ def finalize(
         ends.append(invoicing.local_midnight(end, c.timezone))
     running = [inv.customer.id for inv, e in zip(out, ends, strict=True) if e > now]
     if running and not force:
-        raise BillingError(
+        raise FinalizeRefused(
             "period",
             f"period {period} has not ended yet for {', '.join(running)} (finalize after it ends, or force it)",
         )
@@ -216,7 +226,7 @@ def finalize(
             f"{inv.customer.id}: {inv.unpriced_billed} call(s) of {', '.join(inv.unpriced_models) or '?'}"
             for inv in unpriced
         )
-        raise BillingError(
+        raise FinalizeRefused(
             "unpriced",
             f"calls without a provider price would be billed as 0 ({detail}); price the models "
             "(meterline prices) or allow unpriced usage explicitly",

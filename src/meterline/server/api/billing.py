@@ -17,7 +17,7 @@ from fastapi.responses import HTMLResponse, PlainTextResponse, Response
 from meterline.billing import invoice_store, render
 from meterline.billing import service as svc
 from meterline.billing import store as billing_store
-from meterline.billing.model import BillingError, parse_customer
+from meterline.billing.model import BillingError, FinalizeRefused, parse_customer
 from meterline.core.event import DIMENSIONS
 from meterline.server.billing_schemas import (
     BillingSettingsIn,
@@ -37,9 +37,9 @@ T = TypeVar("T")
 async def _run(fn: Callable[..., T], *args: Any, **kw: Any) -> T:
     try:
         return await run_in_threadpool(fn, *args, **kw)
+    except FinalizeRefused as exc:
+        raise HTTPException(409, str(exc)) from None  # refused: the period runs, or unpriced usage
     except BillingError as exc:
-        if exc.field in ("unpriced", "period") and getattr(fn, "__name__", "") == "finalize":
-            raise HTTPException(409, str(exc)) from None  # refused: the period runs, or unpriced usage
         raise HTTPException(404 if str(exc.reason).startswith("no ") else 400, str(exc)) from None
 
 
@@ -143,7 +143,12 @@ async def preview(
     return _format(await _run(svc.preview, writer, customer, period), format)
 
 
-@router.post("/v1/invoices/finalize")
+@router.post(
+    "/v1/invoices/finalize",
+    responses={
+        409: {"description": "refused: the period has not ended (use force) or usage is unpriced (allow_unpriced)"}
+    },
+)
 async def finalize(
     key: AdminKey,
     writer: WriterDep,
