@@ -321,6 +321,20 @@ def test_traces_list_and_tree_with_totals_equal_the_trace_api(client: TestClient
 
 # -- budgets, keys, billing -------------------------------------------------------------------------
 def test_budget_create_status_and_delete_match_the_budget_api(client: TestClient, seeded: Seeded) -> None:
+    # the seeded events end 3 h before now: in a month's first hours the monthly budgets would hold none of them
+    # (0 spend on any 1st of a month, before 03:00 UTC); one more event for every budgeted scope, at now
+    from datetime import datetime, timezone
+
+    from dashboard_support import _event
+    from meterline.store.backend import open_stores
+
+    writer, reader = open_stores(seeded.database)
+    try:
+        writer.insert([_event(408, datetime.now(timezone.utc))])  # acme, key-web, team-a, a success
+    finally:
+        writer.close()
+        if reader is not writer:
+            reader.close()
     login(client, seeded.keys["admin"])
     token = csrf_of(client.get("/budgets").text)
     budgets = [("acme-monthly", "subscriber", "acme"), ("web-key", "api_key", "key-web"),

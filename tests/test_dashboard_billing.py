@@ -34,11 +34,21 @@ CURRENT = invoicing.period_of(NOW, "UTC")
 PREVIOUS = invoicing.period_of(NOW.replace(day=1) - timedelta(days=1), "UTC")
 
 
+@pytest.fixture(autouse=True)
+def _fixed_clock(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The billing clock (API and dashboard) stays at NOW, read at import: a month turning over between the
+    import and a test (or within one) no longer splits CURRENT from the period the product shows."""
+    from meterline.billing.overview import DashboardSource
+
+    monkeypatch.setattr(svc, "now", lambda: NOW)
+    monkeypatch.setattr(DashboardSource, "now", lambda self: NOW)
+
+
 @pytest.fixture
 def billed(database: str) -> Seeded:
     """The dashboard's seeded events; acme (plan pro, 20% markup, a 5.00 wallet) and globex (list price, a
     1.25 wallet) as billing customers; the previous period finalized. initech is no billing customer."""
-    seeded = seed(database)
+    seeded = seed(database, NOW)
     writer, reader = open_stores(database)
     try:
         billing_store.save_customer(
