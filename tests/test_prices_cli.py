@@ -26,9 +26,10 @@ def test_native_provider_price_with_its_source(capsys: pytest.CaptureFixture[str
 
 
 def test_time_of_day_window_and_fallback_are_shown(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = _check(capsys, "deepseek-chat", "--provider", "deepseek", "--at", "2026-11-29T08:00:00Z")
+    # before 2026-04-24 (from then on a shipped correction prices deepseek-chat as deepseek-v4-flash)
+    code, out, _ = _check(capsys, "deepseek-chat", "--provider", "deepseek", "--at", "2026-03-29T08:00:00Z")
     assert code == 0
-    assert "valid        from 2026-11-29T00:30:00+00:00 until 2026-11-29T16:30:00+00:00" in out
+    assert "valid        from 2026-03-29T00:30:00+00:00 until 2026-03-29T16:30:00+00:00" in out
     assert "  input              0.27\n" in out
     code, out, _ = _check(capsys, "gpt-4o", "--provider", "azure", "--format", "json")
     data = json.loads(out)

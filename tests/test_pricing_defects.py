@@ -31,7 +31,9 @@ def _priced(provider: str, model: str, when: datetime = EVENING, **fields: objec
 
 # 1. time-of-day prices: the call's own instant, cached per validity window (not per day)
 def test_deepseek_off_peak_price_at_the_calls_own_instant_and_not_cached_per_day() -> None:
-    pricer = Pricer()
+    # the reference's own time-of-day windows: without the shipped correction that prices deepseek-chat as
+    # deepseek-v4-flash from 2026-04-24 (tests/test_price_corrections.py)
+    pricer = Pricer(corrections=())
     peak = _event("deepseek", "deepseek-chat", NOON, input_tokens=1_000_000)
     off = _event("deepseek", "deepseek-chat", EVENING, input_tokens=1_000_000)
     pricer.price(peak)
@@ -39,7 +41,7 @@ def test_deepseek_off_peak_price_at_the_calls_own_instant_and_not_cached_per_day
     assert peak.total_cost == Decimal("0.27")
     assert off.total_cost == Decimal("0.135")
     # and the other way round, on a fresh pricer (the first price seen of the day must not stick either)
-    pricer = Pricer()
+    pricer = Pricer(corrections=())
     off2 = _event("deepseek", "deepseek-chat", EVENING, input_tokens=1_000_000)
     peak2 = _event("deepseek", "deepseek-chat", NOON, input_tokens=1_000_000)
     pricer.price(off2)
@@ -48,7 +50,7 @@ def test_deepseek_off_peak_price_at_the_calls_own_instant_and_not_cached_per_day
 
 
 def test_window_edges_are_exact_to_the_microsecond() -> None:
-    pricer = Pricer()
+    pricer = Pricer(corrections=())  # the reference's windows, as above
     start = datetime(2026, 11, 2, 0, 30, tzinfo=timezone.utc)
     before = _event("deepseek", "deepseek-chat", start.replace(minute=29, second=59, microsecond=999_999))
     at = _event("deepseek", "deepseek-chat", start)
@@ -156,7 +158,8 @@ def test_reasoning_tokens_use_the_reasoning_price() -> None:
 # 5. per-request and per-unit fees; what cannot be computed is flagged partial, never quietly lower
 def test_per_request_fee_is_charged() -> None:
     e = _priced("perplexity", "sonar", input_tokens=100, output_tokens=100)
-    assert e.total_cost == Decimal("0.0002") + Decimal(12) / 1000
+    # the default (low) search context fee, $5 per 1,000 requests (https://docs.perplexity.ai/getting-started/pricing)
+    assert e.total_cost == Decimal("0.0002") + Decimal(5) / 1000
     assert e.pricing_source is not None and "partial" not in e.pricing_source
 
 

@@ -372,7 +372,9 @@ def test_the_table_covers_at_least_150_models_from_many_providers() -> None:
 
 
 def test_every_row_agrees_with_genai_prices() -> None:
-    pricer = Pricer()  # one pricer for every row: its cache must never hand one instant's price to another
+    # one pricer for every row: its cache must never hand one instant's price to another. Without meterline's shipped
+    # corrections: this compares the arithmetic with genai-prices' own (tests/test_price_corrections.py checks those)
+    pricer = Pricer(corrections=())
     disagreements = []
     rows = 0
     for when in (OFF_PEAK, PEAK):
@@ -398,7 +400,7 @@ def test_every_row_agrees_with_genai_prices() -> None:
 @pytest.mark.parametrize("tier", ["flex", "priority", "batch", "default"])
 @pytest.mark.parametrize("model", ["gpt-5.1", "gpt-5.4-mini", "gpt-5.5", "gpt-5.6-sol"])
 def test_service_tiers_agree_with_genai_prices(model: str, tier: str) -> None:
-    pricer = Pricer()
+    pricer = Pricer(corrections=())
     for shape in SHAPES:
         _, _, want = _genai("openai", model, shape, OFF_PEAK, tier)
         e = _meterline(pricer, "openai", model, shape, OFF_PEAK, tier)
@@ -406,7 +408,7 @@ def test_service_tiers_agree_with_genai_prices(model: str, tier: str) -> None:
 
 
 def test_deliberate_difference_fallbacks_are_marked_with_the_same_cost() -> None:
-    pricer = Pricer()
+    pricer = Pricer(corrections=())
     for provider, model, genai_provider, shape in (
         ("azure", "azure/gpt-4o", "azure", "cache_read"),
         ("azure", "gpt-5.1", "azure", "plain"),
@@ -418,7 +420,7 @@ def test_deliberate_difference_fallbacks_are_marked_with_the_same_cost() -> None
 
 
 def test_deliberate_difference_unreported_search_counts_are_marked_partial_with_the_same_cost() -> None:
-    e = _meterline(Pricer(), "perplexity", "sonar-deep-research", "reasoning", OFF_PEAK)
+    e = _meterline(Pricer(corrections=()), "perplexity", "sonar-deep-research", "reasoning", OFF_PEAK)
     _, _, want = _genai("perplexity", "sonar-deep-research", "reasoning", OFF_PEAK)
     assert e.total_cost == want
     assert e.pricing_source is not None and e.pricing_source.endswith(";partial:web_searches")

@@ -33,11 +33,13 @@ class ModelChange:
     new_cost: Decimal = Decimal(0)
     old_unpriced: int = 0
     new_unpriced: int = 0
+    customer: str | None = None  # set when changes are grouped per customer (``reprice_open``)
 
     def to_dict(self) -> dict[str, Any]:
         from meterline.billing.rating import _s
 
         return {
+            **({"customer": self.customer} if self.customer is not None else {}),
             "provider": self.provider,
             "model": self.model,
             "events": self.events,
@@ -49,12 +51,16 @@ class ModelChange:
         }
 
 
-def reprice_events(events: Iterable[UsageEvent], pricer: Pricer) -> tuple[list[ModelChange], list[tuple[Any, ...]]]:
-    """Per (provider, model) what changes, and the rows to write (pure: no store access)."""
-    changes: dict[tuple[str, str], ModelChange] = {}
+def reprice_events(
+    events: Iterable[UsageEvent], pricer: Pricer, customer_field: str | None = None
+) -> tuple[list[ModelChange], list[tuple[Any, ...]]]:
+    """Per (provider, model), or per (customer, provider, model) when ``customer_field`` names the event field
+    that holds the customer, what changes, and the rows to write (pure: no store access)."""
+    changes: dict[tuple[str, str, str | None], ModelChange] = {}
     rows: list[tuple[Any, ...]] = []
     for e in events:
-        ch = changes.setdefault((e.provider, e.model), ModelChange(e.provider, e.model))
+        who = None if customer_field is None else str(getattr(e, customer_field, None) or "")
+        ch = changes.setdefault((e.provider, e.model, who), ModelChange(e.provider, e.model, customer=who))
         ch.events += 1
         old = e.total_cost
         ch.old_cost += old or 0
@@ -73,7 +79,7 @@ def reprice_events(events: Iterable[UsageEvent], pricer: Pricer) -> tuple[list[M
             ch.changed += 1
             costs = [None if getattr(fresh, c) is None else to_pico(getattr(fresh, c)) for c in _COSTS]
             rows.append((*costs, fresh.pricing_source, e.id))
-    return sorted(changes.values(), key=lambda c: (c.provider, c.model)), rows
+    return sorted(changes.values(), key=lambda c: (c.customer or "", c.provider, c.model)), rows
 
 
 def reprice(
@@ -89,3 +95,41 @@ def reprice(
     if rows and not dry_run:
         reprice_store.update_costs(store, rows)
     return changes
+
+
+def finalized_until(store: Store) -> datetime | None:
+    """The end of the latest finalized invoice period: events before it belong to finalized invoices."""
+    from meterline.billing.store import INVOICES
+    from meterline.core.timeutil import from_micros
+
+    rows = store.fetch(f"SELECT MAX(period_end) FROM {INVOICES}")
+    return from_micros(int(rows[0][0])) if rows and rows[0][0] is not None else None
+
+
+def reprice_open(
+    store: Store, *, pricer: Pricer | None = None, dry_run: bool = False, now: datetime | None = None
+) -> tuple[datetime | None, list[ModelChange]]:
+    """Re-price the events of periods not yet finalized (after the latest finalized invoice period), per customer
+    and model; write the new costs and record the change in the price history unless ``dry_run``. Finalized
+    invoices never change. Returns (the instant open periods start, or None when nothing is finalized; changes)."""
+    from datetime import timezone
+
+    from meterline.billing.store import customer_dimension
+    from meterline.pricing import get_pricer
+    from meterline.store import price_history
+
+    pricer = pricer or get_pricer()
+    since = finalized_until(store)
+    dimension = customer_dimension(store)
+    changes, rows = reprice_events(store.iter_events(start=since, page_size=5000), pricer, customer_field=dimension)
+    if not dry_run:
+        if rows:
+            reprice_store.update_costs(store, rows)
+        detail = {
+            "open_since": since.isoformat() if since else None,
+            "customer_dimension": dimension,
+            "changed_events": len(rows),
+            "changes": [c.to_dict() for c in changes if c.changed],
+        }
+        price_history.record(store, "reprice", pricer.genai_source, detail, now or datetime.now(timezone.utc))
+    return since, changes

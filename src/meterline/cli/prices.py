@@ -1,5 +1,7 @@
-"""``meterline prices check MODEL``: the price components meterline will apply to a call, and where they come from
-(the genai-prices version, an override file, a fallback to another provider's list)."""
+"""``meterline prices check [MODEL]``: the price components meterline will apply to a call, and where they come from
+(the genai-prices data version, an override file, a shipped correction, a fallback to another provider's list);
+without MODEL, the shipped corrections and whether the reference has caught up with them. ``prices update`` and
+``prices history``: :mod:`meterline.cli.prices_update`."""
 
 from __future__ import annotations
 
@@ -35,12 +37,18 @@ def register(sub: Any) -> None:
     p = sub.add_parser(
         "prices",
         help="show the prices meterline applies to a model",
-        description="Inspect meterline's prices. `prices check MODEL` prints the price components that will apply "
-        "to a call and where they come from.",
+        description="Inspect and update meterline's prices. `prices check MODEL` prints the price components that "
+        "will apply to a call and where they come from; `prices check` alone lists the shipped corrections; "
+        "`prices update` fetches newer price data; `prices history` lists the price data used.",
     )
     actions = p.add_subparsers(dest="prices_command", metavar="ACTION")
-    c = actions.add_parser("check", help="the price components for MODEL and their source")
-    c.add_argument("model", help="the model as the call names it, e.g. gpt-4o, groq/openai/gpt-oss-120b")
+    c = actions.add_parser("check", help="the price components for MODEL and their source; alone: the corrections")
+    c.add_argument(
+        "model",
+        nargs="?",
+        help="the model as the call names it, e.g. gpt-4o, groq/openai/gpt-oss-120b (left out: list the shipped "
+        "corrections over the reference, flagging those it has caught up with)",
+    )
     c.add_argument(
         "--provider",
         help="the provider the call goes to (openai, anthropic, bedrock, vertex_ai, groq, …); "
@@ -51,6 +59,9 @@ def register(sub: Any) -> None:
     c.add_argument("--prices", help="a price table (TOML/YAML/JSON; default $METERLINE_PRICES)")
     c.add_argument("--format", choices=("text", "json"), default="text")
     c.set_defaults(handler=run_check)
+    from meterline.cli.prices_update import register_actions
+
+    register_actions(actions)
     p.set_defaults(handler=lambda _args: (p.print_help(), 2)[1])
 
 
@@ -104,6 +115,10 @@ def run_check(args: argparse.Namespace) -> int:
         pricer = Pricer(load_price_table(table)) if table else Pricer()
     except (ValueError, PriceTableError) as exc:
         return fail(exc)
+    if not args.model:
+        from meterline.cli.prices_update import run_corrections
+
+        return run_corrections(args, when if args.at else None)
     provider = _provider(args.model, args.provider)
     tier = args.tier.strip().lower() if args.tier else None
     plan = pricer.resolve(provider, args.model, when, tier)
@@ -139,6 +154,7 @@ def run_check(args: argparse.Namespace) -> int:
                 "usd_per_million_tokens": {attr: _plain(getattr(plan, attr)) for _, attr, _ in _TOKEN_ROWS},
                 "fees_usd_per_thousand": {key: _plain(price) for key, price in plan.fees},
                 "not_counted": list(plan.uncounted),
+                "correction": _correction(plan),
             },
             out,
             indent=2,
@@ -158,6 +174,16 @@ def run_check(args: argparse.Namespace) -> int:
             f"fallback     not listed under {provider}: priced with {plan.fallback}'s price "
             f"(events say pricing_source={plan.source})"
         )
+    found = _correction(plan)
+    if found:
+        lines.append(f"correction   {found['id']} [{found['kind']}]: {found['note']}")
+        lines.append(f"             source {found['source_url']} (checked {found['checked']})")
+        if plan.request_fees:
+            fees = ", ".join(f"{k} ${v}" for k, v in plan.request_fees)
+            lines.append(
+                f"             request fee per 1,000 by search context size: {fees} "
+                "(attribute meterline.search_context_size; default the first)"
+            )
     lo = plan.valid_from.isoformat() if plan.valid_from else "always"
     hi = plan.valid_until.isoformat() if plan.valid_until else "no change scheduled"
     lines.append(f"valid        from {lo} until {hi}")
@@ -176,3 +202,12 @@ def run_check(args: argparse.Namespace) -> int:
     lines.append(f"pricing_source {plan.source}")
     out.write("\n".join(lines) + "\n")
     return 0
+
+
+def _correction(plan: Any) -> dict[str, Any] | None:
+    from meterline.pricing.corrections import CORRECTIONS
+
+    for c in CORRECTIONS:
+        if c.id == plan.correction:
+            return c.to_dict()
+    return None

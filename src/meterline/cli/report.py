@@ -94,10 +94,14 @@ def pricing_notes(store: UsageReader, q: UsageQuery) -> dict[str, dict[str, int]
     """Requests priced with another provider's price (``;fallback:<provider>`` in pricing_source) and requests
     whose cost is partial (``;partial:<units>``), by what was used / what is missing."""
     by_source = UsageQuery(group_by=["pricing_source"], start=q.start, end=q.end, filters=q.filters, tz=q.tz)
-    notes: dict[str, dict[str, int]] = {"fallback": {}, "partial": {}}
+    notes: dict[str, dict[str, int]] = {"fallback": {}, "partial": {}, "data": {}, "correction": {}}
     for r in store.usage(by_source):
-        for part in str(r.get("pricing_source") or "").split(";")[1:]:
+        source = str(r.get("pricing_source") or "unpriced")
+        base = source.split(";", 1)[0]
+        notes["data"][base] = notes["data"].get(base, 0) + int(r["requests"])
+        for part in source.split(";")[1:]:
             kind, _, what = part.partition(":")
+            kind = "correction" if kind == "retired" else kind
             if kind in notes:
                 notes[kind][what] = notes[kind].get(what, 0) + int(r["requests"])
     return notes
@@ -198,6 +202,13 @@ def table(
             f"\n{sum(partial.values()):,} request(s) have a partial cost ({missing}): a billed unit meterline "
             "could not count is missing from their cost, which is a lower bound (pricing_source ';partial:').\n"
         )
+    data, corrected = (notes or {}).get("data", {}), (notes or {}).get("correction", {})
+    if data:
+        used = "; ".join(f"{src}: {n:,}" for src, n in sorted(data.items()))
+        out.write(f"\nprice data (pricing_source) by requests: {used}\n")
+    if corrected:
+        used = ", ".join(f"{c}: {n:,}" for c, n in sorted(corrected.items()))
+        out.write(f"corrections over the reference applied ({used}): see `meterline prices check`\n")
     if not rows:
         out.write("(no events match the filter)\n" if filtered else "(no events in range)\n")
 

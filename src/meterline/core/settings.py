@@ -253,6 +253,33 @@ SETTINGS: tuple[Setting, ...] = (
         "Pricing and OpenTelemetry",
     ),
     Setting(
+        "METERLINE_PRICES_DIR",
+        "`<user data dir>/prices`",
+        "Where `meterline prices update` (and the periodic refresh) keep the validated price data that every later "
+        "process loads; without a copy there the packaged genai-prices data applies.",
+        ("sdk", "collector", "gateway", "cli"),
+        ("pricing/data.py",),
+        "Pricing and OpenTelemetry",
+    ),
+    Setting(
+        "METERLINE_PRICES_URL",
+        "genai-prices' own update URL",
+        "Where `meterline prices update` (without `--from`) and the periodic refresh fetch newer price data "
+        "(genai-prices' `data.json` format), e.g. a mirror inside your network.",
+        ("collector", "cli"),
+        ("pricing/data.py",),
+        "Pricing and OpenTelemetry",
+    ),
+    Setting(
+        "METERLINE_PRICES_REFRESH",
+        "unset (off)",
+        "Opt-in periodic price data refresh: an interval (`24h`, `30m`, seconds; `true` = daily). Each fetch is "
+        "validated and only then swapped in; a refused or failed fetch keeps the prices in use.",
+        ("collector",),
+        ("pricing/data.py",),
+        "Pricing and OpenTelemetry",
+    ),
+    Setting(
         "METERLINE_OTLP_ENDPOINT",
         "unset (no span export)",
         "Export each metered call as an OpenTelemetry gen_ai span over OTLP/HTTP to this endpoint, e.g. "

@@ -40,7 +40,16 @@ def tier_context(service_tier: str | None) -> dict[str, str] | None:
     return {"service_tier": tier}
 
 
+_kept_loaded = False
+
+
 def _snapshot() -> Any:
+    global _kept_loaded
+    if not _kept_loaded:  # once per process: the price data `meterline prices update` kept, if any
+        _kept_loaded = True
+        from meterline.pricing.data import load_kept
+
+        load_kept()
     from genai_prices import data_snapshot
 
     return data_snapshot.get_snapshot()
@@ -137,11 +146,20 @@ def lookup(provider: str, model: str, when: datetime, service_tier: str | None =
 
 
 def version() -> str:
+    """``pricing_source`` of the data in use: ``genai-prices@<release>`` (its packaged data),
+    ``genai-prices@<release>+data.<date>.<sha8>`` (data installed by ``meterline prices update`` or the periodic
+    refresh), ``genai-prices@<release>+update`` (data someone installed through genai-prices directly)."""
     try:
         import genai_prices
 
+        from meterline.pricing.data import info_of
+
+        snapshot = _snapshot()
+        info = info_of(snapshot)
+        if info is not None:
+            return info.source
         source = f"genai-prices@{genai_prices.__version__}"
-        if getattr(_snapshot(), "from_auto_update", False):
+        if getattr(snapshot, "from_auto_update", False):
             source += "+update"
         return source
     except Exception:  # pragma: no cover - genai-prices is a core dependency  # noqa: BLE001 - meterline must never raise into the caller or kill its worker

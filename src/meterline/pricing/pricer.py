@@ -16,8 +16,9 @@ from typing import Any
 
 from meterline.core.event import UsageEvent, quantize_cost
 from meterline.core.usage import ATTR_CITATION_TOKENS, ATTR_SERVICE_TIER
+from meterline.pricing import corrections as corr
 from meterline.pricing import genai
-from meterline.pricing.models import BEDROCK, bedrock_base_model, candidates, normalise_model
+from meterline.pricing.models import BEDROCK, bedrock_base_model, candidates, genai_provider, normalise_model
 from meterline.pricing.overrides import PriceOverride
 
 __all__ = ["Pricer", "RatePlan", "Tiered", "bedrock_base_model", "get_pricer", "normalise_model", "set_pricer"]
@@ -109,6 +110,10 @@ class RatePlan:
     service_tier: str | None = None
     valid_from: datetime | None = None
     valid_until: datetime | None = None
+    # a shipped correction (meterline.pricing.corrections) that changed this plan, and the per-request fee by
+    # search context size it sets ((size, USD per 1,000 requests), the default first)
+    correction: str | None = None
+    request_fees: tuple[tuple[str, Decimal], ...] = ()
 
     def holds_at(self, when: datetime) -> bool:
         return (self.valid_from is None or self.valid_from <= when) and (
@@ -184,6 +189,8 @@ class RatePlan:
             unit, per = FEE_UNITS[key]
             if unit == "requests":
                 n: int | None = 1
+                if self.request_fees:
+                    price = corr.request_fee(self.request_fees, event.attributes)
             else:
                 n = _count(event, f"meterline.{unit}") if event.attributes else None
                 if n is None and unit == "web_searches" and self.provider in _SEARCH_PROVIDERS:
@@ -277,7 +284,10 @@ class Pricer:
 
     _MAX_KEYS = 50_000
 
-    def __init__(self, overrides: Sequence[PriceOverride] = ()) -> None:
+    def __init__(
+        self, overrides: Sequence[PriceOverride] = (), corrections: Sequence[corr.Correction] | None = None
+    ) -> None:
+        self._corrections = corr.CORRECTIONS if corrections is None else tuple(corrections)
         self._overrides = sorted(overrides, key=lambda o: o.valid_from or date.min, reverse=True)
         self._override_edges = sorted({_midnight(o.valid_from) for o in overrides if o.valid_from is not None})
         self._cache: dict[tuple[str, str, str | None], list[tuple[RatePlan | None, datetime | None, datetime | None]]]
@@ -304,6 +314,7 @@ class Pricer:
             with self._lock:
                 self._cache.clear()
                 self._snapshot = token
+                self._genai_source = None
         key = (provider, model, service_tier)
         for plan, lo, hi in self._cache.get(key, ()):
             if (lo is None or lo <= when) and (hi is None or when < hi):
@@ -348,8 +359,61 @@ class Pricer:
                     valid_until=hi,
                 )
                 return plan, lo, hi
+        found, lo, hi = self._corrected(provider, model, when, service_tier, lo, hi, 0)
+        return (None if found is None else dataclasses.replace(found, valid_from=lo, valid_until=hi)), lo, hi
+
+    def _corrected(
+        self,
+        provider: str,
+        model: str,
+        when: datetime,
+        tier: str | None,
+        lo: datetime | None,
+        hi: datetime | None,
+        depth: int,
+    ) -> tuple[RatePlan | None, datetime | None, datetime | None]:
+        """The reference's plan with the shipped corrections applied (an alias or a documented successor is
+        priced as its target, a price correction replaces keys, a retirement without successor is flagged)."""
+        names = candidates(provider, model)
+        gp = genai_provider(provider)
+        for edge in corr.edges(gp, names, self._corrections):
+            if edge <= when and (lo is None or edge > lo):
+                lo = edge
+            elif edge > when and (hi is None or edge < hi):
+                hi = edge
+        c = corr.find(gp, names, when, self._corrections) if depth < 3 else None
+        if c is not None and c.target is not None:
+            plan, lo, hi = self._corrected(provider, c.target, when, tier, lo, hi, depth + 1)
+            if plan is None:
+                return None, lo, hi
+            return dataclasses.replace(plan, source=f"{plan.source};correction:{c.id}", correction=c.id), lo, hi
+        plan, lo, hi = self.reference(provider, model, when, tier, lo, hi)
+        if plan is None or c is None:
+            return plan, lo, hi
+        if c.kind == "retired":
+            return dataclasses.replace(plan, source=f"{plan.source};retired:{c.id}", correction=c.id), lo, hi
+        changes: dict[str, Any] = {k: v for k, v in c.prices if k in RatePlan.__dataclass_fields__}
+        if c.request_fees:
+            changes["fees"] = (
+                *tuple(f for f in plan.fees if f[0] != "requests_kcount"),
+                ("requests_kcount", c.request_fees[0][1]),
+            )
+            changes["request_fees"] = c.request_fees
+        source = f"{plan.source};correction:{c.id}"
+        return dataclasses.replace(plan, source=source, correction=c.id, **changes), lo, hi
+
+    def reference(
+        self,
+        provider: str,
+        model: str,
+        when: datetime,
+        tier: str | None = None,
+        lo: datetime | None = None,
+        hi: datetime | None = None,
+    ) -> tuple[RatePlan | None, datetime | None, datetime | None]:
+        """genai-prices' plan for ``model`` at ``when``, without overrides or corrections, and its window."""
         try:
-            match = genai.lookup(provider, model, when, service_tier)
+            match = genai.lookup(provider, model, when, tier)
         except (LookupError, ValueError):
             match = None
         if match is None:
@@ -358,8 +422,7 @@ class Pricer:
             lo = match.valid_from
         if match.valid_until is not None and (hi is None or match.valid_until < hi):
             hi = match.valid_until
-        found = plan_from_genai(match, genai.version(), service_tier)
-        return (None if found is None else dataclasses.replace(found, valid_from=lo, valid_until=hi)), lo, hi
+        return plan_from_genai(match, genai.version(), tier), lo, hi
 
     def price(self, event: UsageEvent) -> None:
         """Fill the event's cost fields and ``pricing_source`` (unless the caller already priced it).

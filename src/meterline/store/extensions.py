@@ -32,6 +32,7 @@ BUILTIN_TABLE_MODULES = (
     "meterline.billing.store",
     "meterline.store.transfer",
     "meterline.store.leases",
+    "meterline.store.price_history",
 )
 
 
