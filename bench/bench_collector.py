@@ -1,7 +1,7 @@
 """Collector benchmark: HTTP ingest throughput and usage-query latency, on SQLite, PostgreSQL and ClickHouse.
 
     PYTHONPATH=src python bench/bench_collector.py [--events 100000] [--stored 1000000] [--skip-postgres]
-        [--skip-clickhouse] [--scale 1000000,10000000]
+        [--skip-clickhouse] [--scale 1000000,10000000] [--insert-lock N] [--id-lookup N [--id-lookup-stored M]]
 
 Ingest: ``meterline serve`` in a subprocess (one process, like a default deployment), two client threads
 posting pre-built gzip batches of 500 events over keep-alive connections; the baseline is the same
@@ -333,6 +333,70 @@ def bench_insert_lock(
             s.close()
 
 
+def _insert_before_event_ids(store: Any, events: list[UsageEvent]) -> int:
+    """``ClickHouseStore.insert`` as it was before ``event_ids`` (for ``--id-lookup`` only): ids looked up in
+    ``events`` within the batch's start_time range (missing a retry with another start_time), same lock."""
+    from meterline.store.schema import COLUMN_NAMES, TABLE, event_to_row
+
+    start = COLUMN_NAMES.index("start_time")
+    unique: dict[str, UsageEvent] = {}
+    for e in events:
+        unique.setdefault(e.id, e)
+    rows = [event_to_row(e) for e in unique.values()]
+    with store._lock, store._locked([r[0] for r in rows]):
+        lo, hi = min(r[start] for r in rows), max(r[start] for r in rows)
+        seen = {
+            r[0]
+            for r in store.fetch_clickhouse(
+                f"SELECT id FROM {TABLE} WHERE start_time >= %s AND start_time <= %s AND id IN %s",
+                [lo, hi, tuple(r[0] for r in rows)],
+            )
+        }
+        fresh = [r for r in rows if r[0] not in seen]
+        if fresh:
+            store.insert_clickhouse(TABLE, fresh, COLUMN_NAMES)
+        return len(fresh)
+
+
+def bench_id_lookup(ch_dir: Path, n: int, batch: int, stored: int, rounds: int = 6) -> tuple[float, float]:
+    """(events/s of ``ClickHouseStore.insert`` with its ``event_ids`` look-up table, events/s of the insert of
+    before: ids looked up in ``events`` within the batch's start_time range, no ``event_ids`` view), ``n`` new
+    events per path in batches of ``batch`` into two databases that each hold ``stored`` events first (loaded
+    server-side). The paths alternate over ``rounds`` rounds (the first one's order flips each round)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from _bulk import clickhouse_fill
+    from meterline.store.clickhouse import ClickHouseStore
+
+    new, old = (ClickHouseStore(f"chdb://{ch_dir}?database=i{uuid.uuid4().hex[:8]}") for _ in range(2))
+    old.command_clickhouse("DROP VIEW event_ids_mv")
+    old.command_clickhouse("DROP TABLE event_ids")
+    elapsed = {True: 0.0, False: 0.0}
+    try:
+        for s in (new, old):
+            clickhouse_fill(s, stored)
+        per_round = n // rounds
+        for r in range(rounds):
+            for with_ids in (True, False) if r % 2 == 0 else (False, True):
+                events = make_events(per_round)
+                for e in events:
+                    e.id = str(uuid.uuid4())
+                t0 = time.perf_counter()
+                for i in range(0, len(events), batch):
+                    if with_ids:
+                        new.insert(events[i : i + batch])
+                    else:
+                        _insert_before_event_ids(old, events[i : i + batch])
+                elapsed[with_ids] += time.perf_counter() - t0
+        total = per_round * rounds
+        for s in (new, old):
+            if s.count() != stored + total:
+                raise RuntimeError(f"id-lookup bench: {s.count()} events stored, {stored + total} expected")
+        return total / elapsed[True], total / elapsed[False]
+    finally:
+        new.close()
+        old.close()
+
+
 def postgres_database() -> tuple[str, Callable[[], None]]:
     import psycopg
 
@@ -361,9 +425,17 @@ def main() -> int:
         help="ClickHouse: N events per path through store.insert with and without the metadata insert lock",
     )  # fmt: skip
     ap.add_argument("--only-insert-lock", action="store_true", help="run only the --insert-lock part")
+    ap.add_argument(
+        "--id-lookup", type=int, default=0, metavar="N",
+        help="ClickHouse: N events per path through store.insert with event_ids vs the start_time-range look-up",
+    )  # fmt: skip
+    ap.add_argument("--id-lookup-stored", type=int, default=1_000_000, metavar="M", help="events stored first")
+    ap.add_argument("--only-id-lookup", action="store_true", help="run only the --id-lookup part")
     args = ap.parse_args()
-    if args.only_insert_lock:
+    if args.only_insert_lock or args.only_id_lookup:
         args.only_scale, args.scale = True, ""
+    if args.only_id_lookup:
+        args.insert_lock = 0
     tmp = Path(tempfile.mkdtemp(prefix="meterline-bench-"))
     backends: list[tuple[str, Callable[[], tuple[str, Callable[[], None]]]]] = []
     if not args.skip_sqlite:
@@ -423,6 +495,13 @@ def main() -> int:
                 print(f"[insert-lock] meta {meta_name}, batches of {batch}, {writers} writer(s): "
                       f"{locked:,.0f} vs {old:,.0f} events/s, lock alone {hold_ms:.2f} ms",
                       file=sys.stderr, flush=True)  # fmt: skip
+    id_rows: list[tuple[int, float, float]] = []
+    if args.id_lookup and not args.skip_clickhouse:
+        for batch in (500, 50):
+            with_ids, before = bench_id_lookup(ch_dir, args.id_lookup, batch, args.id_lookup_stored)
+            id_rows.append((batch, with_ids, before))
+            print(f"[id-lookup] batches of {batch}: {with_ids:,.0f} vs {before:,.0f} events/s",
+                  file=sys.stderr, flush=True)  # fmt: skip
     import shutil
 
     shutil.rmtree(tmp, ignore_errors=True)
@@ -460,6 +539,14 @@ def main() -> int:
         for meta_name, batch, writers, locked, old, hold_ms in lock_rows:
             print(f"| {meta_name} | {batch} | {writers} | {locked:,.0f} | {old:,.0f} | {locked / old:.2f} "
                   f"| {hold_ms:.2f} |")  # fmt: skip
+    if id_rows:
+        print(f"\nClickHouse (chdb) store.insert, {args.id_lookup:,} new events per path into "
+              f"{args.id_lookup_stored:,} stored: ids looked up in event_ids vs in events within the batch's "
+              "start_time range (before), alternating rounds")  # fmt: skip
+        print("| batch | event_ids events/s | before events/s | event_ids / before |")
+        print("|---:|---:|---:|---:|")
+        for batch, with_ids, before in id_rows:
+            print(f"| {batch} | {with_ids:,.0f} | {before:,.0f} | {with_ids / before:.2f} |")
     return 0
 
 

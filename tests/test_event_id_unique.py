@@ -1,6 +1,7 @@
 """An event id is stored once on every store, whatever else a retry changes (first write wins, the retry
 counted as a duplicate): regression for PostgreSQL storing one id twice when a retry's start_time differed by
-1 ms (the monthly partitions' key is (id, start_time)), and the upgrade of a database that already holds one."""
+1 ms (the monthly partitions' key is (id, start_time)) and ClickHouse looking ids up only within the batch's
+start_time range, and the upgrade of a database that already holds one."""
 
 from __future__ import annotations
 
@@ -22,11 +23,6 @@ RETRIES = [FIRST + timedelta(milliseconds=1), FIRST + timedelta(days=40), FIRST]
 
 
 @pytest.fixture
-def node(request: pytest.FixtureRequest) -> pytest.FixtureRequest:
-    return request
-
-
-@pytest.fixture
 def collector(any_database: str) -> Iterator[ThreadCollector]:
     with ThreadCollector(database=any_database, max_batch_events=100, max_body_bytes=200_000) as c:
         yield c
@@ -36,14 +32,7 @@ def _iso(dt: datetime) -> str:
     return dt.isoformat().replace("+00:00", "Z")
 
 
-def test_a_retry_with_another_start_time_is_stored_once_on_every_store(
-    collector: ThreadCollector, any_database: str, node: pytest.FixtureRequest
-) -> None:
-    if any_database.startswith("chdb"):
-        node.applymarker(pytest.mark.xfail(strict=True, reason=(
-            "ClickHouse looks stored ids up only within the batch's start_time range (store/clickhouse.py "
-            "insert): a retry 1 ms later is stored again; fix pending in clickhouse.py (another change is in it)"
-        )))  # fmt: skip
+def test_a_retry_with_another_start_time_is_stored_once_on_every_store(collector: ThreadCollector) -> None:
     key = key_store.create_key(collector.app.state.writer, "ingest", "test-ingest")[0]
     first = wire_event(start_time=_iso(FIRST), model="gpt-4o-mini", input_tokens=1000)
 
@@ -152,7 +141,7 @@ def test_the_alembic_migration_fills_event_ids_and_reports_its_duplicates(
     command.stamp(migrate.alembic_config(postgres_url), "0007_leases")  # type: ignore[arg-type]
     with caplog.at_level(logging.WARNING, logger="meterline"):
         migrate.upgrade(postgres_url)
-    assert migrate.current(postgres_url) == "0008_event_ids"
+    assert migrate.current(postgres_url) == migrate.head()  # 0008_event_ids or a later revision
     _check_upgraded(postgres_url, event_id, caplog)
 
 
@@ -196,3 +185,84 @@ def test_migrate_to_postgres_keeps_the_first_write_of_an_id(postgres_url: str, t
     finally:
         source.close()
         target.close()
+
+
+# -- ClickHouse (chdb): ids looked up in event_ids, whatever the start_time -----------------------------------
+
+
+def _chdb_old_store_with_a_duplicate(chdb_url: str) -> tuple[str, str]:
+    """A store as the ClickHouse store of before left it: no event_ids, one id stored twice (two months)."""
+    from meterline.store.clickhouse import ClickHouseStore
+    from meterline.store.schema import COLUMN_NAMES, event_to_row
+
+    store = ClickHouseStore(chdb_url)
+    event_id, other = str(uuid.uuid4()), str(uuid.uuid4())
+    try:
+        assert store.insert([_event(event_id, FIRST, "first"), _event(other, FIRST, "other")]) == 2
+        store.command_clickhouse("DROP VIEW event_ids_mv")
+        store.command_clickhouse("DROP TABLE event_ids")
+        store.execute("DELETE FROM meterline_meta WHERE key = ?", ("clickhouse_event_ids_ready",))
+        # what the old insert path stored for a retry 1 ms later (its look-up read only that start_time range)
+        store.insert_clickhouse("events", [event_to_row(_event(event_id, RETRIES[0], "retry"))], COLUMN_NAMES)
+        assert store.fetch_clickhouse("SELECT count() FROM events FINAL WHERE id = %s", [event_id]) == [(2,)]
+    finally:
+        store.close()
+    return event_id, other
+
+
+@pytest.mark.clickhouse
+def test_opening_an_old_clickhouse_store_fills_event_ids_and_reports_its_duplicates(
+    chdb_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    from meterline.store.clickhouse import ClickHouseStore
+    from meterline.store.clickhouse_ids import DUPLICATES_SQL
+
+    event_id, other = _chdb_old_store_with_a_duplicate(chdb_url)
+    with caplog.at_level(logging.WARNING, logger="meterline"):
+        store = ClickHouseStore(chdb_url)
+    try:
+        warnings = [r.getMessage() for r in caplog.records if "stored more than once" in r.getMessage()]
+        assert len(warnings) == 1 and warnings[0].startswith("meterline: 1 event id(s)")
+        assert store.count() == 3  # every row kept
+        assert store.fetch_clickhouse(DUPLICATES_SQL) == [(event_id, 2)]
+        assert store.insert([_event(event_id, FIRST + timedelta(days=60), "again")]) == 0
+        assert store.insert([_event(other, FIRST - timedelta(days=3), "again")]) == 0
+        fresh = str(uuid.uuid4())
+        assert store.insert([_event(fresh, FIRST, "new")]) == 1
+        assert store.insert([_event(fresh, FIRST + timedelta(milliseconds=1), "new")]) == 0
+        assert store.count() == 4
+    finally:
+        store.close()
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="meterline"):
+        ClickHouseStore(chdb_url).close()  # filled once: not again, nothing logged
+    assert not [r for r in caplog.records if "stored more than once" in r.getMessage()]
+
+
+@pytest.mark.clickhouse
+def test_a_clickhouse_store_opened_before_event_ids_is_filled_looks_ids_up_in_events(chdb_url: str) -> None:
+    from meterline.store.clickhouse import ClickHouseStore
+
+    event_id, _ = _chdb_old_store_with_a_duplicate(chdb_url)
+    store = ClickHouseStore(chdb_url, create=False)
+    try:
+        assert not store._ids_ready
+        assert store.insert([_event(event_id, FIRST + timedelta(days=40), "again")]) == 0
+    finally:
+        store.close()
+
+
+@pytest.mark.clickhouse
+def test_clickhouse_prune_keeps_event_ids_so_a_late_retry_is_not_stored_again(chdb_url: str) -> None:
+    from meterline.store.clickhouse import ClickHouseStore
+
+    store = ClickHouseStore(chdb_url)
+    try:
+        old, kept = str(uuid.uuid4()), str(uuid.uuid4())
+        assert store.insert([_event(old, FIRST - timedelta(days=60), "old"), _event(kept, FIRST, "kept")]) == 2
+        assert store.prune_events(FIRST - timedelta(days=20)) == 1
+        assert [e.id for e in store.iter_events()] == [kept]
+        assert store.insert([_event(old, FIRST, "late retry")]) == 0
+        assert store.count() == 1
+    finally:
+        store.close()

@@ -31,6 +31,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from meterline.core.event import UsageEvent
 from meterline.core.timeutil import to_micros
 from meterline.store import clickhouse_hourly as ch_hourly
+from meterline.store import clickhouse_ids as ch_ids
 from meterline.store import clickhouse_schema as ch_schema
 from meterline.store import query as queries
 from meterline.store import rollup as rollups
@@ -52,7 +53,6 @@ logger = logging.getLogger("meterline")
 _EVENTS_SQL = re.compile(r"\bevents\b", re.IGNORECASE)
 _FROM_EVENTS = re.compile(r"\bFROM\s+events\b(?!\s+FINAL)", re.IGNORECASE)
 _INT_DIV = re.compile(r"\b([A-Za-z_][A-Za-z0-9_]*) / (\d+)\b")
-_START = COLUMN_NAMES.index("start_time")
 _HOURLY = "clickhouse_hourly_ready"  # metadata key: '1' once events_hourly holds every stored event
 _ID_CHECK_CHUNK = 5000  # ids per look-up query (ClickHouse bounds the size of a query's text)
 
@@ -206,10 +206,12 @@ class ClickHouseStore(SQLReads):
         # per-area SQL (keys, budgets…) is written for the metadata database's dialect
         self.dialect = self._meta.dialect
         self._hourly_ready = False  # events_hourly holds every stored event (see _fill_hourly)
+        self._ids_ready = False  # event_ids holds every stored id (see clickhouse_ids): else look ids up in events
         if create:
             self.migrate()
         else:
             self._hourly_ready = self._hourly_state() == "1"
+            self._ids_ready = ch_ids.is_ready(self)
 
     # -- schema ---------------------------------------------------------------------------------
     def migrate(self) -> None:
@@ -218,6 +220,10 @@ class ClickHouseStore(SQLReads):
         for stmt in ch_hourly.create_statements(self.replicated):
             self._client.command(stmt)
         self._hourly_ready = self._fill_hourly()
+        for stmt in ch_ids.create_statements(self.replicated):
+            self._client.command(stmt)
+        ch_ids.ensure(self)  # an upgraded store: event_ids filled from its events (once)
+        self._ids_ready = True
 
     def _hourly_state(self) -> str | None:
         rows = self._meta.fetch(sql(self._meta.dialect, "SELECT value FROM meterline_meta WHERE key = ?"), (_HOURLY,))
@@ -262,11 +268,13 @@ class ClickHouseStore(SQLReads):
     def insert(self, events: Sequence[UsageEvent]) -> int:
         """Insert the events whose ids are not stored yet; how many were new.
 
-        The ids of the batch are looked up first, within the batch's time range (the primary key is
-        ``(start_time, id)``, so this reads a few granules), and only new ones are inserted, so the
-        materialized rollups count each event once. The look-up and the insert run under a lock of the
-        metadata database (``store.clickhouse_lock``), so collectors racing on one re-sent event never both
-        insert it; captured content is written in that lock's transaction, before the insert."""
+        An event id is the idempotency key, whatever else a retry changes (its ``start_time`` too): the ids of
+        the batch are looked up first in ``event_ids`` (every stored id, keyed by id, filled by a materialized
+        view: ``store.clickhouse_ids`` says why there), only new ones are inserted (the first of an id within
+        the batch), so the first write wins and the materialized rollups count each event once. The look-up
+        and the insert run under a lock of the metadata database (``store.clickhouse_lock``), so collectors
+        racing on one re-sent event never both insert it; captured content is written in that lock's
+        transaction, before the insert."""
         if not events:
             return 0
         unique: dict[str, UsageEvent] = {}
@@ -275,13 +283,11 @@ class ClickHouseStore(SQLReads):
         rows = [event_to_row(e) for e in unique.values()]
         with self._lock, self._locked([r[0] for r in rows]) as tx:
             seen: set[str] = set()
+            # events itself until event_ids is filled (a store opened with create=False): exact, slower
+            table = ch_ids.ID_TABLE if self._ids_ready else TABLE
             for i in range(0, len(rows), _ID_CHECK_CHUNK):
-                chunk = rows[i : i + _ID_CHECK_CHUNK]
-                lo, hi = min(r[_START] for r in chunk), max(r[_START] for r in chunk)
-                stored = self._client.query(
-                    f"SELECT id FROM {TABLE} WHERE start_time >= %s AND start_time <= %s AND id IN %s",
-                    parameters=[lo, hi, tuple(r[0] for r in chunk)],
-                ).result_rows
+                chunk = tuple(r[0] for r in rows[i : i + _ID_CHECK_CHUNK])
+                stored = self._client.query(f"SELECT id FROM {table} WHERE id IN %s", parameters=[chunk]).result_rows
                 seen.update(r[0] for r in stored)
             fresh = [r for r in rows if r[0] not in seen]
             if fresh:
@@ -356,9 +362,15 @@ class ClickHouseStore(SQLReads):
             return self._fetch(self._to_clickhouse(sql), params)[1]
         return list(self._meta.fetch(sql, params))
 
-    def fetch_clickhouse(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        """Rows of a query in ClickHouse's own SQL (``%s`` placeholders), for maintenance and tests."""
-        return self._fetch(sql, params)[1]
+    def fetch_clickhouse(
+        self, sql: str, params: Sequence[Any] = (), settings: dict[str, Any] | None = None
+    ) -> list[tuple[Any, ...]]:
+        """Rows of a query in ClickHouse's own SQL (``%s`` placeholders), for maintenance and tests; ``settings``
+        add to the store's query settings."""
+        if not settings:
+            return self._fetch(sql, params)[1]
+        result = self._client.query(sql, parameters=list(params) or None, settings={**QUERY_SETTINGS, **settings})
+        return [tuple(r) for r in result.result_rows]
 
     def command_clickhouse(self, sql: str, params: Sequence[Any] = ()) -> None:
         """Run one statement in ClickHouse's own SQL (bulk loads, maintenance)."""
@@ -397,7 +409,8 @@ class ClickHouseStore(SQLReads):
         """Delete events that started before ``before``: whole months by dropping partitions, the rest of the
         cut-off month with a lightweight DELETE. Returns the events removed. The daily rollup is kept, as on
         the SQL stores (``store.retention``): totals of pruned periods stay exact. The hourly rollup loses the pruned
-        hours, so that hour-grained reports answer what the SQL stores' scans answer."""
+        hours, so that hour-grained reports answer what the SQL stores' scans answer. ``event_ids`` keeps the pruned
+        ids (as on PostgreSQL): a late retry of one is a duplicate, not billed again."""
         cut = to_micros(before)
         with self._lock:
             removed = int(
